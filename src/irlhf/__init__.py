@@ -1,0 +1,3 @@
+"""irlhf: learning behaviour from people (imitation, inverse RL, preferences, RLHF)."""
+
+__version__ = "0.1.0"

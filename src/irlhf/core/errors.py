@@ -1,0 +1,20 @@
+"""Errors raised on bad input. Each message names the field, the bad value and what is expected."""
+
+from __future__ import annotations
+
+
+class IrlhfError(ValueError):
+    """Base class of every error irlhf raises on bad input (also a ``ValueError``)."""
+
+
+class ValidationError(IrlhfError):
+    """A value failed validation: wrong shape, dtype, range, or non-finite entries."""
+
+
+def describe(value: object, limit: int = 60) -> str:
+    """Short repr of a bad value for error messages (arrays summarised by shape and dtype)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and getattr(value, "size", 0) > 8:
+        return f"array of shape {tuple(shape)} and dtype {getattr(value, 'dtype', '?')}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""Sources of behaviour: tabular MDPs (``irlhf.envs.tabular``) and gymnasium helpers."""
