@@ -129,8 +129,10 @@ def _plan(mdp: TabularMDP, reward: np.ndarray, horizon: int | None, soft: bool, 
     for _ in range(max_iter):
         _backup(P, V, r, gamma, Q)
         V_new = maximise(Q, pi)
-        finite = np.isfinite(V_new) | np.isfinite(V)
-        delta = np.abs(np.where(finite, V_new - V, 0.0)).max() if finite.any() else 0.0
+        with np.errstate(invalid="ignore"):
+            change = np.abs(V_new - V)
+        change[np.isnan(change)] = 0.0  # -inf to -inf (a masked state) is no change
+        delta = change.max()
         V = V_new
         if not np.isfinite(delta) or delta < tol:
             break
