@@ -1,0 +1,153 @@
+"""The ``irlhf`` command: help, the demo job's artifacts, and clean one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from irlhf import __version__, cli
+from irlhf.core.errors import ValidationError
+from irlhf.data import load_trajectories
+from irlhf.demo import DemoConfig
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_top_level_help_lists_jobs(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: irlhf" in out and "demo" in out
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"irlhf {__version__}"
+
+
+def test_demo_help(capsys):
+    assert cli.main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size"):
+        assert flag in out
+
+
+def test_every_job_has_help_seed_and_out():
+    jobs = _subparsers(cli.build_parser())
+    assert set(jobs) >= {"demo"}
+    for name, parser in jobs.items():
+        args = parser.parse_args([])
+        assert args.seed == 0 and args.out == "runs", name
+        assert callable(args.run)
+
+
+def test_demo_writes_one_complete_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--no-progress"]) == 0
+    runs = list(out.iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("demo-")
+    run = runs[0]
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "demos.npz", "heatmaps.png", "report.html", "summary.txt",
+            "true_reward.npy", "occupancy.npy"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+
+    config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert config == DemoConfig(n_demos=8)
+    trajs = load_trajectories(run / "demos.npz")
+    assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "total"]
+    metrics = {k: v for m in lines for k, v in m.items()}
+    assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
+    occupancy = np.load(run / "occupancy.npy")
+    assert occupancy.shape == (32 * 32,) and np.isclose(occupancy.sum(), sum(0.9**t for t in range(8)))
+    assert np.load(run / "true_reward.npy").shape == (32 * 32,)
+    summary = (run / "summary.txt").read_text()
+    assert summary.strip() in capsys.readouterr().out and "expected return" in summary
+    page = (run / "report.html").read_text()
+    assert 'src="heatmaps.png"' in page and "<h2>Expert</h2>" in page
+
+
+def test_demo_same_seed_same_demos(tmp_path):
+    argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--no-progress"]
+    assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0
+    assert cli.main(argv + ["--out", str(tmp_path / "b")]) == 0
+    (a,), (b,) = (list((tmp_path / d).iterdir()) for d in "ab")
+    assert load_trajectories(a / "demos.npz") == load_trajectories(b / "demos.npz")
+
+
+@pytest.mark.parametrize(
+    "flags, field",
+    [(["--horizon", "0"], "horizon=0"), (["--size", "1"], "size=1"), (["--n-demos", "0"], "n_demos=0"),
+     (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000")],
+)
+def test_bad_option_is_one_clean_line_and_no_run_dir(tmp_path, capsys, flags, field):
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--out", str(out), *flags]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("irlhf: error: ") and field in err[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["demo", "--horizon", "x"], ["nojob"], [], ["demo", "--bogus"]])
+def test_argparse_errors_exit_nonzero(tmp_path, capsys, argv):
+    code = cli.main(argv + (["--out", str(tmp_path / "out")] if argv[:1] == ["demo"] else []))
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["demo", "--out", str(blocker), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("irlhf: error: out=")
+
+
+def _fake_job(exc: BaseException) -> types.ModuleType:
+    """A job module as a later issue would write one, whose run raises ``exc``."""
+    module = types.ModuleType("fake_job")
+
+    def run(args):
+        raise exc
+
+    module.add_parser = lambda subparsers: cli.add_job(subparsers, "fake", run, help="a test job")
+    return module
+
+
+@pytest.mark.parametrize(
+    "exc, code, err",
+    [(ValidationError("x=1: expected\nsomething else"), 2, "irlhf: error: x=1: expected something else\n"),
+     (KeyboardInterrupt(), 130, ""),
+     (PermissionError(13, "Permission denied", "/nope"), 1, "irlhf: error: Permission denied: /nope\n")],
+)
+def test_registered_job_errors(monkeypatch, capsys, exc, code, err):
+    monkeypatch.setitem(sys.modules, "fake_job", _fake_job(exc))
+    monkeypatch.setattr(cli, "JOBS", cli.JOBS + ("fake_job",))
+    assert cli.main(["fake", "--seed", "1"]) == code
+    assert capsys.readouterr().err == err
+
+
+def test_real_process_error_and_light_imports(tmp_path):
+    """As a process: the one-line error and exit code 2; building the parser imports no heavy library."""
+    proc = subprocess.run([sys.executable, "-m", "irlhf.cli", "demo", "--size", "1", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("irlhf: error: size=1") and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+    check = ("import sys; from irlhf import cli; cli.build_parser(); "
+             "print(sorted(m for m in ('matplotlib', 'torch', 'gymnasium', 'scipy', 'tqdm') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
