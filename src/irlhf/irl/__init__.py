@@ -1,0 +1,1 @@
+"""Inverse RL. Tabular, known dynamics: maxent (and, as they land, deep_maxent, apprenticeship, mmp)."""
