@@ -6,8 +6,9 @@ Table 2 (vs imitation): irlhf vs imitation's dense ``mce_partition_fh`` + ``mce_
 at horizon 50, same MDP, values compared to 1e-9. imitation runs in its own virtualenv (gymnasium
 0.29); create it once with ``bash benchmarks/setup_imitation_venv.sh`` (else Table 2 is skipped).
 
-Each measurement runs in a fresh subprocess; peak memory is the tracemalloc peak of the timed call
-(numpy buffers, both libraries), so interpreter and import overheads are excluded for both.
+Each measurement runs in a fresh subprocess. Memory: "call" is the tracemalloc peak of one planning
+call (numpy buffers, both libraries; interpreter and imports excluded); "total" adds the transition
+model the call needs (irlhf: sparse P and its cached transpose; imitation: the dense S x A x S array).
 
     python benchmarks/planning_speed.py                 # both tables, plot in benchmarks/out/
     python benchmarks/planning_speed.py --sizes 48 64   # Table 2 sizes
@@ -78,8 +79,11 @@ def measure(impl: str, n: int, H: int, repeats: int, out_npz: str | None) -> dic
     tracemalloc.stop()
     if out_npz:
         np.savez(out_npz, V=result[0], Q=result[1], pi=result[2], D=result[3])
-    return {"impl": impl, "n": n, "S": mdp.n_states, "nnz": int(mdp.transitions.nnz), "H": H,
-            "seconds": min(times), "median_seconds": float(np.median(times)), "peak_mb": peak / 2**20}
+    P = mdp.transitions
+    model_bytes = 2 * (P.data.nbytes + P.indices.nbytes + P.indptr.nbytes)  # P and its cached transpose
+    return {"impl": impl, "n": n, "S": mdp.n_states, "nnz": int(P.nnz), "H": H,
+            "seconds": min(times), "median_seconds": float(np.median(times)), "peak_mb": peak / 2**20,
+            "model_mb": model_bytes / 2**20}
 
 
 def run_child(impl: str, n: int, H: int, repeats: int, out_npz: str | None = None) -> dict:
@@ -133,20 +137,25 @@ def main() -> None:
         print(f"\nTable 2 skipped: {IMITATION_PYTHON} missing; run `bash benchmarks/setup_imitation_venv.sh` first")
     elif args.sizes:
         print(f"\nTable 2: vs imitation {{mce_partition_fh + mce_occupancy_measures}}, slip 0.3, H={args.horizon}, best of {args.repeats}")
-        print("| n | S | irlhf s | imitation s | speed-up | irlhf peak MB | imitation peak MB | memory ratio | max abs diff |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| n | S | irlhf s | imitation s | speed-up | irlhf call MB | imitation call MB | irlhf total MB | "
+              "imitation total MB | total memory ratio | max abs diff |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         with tempfile.TemporaryDirectory() as tmp:
             for n in args.sizes:
                 ours_file = Path(tmp) / f"ours{n}.npz"
                 ours = run_child("irlhf", n, args.horizon, args.repeats, str(ours_file))
                 theirs, theirs_file = run_imitation(n, args.horizon, args.repeats, Path(tmp))
                 diff = max_abs_diff(ours_file, theirs_file)
+                dense_mb = 8 * ours["S"] * 5 * ours["S"] / 2**20
                 row = {"n": n, "S": ours["S"], "irlhf_s": ours["seconds"], "imitation_s": theirs["seconds"],
-                       "irlhf_mb": ours["peak_mb"], "imitation_mb": theirs["traced_peak_mb"], "max_abs_diff": diff}
+                       "irlhf_mb": ours["peak_mb"], "imitation_mb": theirs["traced_peak_mb"],
+                       "irlhf_total_mb": ours["peak_mb"] + ours["model_mb"],
+                       "imitation_total_mb": theirs["traced_peak_mb"] + dense_mb, "max_abs_diff": diff}
                 rows2.append(row)
                 print(f"| {n} | {row['S']} | {row['irlhf_s']:.4f} | {row['imitation_s']:.2f} | "
-                      f"{row['imitation_s'] / row['irlhf_s']:.0f}x | {row['irlhf_mb']:.1f} | {row['imitation_mb']:.0f} | "
-                      f"{row['imitation_mb'] / row['irlhf_mb']:.0f}x | {diff:.1e} |")
+                      f"{row['imitation_s'] / row['irlhf_s']:.0f}x | {row['irlhf_mb']:.1f} | {row['imitation_mb']:.1f} | "
+                      f"{row['irlhf_total_mb']:.1f} | {row['imitation_total_mb']:.0f} | "
+                      f"{row['imitation_total_mb'] / row['irlhf_total_mb']:.0f}x | {diff:.1e} |")
     (out / "planning_speed.json").write_text(json.dumps({"table1": rows1, "table2": rows2}, indent=2))
     if rows2:
         import matplotlib
@@ -159,9 +168,9 @@ def main() -> None:
         ax[0].loglog(S, [r["irlhf_s"] for r in rows2], "o-", label="irlhf (sparse)")
         ax[0].loglog(S, [r["imitation_s"] for r in rows2], "s-", label="imitation (dense)")
         ax[0].set(xlabel="states S", ylabel="seconds", title=f"soft VI + occupancy, H={args.horizon}")
-        ax[1].loglog(S, [r["irlhf_mb"] for r in rows2], "o-", label="irlhf (sparse)")
-        ax[1].loglog(S, [r["imitation_mb"] for r in rows2], "s-", label="imitation (dense)")
-        ax[1].set(xlabel="states S", ylabel="peak MB (tracemalloc)", title="memory")
+        ax[1].loglog(S, [r["irlhf_total_mb"] for r in rows2], "o-", label="irlhf (sparse)")
+        ax[1].loglog(S, [r["imitation_total_mb"] for r in rows2], "s-", label="imitation (dense)")
+        ax[1].set(xlabel="states S", ylabel="MB (model + call peak)", title="memory")
         ax[0].legend()
         fig.tight_layout()
         fig.savefig(out / "planning_speed.png", dpi=110)
