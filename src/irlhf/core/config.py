@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import Any, TypeVar
 
+import numpy as np
+
 from irlhf.core.errors import ValidationError
 
 C = TypeVar("C", bound="BaseConfig")
@@ -40,7 +42,7 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
                  low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
     """Raise ``ValidationError`` unless ``value`` is a finite number in the given range."""
     kind = "an int" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
     if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
         raise ValidationError(f"{name}={value!r}: expected {kind}")
     if low is not None and (value <= low if low_open else value < low):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from irlhf.core.errors import ValidationError
+from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_open
 from irlhf.data.types import Trajectory
 
@@ -40,12 +39,17 @@ def save_trajectories(path: str | os.PathLike[str], trajectories: Sequence[Traje
                     f"trajectories[{k}].{field}: dtype {a.dtype}, item shape {a.shape[1:]}; expected {b.dtype}, "
                     f"{b.shape[1:]} like trajectories[0]"
                 )
+    rews_dtypes = {str(t.rews.dtype) for t in trajectories if t.rews is not None}
+    if len(rews_dtypes) > 1:  # one stored dtype for all rewards: mixing would not round-trip exactly
+        raise ValidationError(
+            f"trajectories: rews dtypes {sorted(rews_dtypes)} differ; expected one rews dtype for all trajectories"
+        )
     has_rews = np.array([t.rews is not None for t in trajectories])
     rews = [t.rews if t.rews is not None else np.zeros(len(t)) for t in trajectories]
     infos = [t.infos for t in trajectories]
     try:
         infos_json = json.dumps(infos)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: circular references
         raise ValidationError(f"trajectories: infos are not JSON-serialisable ({exc})") from None
     arrays = {
         "format": np.array(FORMAT),
@@ -72,35 +76,67 @@ def load_trajectories(path: str | os.PathLike[str]) -> list[Trajectory]:
     try:
         with np.load(source, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ValidationError(f"path={str(source)!r}: not a readable .npz file ({exc})") from None
-    if data.get("format", np.array("")).item() != FORMAT:
+    except Exception as exc:  # any failure to decode the bytes (zip, zlib, npy header, ...) means unreadable
+        raise ValidationError(f"path={str(source)!r}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    if not _is_scalar(data.get("format"), str) or data["format"].item() != FORMAT:
         raise ValidationError(f"path={str(source)!r}: not an irlhf trajectories file (missing format={FORMAT!r})")
+
+    def corrupt(what: str) -> ValidationError:
+        return ValidationError(f"path={str(source)!r}: corrupt trajectories file, {what}")
+
+    if not _is_scalar(data.get("version"), (int, np.integer)) or not 1 <= data["version"].item() <= VERSION:
+        raise corrupt(f"version {describe(data.get('version'))}; expected an int in [1, {VERSION}]")
     missing = {"obs", "acts", "rews", "lengths", "terminal", "has_rews", "infos"} - set(data)
     if missing:
-        raise ValidationError(f"path={str(source)!r}: corrupt trajectories file, missing arrays {sorted(missing)}")
+        raise corrupt(f"missing arrays {sorted(missing)}")
     lengths = data["lengths"]
-    n_acts, n_obs = int(lengths.sum()), int(lengths.sum() + len(lengths))
-    if (lengths < 0).any() or len(data["acts"]) != n_acts or len(data["obs"]) != n_obs or len(data["rews"]) != n_acts:
-        raise ValidationError(f"path={str(source)!r}: corrupt trajectories file, array lengths disagree with 'lengths'")
+    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or (lengths < 0).any():
+        raise corrupt(f"'lengths' has shape {lengths.shape} and dtype {lengths.dtype}; expected non-negative ints (N,)")
+    n = len(lengths)
+    for name in ("terminal", "has_rews"):
+        if data[name].shape != (n,) or data[name].dtype != np.bool_:
+            raise corrupt(f"{name!r} has shape {data[name].shape} and dtype {data[name].dtype}; expected ({n},) bool")
+    if any(data[name].ndim == 0 for name in ("obs", "acts", "rews")):
+        raise corrupt("'obs', 'acts' and 'rews' must have a leading time axis")
+    n_acts, n_obs = int(lengths.sum()), int(lengths.sum() + n)
+    if len(data["acts"]) != n_acts or len(data["obs"]) != n_obs or data["rews"].shape != (n_acts,):
+        raise corrupt("array lengths disagree with 'lengths'")
+    if not _is_scalar(data["infos"], str):
+        raise corrupt("'infos' is not a JSON string")
     try:
         infos = json.loads(data["infos"].item())
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"path={str(source)!r}: corrupt infos ({exc})") from None
-    rews_dtype = np.dtype(str(data["rews_dtype"].item())) if "rews_dtype" in data else np.float64
+        raise corrupt(f"infos are not valid JSON ({exc})") from None
+    if not isinstance(infos, list) or len(infos) != n:
+        raise corrupt(f"infos hold {type(infos).__name__}; expected a list of {n} entries, one per trajectory")
+    rews_dtype = np.dtype(np.float64)
+    if "rews_dtype" in data:
+        try:
+            rews_dtype = np.dtype(str(data["rews_dtype"].item()))
+        except (TypeError, ValueError) as exc:
+            raise corrupt(f"bad 'rews_dtype' ({exc})") from None
+        if not np.issubdtype(rews_dtype, np.floating):
+            raise corrupt(f"'rews_dtype' is {rews_dtype}; expected a float dtype")
     trajectories = []
     act_ends = np.cumsum(lengths)
     for k, length in enumerate(lengths):
         a_end = int(act_ends[k])
         a_start = a_end - int(length)
         o_start = a_start + k  # each trajectory has one more observation than actions
-        trajectories.append(
-            Trajectory(
+        try:
+            traj = Trajectory(
                 obs=data["obs"][o_start : o_start + int(length) + 1],
                 acts=data["acts"][a_start:a_end],
                 rews=data["rews"][a_start:a_end].astype(rews_dtype) if data["has_rews"][k] else None,
                 infos=infos[k],
                 terminal=bool(data["terminal"][k]),
             )
-        )
+        except ValidationError as exc:
+            raise corrupt(f"trajectory {k}: {exc}") from None
+        trajectories.append(traj)
     return trajectories
+
+
+def _is_scalar(array: object, kind: type | tuple[type, ...]) -> bool:
+    """True if ``array`` is a 0-d numpy array holding a ``kind`` value."""
+    return isinstance(array, np.ndarray) and array.shape == () and isinstance(array.item(), kind)

@@ -67,7 +67,9 @@ class Trajectory:
                 raise ValidationError(f"Trajectory.rews: shape {rews.shape}; expected ({len(acts)},), one per action")
             object.__setattr__(self, "rews", rews)
         if self.infos is not None:
-            if len(self.infos) != len(acts) or not all(isinstance(i, dict) for i in self.infos):
+            if not isinstance(self.infos, (list, tuple)) or len(self.infos) != len(acts) or not all(
+                isinstance(i, dict) for i in self.infos
+            ):
                 raise ValidationError(
                     f"Trajectory.infos: {describe(self.infos)}; expected a list of {len(acts)} dicts, one per action"
                 )

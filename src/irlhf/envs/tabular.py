@@ -348,8 +348,12 @@ def random_mdp(
 
 
 def _sample_rows(cumulative: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Index of the first column whose row-wise cumulative probability exceeds u; cumulative (N, K)."""
-    return np.minimum((cumulative < u[:, None] * cumulative[:, -1:]).sum(axis=1), cumulative.shape[1] - 1)
+    """Index of the first column whose row-wise cumulative probability exceeds u * total; cumulative (N, K).
+
+    ``<=`` (not ``<``) so that u = 0 never picks a leading zero-probability column; for u in [0, 1)
+    u * total < total, so the last positive-probability column is the largest index returned.
+    """
+    return np.minimum((cumulative <= u[:, None] * cumulative[:, -1:]).sum(axis=1), cumulative.shape[1] - 1)
 
 
 def _sample_next_states(P: sp.csr_matrix, row_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -422,7 +426,9 @@ class TabularEnv(gym.Env):
         if r.shape not in ((S,), (S, A)):
             raise ValidationError(f"reward: shape {r.shape}; expected ({S},) or ({S}, {A})")
         self.reward = r
-        self.horizon = horizon if horizon is not None else mdp.horizon
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1):
+            raise ValidationError(f"horizon={horizon!r}: expected an int >= 1 or None")
+        self.horizon = int(horizon) if horizon is not None else mdp.horizon
         self.observation_space = gym.spaces.Discrete(S)
         self.action_space = gym.spaces.Discrete(A)
         self._cumulative_initial = np.cumsum(mdp.initial)
