@@ -127,3 +127,16 @@ def model_mdp(mdp: TabularMDP, stats: ExpertStats, initial: str, infinite_horizo
         starts = np.bincount([int(t.obs[0]) for t in stats.demos], minlength=mdp.n_states).astype(np.float64)
         changes["initial"] = starts / starts.sum()
     return mdp.replace(**changes) if changes else mdp
+
+
+def resolve_planning(mdp: TabularMDP, demos: Demos, horizon: int | None, infinite_horizon: bool,
+                     initial: str) -> tuple[ExpertStats, TabularMDP, int | None]:
+    """Expert statistics, the MDP to plan in and its horizon H (None = infinite-horizon discounted)."""
+    stats = expert_statistics(mdp, demos, horizon, infinite_horizon=infinite_horizon)
+    plan_mdp = model_mdp(mdp, stats, initial, infinite_horizon)
+    if infinite_horizon:
+        return stats, plan_mdp, None
+    H = stats.horizon if stats.horizon is not None else (horizon or mdp.horizon)
+    if H is None:
+        raise ValidationError("horizon: unknown for an occupancy input; set Config.horizon or infinite_horizon=True")
+    return stats, plan_mdp, H

@@ -21,9 +21,10 @@ import scipy.optimize
 from tqdm.auto import tqdm
 
 from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
 from irlhf.eval.metrics import demo_log_likelihood
-from irlhf.irl.expert import Demos, ExpertStats, expert_statistics, feature_expectations, feature_matrix, model_mdp
+from irlhf.irl.expert import Demos, feature_expectations, feature_matrix, resolve_planning
 from irlhf.planning import occupancy_measure, soft_value_iteration
 
 
@@ -101,22 +102,11 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
     ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F)); ``w_init`` (F,) defaults to zeros.
     """
     phi = feature_matrix(mdp, features)
-    stats: ExpertStats = expert_statistics(mdp, demos, config.horizon, infinite_horizon=config.infinite_horizon)
-    plan_mdp = model_mdp(mdp, stats, config.initial, config.infinite_horizon)
-    if config.infinite_horizon:
-        H = None
-    else:
-        H = stats.horizon if stats.horizon is not None else (config.horizon or mdp.horizon)
-        if H is None:
-            from irlhf.core.errors import ValidationError
-
-            raise ValidationError("horizon: unknown for an occupancy input; set Config.horizon or infinite_horizon=True")
+    stats, plan_mdp, H = resolve_planning(mdp, demos, config.horizon, config.infinite_horizon, config.initial)
     mu_E = feature_expectations(phi, stats.rho_E, stats.rho_E_sa)
     F = phi.shape[-1]
     w = np.zeros(F) if w_init is None else np.array(w_init, dtype=np.float64)
     if w.shape != (F,):
-        from irlhf.core.errors import ValidationError
-
         raise ValidationError(f"w_init: shape {w.shape}; expected ({F},)")
 
     history: list[dict] = []
