@@ -128,7 +128,7 @@ def _plan(mdp: TabularMDP, reward: np.ndarray, horizon: int | None, soft: bool, 
     pi = np.empty((S, A))
     for _ in range(max_iter):
         _backup(P, V, r, gamma, Q)
-        V_new = maximise(Q, pi)
+        V_new = maximise(Q, pi) if soft else _row_max(Q)  # the hard policy is only needed once, below
         with np.errstate(invalid="ignore"):
             change = np.abs(V_new - V)
         change[np.isnan(change)] = 0.0  # -inf to -inf (a masked state) is no change
@@ -141,7 +141,8 @@ def _plan(mdp: TabularMDP, reward: np.ndarray, horizon: int | None, soft: bool, 
             f"max_iter={max_iter}: value iteration did not reach tol={tol} (last change {delta:.3g}); "
             "raise max_iter or tol"
         )
-    _backup(P, V, r, gamma, Q)  # Q consistent with the returned V
+    _backup(P, V, r, gamma, Q)  # Q and pi consistent with the returned V
+    maximise(Q, pi)
     return V, Q, pi
 
 
