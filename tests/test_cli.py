@@ -36,13 +36,13 @@ def test_version(capsys):
 def test_demo_help(capsys):
     assert cli.main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size"):
+    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters"):
         assert flag in out
 
 
 def test_every_job_has_help_seed_and_out():
     jobs = _subparsers(cli.build_parser())
-    assert set(jobs) >= {"demo"}
+    assert set(jobs) >= {"demo", "irl"}
     for name, parser in jobs.items():
         args = parser.parse_args([])
         assert args.seed == 0 and args.out == "runs", name
@@ -51,23 +51,27 @@ def test_every_job_has_help_seed_and_out():
 
 def test_demo_writes_one_complete_run(tmp_path, capsys):
     out = tmp_path / "out"
-    assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--no-progress"]) == 0
+    assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--no-progress"]) == 0
     runs = list(out.iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("demo-")
     run = runs[0]
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "metrics.jsonl", "demos.npz", "heatmaps.png", "report.html", "summary.txt",
-            "true_reward.npy", "occupancy.npy"} <= names
+            "true_reward.npy", "occupancy.npy", "irl_rewards.png", "maxent_reward.npy", "deep_maxent_reward.npy",
+            "deep_maxent_distances_reward.npy"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
 
     config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
-    assert config == DemoConfig(n_demos=8)
+    assert config == DemoConfig(n_demos=8, deep_iterations=20)
     trajs = load_trajectories(run / "demos.npz")
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "total"]
+    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
+    for key in ("maxent", "deep_maxent", "deep_maxent_distances"):  # every learned reward beats a constant one
+        assert 0 <= metrics[f"{key}_evd"] < metrics["irl_evd_constant_reward"]
+        assert np.load(run / f"{key}_reward.npy").shape == (32 * 32,)
     occupancy = np.load(run / "occupancy.npy")
     assert occupancy.shape == (32 * 32,) and np.isclose(occupancy.sum(), sum(0.9**t for t in range(8)))
     assert np.load(run / "true_reward.npy").shape == (32 * 32,)
@@ -75,20 +79,24 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert summary.strip() in capsys.readouterr().out and "expected return" in summary
     page = (run / "report.html").read_text()
     assert 'src="heatmaps.png"' in page and "<h2>Expert</h2>" in page
+    assert 'src="irl_rewards.png"' in page and "<h2>Inverse RL</h2>" in page and "irl: EVD" in summary
 
 
 def test_demo_same_seed_same_demos(tmp_path):
-    argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--no-progress"]
+    argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--no-progress"]
     assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0
     assert cli.main(argv + ["--out", str(tmp_path / "b")]) == 0
     (a,), (b,) = (list((tmp_path / d).iterdir()) for d in "ab")
     assert load_trajectories(a / "demos.npz") == load_trajectories(b / "demos.npz")
+    for name in ("maxent_reward.npy", "deep_maxent_reward.npy"):
+        np.testing.assert_array_equal(np.load(a / name), np.load(b / name))
 
 
 @pytest.mark.parametrize(
     "flags, field",
     [(["--horizon", "0"], "horizon=0"), (["--size", "1"], "size=1"), (["--n-demos", "0"], "n_demos=0"),
-     (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000")],
+     (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000"),
+     (["--deep-iters", "-1"], "deep_iterations=-1")],
 )
 def test_bad_option_is_one_clean_line_and_no_run_dir(tmp_path, capsys, flags, field):
     out = tmp_path / "out"

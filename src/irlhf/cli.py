@@ -36,6 +36,7 @@ from irlhf.core.errors import IrlhfError
 # Job modules, in the order `irlhf --help` lists them. Each defines add_parser(subparsers) and a run function.
 JOBS: tuple[str, ...] = (
     "irlhf.demo",
+    "irlhf.irl_job",
 )
 
 PROG = "irlhf"

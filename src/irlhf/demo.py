@@ -8,10 +8,14 @@ Pipeline (each a step function, run in order under one progress bar):
   demos      n_demos expert trajectories of H actions (demos.npz); empirical discounted visitation
              (visitation.npy) and its L1 gap to the exact occupancy
   figure     heatmaps.png: true reward with objects, exact occupancy, empirical visitation
+  irl        recover the reward from the demos: MaxEnt IRL (linear in the indicator features) and deep
+             MaxEnt IRL (a network of the same features, and of the 4 continuous distance features);
+             irl_rewards.png shows them beside the true reward; EVD, reward correlation, demo
+             log-likelihood per learner
 
 Artifacts in ``<out>/demo-<timestamp>/``: config.json, metrics.jsonl (one line per step with its
-metrics and seconds), the arrays and demos above, heatmaps.png, summary.txt (also printed) and
-report.html.
+metrics and seconds), the arrays and demos above, heatmaps.png, the learned rewards
+(<learner>_reward.npy) and irl_rewards.png, summary.txt (also printed) and report.html.
 
 Extending (e.g. an IRL recovery section): write ``def recover(demo: Demo) -> dict`` that reads
 what earlier steps left on ``demo`` (``demo.mdp``, ``demo.trajs``, ...), saves artifacts with
@@ -58,6 +62,7 @@ class DemoConfig(BaseConfig):
     n_demos: number of expert demonstrations to sample, >= 1.
     discount: discount of the world, in (0, 1].
     seed: seeds both the world layout and the demonstrations, >= 0.
+    deep_iterations: gradient steps of each deep MaxEnt fit, >= 0 (each is one soft value iteration).
     """
 
     size: int = 32
@@ -65,6 +70,7 @@ class DemoConfig(BaseConfig):
     n_demos: int = 64
     discount: float = 0.9
     seed: int = 0
+    deep_iterations: int = 200
 
     def __post_init__(self) -> None:
         check_number("size", self.size, low=2, high=MAX_SIZE, integer=True)
@@ -72,11 +78,12 @@ class DemoConfig(BaseConfig):
         check_number("n_demos", self.n_demos, low=1, integer=True)
         check_number("discount", self.discount, low=0, high=1, low_open=True)
         check_number("seed", self.seed, low=0, integer=True)
+        check_number("deep_iterations", self.deep_iterations, low=0, integer=True)
 
     def command(self) -> str:
         """The command line that reproduces this configuration."""
         return (f"irlhf demo --size {self.size} --horizon {self.horizon} --n-demos {self.n_demos} "
-                f"--discount {self.discount:g} --seed {self.seed}")
+                f"--discount {self.discount:g} --deep-iters {self.deep_iterations} --seed {self.seed}")
 
 
 @dataclasses.dataclass
@@ -233,12 +240,79 @@ def plot_maps(demo: Demo) -> dict[str, Any]:
     return {}
 
 
+# learners of the IRL step: (metric prefix, label, module name, which features)
+IRL_LEARNERS = (
+    ("maxent", "MaxEnt (linear), indicator features", "maxent", "indicators"),
+    ("deep_maxent", "deep MaxEnt, indicator features", "deep_maxent", "indicators"),
+    ("deep_maxent_distances", "deep MaxEnt, distance features", "deep_maxent", "distances"),
+)
+
+
+def recover_rewards(demo: Demo) -> dict[str, Any]:
+    import importlib
+
+    from irlhf.envs.tabular import objectworld
+    from irlhf.irl_job import evaluate_reward, plot_rewards
+
+    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
+
+    from irlhf.irl import deep_maxent
+
+    c, mdp = demo.config, demo.mdp
+    deep = deep_maxent.Config(iterations=c.deep_iterations, seed=c.seed)
+    # the same layout and reward (same seed), with the 4 continuous nearest-object distances as features
+    distances = objectworld(n=c.size, discount=c.discount, continuous=True, seed=c.seed).features
+    metrics: dict[str, Any] = {}
+    rows, panels = [], []
+    for key, label, module_name, features in IRL_LEARNERS:
+        module = importlib.import_module(f"irlhf.irl.{module_name}")
+        config = deep if module_name == "deep_maxent" else module.Config()
+        t0 = time.perf_counter()
+        result = module.train(mdp, demo.trajs, config, features=distances if features == "distances" else None)
+        seconds = time.perf_counter() - t0
+        demo.run.save_array(f"{key}_reward.npy", result.reward)
+        m = evaluate_reward(mdp, result.reward, demo.trajs, c.horizon)
+        metrics.update({f"{key}_evd": m["evd"], f"{key}_reward_correlation": m["reward_correlation"],
+                        f"{key}_demo_log_likelihood": m["demo_log_likelihood"], f"{key}_seconds": seconds})
+        metrics.setdefault("irl_evd_constant_reward", m["evd_constant_reward"])
+        metrics.setdefault("irl_expert_demo_log_likelihood", m["expert_demo_log_likelihood"])
+        rows.append([label, m["evd"], m["reward_correlation"], m["demo_log_likelihood"], round(seconds, 3)])
+        panels.append((f"{label}\nEVD {m['evd']:.3g}", result.reward))
+    rows.append(["constant reward (for scale)", metrics["irl_evd_constant_reward"], 0.0, "", ""])
+    rows.append(["true reward (the expert)", 0.0, 1.0, metrics["irl_expert_demo_log_likelihood"], ""])
+    plot_rewards(demo.run, mdp, panels, name="irl_rewards.png")
+    n_features = mdp.n_features
+    demo.report.section("Inverse RL").text(
+        f"Recovering the reward from the {c.n_demos} demonstrations alone (the learners see the dynamics, the "
+        f"features and the demos, not the reward). MaxEnt IRL (Ziebart et al. 2008) fits a reward linear in the "
+        f"{n_features} indicator features 'distance to the nearest object of colour k < d' by L-BFGS on its "
+        f"dual, whose gradient is the gap between the demos' and the learner's feature expectations. Deep MaxEnt "
+        f"IRL (Wulfmeier et al. 2015) makes the reward a neural network (hidden layers {list(deep.hidden_sizes)}, "
+        f"{deep.activation}) of the features and back-propagates the state-visitation gap rho_E - rho_pi through "
+        f"it ({deep.iterations} {deep.optimizer} steps, weight decay {deep.weight_decay:g}, penalty "
+        f"{deep.reward_l2:g} on the squared rewards); it is run on the same indicator features and on the 4 raw "
+        f"continuous distances, of which the true reward is a non-linear function."
+    ).text(
+        "EVD (expected value difference): the true-reward value of the optimal policy minus that of the policy "
+        f"optimal for the learned reward, over {c.horizon} steps from a uniform start; 0 is perfect. Log-likelihood: "
+        "mean over demos of sum_t log pi(a_t | s_t) under the soft-optimal policy of each reward."
+    ).table(rows, header=["reward", "EVD", "correlation with true reward", "demo log-likelihood", "seconds"]).image(
+        "irl_rewards.png",
+        caption="Left: the true reward. Then each learned reward minus its mean (rewards are identified only "
+        "up to shift and scale), with its EVD. Objects marked by outer colour.",
+    )
+    evds = "; ".join(f"{label} {metrics[f'{key}_evd']:.3f}" for key, label, _, _ in IRL_LEARNERS)
+    demo.summary.append(f"irl: EVD {evds}; constant reward {metrics['irl_evd_constant_reward']:.3f} (0 is optimal)")
+    return metrics
+
+
 # Steps in order; append (name, function) to add a section to the same run, metrics and report.
 STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("world", build_world),
     ("expert", solve_expert),
     ("demos", sample_demos),
     ("figure", plot_maps),
+    ("irl", recover_rewards),
 ]
 
 
@@ -286,14 +360,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     defaults = DemoConfig()
     parser = add_job(
         subparsers, JOB, run,
-        help="objectworld expert, demonstrations and occupancy, with a report (runs in seconds)",
+        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, with a report (seconds)",
         description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
-        "compare their visitation to the exact occupancy, and write heatmaps, metrics and report.html.",
+        "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
+        "and write heatmaps, metrics and report.html.",
     )
     parser.add_argument("--size", type=int, default=defaults.size, help="grid side length (size*size states)")
     parser.add_argument("--horizon", type=int, default=defaults.horizon, help="expert horizon and demo length")
     parser.add_argument("--n-demos", type=int, default=defaults.n_demos, help="number of demonstrations")
     parser.add_argument("--discount", type=float, default=defaults.discount, help="discount in (0, 1]")
+    parser.add_argument("--deep-iters", type=int, default=defaults.deep_iterations,
+                        help="gradient steps of each deep MaxEnt IRL fit")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -301,7 +378,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     # validate everything before creating the run directory: bad options leave nothing behind
     config = DemoConfig(size=args.size, horizon=args.horizon, n_demos=args.n_demos, discount=args.discount,
-                        seed=args.seed)
+                        seed=args.seed, deep_iterations=args.deep_iters)
     demo = run_demo(config, args.out, progress=not args.no_progress)
     print("\n".join(demo.summary))
     return 0

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from irlhf.core.errors import IrlhfError
 from irlhf.envs.tabular import TabularMDP, gridworld, random_mdp

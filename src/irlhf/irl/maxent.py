@@ -131,7 +131,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
 
         def step(_w: np.ndarray) -> None:
             bar.update(1)
-            bar.set_postfix(gap=f"{history[-1]['feature_gap']:.3g}")
+            bar.set_postfix(gap=f"{history[-1]['feature_gap']:.3g}", refresh=False)
 
         out = scipy.optimize.minimize(negative, w, jac=True, method="L-BFGS-B", callback=step,
                                       options={"maxiter": config.max_iter, "gtol": config.tol, "ftol": 1e-15})
@@ -149,7 +149,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
             v = beta2 * v + (1 - beta2) * grad**2
             w = w + config.lr * (m / (1 - beta1**k)) / (np.sqrt(v / (1 - beta2**k)) + eps)  # ascent
             bar.update(1)
-            bar.set_postfix(gap=f"{history[-1]['feature_gap']:.3g}")
+            bar.set_postfix(gap=f"{history[-1]['feature_gap']:.3g}", refresh=False)
     bar.close()
 
     g, grad, pi, mu_pi = evaluate(w)  # final policy and statistics at the returned weights
