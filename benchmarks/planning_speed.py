@@ -99,7 +99,7 @@ def run_imitation(n: int, H: int, repeats: int, workdir: Path) -> tuple[dict, Pa
     mdp = gridworld(n, slip=0.3, discount=0.99)
     reward = np.random.default_rng(0).standard_normal(mdp.n_states)
     mdp_file, out_file = workdir / f"mdp{n}.npz", workdir / f"imitation{n}.npz"
-    np.savez(mdp_file, transitions=mdp.dense_transitions(), reward=reward, initial=mdp.initial,
+    np.savez(mdp_file, transitions=mdp.dense_transitions(max_entries=None), reward=reward, initial=mdp.initial,
              horizon=H, discount=mdp.discount)
     cmd = [str(IMITATION_PYTHON), str(HERE / "imitation_baseline.py"), "--npz", str(mdp_file), "--job", "planning",
            "--repeats", str(repeats), "--out-npz", str(out_file)]

@@ -123,10 +123,13 @@ class TabularMDP:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def dense_transitions(self) -> np.ndarray:
-        """Dense (S, A, S) array; only for small MDPs (tests, baselines)."""
-        if self.n_states * self.n_actions * self.n_states > 50_000_000:
-            raise ValidationError(f"dense_transitions: S={self.n_states}, A={self.n_actions} is too large to densify")
+    def dense_transitions(self, max_entries: int | None = 50_000_000) -> np.ndarray:
+        """Dense (S, A, S) array for small MDPs (tests, dense baselines); refuses more than ``max_entries``."""
+        if max_entries is not None and self.n_states * self.n_actions * self.n_states > max_entries:
+            raise ValidationError(
+                f"dense_transitions: S={self.n_states}, A={self.n_actions} gives {self.n_states**2 * self.n_actions} "
+                f"entries, more than max_entries={max_entries}; pass max_entries=None to densify anyway"
+            )
         return self.transitions.toarray().reshape(self.n_states, self.n_actions, self.n_states)
 
 
