@@ -60,12 +60,12 @@ def test_working_set_qp_primal_and_dual_agree(n, F, C):
     def objective(v):
         return v @ v + C * max(0.0, float((D - Delta @ v).max()))
 
-    primal, dual = mmp._primal(Delta, D, C, None), mmp._dual(Delta, D, C)
+    primal, dual = mmp._primal(Delta, D, C, None), mmp._dual(Delta, D, C)[0]
     assert objective(primal) == pytest.approx(objective(dual), rel=1e-7, abs=1e-10)
     # the public entry point (which picks one form) in other units: with Delta' = 3 Delta, D' = 2 D,
     # w = (2/3) v and xi = 2 eta turn its cost into (4/9) (||v||^2 + 4.5 C eta) under the same constraints
     mu_E = rng.standard_normal(F)
-    w, xi = mmp.solve_working_set(mu_E, mu_E[None, :] - 3.0 * Delta, 2.0 * D, C)
+    w, xi, _ = mmp.solve_working_set(mu_E, mu_E[None, :] - 3.0 * Delta, 2.0 * D, C)
     assert xi == pytest.approx(max(0.0, float((2.0 * D - 3.0 * Delta @ w).max())))
     v = mmp._primal(Delta, D, 4.5 * C, None)
     np.testing.assert_allclose(w, 2.0 / 3.0 * v, atol=1e-5)

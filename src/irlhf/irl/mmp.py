@@ -144,11 +144,14 @@ def loss_augmented_policy(mdp: TabularMDP, phi: np.ndarray, w: np.ndarray, l: np
 
 
 def solve_working_set(mu_E: np.ndarray, mus: np.ndarray, losses: np.ndarray, C: float,
-                      w_start: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+                      w_start: np.ndarray | None = None, alpha_start: np.ndarray | None = None,
+                      ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """The QP  min ||w||^2 + C xi  s.t.  w . (mu_E - mu_j) >= D_j - xi,  xi >= 0  over n constraints.
 
-    mu_E (F,), mus (n, F), losses D (n,); ``w_start`` (F,) warm-starts the primal. Returns w (F,) and
-    the optimal slack for it, xi = max(0, max_j (D_j - w . (mu_E - mu_j))). SLSQP solves whichever
+    mu_E (F,), mus (n, F), losses D (n,); ``w_start`` (F,) warm-starts the primal, ``alpha_start`` (<= n,)
+    the dual (missing entries start at 0). Returns w (F,), the optimal slack for it,
+    xi = max(0, max_j (D_j - w . (mu_E - mu_j))), and the dual multipliers alpha (n,) with
+    w = sum_j alpha_j (mu_E - mu_j) / 2 (None when the primal was solved). SLSQP solves whichever
     form has fewer variables: the dual (n) while n <= F, else the primal (F + 1); past F constraints
     the dual's Gram matrix is singular, which stalls SLSQP's quasi-Newton steps.
     """
@@ -157,15 +160,21 @@ def solve_working_set(mu_E: np.ndarray, mus: np.ndarray, losses: np.ndarray, C: 
     n, F = Delta.shape
     d_scale = float(np.abs(D).max())
     delta_scale = float(np.abs(Delta).max())
+    alpha = None
     if d_scale == 0.0 or delta_scale == 0.0:  # no margin to enforce (or no direction to enforce it in)
         w = np.zeros(F)
     elif n <= F:
-        w = _dual(Delta / delta_scale, D / d_scale, C * delta_scale**2 / d_scale) * (d_scale / delta_scale)
+        to_scaled = delta_scale**2 / d_scale  # alpha in the scaled problem = to_scaled * alpha in ours
+        start = np.zeros(n)
+        if alpha_start is not None:
+            start[: len(alpha_start)] = np.asarray(alpha_start)[:n] * to_scaled
+        v, alpha_scaled = _dual(Delta / delta_scale, D / d_scale, C * to_scaled, start)
+        w, alpha = v * (d_scale / delta_scale), alpha_scaled / to_scaled
     else:
         start = None if w_start is None else np.asarray(w_start) * (delta_scale / d_scale)
         w = _primal(Delta / delta_scale, D / d_scale, C * delta_scale**2 / d_scale, start) * (d_scale / delta_scale)
     xi = max(0.0, float((D - Delta @ w).max()))  # the optimal slack for this w
-    return w, xi
+    return w, xi, alpha
 
 
 # Both forms are solved in units where max |Delta| = max |D| = 1: w = (d / delta) v, xi = d eta turns
@@ -187,9 +196,16 @@ def _primal(Delta: np.ndarray, D: np.ndarray, c: float, v_start: np.ndarray | No
     return out.x[:F]
 
 
-def _dual(Delta: np.ndarray, D: np.ndarray, c: float) -> np.ndarray:
-    """v = Delta^T alpha / 2 at argmax_alpha alpha . D - alpha K alpha / 4 s.t. alpha >= 0, sum alpha <= c."""
+def _dual(Delta: np.ndarray, D: np.ndarray, c: float,
+          alpha_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(v = Delta^T alpha / 2, alpha) at argmax_alpha alpha . D - alpha K alpha / 4 s.t. alpha >= 0, sum alpha <= c.
+
+    ``alpha_start`` warm-starts SLSQP (constraint generation adds one row at a time: the previous
+    multipliers plus a 0 are nearly optimal, which cuts SLSQP's iterations several-fold)."""
     n = len(D)
+    alpha0 = np.zeros(n) if alpha_start is None else np.clip(alpha_start, 0.0, c)
+    if alpha0.sum() > c:
+        alpha0 *= c / alpha0.sum()
     K = Delta @ Delta.T  # (n, n) Gram matrix of the constraint directions
 
     def negative_dual(alpha: np.ndarray) -> tuple[float, np.ndarray]:
@@ -197,14 +213,14 @@ def _dual(Delta: np.ndarray, D: np.ndarray, c: float) -> np.ndarray:
         return -(alpha @ D - 0.25 * (alpha @ Ka)), -(D - 0.5 * Ka)
 
     out = scipy.optimize.minimize(
-        negative_dual, np.zeros(n), jac=True, method="SLSQP", bounds=[(0.0, c)] * n,
+        negative_dual, alpha0, jac=True, method="SLSQP", bounds=[(0.0, c)] * n,
         constraints=[{"type": "ineq", "fun": lambda a: np.array([c - a.sum()]), "jac": lambda a: -np.ones((1, n))}],
         options={"ftol": QP_FTOL, "maxiter": 1000},
     )
     alpha = np.clip(out.x, 0.0, c)
     if alpha.sum() > c:  # SLSQP may step ~1e-15 outside sum(alpha) <= c
         alpha *= c / alpha.sum()
-    return 0.5 * alpha @ Delta  # stationarity of the Lagrangian: 2 v = sum_j alpha_j Delta_j
+    return 0.5 * alpha @ Delta, alpha  # stationarity of the Lagrangian: 2 v = sum_j alpha_j Delta_j
 
 
 def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
@@ -233,7 +249,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
     w = np.zeros(F)
 
     if config.solver == "constraint_generation":
-        xi = 0.0  # the empty working set: w = 0, xi = 0
+        xi, alpha = 0.0, None  # the empty working set: w = 0, xi = 0
         for k in range(1, config.max_iter + 1):
             h, mu, D = hinge(w)
             objective = float(w @ w + C * max(0.0, h))  # J(w): an upper bound on the optimum
@@ -245,7 +261,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
                 break
             mus.append(mu)
             losses.append(D)
-            w, xi = solve_working_set(mu_E, np.array(mus), np.array(losses), C, w)
+            w, xi, alpha = solve_working_set(mu_E, np.array(mus), np.array(losses), C, w, alpha)
             bar.update(1)
             bar.set_postfix(violation=f"{h - xi:.3g}")
     else:
