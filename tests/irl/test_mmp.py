@@ -1,4 +1,5 @@
 import numpy as np
+import scipy.optimize
 import pytest
 
 from irlhf.core.errors import IrlhfError
@@ -51,8 +52,22 @@ def random_problem(seed=0, n=16):
 # ---------------------------------------------------------------- the working-set QP
 
 
-@pytest.mark.parametrize("n, F, C", [(3, 6, 1.0), (8, 4, 1.0), (8, 4, 100.0), (5, 5, 0.05)])
-def test_working_set_qp_primal_and_dual_agree(n, F, C):
+def reference_qp(Delta, D, C):
+    """The same QP by a generic solver (SLSQP on (v, eta)), started at a feasible point."""
+    n, F = Delta.shape
+    A = np.hstack([Delta, np.ones((n, 1))])
+    out = scipy.optimize.minimize(
+        lambda z: (float(z[:F] @ z[:F] + C * z[F]), np.append(2.0 * z[:F], C)),
+        np.append(np.zeros(F), max(0.0, D.max())), jac=True, method="SLSQP",
+        bounds=[(None, None)] * F + [(0.0, None)],
+        constraints=[{"type": "ineq", "fun": lambda z: A @ z - D, "jac": lambda z: A}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    return out.x[:F]
+
+
+@pytest.mark.parametrize("n, F, C", [(3, 6, 1.0), (8, 4, 1.0), (8, 4, 100.0), (5, 5, 0.05), (40, 30, 10.0)])
+def test_working_set_qp_matches_a_generic_solver(n, F, C):
     rng = np.random.default_rng(n * F)
     Delta = rng.standard_normal((n, F))
     D = rng.uniform(0.5, 2.0, n)
@@ -60,15 +75,21 @@ def test_working_set_qp_primal_and_dual_agree(n, F, C):
     def objective(v):
         return v @ v + C * max(0.0, float((D - Delta @ v).max()))
 
-    primal, dual = mmp._primal(Delta, D, C, None), mmp._dual(Delta, D, C)[0]
-    assert objective(primal) == pytest.approx(objective(dual), rel=1e-7, abs=1e-10)
-    # the public entry point (which picks one form) in other units: with Delta' = 3 Delta, D' = 2 D,
-    # w = (2/3) v and xi = 2 eta turn its cost into (4/9) (||v||^2 + 4.5 C eta) under the same constraints
-    mu_E = rng.standard_normal(F)
-    w, xi, _ = mmp.solve_working_set(mu_E, mu_E[None, :] - 3.0 * Delta, 2.0 * D, C)
-    assert xi == pytest.approx(max(0.0, float((2.0 * D - 3.0 * Delta @ w).max())))
-    v = mmp._primal(Delta, D, 4.5 * C, None)
-    np.testing.assert_allclose(w, 2.0 / 3.0 * v, atol=1e-5)
+    w, xi = mmp.solve_working_set(np.zeros(F), -Delta, D, C)  # mu_E = 0, mus = -Delta
+    assert xi == pytest.approx(max(0.0, float((D - Delta @ w).max())))
+    assert objective(w) <= objective(reference_qp(Delta, D, C)) * (1 + 1e-7) + 1e-10
+    # in other units: with Delta' = 3 Delta, D' = 2 D, w = (2/3) v turns the cost into (4/9) (||v||^2 + 4.5 C eta)
+    w2, _ = mmp.solve_working_set(np.zeros(F), -3.0 * Delta, 2.0 * D, C)
+    np.testing.assert_allclose(w2, 2.0 / 3.0 * reference_qp(Delta, D, 4.5 * C), atol=1e-5)
+
+
+def test_least_distance_program():
+    # min ||v|| s.t. v0 >= 1, v1 >= 2: v = (1, 2); contradictory rows: infeasible
+    np.testing.assert_allclose(mmp.least_distance(np.eye(2), np.array([1.0, 2.0])), [1.0, 2.0], atol=1e-12)
+    assert mmp.least_distance(np.array([[1.0], [-1.0]]), np.array([1.0, 1.0])) is None
+    # a single half-space g . v >= h: v = h g / ||g||^2
+    g = np.array([[3.0, 4.0]])
+    np.testing.assert_allclose(mmp.least_distance(g, np.array([5.0])), [0.6, 0.8], atol=1e-12)
 
 
 # ---------------------------------------------------------------- constraint generation

@@ -18,13 +18,13 @@ Two solvers:
     most the slack xi plus a relative tol: ||w||^2 + C xi <= min J <= J(w), so C (h - xi) bounds the gap.
   subgradient: w <- w - alpha_k (2 w + C (mu_pi* - mu_E)) with pi* loss-augmented optimal (the
     second term only while the hinge is positive), alpha_k = step_size / (2 k) (J is 2-strongly convex).
-The QP over a working set with Delta_j = mu_E - mu_j and D_j = D(pi_j, pi_E) has F + 1 variables (w, xi),
-and its dual
+The QP over a working set, with Delta_j = mu_E - mu_j and D_j = D(pi_j, pi_E),
 
-    max_alpha  sum_j alpha_j D_j - ||sum_j alpha_j Delta_j||^2 / 4   s.t.  alpha >= 0,  sum_j alpha_j <= C,
+    min_{w, xi}  ||w||^2 + C xi   s.t.  Delta_j . w >= D_j - xi,  xi >= 0,
 
-with w = sum_j alpha_j Delta_j / 2, has n. scipy's SLSQP solves the smaller of the two; then
-xi = max(0, max_j (D_j - w . Delta_j)) is the optimal slack for w.
+is, for each fixed xi, a least-distance program solved exactly by scipy's NNLS (Lawson & Hanson's
+LDP); its optimal cost is convex in xi, so a bounded scalar search over xi (above the least feasible
+slack, one HiGHS LP) completes it. Then xi = max(0, max_j (D_j - w . Delta_j)) is the slack for w.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from irlhf.envs.tabular import TabularMDP
 from irlhf.irl.expert import Demos, ExpertStats, feature_expectations, feature_matrix, resolve_planning
 from irlhf.planning import occupancy_measure, value_iteration
 
-QP_FTOL = 1e-13  # SLSQP accuracy on the rescaled QP objectives (order-one terms)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,84 +142,72 @@ def loss_augmented_policy(mdp: TabularMDP, phi: np.ndarray, w: np.ndarray, l: np
     return pi, feature_expectations(phi, rho_sa.sum(axis=1), rho_sa), float((rho_sa * l).sum())
 
 
-def solve_working_set(mu_E: np.ndarray, mus: np.ndarray, losses: np.ndarray, C: float,
-                      w_start: np.ndarray | None = None, alpha_start: np.ndarray | None = None,
-                      ) -> tuple[np.ndarray, float, np.ndarray | None]:
+def solve_working_set(mu_E: np.ndarray, mus: np.ndarray, losses: np.ndarray, C: float) -> tuple[np.ndarray, float]:
     """The QP  min ||w||^2 + C xi  s.t.  w . (mu_E - mu_j) >= D_j - xi,  xi >= 0  over n constraints.
 
-    mu_E (F,), mus (n, F), losses D (n,); ``w_start`` (F,) warm-starts the primal, ``alpha_start`` (<= n,)
-    the dual (missing entries start at 0). Returns w (F,), the optimal slack for it,
-    xi = max(0, max_j (D_j - w . (mu_E - mu_j))), and the dual multipliers alpha (n,) with
-    w = sum_j alpha_j (mu_E - mu_j) / 2 (None when the primal was solved). SLSQP solves whichever
-    form has fewer variables: the dual (n) while n <= F, else the primal (F + 1); past F constraints
-    the dual's Gram matrix is singular, which stalls SLSQP's quasi-Newton steps.
+    mu_E (F,), mus (n, F), losses D (n,). Returns w (F,) and the optimal slack for it,
+    xi = max(0, max_j (D_j - w . (mu_E - mu_j))). For a fixed xi the QP is a least-distance program
+    (min ||w|| s.t. Delta w >= D - xi), solved exactly by NNLS (Lawson & Hanson 1974, ch. 23); its
+    optimal cost is convex in xi, so one bounded scalar search over xi finishes the job.
     """
     Delta = mu_E[None, :] - mus  # (n, F): row j is mu_E - mu_j
     D = np.asarray(losses, dtype=np.float64)
     n, F = Delta.shape
     d_scale = float(np.abs(D).max())
     delta_scale = float(np.abs(Delta).max())
-    alpha = None
     if d_scale == 0.0 or delta_scale == 0.0:  # no margin to enforce (or no direction to enforce it in)
         w = np.zeros(F)
-    elif n <= F:
-        to_scaled = delta_scale**2 / d_scale  # alpha in the scaled problem = to_scaled * alpha in ours
-        start = np.zeros(n)
-        if alpha_start is not None:
-            start[: len(alpha_start)] = np.asarray(alpha_start)[:n] * to_scaled
-        v, alpha_scaled = _dual(Delta / delta_scale, D / d_scale, C * to_scaled, start)
-        w, alpha = v * (d_scale / delta_scale), alpha_scaled / to_scaled
     else:
-        start = None if w_start is None else np.asarray(w_start) * (delta_scale / d_scale)
-        w = _primal(Delta / delta_scale, D / d_scale, C * delta_scale**2 / d_scale, start) * (d_scale / delta_scale)
+        w = _slack_search(Delta / delta_scale, D / d_scale, C * delta_scale**2 / d_scale) * (d_scale / delta_scale)
     xi = max(0.0, float((D - Delta @ w).max()))  # the optimal slack for this w
-    return w, xi, alpha
+    return w, xi
 
 
-# Both forms are solved in units where max |Delta| = max |D| = 1: w = (d / delta) v, xi = d eta turns
-# ||w||^2 + C xi into (d / delta)^2 (||v||^2 + c eta) with c = C delta^2 / d, and keeps the constraints.
+# Solved in units where max |Delta| = max |D| = 1: w = (d / delta) v, xi = d eta turns ||w||^2 + C xi
+# into (d / delta)^2 (||v||^2 + c eta) with c = C delta^2 / d, and keeps the constraints.
 
 
-def _primal(Delta: np.ndarray, D: np.ndarray, c: float, v_start: np.ndarray | None) -> np.ndarray:
-    """argmin_v ||v||^2 + c eta s.t. Delta v + eta >= D, eta >= 0 (SLSQP on (v, eta))."""
+def least_distance(G: np.ndarray, h: np.ndarray) -> np.ndarray | None:
+    """argmin ||v||_2 s.t. G v >= h (G (n, F)), or None if infeasible; Lawson & Hanson's LDP via NNLS.
+
+    With E = [G^T; h^T] (F+1, n) and u = argmin_{u >= 0} ||E u - e_{F+1}||, r = E u - e_{F+1}:
+    r = 0 means infeasible, else v = -r[:F] / r[F].
+    """
+    F = G.shape[1]
+    E = np.vstack([G.T, h[None, :]])
+    target = np.zeros(F + 1)
+    target[F] = 1.0
+    u, _ = scipy.optimize.nnls(E, target, maxiter=50 * (E.shape[0] + E.shape[1]))
+    r = E @ u - target
+    if r[F] > -1e-12:  # r[F] = ||r||^2 - 1 + ... : ~0 residual means no feasible v
+        return None
+    return -r[:F] / r[F]
+
+
+def _slack_search(Delta: np.ndarray, D: np.ndarray, c: float) -> np.ndarray:
+    """argmin_v ||v||^2 + c eta s.t. Delta v + eta >= D, eta >= 0 (scaled units).
+
+    cost(eta) = ||LDP(Delta, D - eta)||^2 + c eta is convex on [eta_min, max(D)], where eta_min (an LP)
+    is the least slack for which the constraints are feasible and v = 0 is feasible at max(D).
+    """
     n, F = Delta.shape
-    A = np.hstack([Delta, np.ones((n, 1))])
-    v0 = np.zeros(F) if v_start is None else v_start
-    z0 = np.append(v0, max(0.0, float((D - Delta @ v0).max())))  # feasible start: eta = the slack v0 needs
-    out = scipy.optimize.minimize(
-        lambda z: (float(z[:F] @ z[:F] + c * z[F]), np.append(2.0 * z[:F], c)), z0, jac=True, method="SLSQP",
-        bounds=[(None, None)] * F + [(0.0, None)],
-        constraints=[{"type": "ineq", "fun": lambda z: A @ z - D, "jac": lambda z: A}],
-        options={"ftol": QP_FTOL, "maxiter": 1000},
-    )
-    return out.x[:F]
+    # eta_min = min eta s.t. Delta v + eta >= D (v free): HiGHS LP on (v, eta)
+    lp = scipy.optimize.linprog(np.append(np.zeros(F), 1.0), A_ub=-np.hstack([Delta, np.ones((n, 1))]), b_ub=-D,
+                                bounds=[(None, None)] * F + [(0.0, None)], method="highs")
+    eta_lo = float(lp.x[F]) if lp.status == 0 else 0.0
+    eta_hi = max(eta_lo, float(D.max()), 0.0)
 
+    def solve(eta: float) -> tuple[float, np.ndarray]:
+        v = least_distance(Delta, D - eta)
+        if v is None:  # only within round-off of eta_min: nudge into the feasible side
+            v = least_distance(Delta, D - eta - 1e-10)
+        v = np.zeros(F) if v is None else v
+        return float(v @ v + c * max(eta, 0.0)), v
 
-def _dual(Delta: np.ndarray, D: np.ndarray, c: float,
-          alpha_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(v = Delta^T alpha / 2, alpha) at argmax_alpha alpha . D - alpha K alpha / 4 s.t. alpha >= 0, sum alpha <= c.
-
-    ``alpha_start`` warm-starts SLSQP (constraint generation adds one row at a time: the previous
-    multipliers plus a 0 are nearly optimal, which cuts SLSQP's iterations several-fold)."""
-    n = len(D)
-    alpha0 = np.zeros(n) if alpha_start is None else np.clip(alpha_start, 0.0, c)
-    if alpha0.sum() > c:
-        alpha0 *= c / alpha0.sum()
-    K = Delta @ Delta.T  # (n, n) Gram matrix of the constraint directions
-
-    def negative_dual(alpha: np.ndarray) -> tuple[float, np.ndarray]:
-        Ka = K @ alpha
-        return -(alpha @ D - 0.25 * (alpha @ Ka)), -(D - 0.5 * Ka)
-
-    out = scipy.optimize.minimize(
-        negative_dual, alpha0, jac=True, method="SLSQP", bounds=[(0.0, c)] * n,
-        constraints=[{"type": "ineq", "fun": lambda a: np.array([c - a.sum()]), "jac": lambda a: -np.ones((1, n))}],
-        options={"ftol": QP_FTOL, "maxiter": 1000},
-    )
-    alpha = np.clip(out.x, 0.0, c)
-    if alpha.sum() > c:  # SLSQP may step ~1e-15 outside sum(alpha) <= c
-        alpha *= c / alpha.sum()
-    return 0.5 * alpha @ Delta, alpha  # stationarity of the Lagrangian: 2 v = sum_j alpha_j Delta_j
+    found = scipy.optimize.minimize_scalar(lambda eta: solve(eta)[0], bounds=(eta_lo, eta_hi), method="bounded",
+                                           options={"xatol": 1e-12})
+    candidates = [solve(eta) for eta in (eta_lo, float(found.x), eta_hi)]  # Brent never evaluates the ends
+    return min(candidates, key=lambda cv: cv[0])[1]
 
 
 def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
@@ -249,7 +236,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
     w = np.zeros(F)
 
     if config.solver == "constraint_generation":
-        xi, alpha = 0.0, None  # the empty working set: w = 0, xi = 0
+        xi = 0.0  # the empty working set: w = 0, xi = 0
         for k in range(1, config.max_iter + 1):
             h, mu, D = hinge(w)
             objective = float(w @ w + C * max(0.0, h))  # J(w): an upper bound on the optimum
@@ -261,7 +248,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
                 break
             mus.append(mu)
             losses.append(D)
-            w, xi, alpha = solve_working_set(mu_E, np.array(mus), np.array(losses), C, w, alpha)
+            w, xi = solve_working_set(mu_E, np.array(mus), np.array(losses), C)
             bar.update(1)
             bar.set_postfix(violation=f"{h - xi:.3g}")
     else:
