@@ -16,8 +16,8 @@ lambda solve the small QP
   min_lambda ||mu_E - sum_j lambda_j mu_j||_2   s.t.  lambda_j >= 0,  sum_j lambda_j = 1,
 
 which is the dual of the max-margin QP: its optimal value equals the max-margin t over the same set.
-The max-margin step is solved as an SVM QP with scipy's SLSQP, the mixture QP exactly with scipy's
-NNLS. pi_0 is optimal for a random unit w (the paper's random start).
+Both are therefore solved exactly by one NNLS (scipy's Lawson-Hanson): the closest mixture p* gives
+t = ||mu_E - p*|| and w = (mu_E - p*) / t. pi_0 is optimal for a random unit w (the paper's random start).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from irlhf.envs.tabular import TabularMDP
 from irlhf.irl.expert import Demos, feature_expectations, feature_matrix, resolve_planning
 from irlhf.planning import occupancy_measure, value_iteration
 
-QP_FTOL = 1e-12  # SLSQP accuracy on the rescaled SVM objective; t is then compared with epsilon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,33 +113,19 @@ def max_margin_weights(mu_E: np.ndarray, mus: np.ndarray) -> tuple[np.ndarray, f
     """The max-margin QP: max_{w, t} t s.t. w . (mu_E - mu_j) >= t for all j, ||w||_2 <= 1.
 
     mu_E (F,), mus (n, F). Returns w (F,) and t = min_j w . (mu_E - mu_j), the margin w achieves.
-    Posed as the SVM QP  min_v ||v||^2 / 2  s.t.  v . (mu_E - mu_j) >= 1,  so that w = v / ||v||,
-    t = 1 / ||v|| (SLSQP; its identity start Hessian is this objective's, so it converges in a few
-    steps). The dual, the closest mixture (exact, by NNLS), gives the optimal t as a distance: the
-    primal w is kept when it attains it; otherwise (no feasible v because mu_E lies in the hull of
-    the mus, so t = 0 and w = 0, or an inaccurate solve) w comes from the dual.
+    By QP duality the optimal t is the distance from mu_E to the convex hull of the mus, and the
+    optimal w points from the closest hull point p* to mu_E: w = (mu_E - p*) / ||mu_E - p*|| (the
+    hyperplane through p* normal to w supports the hull). p* is the mixture QP's exact solution
+    (:func:`closest_mixture`, scipy's NNLS). If mu_E lies in the hull, t = 0 and w = 0.
     """
     G = mu_E[None, :] - mus  # (n, F): row j is mu_E - mu_j
     F = G.shape[1]
     scale = float(np.abs(G).max())
-    if scale == 0.0:  # every mu_j equals mu_E: nothing to separate
+    gap = mu_E - closest_mixture(mu_E, mus) @ mus
+    t = float(np.linalg.norm(gap))
+    if scale == 0.0 or t <= 1e-12 * scale:  # mu_E in the hull: no direction separates it
         return np.zeros(F), 0.0
-    Gs = G / scale  # unit-scale rows keep SLSQP's tolerances meaningful
-    out = scipy.optimize.minimize(
-        lambda v: (0.5 * float(v @ v), v), np.zeros(F), jac=True, method="SLSQP",
-        constraints=[{"type": "ineq", "fun": lambda v: Gs @ v - 1.0, "jac": lambda v: Gs}],
-        options={"ftol": QP_FTOL, "maxiter": 1000},
-    )
-    gap = mu_E - closest_mixture(mu_E, mus) @ mus  # dual: the optimal t is the distance ||gap||
-    dual_t = float(np.linalg.norm(gap))
-    if out.success and np.any(out.x):
-        w = out.x / np.linalg.norm(out.x)
-        t = float((G @ w).min())
-        if t >= dual_t - 1e-9 * scale:  # the primal solve reached the dual bound: optimal
-            return w, t
-    if dual_t <= 1e-12 * scale:  # mu_E lies in the hull: t = 0, attained only by w = 0
-        return np.zeros(F), 0.0
-    w = gap / dual_t  # infeasible SVM QP or an inaccurate solve: w from the dual
+    w = gap / t
     return w, float((G @ w).min())
 
 
