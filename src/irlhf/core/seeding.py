@@ -24,9 +24,9 @@ def seed_everything(seed: int) -> None:
     """Seed Python, numpy's legacy global state and torch (for code that uses global RNGs)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    try:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:  # a core dependency, but planning code must not need it
         import torch
 
         torch.manual_seed(seed)
-    except ImportError:  # torch is a core dependency, but planning code must not need it
-        pass
