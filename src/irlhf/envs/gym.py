@@ -103,7 +103,8 @@ def make_expert(env_id: str, seed: int = 0) -> Policy:
 # ---------------------------------------------------------------------------------------------
 
 
-def _make_env(env_id: str) -> gym.Env:
+def make_env(env_id: str) -> gym.Env:
+    """``gymnasium.make(env_id)`` with unknown or broken ids turned into a ValidationError."""
     if not isinstance(env_id, str):
         raise ValidationError(f"env_id={describe(env_id)}: expected a registered gymnasium id (a str)")
     try:
@@ -124,7 +125,7 @@ def _check_seed(seed: object) -> int:
     return int(seed)
 
 
-def _actions(policy: Policy, obs: np.ndarray, space: gym.Space, who: str) -> np.ndarray:
+def checked_actions(policy: Policy, obs: np.ndarray, space: gym.Space, who: str) -> np.ndarray:
     """Call ``policy`` on a batch and check its output against ``space``; return a numpy array."""
     n = len(obs)
     raw = policy(obs)
@@ -170,7 +171,7 @@ def collect_demos(env_id: str, expert: Policy, n_episodes: int = 1, seed: int = 
     """
     n_episodes = _check_n_episodes(n_episodes)
     seed = _check_seed(seed)
-    env = _make_env(env_id)
+    env = make_env(env_id)
     demos = []
     try:
         for k in range(n_episodes):
@@ -178,7 +179,7 @@ def collect_demos(env_id: str, expert: Policy, n_episodes: int = 1, seed: int = 
             observations, actions, rewards = [obs], [], []
             terminated = truncated = False
             while not (terminated or truncated):
-                action = _actions(expert, np.asarray(obs)[None], env.action_space, "expert")[0]
+                action = checked_actions(expert, np.asarray(obs)[None], env.action_space, "expert")[0]
                 obs, reward, terminated, truncated, _ = env.step(action)
                 observations.append(obs)
                 actions.append(action)
@@ -199,7 +200,7 @@ def collect_demos(env_id: str, expert: Policy, n_episodes: int = 1, seed: int = 
 def _episode_returns(env_id: str, policy: Policy, n_episodes: int, seed: int) -> np.ndarray:
     """Undiscounted return of each sub-env's first episode; sub-env ``k`` resets with ``seed + k``."""
     returns = np.zeros(n_episodes, dtype=np.float64)
-    _make_env(env_id).close()  # turns an unknown id into a ValidationError
+    make_env(env_id).close()  # turns an unknown id into a ValidationError
     for start in range(0, n_episodes, _MAX_VECTOR_ENVS):
         count = min(_MAX_VECTOR_ENVS, n_episodes - start)
         envs = gym.vector.SyncVectorEnv(
@@ -211,7 +212,7 @@ def _episode_returns(env_id: str, policy: Policy, n_episodes: int, seed: int) ->
             running = np.ones(count, dtype=bool)
             total = np.zeros(count, dtype=np.float64)
             while running.any():
-                actions = _actions(policy, obs, envs.single_action_space, "policy")
+                actions = checked_actions(policy, obs, envs.single_action_space, "policy")
                 obs, rewards, terminated, truncated, _ = envs.step(actions)
                 # Only live sub-envs count: with next-step autoreset, the step after a done is a
                 # reset step (reward 0, not part of the first episode), and later episodes are ignored.
@@ -237,7 +238,7 @@ def evaluate(env_id: str, policy: Policy, n_episodes: int = 20, seed: int = 0) -
 
 def random_policy(env_id: str, seed: int = 0) -> Policy:
     """A uniformly random policy over ``env_id``'s action space, drawing from a seeded Generator."""
-    env = _make_env(env_id)
+    env = make_env(env_id)
     space = env.action_space
     env.close()
     rng = as_generator(seed)
