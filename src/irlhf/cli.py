@@ -37,6 +37,7 @@ from irlhf.core.errors import IrlhfError
 JOBS: tuple[str, ...] = (
     "irlhf.demo",
     "irlhf.irl_job",
+    "irlhf.imitation_job",
 )
 
 PROG = "irlhf"
