@@ -55,3 +55,19 @@ def check_choice(name: str, value: Any, choices: tuple[Any, ...] | list[Any]) ->
     """Raise ``ValidationError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValidationError(f"{name}={value!r}: expected one of {list(choices)}")
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise ``ValidationError`` unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name}={value!r}: expected True or False")
+
+
+def check_hidden_sizes(name: str, value: Any) -> tuple[int, ...]:
+    """Validate MLP hidden widths (an int, or a tuple/list of ints >= 1, possibly empty); return a tuple."""
+    sizes = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
+        raise ValidationError(f"{name}={value!r}: expected a tuple of ints >= 1 (may be empty)")
+    for k, width in enumerate(sizes):
+        check_number(f"{name}[{k}]", width, low=1, integer=True)
+    return tuple(sizes)

@@ -30,18 +30,13 @@ import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.types import Trajectory, flatten_trajectories
 from irlhf.nn.mlp import ACTIVATIONS
 from irlhf.nn.policies import MLPPolicy, Policy, check_spaces, load_policy, save_policy
 
 __all__ = ["Config", "Result", "train", "resolve_spaces", "save_policy", "load_policy"]
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ValidationError(f"{name}={value!r}: expected True or False")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,14 +77,8 @@ class Config(BaseConfig):
     progress: bool = False
 
     def __post_init__(self) -> None:
-        sizes = self.hidden_sizes
-        if isinstance(sizes, int) and not isinstance(sizes, bool):
-            sizes = (sizes,)
-        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
-            raise ValidationError(f"hidden_sizes={self.hidden_sizes!r}: expected a tuple of ints >= 1 (may be empty)")
-        for k, width in enumerate(sizes):
-            check_number(f"hidden_sizes[{k}]", width, low=1, integer=True)
-        object.__setattr__(self, "hidden_sizes", tuple(sizes))
+        # JSON lists come back as tuples
+        object.__setattr__(self, "hidden_sizes", check_hidden_sizes("hidden_sizes", self.hidden_sizes))
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_number("lr", self.lr, low=0, low_open=True)
         check_number("batch_size", self.batch_size, low=1, integer=True)
@@ -100,9 +89,9 @@ class Config(BaseConfig):
         check_number("entropy_coef", self.entropy_coef, low=0)
         check_number("l2", self.l2, low=0)
         check_choice("loss", self.loss, ("gaussian", "mse"))
-        _check_bool("normalize_obs", self.normalize_obs)
+        check_bool("normalize_obs", self.normalize_obs)
         check_number("seed", self.seed, low=0, integer=True)
-        _check_bool("progress", self.progress)
+        check_bool("progress", self.progress)
 
 
 @dataclasses.dataclass

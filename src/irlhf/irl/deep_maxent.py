@@ -35,18 +35,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
 from irlhf.eval.metrics import demo_log_likelihood
 from irlhf.irl.expert import Demos, feature_matrix, resolve_planning
 from irlhf.nn.mlp import ACTIVATIONS, DTYPES, mlp
 from irlhf.planning import occupancy_measure, soft_value_iteration
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ValidationError(f"{name}={value!r}: expected True or False")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,26 +83,20 @@ class Config(BaseConfig):
     progress: bool = False
 
     def __post_init__(self) -> None:
-        sizes = self.hidden_sizes
-        if isinstance(sizes, int) and not isinstance(sizes, bool):
-            sizes = (sizes,)
-        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
-            raise ValidationError(f"hidden_sizes={self.hidden_sizes!r}: expected a tuple of ints >= 1 (may be empty)")
-        for k, width in enumerate(sizes):
-            check_number(f"hidden_sizes[{k}]", width, low=1, integer=True)
-        object.__setattr__(self, "hidden_sizes", tuple(sizes))  # JSON lists come back as tuples
+        # JSON lists come back as tuples
+        object.__setattr__(self, "hidden_sizes", check_hidden_sizes("hidden_sizes", self.hidden_sizes))
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("optimizer", self.optimizer, ("adam", "sgd"))
         check_number("lr", self.lr, low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("reward_l2", self.reward_l2, low=0)
         check_number("iterations", self.iterations, low=0, integer=True)
-        _check_bool("standardize", self.standardize)
+        check_bool("standardize", self.standardize)
         check_choice("dtype", self.dtype, tuple(DTYPES))
         check_number("seed", self.seed, low=0, integer=True)
         if self.horizon is not None:
             check_number("horizon", self.horizon, low=1, integer=True)
-        _check_bool("infinite_horizon", self.infinite_horizon)
+        check_bool("infinite_horizon", self.infinite_horizon)
         check_choice("initial", self.initial, ("demos", "mdp"))
 
 
