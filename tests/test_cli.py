@@ -36,7 +36,7 @@ def test_version(capsys):
 def test_demo_help(capsys):
     assert cli.main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters"):
+    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters", "--imitation-demos"):
         assert flag in out
 
 
@@ -51,7 +51,8 @@ def test_every_job_has_help_seed_and_out():
 
 def test_demo_writes_one_complete_run(tmp_path, capsys):
     out = tmp_path / "out"
-    assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--no-progress"]) == 0
+    assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--imitation-demos", "1",
+                     "--no-progress"]) == 0
     runs = list(out.iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("demo-")
     run = runs[0]
@@ -62,16 +63,22 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert not [n for n in names if n.endswith(".tmp")]
 
     config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
-    assert config == DemoConfig(n_demos=8, deep_iterations=20)
+    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1)
     trajs = load_trajectories(run / "demos.npz")
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "total"]
+    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
     for key in ("maxent", "deep_maxent", "deep_maxent_distances"):  # every learned reward beats a constant one
         assert 0 <= metrics[f"{key}_evd"] < metrics["irl_evd_constant_reward"]
         assert np.load(run / f"{key}_reward.npy").shape == (32 * 32,)
+    assert metrics["imitation_expert_episodes"] == 1
+    assert metrics["imitation_expert_return"] > metrics["imitation_random_return"]
+    for key in ("bc", "dagger"):
+        assert metrics[f"{key}_samples"] > 0 and np.isfinite(metrics[f"{key}_return"])
+        assert np.isclose(metrics[f"{key}_score"], (metrics[f"{key}_return"] - metrics["imitation_random_return"])
+                          / (metrics["imitation_expert_return"] - metrics["imitation_random_return"]))
     occupancy = np.load(run / "occupancy.npy")
     assert occupancy.shape == (32 * 32,) and np.isclose(occupancy.sum(), sum(0.9**t for t in range(8)))
     assert np.load(run / "true_reward.npy").shape == (32 * 32,)
@@ -80,10 +87,12 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     page = (run / "report.html").read_text()
     assert 'src="heatmaps.png"' in page and "<h2>Expert</h2>" in page
     assert 'src="irl_rewards.png"' in page and "<h2>Inverse RL</h2>" in page and "irl: EVD" in summary
+    assert "<h2>Imitation: BC vs DAgger</h2>" in page and "imitation: CartPole-v1" in summary and "DAgger" in summary
 
 
 def test_demo_same_seed_same_demos(tmp_path):
-    argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--no-progress"]
+    argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--imitation-demos", "1",
+            "--no-progress"]
     assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0
     assert cli.main(argv + ["--out", str(tmp_path / "b")]) == 0
     (a,), (b,) = (list((tmp_path / d).iterdir()) for d in "ab")
@@ -96,7 +105,7 @@ def test_demo_same_seed_same_demos(tmp_path):
     "flags, field",
     [(["--horizon", "0"], "horizon=0"), (["--size", "1"], "size=1"), (["--n-demos", "0"], "n_demos=0"),
      (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000"),
-     (["--deep-iters", "-1"], "deep_iterations=-1")],
+     (["--deep-iters", "-1"], "deep_iterations=-1"), (["--imitation-demos", "0"], "imitation_demos=0")],
 )
 def test_bad_option_is_one_clean_line_and_no_run_dir(tmp_path, capsys, flags, field):
     out = tmp_path / "out"

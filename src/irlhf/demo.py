@@ -12,6 +12,9 @@ Pipeline (each a step function, run in order under one progress bar):
              MaxEnt IRL (a network of the same features, and of the 4 continuous distance features);
              irl_rewards.png shows them beside the true reward; EVD, reward correlation, demo
              log-likelihood per learner
+  imitation  CartPole-v1 with the scripted expert: behaviour cloning from imitation_demos expert
+             episodes vs DAgger with the same expert-episode budget (one episode per round), both
+             evaluated on held-out resets next to the expert and a random policy
 
 Artifacts in ``<out>/demo-<timestamp>/``: config.json, metrics.jsonl (one line per step with its
 metrics and seconds), the arrays and demos above, heatmaps.png, the learned rewards
@@ -63,6 +66,8 @@ class DemoConfig(BaseConfig):
     discount: discount of the world, in (0, 1].
     seed: seeds both the world layout and the demonstrations, >= 0.
     deep_iterations: gradient steps of each deep MaxEnt fit, >= 0 (each is one soft value iteration).
+    imitation_demos: expert episodes of the imitation step (CartPole-v1): BC trains on that many expert
+        episodes, DAgger runs that many rounds of one episode each, >= 1.
     """
 
     size: int = 32
@@ -71,6 +76,7 @@ class DemoConfig(BaseConfig):
     discount: float = 0.9
     seed: int = 0
     deep_iterations: int = 200
+    imitation_demos: int = 2
 
     def __post_init__(self) -> None:
         check_number("size", self.size, low=2, high=MAX_SIZE, integer=True)
@@ -79,11 +85,13 @@ class DemoConfig(BaseConfig):
         check_number("discount", self.discount, low=0, high=1, low_open=True)
         check_number("seed", self.seed, low=0, integer=True)
         check_number("deep_iterations", self.deep_iterations, low=0, integer=True)
+        check_number("imitation_demos", self.imitation_demos, low=1, integer=True)
 
     def command(self) -> str:
         """The command line that reproduces this configuration."""
         return (f"irlhf demo --size {self.size} --horizon {self.horizon} --n-demos {self.n_demos} "
-                f"--discount {self.discount:g} --deep-iters {self.deep_iterations} --seed {self.seed}")
+                f"--discount {self.discount:g} --deep-iters {self.deep_iterations} "
+                f"--imitation-demos {self.imitation_demos} --seed {self.seed}")
 
 
 @dataclasses.dataclass
@@ -306,6 +314,83 @@ def recover_rewards(demo: Demo) -> dict[str, Any]:
     return metrics
 
 
+IMITATION_ENV = "CartPole-v1"
+IMITATION_EVAL_EPISODES = 10
+IMITATION_EVAL_SEED_OFFSET = 10_000  # evaluation resets never coincide with the training episodes' resets
+
+
+def compare_imitation(demo: Demo) -> dict[str, Any]:
+    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
+
+    from irlhf.envs.gym import collect_demos, evaluate, make_expert, normalized_score, random_return
+    from irlhf.imitation import bc, dagger
+
+    c, env_id = demo.config, IMITATION_ENV
+    n = c.imitation_demos
+    eval_seed = c.seed + IMITATION_EVAL_SEED_OFFSET
+    expert = make_expert(env_id, seed=c.seed)
+    bc_config = dataclasses.replace(dagger.DEFAULT_BC, seed=c.seed)  # the same learner and fit for both
+    # BC: n expert episodes (resets seed, seed + 1, ...), cloned once
+    t0 = time.perf_counter()
+    demos = collect_demos(env_id, expert, n_episodes=n, seed=c.seed)
+    bc_fit = bc.train(env_id, demos, bc_config)
+    bc_seconds = time.perf_counter() - t0
+    # DAgger: n rounds of one episode (resets seed, seed + 1, ...); round 0 executes the expert only (plain
+    # BC data, the same first episode as BC's), later rounds only the learner (beta_n = 0 for n >= 1)
+    t0 = time.perf_counter()
+    dagger_config = dagger.Config(rounds=n, episodes_per_round=1, schedule="linear", beta_rounds=1,
+                                  bc=bc_config, seed=c.seed)
+    dagger_fit = dagger.train(env_id, expert, dagger_config)
+    dagger_seconds = time.perf_counter() - t0
+
+    expert_mean, expert_std = evaluate(env_id, expert, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
+    random_mean = random_return(env_id, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
+    bc_mean, bc_std = evaluate(env_id, bc_fit.policy, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
+    dagger_mean, dagger_std = evaluate(env_id, dagger_fit.policy, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
+
+    def score(mean: float) -> float:
+        return normalized_score(env_id, mean, expert_mean, random_mean)
+
+    metrics = {
+        "imitation_expert_episodes": n,
+        "imitation_expert_return": expert_mean,
+        "imitation_random_return": random_mean,
+        "bc_return": bc_mean, "bc_return_std": bc_std, "bc_score": score(bc_mean),
+        "bc_samples": int(sum(len(t) for t in demos)), "bc_seconds": bc_seconds,
+        "dagger_return": dagger_mean, "dagger_return_std": dagger_std, "dagger_score": score(dagger_mean),
+        "dagger_samples": len(dagger_fit.dataset), "dagger_seconds": dagger_seconds,
+    }
+    demo.report.section("Imitation: BC vs DAgger").text(
+        f"Imitation learning on {env_id} with a scripted expert, from the same budget of {n} expert episode(s). "
+        "Behaviour cloning (BC) trains a policy by supervised learning on the expert's (state, action) pairs, "
+        "i.e. on the expert's own state distribution only: once the learner makes a mistake it drifts into "
+        "states the expert never visited, where it was never trained, and errors compound (O(eps T^2)). DAgger "
+        "(Ross, Gordon & Bagnell 2011) instead rolls out the learner itself and asks the expert to label the "
+        "states the learner actually visits, aggregates those labels with everything collected so far, and "
+        "retrains; the training distribution then matches the learner's test distribution (O(eps T))."
+    ).text(
+        f"BC: {n} expert episode(s) ({metrics['bc_samples']} samples). DAgger: {n} round(s) of one episode each; "
+        f"round 0 executes the expert (plain BC data), later rounds execute the learner only and the expert just "
+        f"labels ({metrics['dagger_samples']} samples in the aggregate). Both use the same BC learner "
+        f"(hidden layers {list(bc_config.hidden_sizes)}, at most {bc_config.epochs} epochs, batch "
+        f"{bc_config.batch_size}, seed {c.seed}). Returns are undiscounted, mean (std) over "
+        f"{IMITATION_EVAL_EPISODES} evaluation episodes reset with seeds {eval_seed}...; normalised score = "
+        "(return - random) / (expert - random): 1 = expert, 0 = random."
+    ).table(
+        [["expert (scripted)", f"{expert_mean:.1f} ({expert_std:.1f})", 1.0, "", ""],
+         [f"BC ({n} expert episodes)", f"{bc_mean:.1f} ({bc_std:.1f})", metrics["bc_score"],
+          metrics["bc_samples"], round(bc_seconds, 3)],
+         [f"DAgger ({n} rounds x 1 episode)", f"{dagger_mean:.1f} ({dagger_std:.1f})", metrics["dagger_score"],
+          metrics["dagger_samples"], round(dagger_seconds, 3)],
+         ["uniform random", f"{random_mean:.1f}", 0.0, "", ""]],
+        header=["policy", "return, mean (std)", "normalised score", "training samples", "seconds"],
+    )
+    demo.summary.append(f"imitation: {env_id}, {n} expert episode(s): BC return {bc_mean:.1f} "
+                        f"(score {metrics['bc_score']:.2f}), DAgger {dagger_mean:.1f} "
+                        f"(score {metrics['dagger_score']:.2f}); expert {expert_mean:.1f}, random {random_mean:.1f}")
+    return metrics
+
+
 # Steps in order; append (name, function) to add a section to the same run, metrics and report.
 STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("world", build_world),
@@ -313,6 +398,7 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("demos", sample_demos),
     ("figure", plot_maps),
     ("irl", recover_rewards),
+    ("imitation", compare_imitation),
 ]
 
 
@@ -360,10 +446,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     defaults = DemoConfig()
     parser = add_job(
         subparsers, JOB, run,
-        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, with a report (seconds)",
+        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, and CartPole BC vs DAgger, "
+        "with a report (seconds)",
         description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
         "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
-        "and write heatmaps, metrics and report.html.",
+        "compare behaviour cloning with DAgger on CartPole-v1, and write heatmaps, metrics and report.html.",
     )
     parser.add_argument("--size", type=int, default=defaults.size, help="grid side length (size*size states)")
     parser.add_argument("--horizon", type=int, default=defaults.horizon, help="expert horizon and demo length")
@@ -371,6 +458,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--discount", type=float, default=defaults.discount, help="discount in (0, 1]")
     parser.add_argument("--deep-iters", type=int, default=defaults.deep_iterations,
                         help="gradient steps of each deep MaxEnt IRL fit")
+    parser.add_argument("--imitation-demos", type=int, default=defaults.imitation_demos,
+                        help="expert episodes of the CartPole BC vs DAgger comparison (DAgger: one per round)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -378,7 +467,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     # validate everything before creating the run directory: bad options leave nothing behind
     config = DemoConfig(size=args.size, horizon=args.horizon, n_demos=args.n_demos, discount=args.discount,
-                        seed=args.seed, deep_iterations=args.deep_iters)
+                        seed=args.seed, deep_iterations=args.deep_iters, imitation_demos=args.imitation_demos)
     demo = run_demo(config, args.out, progress=not args.no_progress)
     print("\n".join(demo.summary))
     return 0
