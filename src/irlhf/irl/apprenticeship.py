@@ -33,8 +33,7 @@ from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.seeding import as_generator
 from irlhf.envs.tabular import TabularMDP
-from irlhf.irl.expert import Demos, feature_expectations, feature_matrix, resolve_planning
-from irlhf.planning import occupancy_measure, value_iteration
+from irlhf.irl.expert import Demos, feature_expectations, feature_matrix, optimal_policy, resolve_planning
 
 
 
@@ -101,14 +100,6 @@ class Result:
     history: list[dict]
 
 
-def optimal_policy_and_mu(mdp: TabularMDP, phi: np.ndarray, reward: np.ndarray,
-                          horizon: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Hard-optimal policy for ``reward`` ((S,) or (S, A)) and its feature expectations mu (F,)."""
-    _, _, pi = value_iteration(mdp, reward, horizon=horizon)
-    rho_sa = occupancy_measure(mdp, pi, horizon=horizon, state_action=True)
-    return pi, feature_expectations(phi, rho_sa.sum(axis=1), rho_sa)
-
-
 def max_margin_weights(mu_E: np.ndarray, mus: np.ndarray) -> tuple[np.ndarray, float]:
     """The max-margin QP: max_{w, t} t s.t. w . (mu_E - mu_j) >= t for all j, ||w||_2 <= 1.
 
@@ -162,7 +153,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
 
     w = as_generator(config.seed).standard_normal(F)
     w /= np.linalg.norm(w)  # pi_0: optimal for a random unit reward, as in the paper
-    pi, mu = optimal_policy_and_mu(plan_mdp, phi, phi @ w, H)
+    pi, _, mu = optimal_policy(plan_mdp, phi, phi @ w, H)
     policies, mus = [pi], [mu]
     mu_bar = mu.copy()  # projection: the point of the hull of the mus closest to mu_E found so far
     lam_bar = np.ones(1)  # ... and its mixture weights (so mu_bar = lam_bar @ mus)
@@ -189,7 +180,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
             break
         if i > config.max_iter:
             break
-        pi, mu = optimal_policy_and_mu(plan_mdp, phi, phi @ w, H)
+        pi, _, mu = optimal_policy(plan_mdp, phi, phi @ w, H)
         distance = np.abs(np.array(mus) - mu[None, :]).max(axis=1)
         seen = int(distance.argmin()) if distance.min() <= 1e-12 * max(float(np.abs(mu).max()), 1.0) else -1
         if config.method == "max_margin" and seen >= 0:

@@ -14,6 +14,7 @@ import numpy as np
 from irlhf.core.errors import ValidationError
 from irlhf.data.types import Trajectory
 from irlhf.envs.tabular import TabularMDP
+from irlhf.planning import occupancy_measure, value_iteration
 
 Demos = Sequence[Trajectory] | np.ndarray
 
@@ -140,3 +141,11 @@ def resolve_planning(mdp: TabularMDP, demos: Demos, horizon: int | None, infinit
     if H is None:
         raise ValidationError("horizon: unknown for an occupancy input; set Config.horizon or infinite_horizon=True")
     return stats, plan_mdp, H
+
+
+def optimal_policy(mdp: TabularMDP, phi: np.ndarray, reward: np.ndarray,
+                   horizon: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hard-optimal policy for ``reward`` ((S,) or (S, A)), its state-action occupancy (S, A) and mu (F,)."""
+    _, _, pi = value_iteration(mdp, reward, horizon=horizon)
+    rho_sa = occupancy_measure(mdp, pi, horizon=horizon, state_action=True)
+    return pi, rho_sa, feature_expectations(phi, rho_sa.sum(axis=1), rho_sa)

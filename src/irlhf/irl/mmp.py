@@ -39,8 +39,7 @@ from tqdm.auto import tqdm
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
-from irlhf.irl.expert import Demos, ExpertStats, feature_expectations, feature_matrix, resolve_planning
-from irlhf.planning import occupancy_measure, value_iteration
+from irlhf.irl.expert import Demos, ExpertStats, feature_expectations, feature_matrix, optimal_policy, resolve_planning
 
 
 
@@ -137,9 +136,8 @@ def loss_augmented_policy(mdp: TabularMDP, phi: np.ndarray, w: np.ndarray, l: np
                           ) -> tuple[np.ndarray, np.ndarray, float]:
     """argmax_pi w . mu_pi + D(pi, pi_E): value iteration on r_w + l. Returns pi, mu_pi (F,), D."""
     r = phi @ w
-    _, _, pi = value_iteration(mdp, (r[:, None] if r.ndim == 1 else r) + l, horizon=horizon)
-    rho_sa = occupancy_measure(mdp, pi, horizon=horizon, state_action=True)
-    return pi, feature_expectations(phi, rho_sa.sum(axis=1), rho_sa), float((rho_sa * l).sum())
+    pi, rho_sa, mu = optimal_policy(mdp, phi, (r[:, None] if r.ndim == 1 else r) + l, horizon)
+    return pi, mu, float((rho_sa * l).sum())
 
 
 def solve_working_set(mu_E: np.ndarray, mus: np.ndarray, losses: np.ndarray, C: float) -> tuple[np.ndarray, float]:
@@ -274,9 +272,7 @@ def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
 
     h, _, _ = hinge(w)
     slack = max(0.0, h)
-    _, _, pi = value_iteration(plan_mdp, phi @ w, horizon=H)
-    rho_sa = occupancy_measure(plan_mdp, pi, horizon=H, state_action=True)
-    mu_pi = feature_expectations(phi, rho_sa.sum(axis=1), rho_sa)
+    pi, _, mu_pi = optimal_policy(plan_mdp, phi, phi @ w, H)
     return Result(weights=w, reward=phi @ w, policy=pi, mu_E=mu_E, mu_pi=mu_pi, slack=slack,
                   objective=float(w @ w + C * slack), loss=l, mus=np.array(mus).reshape(-1, F),
                   losses=np.array(losses), converged=converged, history=history)
