@@ -104,14 +104,16 @@ SCRIPTED_EXPERTS: dict[str, Policy] = {
 }
 
 
-def make_expert(env_id: str, seed: int = 0) -> Policy:
+def make_expert(env_id: str, seed: int = 0, kind: str = "scripted") -> Policy:
     """Return the expert for ``env_id``: a callable, batch of observations -> batch of actions.
 
-    Only scripted experts exist for now (see ``SCRIPTED_EXPERTS`` for the ids and their measured
-    returns); they are deterministic, so ``seed`` is accepted for API stability and validated,
-    but does not change them. Any other id raises ``ValidationError``.
+    kind: "scripted" (the hand-written controllers of ``SCRIPTED_EXPERTS``, with their measured
+    returns; deterministic, so ``seed`` is validated but changes nothing). Unknown ids or kinds
+    raise ``ValidationError``.
     """
     as_generator(seed)  # validates the seed
+    if kind != "scripted":
+        raise ValidationError(f"kind={describe(kind)}: unknown expert kind; expected 'scripted'")
     if not isinstance(env_id, str) or env_id not in SCRIPTED_EXPERTS:
         raise ValidationError(
             f"env_id={describe(env_id)}: no expert for this environment; "
