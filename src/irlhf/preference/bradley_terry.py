@@ -1,0 +1,410 @@
+"""Bradley-Terry: latent scores from pairwise judgements with ties.
+
+The model (lecture 000, part 3): item i has a log-strength (reward) theta_i and
+
+    P(i > j) = exp(theta_i) / (exp(theta_i) + exp(theta_j)) = sigma(theta_i - theta_j).
+
+From M judgements (i_n, j_n, mu_n), mu = 1 (i preferred), 0.5 (tie), 0 (j preferred), ``fit`` minimises the
+lecture's cross-entropy, plus an optional Gaussian prior with ``choix``'s convention:
+
+    L(theta) = -sum_n [ mu_n log sigma(theta_i - theta_j) + (1 - mu_n) log sigma(theta_j - theta_i) ]
+               + alpha * ||theta||^2
+
+so a tie counts as half a win for each side. The scores are only defined up to a constant; they are
+returned mean-centred (with alpha > 0 the minimiser is mean-zero anyway). Without a prior the maximum-
+likelihood estimate exists only if the "i beat j" graph is strongly connected (Hunter 2004): ``fit``
+checks that first and says which items break it (an item that never loses, one that never wins, or
+groups never compared).
+
+Solver: Newton's method on the aggregated pairs (one row per compared pair of items), with a
+backtracking line search. The Hessian is the graph Laplacian weighted by c sigma (1 - sigma) (+ 2 alpha I);
+it is solved densely (Cholesky) for up to ``DENSE_LIMIT`` items and by preconditioned conjugate
+gradients on the sparse Laplacian above that. Standard errors are the square roots of the diagonal of
+the inverse Hessian (its pseudo-inverse without a prior, matching the mean-centred parametrisation).
+
+    result = fit(n_items, comparisons, alpha=0.0)
+    result.scores, result.standard_errors, result.log_likelihood, result.ranking()
+    result.probabilities()                     # (n, n) matrix P[i, j] = P(i > j), for the winner rules
+
+``fit_features`` fits r(x) = w . phi(x) on item features the same way (logistic regression on feature
+differences); ``fit_network`` fits an MLP r_phi(x) with ``loss``, the torch form of the same cross-entropy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.csgraph
+import scipy.sparse.linalg
+
+from irlhf.core.errors import ValidationError, describe
+from irlhf.data.preferences import Comparisons
+
+__all__ = ["Result", "FeatureResult", "NetworkResult", "ComparisonGraphError", "fit", "fit_features",
+           "fit_network", "log_likelihood", "preference_probabilities", "check_identifiable", "loss",
+           "as_comparisons"]
+
+DENSE_LIMIT = 3000  # items; above this the Newton system is solved by sparse conjugate gradients
+SE_LIMIT = 3000  # standard errors need a dense (n, n) inverse; computed automatically up to this many items
+
+
+class ComparisonGraphError(ValidationError):
+    """The comparisons do not determine finite scores (no prior was given)."""
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def as_comparisons(n_items: int, comparisons: Any) -> Comparisons:
+    """A ``Comparisons`` over ``n_items`` items from a ``Comparisons``, a ``Rankings`` (rank-broken),
+    (winner, loser) pairs (M, 2) as in ``choix``, or (i, j, mu) rows (M, 3)."""
+    from irlhf.data.preferences import Rankings
+
+    if isinstance(comparisons, Rankings):
+        comparisons = comparisons.to_comparisons()
+    if isinstance(comparisons, Comparisons):
+        if n_items is not None and comparisons.n_items != n_items:
+            return Comparisons(comparisons.i, comparisons.j, comparisons.mu, n_items)
+        return comparisons
+    array = np.asarray(comparisons)
+    if array.ndim == 2 and array.shape[1] == 2:
+        return Comparisons(array[:, 0], array[:, 1], np.ones(len(array)), n_items)
+    if array.ndim == 2 and array.shape[1] == 3:
+        return Comparisons(array[:, 0], array[:, 1], array[:, 2], n_items)
+    raise ValidationError(f"comparisons: {describe(comparisons)}; expected a Comparisons, (winner, loser) pairs "
+                          "of shape (M, 2) or (i, j, mu) rows of shape (M, 3)")
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(alpha) and alpha >= 0):
+        raise ValidationError(f"alpha={describe(alpha)}: expected a finite number >= 0 (prior weight)")
+    return float(alpha)
+
+
+def _aggregate(data: Comparisons) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse judgements onto unordered pairs a < b: (a, b, c = judgements, w = wins of a, ties as 1/2)."""
+    n = data.n_items
+    a, b = np.minimum(data.i, data.j), np.maximum(data.i, data.j)
+    wins_a = np.where(data.i == a, data.mu, 1.0 - data.mu)
+    keys, inverse = np.unique(a * n + b, return_inverse=True)
+    count = np.bincount(inverse).astype(np.float64)
+    wins = np.bincount(inverse, weights=wins_a)
+    return keys // n, keys % n, count, wins
+
+
+def check_identifiable(comparisons: Comparisons) -> None:
+    """Raise ``ComparisonGraphError`` unless the maximum-likelihood scores exist (finite, unique up to a
+    constant): every item must be reachable from every other along "beat" edges (ties count both ways)."""
+    a, b, count, wins = _aggregate(comparisons)
+    _check_graph(comparisons.n_items, a, b, count, wins)
+
+
+def _check_graph(n: int, a: np.ndarray, b: np.ndarray, count: np.ndarray, wins: np.ndarray) -> None:
+    # edge u -> v: u beat v at least once (or tied with it)
+    src = np.concatenate([a[wins > 0], b[count - wins > 0]])
+    dst = np.concatenate([b[wins > 0], a[count - wins > 0]])
+    graph = scipy.sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
+    n_strong, _ = scipy.sparse.csgraph.connected_components(graph, directed=True, connection="strong")
+    if n_strong == 1:
+        return
+    hint = "; the maximum-likelihood scores do not exist: pass alpha > 0 (a prior) or add comparisons"
+    seen = np.zeros(n, dtype=bool)
+    seen[a] = seen[b] = True
+    if not seen.all():
+        missing = np.flatnonzero(~seen)
+        raise ComparisonGraphError(f"item(s) {_first(missing)} appear in no comparison{hint}")
+    n_weak, labels = scipy.sparse.csgraph.connected_components(graph, directed=True, connection="weak")
+    if n_weak > 1:
+        first = [int(np.flatnonzero(labels == k)[0]) for k in range(min(n_weak, 3))]
+        raise ComparisonGraphError(f"the comparison graph has {n_weak} disconnected groups of items (e.g. items "
+                                   f"{first} are never compared with each other's groups){hint}")
+    indegree = np.bincount(dst, minlength=n)
+    outdegree = np.bincount(src, minlength=n)
+    if (indegree == 0).any():
+        raise ComparisonGraphError(f"item(s) {_first(np.flatnonzero(indegree == 0))} never lose (every judgement "
+                                   f"they are in, they win), so their scores go to +inf{hint}")
+    if (outdegree == 0).any():
+        raise ComparisonGraphError(f"item(s) {_first(np.flatnonzero(outdegree == 0))} never win (nor tie), so "
+                                   f"their scores go to -inf{hint}")
+    raise ComparisonGraphError(f"the items split into {n_strong} groups where one group beats another without "
+                               f"ever losing to it (the 'beat' graph is not strongly connected){hint}")
+
+
+def _first(items: np.ndarray, k: int = 5) -> str:
+    shown = ", ".join(str(int(x)) for x in items[:k])
+    return f"[{shown}{', ...' if len(items) > k else ''}] ({len(items)} in all)" if len(items) > 1 else shown
+
+
+# -- the model -----------------------------------------------------------------------------------
+def preference_probabilities(scores: np.ndarray) -> np.ndarray:
+    """(n,) scores -> (n, n) matrix P[i, j] = sigma(theta_i - theta_j) (diagonal 0.5)."""
+    theta = np.asarray(scores, dtype=np.float64)
+    if theta.ndim != 1 or not np.all(np.isfinite(theta)):
+        raise ValidationError(f"scores: {describe(theta)}; expected a finite 1-D array")
+    return 0.5 * (1.0 + np.tanh(0.5 * (theta[:, None] - theta[None, :])))  # sigma, stable for large gaps
+
+
+def log_likelihood(scores: np.ndarray, comparisons: Any) -> float:
+    """sum_n mu log sigma(theta_i - theta_j) + (1 - mu) log sigma(theta_j - theta_i) (no prior term)."""
+    theta = np.asarray(scores, dtype=np.float64)
+    data = as_comparisons(len(theta), comparisons)
+    d = theta[data.i] - theta[data.j]
+    return float(-np.sum(data.mu * np.logaddexp(0.0, -d) + (1.0 - data.mu) * np.logaddexp(0.0, d)))
+
+
+@dataclasses.dataclass
+class Result:
+    """scores: (n,) mean-centred log-strengths.  standard_errors: (n,) or None (not computed).
+    log_likelihood: of the data at ``scores`` (no prior).  objective: the minimised L (with prior).
+    n_iter: Newton iterations.  converged: the Newton decrement fell below ``tol``."""
+
+    scores: np.ndarray
+    standard_errors: np.ndarray | None
+    log_likelihood: float
+    objective: float
+    n_iter: int
+    converged: bool
+    alpha: float
+
+    def ranking(self) -> np.ndarray:
+        """Item ids, best (highest score) first; ties broken by the lower id."""
+        return np.lexsort((np.arange(len(self.scores)), -self.scores))
+
+    def probabilities(self) -> np.ndarray:
+        """(n, n) P[i, j] = P(i preferred to j) under the fitted model."""
+        return preference_probabilities(self.scores)
+
+
+def _objective(theta: np.ndarray, a: np.ndarray, b: np.ndarray, count: np.ndarray, wins: np.ndarray,
+               alpha: float) -> float:
+    d = theta[a] - theta[b]
+    return float(np.sum(wins * np.logaddexp(0.0, -d) + (count - wins) * np.logaddexp(0.0, d))
+                 + alpha * theta @ theta)
+
+
+def _hessian(n: int, a: np.ndarray, b: np.ndarray, h: np.ndarray, alpha: float, dense: bool):
+    """Weighted graph Laplacian sum_pairs h (e_a - e_b)(e_a - e_b)^T + 2 alpha I."""
+    diag = np.bincount(a, weights=h, minlength=n) + np.bincount(b, weights=h, minlength=n) + 2.0 * alpha
+    if dense:
+        H = np.zeros((n, n))
+        H.flat[a * n + b] = -h  # pairs are unique and a < b, so plain assignment is exact
+        H.flat[b * n + a] = -h
+        H.flat[:: n + 1] = diag
+        return H
+    off = scipy.sparse.coo_matrix((np.concatenate([-h, -h]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                                  shape=(n, n))
+    return (off + scipy.sparse.diags(diag)).tocsr()
+
+
+def _newton_direction(H: Any, g: np.ndarray, alpha: float, dense: bool) -> np.ndarray:
+    """Solve H delta = -g; without a prior H is singular along 1, so fix delta_0 = 0 (g sums to zero)."""
+    start = 0 if alpha > 0 else 1
+    delta = np.zeros_like(g)
+    if dense:
+        sub = H[start:, start:]
+        delta[start:] = scipy.linalg.cho_solve(scipy.linalg.cho_factor(sub, check_finite=False), -g[start:],
+                                               check_finite=False)
+        return delta
+    sub = H[start:, start:]
+    precond = scipy.sparse.diags(1.0 / sub.diagonal())
+    sol, info = scipy.sparse.linalg.cg(sub, -g[start:], rtol=1e-10, atol=0.0, maxiter=2000, M=precond)
+    delta[start:] = sol
+    return delta
+
+
+def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-10, max_iter: int = 100,
+        standard_errors: bool | None = None) -> Result:
+    """Maximum-likelihood (alpha = 0) or MAP (alpha > 0) Bradley-Terry scores; see the module docstring.
+
+    n_items: number of items.  comparisons: a ``Comparisons`` (or pairs / rows, see ``as_comparisons``).
+    alpha: prior weight, L2 penalty alpha * ||theta||^2 (``choix``'s convention; >= 0).
+    tol: stop when the Newton decrement g . H^-1 g / 2 falls below it.  standard_errors: None = when
+    n_items <= SE_LIMIT, True = always (dense (n, n) inverse), False = never.
+    Raises ``ComparisonGraphError`` when alpha = 0 and the scores are not identifiable.
+    """
+    if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 2:
+        raise ValidationError(f"n_items={describe(n_items)}: expected an int >= 2")
+    n = int(n_items)
+    alpha = _check_alpha(alpha)
+    data = as_comparisons(n, comparisons)
+    a, b, count, wins = _aggregate(data)
+    if alpha == 0.0:
+        _check_graph(n, a, b, count, wins)
+    dense = n <= DENSE_LIMIT
+    theta = np.zeros(n)
+    f = _objective(theta, a, b, count, wins, alpha)
+    converged, n_iter = False, 0
+    for n_iter in range(1, max_iter + 1):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (theta[a] - theta[b])))  # sigma(theta_a - theta_b)
+        r = count * p - wins  # dL/d(theta_a - theta_b) per pair
+        g = np.bincount(a, weights=r, minlength=n) - np.bincount(b, weights=r, minlength=n) + 2.0 * alpha * theta
+        delta = _newton_direction(_hessian(n, a, b, count * p * (1.0 - p), alpha, dense), g, alpha, dense)
+        decrement = -float(g @ delta)
+        if decrement / 2.0 <= tol:
+            converged = True
+            break
+        step = 1.0
+        while True:  # backtracking (Armijo) line search; L is convex so this ends
+            candidate = theta + step * delta
+            f_new = _objective(candidate, a, b, count, wins, alpha)
+            if f_new <= f - 0.25 * step * decrement or step < 1e-12:
+                break
+            step *= 0.5
+        theta, f = candidate, f_new
+    theta = theta - theta.mean()
+    se = None
+    if standard_errors or (standard_errors is None and n <= SE_LIMIT):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (theta[a] - theta[b])))
+        H = _hessian(n, a, b, count * p * (1.0 - p), alpha, dense=True)
+        if alpha > 0:
+            cov = np.linalg.inv(H)
+        else:  # pseudo-inverse of a connected Laplacian: inv(L + 11^T / n) - 11^T / n
+            cov = np.linalg.inv(H + 1.0 / n) - 1.0 / n
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    loglik = -_objective(theta, a, b, count, wins, 0.0)
+    return Result(scores=theta, standard_errors=se, log_likelihood=loglik, objective=-loglik + alpha * theta @ theta,
+                  n_iter=n_iter, converged=converged, alpha=alpha)
+
+
+# -- features: r(x) = w . phi(x) ------------------------------------------------------------------
+@dataclasses.dataclass
+class FeatureResult:
+    """weights: (F,) w.  standard_errors: (F,).  scores: (n,) w . phi(x) per item.  log_likelihood: data."""
+
+    weights: np.ndarray
+    standard_errors: np.ndarray
+    scores: np.ndarray
+    log_likelihood: float
+    n_iter: int
+    converged: bool
+
+
+def fit_features(features: np.ndarray, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-10,
+                 max_iter: int = 100) -> FeatureResult:
+    """Bradley-Terry with a linear reward r(x) = w . phi(x): item features (n, F), the same loss in w
+    (logistic regression on phi_i - phi_j), penalty alpha * ||w||^2. Newton's method; raises when the
+    judgements are perfectly separated by the features and alpha = 0 (w would grow without bound)."""
+    phi = np.asarray(features, dtype=np.float64)
+    if phi.ndim != 2 or len(phi) < 2 or not np.all(np.isfinite(phi)):
+        raise ValidationError(f"features: {describe(phi)}; expected a finite (n_items, F) array, n_items >= 2")
+    alpha = _check_alpha(alpha)
+    data = as_comparisons(len(phi), comparisons)
+    a, b, count, wins = _aggregate(data)
+    X = phi[a] - phi[b]  # (pairs, F)
+    w = np.zeros(phi.shape[1])
+
+    def objective(w: np.ndarray) -> float:
+        d = X @ w
+        return float(np.sum(wins * np.logaddexp(0.0, -d) + (count - wins) * np.logaddexp(0.0, d)) + alpha * w @ w)
+
+    f, converged, n_iter = objective(w), False, 0
+    for n_iter in range(1, max_iter + 1):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (X @ w)))
+        g = X.T @ (count * p - wins) + 2.0 * alpha * w
+        H = (X * (count * p * (1.0 - p))[:, None]).T @ X + 2.0 * alpha * np.eye(len(w))
+        try:
+            delta = -scipy.linalg.solve(H, g, assume_a="pos")
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+            delta = -np.linalg.lstsq(H, g, rcond=None)[0]
+        decrement = -float(g @ delta)
+        if decrement / 2.0 <= tol:
+            converged = True
+            break
+        step = 1.0
+        while True:
+            f_new = objective(w + step * delta)
+            if f_new <= f - 0.25 * step * decrement or step < 1e-12:
+                break
+            step *= 0.5
+        w, f = w + step * delta, f_new
+    p = 0.5 * (1.0 + np.tanh(0.5 * (X @ w)))
+    pure = (wins == 0) | (wins == count)  # pairs always decided the same way
+    # fitting pure pairs to within 1e-9 needs |w . (phi_a - phi_b)| > 20: the judgements are separated
+    separated = pure.any() and bool(np.all(np.abs(count * p - wins)[pure] < 1e-9 * count[pure]))
+    if alpha == 0.0 and (separated or not converged):
+        raise ComparisonGraphError(
+            f"features: the judgements are separable by the features (|w| = {np.linalg.norm(w):.3g} after "
+            f"{n_iter} Newton steps), so the maximum-likelihood w is infinite: pass alpha > 0")
+    H = (X * (count * p * (1.0 - p))[:, None]).T @ X + 2.0 * alpha * np.eye(len(w))
+    se = np.sqrt(np.clip(np.diag(np.linalg.pinv(H)), 0.0, None))
+    return FeatureResult(weights=w, standard_errors=se, scores=phi @ w,
+                         log_likelihood=-(objective(w) - alpha * w @ w), n_iter=n_iter, converged=converged)
+
+
+# -- networks ---------------------------------------------------------------------------------
+def loss(reward_i: Any, reward_j: Any, mu: Any, reduction: str = "mean") -> Any:
+    """Torch form of the cross-entropy: -[mu log sigma(r_i - r_j) + (1 - mu) log sigma(r_j - r_i)].
+
+    reward_i, reward_j, mu: (M,) tensors (mu in [0, 1]; 0.5 = tie). reduction: "mean", "sum" or "none".
+    """
+    import torch.nn.functional as F
+
+    d = reward_i - reward_j
+    per = -(mu * F.logsigmoid(d) + (1.0 - mu) * F.logsigmoid(-d))
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    if reduction == "mean":
+        return per.mean()
+    raise ValidationError(f"reduction={reduction!r}: expected 'mean', 'sum' or 'none'")
+
+
+@dataclasses.dataclass
+class NetworkResult:
+    """model: the torch MLP r_phi (F -> 1).  scores: (n,) r_phi(x) per item, mean-centred.
+    history: one dict per epoch (epoch, loss, accuracy on non-tied judgements)."""
+
+    model: Any
+    scores: np.ndarray
+    history: list[dict]
+
+
+def fit_network(features: np.ndarray, comparisons: Any, hidden_sizes: Sequence[int] = (64, 64), *,
+                epochs: int = 200, lr: float = 1e-2, weight_decay: float = 0.0, batch_size: int | None = None,
+                seed: int = 0) -> NetworkResult:
+    """Bradley-Terry with a neural reward r_phi(x): item features (n, F), Adam on ``loss``.
+    batch_size None = full batch. Same seed, same weights."""
+    import torch
+
+    from irlhf.nn.mlp import mlp
+
+    phi = np.asarray(features, dtype=np.float32)
+    if phi.ndim != 2 or len(phi) < 2 or not np.all(np.isfinite(phi)):
+        raise ValidationError(f"features: {describe(phi)}; expected a finite (n_items, F) array, n_items >= 2")
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size or 1, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValidationError(f"{name}={value!r}: expected an int >= {low}")
+    data = as_comparisons(len(phi), comparisons)
+    model = mlp(phi.shape[1], tuple(hidden_sizes), 1, "relu", seed=seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    x = torch.as_tensor(phi)
+    i, j = torch.from_numpy(data.i.copy()), torch.from_numpy(data.j.copy())
+    mu = torch.tensor(data.mu, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    size = batch_size or len(mu)
+    history = []
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(mu), generator=generator)
+        total = 0.0
+        for start in range(0, len(mu), size):
+            idx = order[start:start + size]
+            r = model(x).squeeze(-1)
+            batch_loss = loss(r[i[idx]], r[j[idx]], mu[idx])
+            optimiser.zero_grad()
+            batch_loss.backward()
+            optimiser.step()
+            total += float(batch_loss.detach()) * len(idx)
+        with torch.no_grad():
+            r = model(x).squeeze(-1)
+            decided = mu != 0.5
+            correct = ((r[i] > r[j]) == (mu == 1.0))[decided].float().mean() if decided.any() else torch.tensor(0.0)
+        history.append({"epoch": epoch, "loss": total / len(mu), "accuracy": float(correct)})
+    with torch.no_grad():
+        scores = model(x).squeeze(-1).double().numpy()
+    return NetworkResult(model=model, scores=scores - scores.mean(), history=history)
