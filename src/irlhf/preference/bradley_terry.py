@@ -245,8 +245,8 @@ def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-1
         g = np.bincount(a, weights=r, minlength=n) - np.bincount(b, weights=r, minlength=n) + 2.0 * alpha * theta
         delta = _newton_direction(_hessian(n, a, b, count * p * (1.0 - p), alpha, dense), g, alpha, dense)
         decrement = -float(g @ delta)
-        if decrement / 2.0 <= tol:
-            converged = True
+        if decrement / 2.0 <= tol:  # converged: the last full Newton step squares the remaining error
+            theta, converged = theta + delta, True
             break
         step = 1.0
         while True:  # backtracking (Armijo) line search; L is convex so this ends
@@ -313,7 +313,7 @@ def fit_features(features: np.ndarray, comparisons: Any, alpha: float = 0.0, *, 
             delta = -np.linalg.lstsq(H, g, rcond=None)[0]
         decrement = -float(g @ delta)
         if decrement / 2.0 <= tol:
-            converged = True
+            w, converged = w + delta, True
             break
         step = 1.0
         while True:

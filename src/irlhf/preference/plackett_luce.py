@@ -110,7 +110,7 @@ def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, 
                                                    -g[start:], check_finite=False)
             decrement = -float(g @ delta)
             if decrement / 2.0 <= tol:
-                converged = True
+                theta, converged = theta + delta, True
                 break
             step = 1.0
             while True:
