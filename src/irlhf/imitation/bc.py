@@ -198,15 +198,28 @@ def _obs_stats(obs: np.ndarray, obs_space: spaces.Space, enabled: bool) -> tuple
 
 
 # -- training ----------------------------------------------------------------------------------
-def _losses(module: MLPPolicy, obs: torch.Tensor, acts: torch.Tensor, mse: bool):
-    """Per-batch imitation loss (scalar, no bonus), mean entropy, and the distribution's output."""
-    out = module(obs)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _losses(module: MLPPolicy, inputs: torch.Tensor, acts: torch.Tensor, mse: bool):
+    """Per-batch imitation loss (scalar, no bonus), mean entropy, and the network output.
+
+    ``inputs`` are already preprocessed (``module.preprocess``), so the fixed normalisation runs once per
+    fit, not per step; the log-likelihoods and entropies are written in closed form (the same values as
+    torch.distributions, without its per-call argument checks).
+    """
+    out = module.net(inputs)
     if module.discrete:
-        dist = torch.distributions.Categorical(logits=out)
-        return -dist.log_prob(acts).mean(), dist.entropy().mean(), out
-    dist = torch.distributions.Independent(torch.distributions.Normal(out, module.log_std.exp().expand_as(out)), 1)
-    loss = ((out - acts) ** 2).mean() if mse else -dist.log_prob(acts).mean()
-    return loss, dist.entropy().mean(), out
+        logp = torch.log_softmax(out, dim=-1)
+        nll = -logp.gather(1, acts[:, None]).mean()
+        return nll, -(logp.exp() * logp).sum(dim=-1).mean(), out
+    log_std = module.log_std
+    if mse:
+        loss = ((out - acts) ** 2).mean()
+    else:  # -log N(a; out, diag(exp(log_std))^2), summed over action dimensions
+        z = (acts - out) * torch.exp(-log_std)
+        loss = (0.5 * z * z + log_std + _HALF_LOG_2PI).sum(dim=-1).mean()
+    return loss, (log_std + 0.5 + _HALF_LOG_2PI).sum(), out
 
 
 def _evaluate(module: MLPPolicy, obs: torch.Tensor, acts: torch.Tensor, mse: bool) -> dict[str, float]:
@@ -252,11 +265,16 @@ def train(env: Any, demos: Any, config: Config = Config()) -> Result:
     else:
         x_all = torch.as_tensor(obs_np.reshape(n, -1), dtype=torch.float32)
     a_all = module._action_tensor(acts_np)
-    x_tr, a_tr = x_all[train_idx], a_all[train_idx]
-    x_va, a_va = x_all[val_idx], a_all[val_idx]
+    with torch.no_grad():
+        inputs = module.preprocess(x_all)  # normalise / one-hot once; training feeds module.net directly
+    x_tr, a_tr = inputs[train_idx], a_all[train_idx]
+    x_va, a_va = inputs[val_idx], a_all[val_idx]
 
     weights = list(module.net.parameters())
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    try:  # the fused kernel updates all tensors in one call (CPU support since torch 2.4)
+        optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
     history: list[dict] = []
     best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0
     bar = tqdm(total=config.epochs, desc="bc", disable=not config.progress, leave=False)
@@ -265,7 +283,7 @@ def train(env: Any, demos: Any, config: Config = Config()) -> Result:
     for epoch in range(1, config.epochs + 1):
         module.train()
         order = torch.randperm(n_tr, generator=gen)
-        total, total_ent = 0.0, 0.0
+        total, total_ent = torch.zeros(()), torch.zeros(())
         for start in range(0, n_tr, config.batch_size):
             idx = order[start:start + config.batch_size]
             loss, ent, _ = _losses(module, x_tr[idx], a_tr[idx], mse)
@@ -275,10 +293,10 @@ def train(env: Any, demos: Any, config: Config = Config()) -> Result:
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(idx)
-            total_ent += float(ent.detach()) * len(idx)
+            total += loss.detach() * len(idx)  # summed as tensors: one sync per epoch, not per step
+            total_ent += ent.detach() * len(idx)
         module.eval()
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": total / n_tr, "entropy": total_ent / n_tr}
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n_tr, "entropy": float(total_ent) / n_tr}
         if n_val:
             record.update(_evaluate(module, x_va, a_va, mse))
             current = record["val_loss"]
@@ -294,13 +312,15 @@ def train(env: Any, demos: Any, config: Config = Config()) -> Result:
             bar.set_postfix(val_loss=f"{current:.4g}", refresh=False)
         if current < best_loss:
             best_loss, best_epoch, since_best = current, epoch, 0
-            best_state = copy.deepcopy(module.state_dict())
+            if n_val:  # without validation the last epoch is kept, so no copy is needed
+                best_state = copy.deepcopy(module.state_dict())
         else:
             since_best += 1
             if n_val and config.patience is not None and since_best >= config.patience:
                 break
     bar.close()
-    module.load_state_dict(best_state)
+    if best_state is not None:
+        module.load_state_dict(best_state)
     module.eval()
     return Result(policy=Policy(module), history=history, best_epoch=best_epoch, n_train=n_tr, n_val=n_val,
                   config=config)
