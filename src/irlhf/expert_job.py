@@ -1,0 +1,291 @@
+"""``irlhf expert``: train, evaluate and list experts trained with Stable-Baselines3 (a disk cache).
+
+    irlhf expert train --env CartPole-v1 --algo ppo               # zoo defaults; reuses the cache unless --force
+    irlhf expert train --env Pendulum-v1 --algo sac --timesteps 20000 --force
+    irlhf expert eval --env CartPole-v1 --expert ppo --episodes 20 # or scripted, dqn, sac, PATH (.zip, .safetensors)
+    irlhf expert list                                              # every cached expert
+
+train: ``irlhf.envs.experts.train_expert`` (cache ``<cache>/experts/<env>/<algo>-seed<seed>.zip`` + sidecar
+``.json``, see ``irlhf.envs.experts.cache_dir``); --seed is the training seed and names the cached entry.
+The expert is evaluated over --eval-episodes episodes (reset seeds 0..); the normalised score is
+(expert - random) / (scripted - random) against the scripted expert when the env has one.
+eval: ``make_expert(env, seed=--seed, kind=--expert)`` (--seed also picks the cached seed) evaluated over
+--episodes episodes (reset seeds from --seed), against a random policy and the scripted expert.
+
+Artifacts in ``<out>/expert-train-<timestamp>/``: config.json, metrics.jsonl (one line per training
+episode, then the final metrics), learning_curve.png, summary.txt (also printed) and report.html; in
+``<out>/expert-eval-<timestamp>/``: config.json, metrics.jsonl, summary.txt and report.html. Bad input is
+one ``irlhf: error:`` line (exit 2) and no run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.errors import ValidationError
+from irlhf.core.rundir import RunDir
+from irlhf.report import Report
+
+JOB = "expert"
+ACTIONS = ("train", "eval", "list")
+ALGOS = ("ppo", "dqn", "sac")
+EXPERT_KINDS = ("scripted", *ALGOS)
+
+
+def check_expert_kind(value: Any) -> None:
+    """``scripted``, ``ppo``, ``dqn``, ``sac``, or a path ending in ``.zip`` / ``.safetensors``."""
+    if isinstance(value, str) and (value in EXPERT_KINDS or value.endswith((".zip", ".safetensors"))):
+        return
+    raise ValidationError(f"expert={value!r}: expected one of {list(EXPERT_KINDS)} or a path ending in .zip "
+                          "(SB3 model) or .safetensors (irlhf policy)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpertJobConfig(BaseConfig):
+    """Options of ``irlhf expert``: action (train / eval / list), env, algo (train), timesteps (train; None =
+    the default), force (train), expert (eval: a kind or path), eval_episodes (>= 1), seed."""
+
+    action: str = "list"
+    env: str = "CartPole-v1"
+    algo: str = "ppo"
+    timesteps: int | None = None
+    force: bool = False
+    expert: str = "scripted"
+    eval_episodes: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("action", self.action, ACTIONS)
+        if not isinstance(self.env, str) or not self.env.strip():
+            raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
+        check_choice("algo", self.algo, ALGOS)
+        if self.timesteps is not None:
+            check_number("timesteps", self.timesteps, low=1, integer=True)
+        check_expert_kind(self.expert)
+        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+
+    def command(self) -> str:
+        if self.action == "train":
+            parts = [f"irlhf expert train --env {self.env} --algo {self.algo}"]
+            if self.timesteps is not None:
+                parts.append(f"--timesteps {self.timesteps}")
+            if self.force:
+                parts.append("--force")
+            parts.append(f"--eval-episodes {self.eval_episodes}")
+        elif self.action == "eval":
+            parts = [f"irlhf expert eval --env {self.env} --expert {self.expert} --episodes {self.eval_episodes}"]
+        else:
+            return "irlhf expert list"
+        parts.append(f"--seed {self.seed}")
+        return " ".join(parts)
+
+
+def _references(env: str, n_episodes: int, seed: int) -> tuple[float, float | None]:
+    """Random policy's mean return and the scripted expert's (None without one)."""
+    from irlhf.envs.gym import SCRIPTED_EXPERTS, evaluate, random_return
+
+    random_mean = random_return(env, n_episodes=n_episodes, seed=seed)
+    scripted = evaluate(env, SCRIPTED_EXPERTS[env], n_episodes=n_episodes, seed=seed)[0] \
+        if env in SCRIPTED_EXPERTS else None
+    return random_mean, scripted
+
+
+def _score(env: str, mean: float, scripted: float | None, random_mean: float) -> float | None:
+    from irlhf.envs.gym import normalized_score
+
+    if scripted is None or scripted == random_mean:
+        return None
+    return normalized_score(env, mean, scripted, random_mean)
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def plot_learning_curve(run: RunDir, episodes: list[dict], random_mean: float, scripted: float | None,
+                        name: str = "learning_curve.png") -> str:
+    import numpy as np
+
+    from irlhf.report import plots
+
+    fig, (ax,) = plots.figure_row(1, panel_size=4.8)
+    if episodes:
+        steps = np.array([e["timestep"] for e in episodes])
+        returns = np.array([e["return"] for e in episodes])
+        ax.plot(steps, returns, ".", ms=2, alpha=0.35, color="tab:blue", label="training episode")
+        window = max(1, min(50, len(returns) // 10))
+        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, color="tab:blue", label=f"moving mean ({window} episodes)")
+    ax.axhline(random_mean, color="tab:red", ls=":", label="random policy")
+    if scripted is not None:
+        ax.axhline(scripted, color="gray", ls="--", label="scripted expert")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    run.save_figure(name, fig)
+    return name
+
+
+def run_train(job: ExpertJobConfig, out: str = "runs", *,
+              progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Train (or reuse) the cached expert, evaluate it against references, write the run directory."""
+    from irlhf.envs.experts import train_expert
+    from irlhf.envs.gym import make_env
+    from irlhf.rl.sb3 import check_algo_space
+
+    env = make_env(job.env)  # unknown env -> ValidationError before any training
+    check_algo_space(job.algo, job.env, env.action_space)
+    env.close()
+    t0 = time.perf_counter()
+    _, info = train_expert(job.env, job.algo, job.seed, job.timesteps, force=job.force, progress=progress,
+                           eval_episodes=job.eval_episodes)
+    random_mean, scripted = _references(job.env, info["eval_episodes"], 0)
+    mean, std = info["eval_return_mean"], info["eval_return_std"]
+    metrics = {"eval_return_mean": mean, "eval_return_std": std, "eval_episodes": info["eval_episodes"],
+               "random_return_mean": random_mean, "scripted_return_mean": scripted,
+               "normalized_score": _score(job.env, mean, scripted, random_mean), "cached": info["cached"],
+               "cache_path": info["path"], "timesteps": info["timesteps"], "train_seconds": info["train_seconds"],
+               "training_episodes": len(info["training_episodes"]), "seconds": time.perf_counter() - t0}
+
+    run = RunDir.create(f"{JOB}-train", out)
+    run.write_json("config.json", {**job.to_dict(), "hyperparameters": info["hyperparameters"]})
+    for episode in info["training_episodes"]:
+        run.log(phase="train", **episode)
+    run.log(phase="final", **metrics)
+    png = plot_learning_curve(run, info["training_episodes"], random_mean, scripted)
+    files = ["config.json", "metrics.jsonl", png, "summary.txt", "report.html"]
+
+    report = Report(f"irlhf expert train: {job.algo} on {job.env}")
+    report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
+        job.command()).table(sorted((k, str(v)) for k, v in info["hyperparameters"].items()),
+                             header=[f"{job.algo} hyperparameter", "value"])
+    origin = ("Reused from the cache (trained earlier" + (f"; {info['note']}" if info.get("note") else "") + ")."
+              if info["cached"] else "Trained now.")
+    report.section("Setup").text(
+        f"Stable-Baselines3 {job.algo} on {job.env}, seed {job.seed}, {info['timesteps']} timesteps, defaults "
+        f"from rl-baselines3-zoo (irlhf.rl.sb3.DEFAULT_HYPERPARAMS). {origin} Cached model: {info['path']} "
+        f"(created {info.get('created')}).")
+    report.section("Result").text(
+        f"Deterministic policy, {info['eval_episodes']} evaluation episodes (reset seeds 0..). Normalised "
+        "score: (expert - random) / (scripted - random).").table([
+            ["expert: mean return", mean], ["expert: std of return", std],
+            ["random policy: mean return", random_mean],
+            ["scripted expert: mean return", _fmt(scripted, ".4g")],
+            ["normalized score (1 = scripted, 0 = random)", _fmt(metrics["normalized_score"], ".4g")],
+            ["training seconds", info["train_seconds"]]], header=["metric", "value"]).image(
+        png, caption="Return of each training episode (Monitor) against environment steps, with a moving mean.")
+    report.section("Files").table([[f] for f in files], header=["file"])
+    summary = [
+        f"irlhf expert train -> {run.path}",
+        f"expert: {job.algo} on {job.env}, seed {job.seed}, {info['timesteps']} timesteps "
+        + ("(reused from the cache)" if info["cached"] else f"(trained in {info['train_seconds']:.1f} s)"),
+        f"cache: {info['path']}",
+        f"return {mean:.2f} +- {std:.2f} over {info['eval_episodes']} episodes; random {random_mean:.2f}, "
+        f"scripted {_fmt(scripted)}; normalized score {_fmt(metrics['normalized_score'], '.3f')}",
+    ] + ([f"note: {info['note']}"] if info.get("note") else []) + [f"report: {run.file('report.html')}"]
+    report.write(run)
+    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    return run, metrics, summary
+
+
+def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Evaluate ``make_expert(env, seed, kind=expert)`` against a random policy and the scripted expert."""
+    from irlhf.envs.gym import evaluate, make_env, make_expert
+
+    make_env(job.env).close()
+    expert = make_expert(job.env, seed=job.seed, kind=job.expert)
+    t0 = time.perf_counter()
+    mean, std = evaluate(job.env, expert, n_episodes=job.eval_episodes, seed=job.seed)
+    random_mean, scripted = _references(job.env, job.eval_episodes, job.seed)
+    metrics = {"eval_return_mean": mean, "eval_return_std": std, "eval_episodes": job.eval_episodes,
+               "random_return_mean": random_mean, "scripted_return_mean": scripted,
+               "normalized_score": _score(job.env, mean, scripted, random_mean),
+               "seconds": time.perf_counter() - t0}
+    run = RunDir.create(f"{JOB}-eval", out)
+    run.write_json("config.json", job.to_dict())
+    run.log(phase="final", **metrics)
+    report = Report(f"irlhf expert eval: {job.expert} on {job.env}")
+    report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
+        job.command())
+    report.section("Result").text(
+        f"Expert {job.expert!r} acting deterministically, {job.eval_episodes} episodes (reset seeds from "
+        f"{job.seed}). Normalised score: (expert - random) / (scripted - random).").table([
+            ["expert: mean return", mean], ["expert: std of return", std],
+            ["random policy: mean return", random_mean],
+            ["scripted expert: mean return", _fmt(scripted, ".4g")],
+            ["normalized score (1 = scripted, 0 = random)", _fmt(metrics["normalized_score"], ".4g")]],
+        header=["metric", "value"])
+    report.section("Files").table([[f] for f in ("config.json", "metrics.jsonl", "summary.txt", "report.html")],
+                                  header=["file"])
+    summary = [
+        f"irlhf expert eval -> {run.path}",
+        f"expert {job.expert} on {job.env}: return {mean:.2f} +- {std:.2f} over {job.eval_episodes} episodes; "
+        f"random {random_mean:.2f}, scripted {_fmt(scripted)}; normalized score "
+        f"{_fmt(metrics['normalized_score'], '.3f')}",
+        f"report: {run.file('report.html')}",
+    ]
+    report.write(run)
+    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    return run, metrics, summary
+
+
+def list_lines() -> list[str]:
+    from irlhf.envs.experts import cache_dir, list_experts
+
+    experts = list_experts()
+    if not experts:
+        return [f"no cached experts in {cache_dir() / 'experts'}; train one with "
+                "`irlhf expert train --env CartPole-v1 --algo ppo`"]
+    lines = [f"{len(experts)} cached expert(s) in {cache_dir() / 'experts'}:"]
+    for e in experts:
+        lines.append(f"  {e.get('env_id')}  {e.get('algo')}  seed {e.get('seed')}  {e.get('timesteps')} steps  "
+                     f"return {_fmt(e.get('eval_return_mean'))} +- {_fmt(e.get('eval_return_std'))}  "
+                     f"created {e.get('created')}  {e.get('path')}")
+    return lines
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from irlhf.cli import add_job
+
+    d = ExpertJobConfig()
+    parser = add_job(
+        subparsers, JOB, run,
+        help="train / evaluate / list Stable-Baselines3 experts (cached on disk)",
+        description="train: train an SB3 expert with rl-baselines3-zoo defaults (or reuse the cached one) and "
+        "write a learning curve and report; eval: evaluate an expert (scripted, ppo, dqn, sac or a model file) "
+        "against a random policy and the scripted expert; list: the cached experts. The cache is "
+        "$IRLHF_CACHE_DIR, else $XDG_CACHE_HOME/irlhf, else ~/.cache/irlhf.",
+    )
+    parser.add_argument("action", nargs="?", choices=ACTIONS, default=d.action, help="what to do")
+    parser.add_argument("--env", default=d.env, help="gymnasium environment id")
+    parser.add_argument("--algo", choices=ALGOS, default=d.algo, help="train: the SB3 algorithm")
+    parser.add_argument("--timesteps", type=int, default=None,
+                        help="train: environment steps (default: the zoo default for env and algo)")
+    parser.add_argument("--force", action="store_true", help="train: retrain even when the expert is cached")
+    parser.add_argument("--expert", default=d.expert, metavar="KIND|PATH",
+                        help="eval: scripted, ppo, dqn, sac (cached, --seed picks the seed) or a path to an SB3 "
+                        ".zip / irlhf .safetensors policy")
+    parser.add_argument("--eval-episodes", "--episodes", dest="eval_episodes", type=int, default=d.eval_episodes,
+                        help="evaluation episodes")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    job = ExpertJobConfig(action=args.action, env=args.env, algo=args.algo, timesteps=args.timesteps,
+                          force=args.force, expert=args.expert, eval_episodes=args.eval_episodes, seed=args.seed)
+    if job.action == "list":
+        print("\n".join(list_lines()))
+        return 0
+    if job.action == "train":
+        _, _, summary = run_train(job, args.out, progress=not args.no_progress)
+    else:
+        _, _, summary = run_eval(job, args.out)
+    print("\n".join(summary))
+    return 0

@@ -1,0 +1,290 @@
+"""Stable-Baselines3 adapters: model factories with tuned defaults, a callable policy wrapper, BC warm start.
+
+    model = make_model("ppo", "CartPole-v1", seed=0)           # SB3 PPO on make_vec_env, zoo defaults
+    model.learn(hyperparams("CartPole-v1", "ppo")["n_timesteps"])
+    policy = SB3Policy(model)                                  # policy(obs_batch) -> actions (deterministic)
+    ppo = ppo_from_bc("CartPole-v1", bc_result.policy)         # PPO whose actor equals the BC policy
+
+``DEFAULT_HYPERPARAMS[(env_id, algo)]`` holds ``n_timesteps`` and ``n_envs`` (how long / how many
+sub-envs to train with) and the algorithm's keyword arguments; other pairs fall back to SB3's defaults
+with 1e5 steps on one env. Linear schedules are written ``"lin_<start>"`` (as in rl-baselines3-zoo) so
+the dicts stay JSON; ``make_model`` turns them into ``LinearSchedule``s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.utils import LinearSchedule
+from torch import nn
+
+from irlhf.core.errors import ValidationError, describe
+from irlhf.envs.gym import make_env
+
+ALGOS: tuple[str, ...] = ("ppo", "dqn", "sac")
+ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN, "sac": SAC}
+
+# Defaults from rl-baselines3-zoo (github.com/DLR-RM/rl-baselines3-zoo, hyperparams/{ppo,dqn,sac}.yml;
+# ppo.yml at commit 208b6fd, dqn.yml at ce95481, sac.yml at c94924e). LunarLander-v3 uses the zoo's
+# LunarLander-v2 entries (same dynamics). Settings that need VecNormalize (`normalize: true`: zoo's ppo
+# Acrobot-v1 and MountainCar-v0) are left out: Acrobot-v1/ppo below is the zoo entry without
+# normalisation, and MountainCar-v0 has only dqn (zoo's ppo there depends on it; use dqn).
+DEFAULT_HYPERPARAMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("CartPole-v1", "ppo"): dict(
+        n_timesteps=100_000, n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+        ent_coef=0.0, learning_rate="lin_0.001", clip_range="lin_0.2"),
+    ("CartPole-v1", "dqn"): dict(
+        n_timesteps=50_000, n_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
+        learning_starts=1000, gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
+        exploration_fraction=0.16, exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
+    ("Acrobot-v1", "ppo"): dict(  # zoo adds VecNormalize (normalize: true); left out here
+        n_timesteps=1_000_000, n_envs=16, n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0),
+    ("Acrobot-v1", "dqn"): dict(
+        n_timesteps=100_000, n_envs=1, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000,
+        learning_starts=0, gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1,
+        exploration_fraction=0.12, exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256])),
+    ("MountainCar-v0", "dqn"): dict(
+        n_timesteps=120_000, n_envs=1, learning_rate=4e-3, batch_size=128, buffer_size=10_000,
+        learning_starts=1000, gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8,
+        exploration_fraction=0.2, exploration_final_eps=0.07, policy_kwargs=dict(net_arch=[256, 256])),
+    ("Pendulum-v1", "sac"): dict(n_timesteps=20_000, n_envs=1, learning_rate=1e-3),
+    ("Pendulum-v1", "ppo"): dict(
+        n_timesteps=100_000, n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+        learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4),
+    ("LunarLander-v3", "ppo"): dict(
+        n_timesteps=1_000_000, n_envs=16, n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999,
+        n_epochs=4, ent_coef=0.01),
+    ("LunarLander-v3", "dqn"): dict(
+        n_timesteps=100_000, n_envs=1, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000,
+        learning_starts=0, gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1,
+        exploration_fraction=0.12, exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256])),
+}
+#: Anything else: SB3's own defaults, 1e5 steps on one env.
+FALLBACK_HYPERPARAMS: dict[str, Any] = dict(n_timesteps=100_000, n_envs=1)
+#: The algorithm to reach for first on each environment.
+RECOMMENDED_ALGO: dict[str, str] = {"CartPole-v1": "ppo", "Acrobot-v1": "dqn", "MountainCar-v0": "dqn",
+                                    "Pendulum-v1": "sac", "LunarLander-v3": "ppo"}
+
+
+def check_algo(algo: Any) -> str:
+    if not isinstance(algo, str) or algo.lower() not in ALGOS:
+        raise ValidationError(f"algo={describe(algo)}: unknown algorithm; expected one of {list(ALGOS)}")
+    return algo.lower()
+
+
+def env_spaces(env_id: str) -> tuple[spaces.Space, spaces.Space]:
+    """(observation_space, action_space) of ``env_id``; unknown ids -> ValidationError."""
+    env = make_env(env_id)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def check_algo_space(algo: str, env_id: str, action_space: spaces.Space) -> None:
+    """dqn needs a Discrete action space, sac a Box; ppo takes either."""
+    if algo == "dqn" and not isinstance(action_space, spaces.Discrete):
+        raise ValidationError(f"algo='dqn' on env={env_id!r}: dqn needs a Discrete action space, this one is "
+                              f"{action_space}; use ppo or sac")
+    if algo == "sac" and not isinstance(action_space, spaces.Box):
+        raise ValidationError(f"algo='sac' on env={env_id!r}: sac needs a Box (continuous) action space, this "
+                              f"one is {action_space}; use ppo or dqn")
+    if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+        raise ValidationError(f"env={env_id!r}: action space {action_space} unsupported; expected Discrete or Box")
+
+
+def hyperparams(env_id: str, algo: str, **overrides: Any) -> dict[str, Any]:
+    """The defaults for (env_id, algo) (or the fallback) updated with ``overrides``: a JSON-able dict with
+    ``n_timesteps``, ``n_envs`` and the algorithm's keyword arguments."""
+    algo = check_algo(algo)
+    values = copy.deepcopy(DEFAULT_HYPERPARAMS.get((env_id, algo), FALLBACK_HYPERPARAMS))
+    values.update(overrides)
+    for key in ("n_timesteps", "n_envs"):
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or int(value) != value:
+            raise ValidationError(f"{key}={value!r}: expected an int >= 1")
+        values[key] = int(value)
+    return values
+
+
+def _schedule(value: Any) -> Any:
+    """``"lin_0.001"`` -> linear decay from 0.001 to 0 over training (zoo notation); other values unchanged."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            start = float(value[4:])
+        except ValueError:
+            raise ValidationError(f"schedule {value!r}: expected 'lin_<number>'") from None
+        return LinearSchedule(start, 0.0, 1.0)
+    return value
+
+
+def make_model(algo: str, env_id: str, seed: int = 0, **overrides: Any) -> BaseAlgorithm:
+    """An untrained SB3 model (``"MlpPolicy"``) for ``env_id`` on ``make_vec_env(env_id, n_envs, seed)``
+    (Monitor-wrapped sub-envs) with ``hyperparams(env_id, algo, **overrides)``; ``n_timesteps`` is not used
+    here (pass it to ``model.learn``). PPO runs on the CPU unless ``device=`` says otherwise."""
+    algo = check_algo(algo)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValidationError(f"seed={seed!r}: expected a non-negative int")
+    _, action_space = env_spaces(env_id)
+    check_algo_space(algo, env_id, action_space)
+    kwargs = hyperparams(env_id, algo, **overrides)
+    kwargs.pop("n_timesteps")
+    n_envs = kwargs.pop("n_envs")
+    kwargs = {k: _schedule(v) for k, v in kwargs.items()}
+    kwargs.setdefault("device", "cpu" if algo == "ppo" else "auto")
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=int(seed))
+    try:
+        return ALGO_CLASSES[algo]("MlpPolicy", venv, seed=int(seed), verbose=0, **kwargs)
+    except TypeError as exc:
+        venv.close()
+        raise ValidationError(f"hyperparameters for {algo} on {env_id}: {exc}") from None
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block (restored after): SB3's small MLPs act and train faster so,
+    and much faster on a busy machine, where extra threads only contend."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class SB3Policy:
+    """Callable form of an SB3 model: ``policy(obs_batch) -> actions`` from the deterministic ``predict``.
+
+    Discrete action spaces give int64 actions ``(N,)``, Box ones float arrays ``(N, *act_shape)`` in the
+    space's dtype. A single observation (shaped like the observation space) gives a single action.
+    """
+
+    def __init__(self, model: BaseAlgorithm, algo: str | None = None):
+        self.model = model
+        self.algo = algo
+
+    @property
+    def observation_space(self) -> spaces.Space:
+        return self.model.observation_space
+
+    @property
+    def action_space(self) -> spaces.Space:
+        return self.model.action_space
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        shape = tuple(self.observation_space.shape)
+        x = np.asarray(obs)
+        single = x.shape == shape
+        batch = x[None] if single else x
+        if batch.ndim != len(shape) + 1 or tuple(batch.shape[1:]) != shape:
+            raise ValidationError(f"obs: shape {x.shape}; expected {shape} or (N, *{shape})")
+        with one_thread():
+            actions, _ = self.model.predict(batch, deterministic=True)
+        actions = np.asarray(actions)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.reshape(len(batch)).astype(np.int64)
+        else:
+            actions = actions.reshape(len(batch), *self.action_space.shape).astype(self.action_space.dtype)
+        return actions[0] if single else actions
+
+
+# -- warm start from behaviour cloning ---------------------------------------------------------------
+class StandardizeExtractor(BaseFeaturesExtractor):
+    """Flatten, then ``(obs - obs_mean) / obs_scale`` with fixed buffers: MLPPolicy's input normalisation.
+
+    (SB3 has already one-hot encoded a Discrete observation, which MLPPolicy does too, with mean 0, scale 1.)
+    """
+
+    def __init__(self, observation_space: spaces.Space, obs_mean: list[float], obs_scale: list[float]):
+        super().__init__(observation_space, features_dim=len(obs_mean))
+        self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32))
+        self.register_buffer("obs_scale", torch.as_tensor(obs_scale, dtype=torch.float32))
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        x = observations.reshape(observations.shape[0], -1).float()
+        return (x - self.obs_mean) / self.obs_scale
+
+
+def _same_space(a: spaces.Space, b: spaces.Space) -> bool:
+    if isinstance(a, spaces.Discrete) and isinstance(b, spaces.Discrete):
+        return int(a.n) == int(b.n) and int(a.start) == int(b.start)
+    if isinstance(a, spaces.Box) and isinstance(b, spaces.Box):
+        return tuple(a.shape) == tuple(b.shape)
+    return False
+
+
+def ppo_from_bc(env_id: str, policy: Any, seed: int = 0, **ppo_kwargs: Any) -> PPO:
+    """An SB3 PPO for ``env_id`` whose actor equals ``policy`` (an ``irlhf.nn.policies.Policy`` or
+    ``MLPPolicy``, e.g. ``bc.train(...).policy``): same hidden sizes and activation, the observation
+    standardisation as a ``StandardizeExtractor``, the weights of ``policy.net`` in
+    ``mlp_extractor.policy_net`` + ``action_net`` and (Box actions) its ``log_std``. The value net keeps
+    SB3's initialisation. ``ppo_kwargs``: PPO arguments (and ``n_envs``) over the zoo defaults of
+    ``hyperparams(env_id, "ppo")``; ``use_sde`` is off and the policy architecture is fixed by ``policy``.
+    """
+    from irlhf.nn.policies import MLPPolicy, Policy
+
+    module = policy.module if isinstance(policy, Policy) else policy
+    if not isinstance(module, MLPPolicy):
+        raise ValidationError(f"policy: {type(policy).__name__}; expected an irlhf Policy or MLPPolicy")
+    obs_space, act_space = env_spaces(env_id)
+    if not (_same_space(module.observation_space, obs_space) and _same_space(module.action_space, act_space)):
+        raise ValidationError(
+            f"policy spaces {module.observation_space} -> {module.action_space} do not match env={env_id!r} "
+            f"({obs_space} -> {act_space})")
+    if isinstance(act_space, spaces.Discrete) and int(act_space.start) != 0:
+        raise ValidationError(f"env={env_id!r}: Discrete action space with start={act_space.start}; SB3 needs 0")
+    from irlhf.nn.mlp import ACTIVATIONS
+
+    defaults = hyperparams(env_id, "ppo")
+    for key in ("policy_kwargs", "use_sde", "sde_sample_freq"):
+        defaults.pop(key, None)
+    user_policy_kwargs = dict(ppo_kwargs.pop("policy_kwargs", None) or {})
+    defaults.update(ppo_kwargs)
+    defaults["use_sde"] = False
+    hidden = list(module.hidden_sizes)
+    defaults["policy_kwargs"] = {
+        **user_policy_kwargs,
+        "net_arch": dict(pi=hidden, vf=hidden),
+        "activation_fn": ACTIVATIONS[module.activation],
+        "features_extractor_class": StandardizeExtractor,
+        "features_extractor_kwargs": dict(obs_mean=module.obs_mean.tolist(), obs_scale=module.obs_scale.tolist()),
+    }
+    defaults.pop("n_timesteps")
+    model = make_model("ppo", env_id, seed=seed, **defaults)
+    copy_actor(module, model)
+    return model
+
+
+def copy_actor(module: Any, model: PPO) -> None:
+    """Copy an MLPPolicy's weights (and log_std) into a PPO policy built with the matching architecture."""
+    sb3 = model.policy
+    src = [m for m in module.net if isinstance(m, nn.Linear)]
+    dst = [m for m in sb3.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [sb3.action_net]
+    if len(src) != len(dst) or any(s.weight.shape != d.weight.shape for s, d in zip(src, dst)):
+        raise ValidationError("policy: its layers do not match the PPO actor built for it")
+    with torch.no_grad():
+        for s, d in zip(src, dst):
+            d.weight.copy_(s.weight.to(d.weight.dtype))
+            d.bias.copy_(s.bias.to(d.bias.dtype))
+        if not module.discrete:
+            sb3.log_std.copy_(module.log_std.detach().reshape(sb3.log_std.shape))
+        extractor = sb3.pi_features_extractor
+        extractor.obs_mean.copy_(module.obs_mean)
+        extractor.obs_scale.copy_(module.obs_scale)
+
+
+__all__ = ["ALGOS", "DEFAULT_HYPERPARAMS", "FALLBACK_HYPERPARAMS", "RECOMMENDED_ALGO", "SB3Policy", "check_algo",
+           "hyperparams", "make_model", "ppo_from_bc"]
