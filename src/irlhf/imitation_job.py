@@ -4,7 +4,7 @@
     irlhf bc --env CartPole-v1 --demos demos.npz --set epochs=50 # clone saved demos (irlhf.data format)
     irlhf dagger --env CartPole-v1 --rounds 10 --episodes-per-round 4 --schedule linear
 
-bc: the demonstrations are ``--demos`` (read with ``irlhf.data.load_trajectories``) or ``--episodes``
+bc: the demonstrations are ``--demos`` (read with ``irlhf.data.load_demos``) or ``--episodes``
 episodes collected from the scripted expert (``irlhf.envs.gym.make_expert``, reset seeds --seed, --seed+1,
 ...); ``irlhf.imitation.bc.train`` fits a policy with its ``Config`` defaults plus ``--set KEY=VALUE``
 (VALUE parsed as JSON, else a string; ``seed`` and ``progress`` follow --seed and --no-progress).
@@ -43,7 +43,7 @@ from irlhf.core.rundir import RunDir
 from irlhf.irl_job import parse_set
 from irlhf.report import Report
 
-EXPERTS = ("scripted",)
+EXPERTS = ("scripted", "ppo", "dqn", "sac")  # --expert: one of these, or a path to an SB3 .zip / irlhf .safetensors
 SCHEDULES = ("linear", "exponential", "constant")
 
 
@@ -52,12 +52,20 @@ def _check_env(env: Any) -> None:
         raise ValidationError(f"env={env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
 
 
+def _check_expert(expert: Any) -> None:
+    """An expert kind of ``irlhf.envs.gym.make_expert``: one of EXPERTS or a .zip / .safetensors path."""
+    if not (isinstance(expert, str) and (expert in EXPERTS or expert.endswith((".zip", ".safetensors")))):
+        raise ValidationError(f"expert={expert!r}: expected one of {list(EXPERTS)} or a path ending in .zip "
+                              "(SB3 model) or .safetensors (irlhf policy)")
+
+
 @dataclasses.dataclass(frozen=True)
 class BcJobConfig(BaseConfig):
     """Options of ``irlhf bc``.
 
     env: gymnasium id.  demos: path of a trajectories .npz, or None to collect from the expert.
-    expert: which expert ("scripted").  episodes: demos to collect when demos is None, >= 1.
+    expert: which expert (scripted, ppo, dqn, sac or a model path; see make_expert).
+    episodes: demos to collect when demos is None, >= 1.
     eval_episodes: evaluation episodes, >= 1.  seed: collection, training and evaluation seed.
     options: overrides of ``irlhf.imitation.bc.Config`` fields.
     """
@@ -73,8 +81,9 @@ class BcJobConfig(BaseConfig):
     def __post_init__(self) -> None:
         _check_env(self.env)
         if self.demos is not None and (not isinstance(self.demos, str) or not self.demos):
-            raise ValidationError(f"demos={self.demos!r}: expected a path to a trajectories .npz file")
-        check_choice("expert", self.expert, EXPERTS)
+            raise ValidationError(f"demos={self.demos!r}: expected a path to demonstrations (.npz, .parquet, "
+                                  ".jsonl or a saved dataset directory)")
+        _check_expert(self.expert)
         check_number("episodes", self.episodes, low=1, integer=True)
         check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
@@ -93,12 +102,14 @@ class BcJobConfig(BaseConfig):
 @dataclasses.dataclass(frozen=True)
 class DaggerJobConfig(BaseConfig):
     """Options of ``irlhf dagger``: env, rounds (>= 1), episodes_per_round (>= 1), schedule (one of
-    SCHEDULES), eval_episodes (>= 1), seed, options (``dagger.Config`` / ``bc.<field>`` overrides)."""
+    SCHEDULES), expert (as for bc), eval_episodes (>= 1), seed, options (``dagger.Config`` / ``bc.<field>``
+    overrides)."""
 
     env: str = "CartPole-v1"
     rounds: int = 10
     episodes_per_round: int = 4
     schedule: str = "linear"
+    expert: str = "scripted"
     eval_episodes: int = 20
     seed: int = 0
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -108,6 +119,7 @@ class DaggerJobConfig(BaseConfig):
         check_number("rounds", self.rounds, low=1, integer=True)
         check_number("episodes_per_round", self.episodes_per_round, low=1, integer=True)
         check_choice("schedule", self.schedule, SCHEDULES)
+        _check_expert(self.expert)
         check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
         if not isinstance(self.options, dict):
@@ -115,7 +127,8 @@ class DaggerJobConfig(BaseConfig):
 
     def command(self) -> str:
         parts = [f"irlhf dagger --env {self.env} --rounds {self.rounds} --episodes-per-round "
-                 f"{self.episodes_per_round} --schedule {self.schedule} --eval-episodes {self.eval_episodes}"]
+                 f"{self.episodes_per_round} --schedule {self.schedule} --expert {self.expert} "
+                 f"--eval-episodes {self.eval_episodes}"]
         parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
         parts.append(f"--seed {self.seed}")
         return " ".join(parts)
@@ -219,16 +232,17 @@ def run_bc(job: BcJobConfig, out: str = "runs", *, progress: bool = True) -> tup
     """Validate, load or collect demos, train, evaluate, then write the run directory."""
     import numpy as np
 
-    from irlhf.data import load_trajectories, save_trajectories
+    from irlhf.data import load_demos, save_trajectories
     from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos, make_expert
     from irlhf.imitation import bc
 
     config = bc_config(job.options, job.seed, progress)
     bc.resolve_spaces(job.env)  # unknown env / unsupported spaces -> ValidationError
-    expert = make_expert(job.env, seed=job.seed) if (job.demos is None or job.env in SCRIPTED_EXPERTS) else None
+    expert = (make_expert(job.env, seed=job.seed, kind=job.expert)
+              if (job.demos is None or job.env in SCRIPTED_EXPERTS) else None)
     t0 = time.perf_counter()
     if job.demos is not None:
-        demos = load_trajectories(job.demos)
+        demos = load_demos(job.demos)
         if not demos:
             raise ValidationError(f"demos={job.demos!r}: holds no trajectories; expected at least one")
     else:
@@ -310,7 +324,7 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *,
 
     config = dagger_config(job, progress)
     make_env(job.env).close()  # unknown env -> ValidationError
-    expert = make_expert(job.env, seed=job.seed)
+    expert = make_expert(job.env, seed=job.seed, kind=job.expert)
     t0 = time.perf_counter()
     result = dagger.train(job.env, expert, config)
     train_seconds = time.perf_counter() - t0
@@ -331,7 +345,7 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *,
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
         job.command()).table(_options_table(config), header=["dagger option", "value"])
     report.section("Setup").text(
-        f"Environment {job.env}, scripted expert. {config.rounds} rounds of {config.episodes_per_round} "
+        f"Environment {job.env}, {job.expert} expert. {config.rounds} rounds of {config.episodes_per_round} "
         f"episodes of the mixture policy (schedule {config.schedule}); every visited state labelled by the "
         f"expert; the learner retrained from scratch by behaviour cloning on the aggregate "
         f"({len(result.dataset)} samples at the end).")
@@ -377,14 +391,17 @@ def add_parser(subparsers: Any) -> None:
                      "the policy, metrics, learning curve and report.html.")
     _common(parser, b.eval_episodes)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--demos", default=None, metavar="PATH.npz", help="trajectories file (irlhf.data format)")
-    source.add_argument("--expert", choices=EXPERTS, default=b.expert, help="expert to collect demos from")
+    source.add_argument("--demos", default=None, metavar="PATH",
+                        help="demonstrations: .npz, .parquet, .jsonl or a saved dataset directory")
+    source.add_argument("--expert", default=b.expert, metavar="KIND|PATH",
+                        help="expert to collect demos from: scripted, ppo, dqn, sac (cached, `irlhf expert train`) "
+                        "or a path to an SB3 .zip / irlhf .safetensors policy")
     parser.add_argument("--episodes", type=int, default=b.episodes,
                         help="demonstrations to collect from the expert when no --demos")
 
     d = DaggerJobConfig()
     parser = add_job(subparsers, "dagger", run_dagger_command,
-                     help="DAgger with the scripted expert on a gymnasium environment, with evaluation and a report",
+                     help="DAgger with an expert (scripted or SB3-trained) on a gymnasium environment, with a report",
                      description="Run DAgger (irlhf.imitation.dagger): roll out the expert/learner mixture, label "
                      "visited states with the expert, retrain by behaviour cloning each round; evaluate and write "
                      "the policy, per-round metrics, plot and report.html. --set bc.KEY=VALUE sets a per-round "
@@ -394,6 +411,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--episodes-per-round", type=int, default=d.episodes_per_round,
                         help="mixture-policy rollouts per round")
     parser.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="beta schedule")
+    parser.add_argument("--expert", default=d.expert, metavar="KIND|PATH",
+                        help="the expert: scripted, ppo, dqn, sac (cached, `irlhf expert train`) or a path to an "
+                        "SB3 .zip / irlhf .safetensors policy")
 
 
 def run_bc_command(args: argparse.Namespace) -> int:
@@ -406,7 +426,8 @@ def run_bc_command(args: argparse.Namespace) -> int:
 
 def run_dagger_command(args: argparse.Namespace) -> int:
     job = DaggerJobConfig(env=args.env, rounds=args.rounds, episodes_per_round=args.episodes_per_round,
-                          schedule=args.schedule, eval_episodes=args.eval_episodes, seed=args.seed,
+                          schedule=args.schedule, expert=args.expert, eval_episodes=args.eval_episodes,
+                          seed=args.seed,
                           options=parse_set(args.options))
     _, _, summary = run_dagger(job, args.out, progress=not args.no_progress)
     print("\n".join(summary))

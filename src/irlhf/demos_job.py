@@ -1,0 +1,144 @@
+"""``irlhf demos``: collect, inspect and convert demonstration files.
+
+    irlhf demos collect --env CartPole-v1 --episodes 10 --expert scripted --save demos/cp.parquet
+    irlhf demos info demos/cp.parquet
+    irlhf demos convert demos/cp.parquet demos/cp_dir        # any format to any other, exact
+
+Formats follow the path (``irlhf.data.save_demos`` / ``load_demos``): ``.npz``, ``.parquet``, ``.jsonl``,
+or a Hugging Face ``save_to_disk`` directory (a path without a suffix, or an existing directory).
+Writes are atomic, and an existing path is only replaced with ``--force``. ``collect`` rolls out
+``irlhf.envs.gym.make_expert(env, seed=--seed, kind=--expert)`` with ``collect_demos`` (episode k resets
+with seed + k); its default path is ``demos/<env>-<expert>-<N>ep-seed<seed>.npz``. These are data-only
+commands: they write the one file or directory and no run directory (``--out`` is unused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+from irlhf.core.errors import ValidationError
+
+SUFFIXES = (".npz", ".parquet", ".jsonl")
+
+
+def _check_target(path: str, force: bool) -> Path:
+    """Reject unknown formats and (without ``force``) existing paths, before any work is done."""
+    target = Path(path)
+    if not target.is_dir() and target.suffix.lower() not in (*SUFFIXES, ""):
+        raise ValidationError(f"path={path!r}: unknown format {target.suffix!r}; expected .npz, .parquet, "
+                              ".jsonl or a directory (a path without a suffix)")
+    if target.exists() and not force:
+        raise ValidationError(f"path={path!r}: already exists; pass --force to replace it")
+    return target
+
+
+def default_path(env: str, expert: str, episodes: int, seed: int) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{env}-{Path(expert).stem or expert}-{episodes}ep-seed{seed}")
+    return f"demos/{name}.npz"
+
+
+def stats_lines(demos: list[Any]) -> list[str]:
+    """Episodes, steps, shapes and dtypes, return statistics, terminal / truncated counts."""
+    import numpy as np
+
+    first = demos[0]
+    steps = [len(t) for t in demos]
+    lines = [
+        f"episodes: {len(demos)}; steps: {sum(steps)} (per episode min {min(steps)}, mean {np.mean(steps):.1f}, "
+        f"max {max(steps)})",
+        f"obs: shape {tuple(first.obs.shape[1:])}, dtype {first.obs.dtype}; "
+        f"acts: shape {tuple(first.acts.shape[1:])}, dtype {first.acts.dtype}",
+    ]
+    returns = [float(t.rews.sum()) for t in demos if t.rews is not None]
+    if returns:
+        lines.append(f"return: {np.mean(returns):.2f} +- {np.std(returns):.2f} (min {min(returns):.2f}, "
+                     f"max {max(returns):.2f}) over {len(returns)} episodes with rewards")
+    else:
+        lines.append("return: n/a (no rewards)")
+    n_terminal = sum(t.terminal for t in demos)
+    lines.append(f"terminal: {n_terminal}; truncated: {len(demos) - n_terminal}")
+    return lines
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    from irlhf.data import save_demos
+    from irlhf.envs.gym import collect_demos, make_expert
+
+    if isinstance(args.episodes, bool) or not isinstance(args.episodes, int) or args.episodes < 1:
+        raise ValidationError(f"episodes={args.episodes!r}: expected an int >= 1")
+    path = args.save or default_path(args.env, args.expert, args.episodes, args.seed)
+    target = _check_target(path, args.force)
+    expert = make_expert(args.env, seed=args.seed, kind=args.expert)
+    demos = []
+    episodes = range(args.episodes)
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        episodes = tqdm(episodes, desc=f"collecting {args.env}", unit="episode", leave=False)
+    for k in episodes:
+        demos += collect_demos(args.env, expert, n_episodes=1, seed=args.seed + k)
+    save_demos(target, demos)
+    print("\n".join([f"irlhf demos collect -> {target}", f"env: {args.env}; expert: {args.expert}; "
+                     f"reset seeds {args.seed}..{args.seed + args.episodes - 1}", *stats_lines(demos)]))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from irlhf.data import load_demos
+
+    demos = load_demos(args.path)
+    print("\n".join([f"{args.path}", *stats_lines(demos)]))
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from irlhf.data import load_demos, save_demos
+
+    target = _check_target(args.dst, args.force)
+    demos = load_demos(args.src)
+    save_demos(target, demos)
+    print(f"irlhf demos convert: {args.src} -> {target} ({len(demos)} episodes, {sum(len(t) for t in demos)} steps)")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    from irlhf.cli import add_job
+
+    parser = add_job(subparsers, "demos", _run_missing_action,
+                     help="collect, inspect and convert demonstration files (.npz, .parquet, .jsonl, HF directory)",
+                     description="Collect expert demonstrations (collect), summarise a file (info) or convert "
+                     "between formats (convert). The format follows the path: .npz, .parquet, .jsonl, or a "
+                     "Hugging Face save_to_disk directory. Existing paths are replaced only with --force; no run "
+                     "directory is written.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>")
+
+    collect = actions.add_parser("collect", help="roll out an expert and save its demonstrations",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    collect.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    collect.add_argument("--episodes", type=int, default=10, help="episodes to collect (reset seeds seed, seed+1, ...)")
+    collect.add_argument("--expert", default="scripted", help="expert kind passed to irlhf.envs.gym.make_expert")
+    collect.add_argument("--save", default=None, metavar="PATH",
+                         help="output (.npz, .parquet, .jsonl, or a directory); default "
+                         "demos/<env>-<expert>-<N>ep-seed<seed>.npz")
+    collect.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed (also before 'collect')")
+    collect.add_argument("--force", action="store_true", help="replace an existing PATH")
+    collect.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    collect.set_defaults(run=run_collect)
+
+    info = actions.add_parser("info", help="summarise a demonstrations file")
+    info.add_argument("path", metavar="PATH", help="demonstrations (.npz, .parquet, .jsonl or a directory)")
+    info.set_defaults(run=run_info)
+
+    convert = actions.add_parser("convert", help="convert demonstrations between formats (exact)")
+    convert.add_argument("src", metavar="IN", help="demonstrations to read")
+    convert.add_argument("dst", metavar="OUT", help="path to write; the format follows its suffix")
+    convert.add_argument("--force", action="store_true", help="replace an existing OUT")
+    convert.set_defaults(run=run_convert)
+
+
+def _run_missing_action(args: argparse.Namespace) -> int:
+    raise ValidationError("demos: no action given; expected one of collect, info, convert "
+                          "(see irlhf demos --help)")
