@@ -40,13 +40,29 @@ def test_demo_help(capsys):
         assert flag in out
 
 
+def _leaf_jobs(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Runnable (sub-)commands: a job with nested actions (``irlhf prefs fit``) contributes its actions."""
+    leaves = {}
+    for name, sub in _subparsers(parser).items():
+        nested = any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)
+        leaves.update(_leaf_jobs(sub, f"{prefix}{name} ") if nested else {f"{prefix}{name}": sub})
+    return leaves
+
+
 def test_every_job_has_help_seed_and_out():
-    jobs = _subparsers(cli.build_parser())
-    assert set(jobs) >= {"demo", "irl"}
-    for name, parser in jobs.items():
-        args = parser.parse_args([])
+    root = cli.build_parser()
+    jobs = _leaf_jobs(root)
+    assert set(jobs) >= {"demo", "irl", "prefs fit", "demos collect"}
+    checked = 0
+    for name in jobs:
+        try:
+            args = root.parse_args(name.split())
+        except SystemExit:  # an action with required positional arguments (e.g. `demos info PATH`)
+            continue
         assert args.seed == 0 and args.out == "runs", name
         assert callable(args.run)
+        checked += 1
+    assert checked >= 6
 
 
 def test_demo_writes_one_complete_run(tmp_path, capsys):

@@ -38,6 +38,10 @@ JOBS: tuple[str, ...] = (
     "irlhf.demo",
     "irlhf.irl_job",
     "irlhf.imitation_job",
+    "irlhf.prefs_job",
+    "irlhf.demos_job",
+    "irlhf.expert_job",
+    "irlhf.tamer_job",
 )
 
 PROG = "irlhf"

@@ -1,0 +1,436 @@
+"""``irlhf prefs fit``: scores, standard errors, ranking and winners from judgements between items.
+
+    irlhf prefs fit --comparisons prefs.jsonl            # (i, j, mu) rows, .jsonl or .csv
+    irlhf prefs fit --rankings ranks.jsonl               # Plackett-Luce on {"ranking": [...]} rows
+    irlhf prefs fit --synthetic 20                       # try it: 20 items, judgements from a known model
+    irlhf prefs fit --comparisons prefs.csv --alpha 0.01 # with a Gaussian prior (needed when some item never loses)
+
+Writes a run directory with ``scores.csv`` (item, score, standard error, rank), ``winners.json``
+(Condorcet / Copeland / Borda, under the fitted model and from the raw judgements), a plot of the
+scores with 95% intervals, the fitted preference matrix, ``summary.txt`` and ``report.html``.
+
+    irlhf prefs rl --env CartPole-v1 --labels 200 --timesteps 50000 --labeller oracle
+    irlhf prefs rl --env Pendulum-v1 --labeller noisy --set algo=sac --set labeller.beta=0.5
+
+``prefs rl``: deep RL from trajectory preferences (``irlhf.preference.trajectory``, Christiano et al. 2017)
+with a synthetic B-Pref labeller (``irlhf.preference.labellers``: oracle, mistake, noisy, skip, myopic,
+equal). ``--set KEY=VALUE`` sets a ``trajectory.Config`` field, ``--set labeller.KEY=VALUE`` a teacher
+parameter (beta, gamma, eps, skip_threshold, equal_threshold, relative_thresholds). Training and evaluation
+happen before the run directory is made (bad input: one error line, exit 2, no directory). Writes
+config.json, metrics.jsonl (one line per query round, then the final metrics), learning_curve.png (true
+return vs timesteps and vs labels), reward_model.safetensors, policy.zip (SB3), preferences.npz (the
+labelled pairs), summary.txt and report.html; the evaluation reports the policy's mean return, a random
+policy's, the scripted expert's (where one exists) and the normalised score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from typing import Any
+
+from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.errors import ValidationError
+from irlhf.core.rundir import RunDir
+from irlhf.report import Report
+
+MODELS = ("auto", "bradley-terry", "plackett-luce")
+LABELLERS = ("oracle", "mistake", "noisy", "skip", "myopic", "equal")  # = irlhf.preference.labellers.LABELLERS
+
+
+@dataclasses.dataclass(frozen=True)
+class FitJobConfig(BaseConfig):
+    """Options of ``irlhf prefs fit``.
+
+    comparisons / rankings: path of a comparisons (.jsonl/.csv) or rankings (.jsonl) file; exactly one of
+    them or ``synthetic``.  synthetic: number of items of a generated example (0 = off); it draws
+    ``synthetic_comparisons`` judgements from a Bradley-Terry model with standard-normal scores.
+    n_items: number of items (None = largest id + 1).  model: "auto" (Bradley-Terry for comparisons,
+    Plackett-Luce for rankings), or force one (rankings are rank-broken into pairs for Bradley-Terry).
+    alpha: prior weight (penalty alpha * ||theta||^2, >= 0).  seed: the synthetic example's seed.
+    """
+
+    comparisons: str | None = None
+    rankings: str | None = None
+    synthetic: int = 0
+    synthetic_comparisons: int = 2000
+    n_items: int | None = None
+    model: str = "auto"
+    alpha: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        sources = [self.comparisons is not None, self.rankings is not None, self.synthetic != 0]
+        if sum(sources) != 1:
+            raise ValidationError("prefs fit: give exactly one of --comparisons FILE, --rankings FILE or "
+                                  "--synthetic N_ITEMS")
+        check_number("synthetic", self.synthetic, low=0, integer=True)
+        if self.synthetic:
+            check_number("synthetic", self.synthetic, low=2, integer=True)
+        check_number("synthetic_comparisons", self.synthetic_comparisons, low=1, integer=True)
+        if self.n_items is not None:
+            check_number("n_items", self.n_items, low=2, integer=True)
+        check_choice("model", self.model, MODELS)
+        if self.model == "plackett-luce" and self.comparisons is not None:
+            raise ValidationError("model='plackett-luce' needs --rankings; comparisons fit with bradley-terry")
+        check_number("alpha", self.alpha, low=0)
+        check_number("seed", self.seed, low=0, integer=True)
+
+    def command(self) -> str:
+        source = (f"--comparisons {self.comparisons}" if self.comparisons else
+                  f"--rankings {self.rankings}" if self.rankings else
+                  f"--synthetic {self.synthetic} --synthetic-comparisons {self.synthetic_comparisons}")
+        extra = f" --n-items {self.n_items}" if self.n_items else ""
+        return f"irlhf prefs fit {source}{extra} --model {self.model} --alpha {self.alpha} --seed {self.seed}"
+
+
+def synthetic_comparisons(n_items: int, n_comparisons: int, seed: int) -> tuple[Any, Any]:
+    """(true scores (n,), Comparisons) drawn from Bradley-Terry with theta ~ N(0, 1), uniform random pairs."""
+    import numpy as np
+
+    from irlhf.data.preferences import Comparisons
+
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=n_items)
+    i = rng.integers(0, n_items, n_comparisons)
+    j = (i + rng.integers(1, n_items, n_comparisons)) % n_items
+    p = 1.0 / (1.0 + np.exp(-(theta[i] - theta[j])))
+    return theta - theta.mean(), Comparisons(i, j, (rng.random(n_comparisons) < p).astype(float), n_items)
+
+
+def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Load or generate the judgements, fit, compute winners, write the run directory."""
+    import numpy as np
+
+    from irlhf.data.preferences import Comparisons, Rankings
+    from irlhf.preference import bradley_terry, duel, plackett_luce
+
+    truth = None
+    rankings = None
+    if job.comparisons is not None:
+        comparisons = Comparisons.load(job.comparisons, n_items=job.n_items)
+        source = f"{job.comparisons}: {len(comparisons)} comparisons"
+    elif job.rankings is not None:
+        rankings = Rankings.load(job.rankings, n_items=job.n_items)
+        comparisons = rankings.to_comparisons()
+        source = f"{job.rankings}: {len(rankings)} rankings ({len(comparisons)} pairs after rank breaking)"
+    else:
+        truth, comparisons = synthetic_comparisons(job.synthetic, job.synthetic_comparisons, job.seed)
+        source = (f"synthetic: {len(comparisons)} Bradley-Terry judgements between {job.synthetic} items "
+                  f"(scores ~ N(0, 1), seed {job.seed})")
+    n = comparisons.n_items
+    model = job.model if job.model != "auto" else ("plackett-luce" if rankings is not None else "bradley-terry")
+    t0 = time.perf_counter()
+    if model == "plackett-luce":
+        result = plackett_luce.fit(n, rankings, alpha=job.alpha)
+    else:
+        result = bradley_terry.fit(n, comparisons, alpha=job.alpha)
+    seconds = time.perf_counter() - t0
+
+    order = result.ranking()
+    rank_of = np.empty(n, dtype=int)
+    rank_of[order] = np.arange(1, n + 1)
+    se = result.standard_errors
+    fitted = result.probabilities()
+    empirical = duel.preference_matrix(comparisons)
+
+    def as_list(x: Any) -> Any:
+        return None if x is None else [int(v) for v in np.atleast_1d(x)]
+
+    winners = {
+        "fitted": {"condorcet": duel.condorcet_winner(fitted), "copeland": as_list(duel.copeland_winners(fitted)),
+                   "borda": as_list(duel.borda_winners(fitted))},
+        "judgements": {"condorcet": duel.condorcet_winner(empirical),
+                       "copeland": as_list(duel.copeland_winners(empirical)),
+                       "borda": as_list(duel.borda_winners(empirical))},
+    }
+    metrics: dict[str, Any] = {"model": model, "n_items": n, "n_comparisons": len(comparisons),
+                               "log_likelihood": result.log_likelihood, "n_iter": result.n_iter,
+                               "converged": result.converged, "seconds": seconds}
+    if truth is not None:
+        metrics["correlation_with_truth"] = float(np.corrcoef(truth, result.scores)[0, 1])
+
+    run = RunDir.create("prefs-fit", out)
+    run.write_json("config.json", job.to_dict())
+    run.log(**metrics)
+    rows = ["item,score,standard_error,rank"] + [
+        f"{k},{result.scores[k]:.10g},{'' if se is None else f'{se[k]:.10g}'},{rank_of[k]}" for k in range(n)]
+    run.write_text("scores.csv", "\n".join(rows) + "\n")
+    run.write_json("winners.json", winners)
+    files = ["config.json", "metrics.jsonl", "scores.csv", "winners.json", _plot_scores(run, result, truth),
+             _plot_matrix(run, fitted, order)]
+
+    top = order[: min(n, 10)]
+    table = [[int(rank_of[k]), int(k), result.scores[k], None if se is None else se[k]] for k in top]
+    report = Report(f"irlhf prefs fit: {model}")
+    report.section("Run").text(f"Run directory {run.path.name}. Data: {source}.").code(job.command())
+    report.section("Ranking").text(
+        f"Mean-centred log-strengths (scores) with standard errors from the inverse Hessian; "
+        f"log-likelihood {result.log_likelihood:.6g} ({result.n_iter} Newton steps, {seconds:.3f} s).").table(
+        table, header=["rank", "item", "score", "standard error"])
+    report.section("Winners").table(
+        [[kind, str(winners["fitted"][kind]), str(winners["judgements"][kind])] for kind in ("condorcet", "copeland",
+                                                                                          "borda")],
+        header=["criterion", "under the fitted model", "from the raw judgements"])
+    report.section("Plots").image(files[4], caption="Scores with 95% intervals, best first.").image(
+        files[5], caption="Fitted preference matrix P(row item preferred to column item), items best first.")
+    files += ["summary.txt", "report.html"]
+    report.section("Files").table([[f] for f in files], header=["file"])
+    report.write(run)
+    best = ", ".join(f"{int(k)} ({result.scores[k]:+.3f}" + ("" if se is None else f" +- {se[k]:.3f}") + ")"
+                     for k in order[:5])
+    summary = [
+        f"irlhf prefs fit -> {run.path}",
+        f"data: {source}; model {model}, alpha {job.alpha}",
+        f"top items (score +- se): {best}",
+        f"winners (fitted model): Condorcet {winners['fitted']['condorcet']}, Copeland "
+        f"{winners['fitted']['copeland']}, Borda {winners['fitted']['borda']}",
+        f"winners (raw judgements): Condorcet {winners['judgements']['condorcet']}, Copeland "
+        f"{winners['judgements']['copeland']}, Borda {winners['judgements']['borda']}",
+        f"log-likelihood {result.log_likelihood:.6g}; {result.n_iter} Newton steps, {seconds:.3f} s"
+        + (f"; correlation with the true scores {metrics['correlation_with_truth']:.4f}" if truth is not None else ""),
+        f"report: {run.file('report.html')}",
+    ]
+    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    return run, metrics, summary
+
+
+def _plot_scores(run: RunDir, result: Any, truth: Any) -> str:
+    import numpy as np
+
+    from irlhf.report import plots
+
+    order = result.ranking()
+    shown = order[: min(len(order), 60)]
+    fig, (ax,) = plots.figure_row(1, panel_size=4.2)
+    fig.set_size_inches(max(5.0, 0.18 * len(shown) + 2), 3.6)
+    x = np.arange(len(shown))
+    err = None if result.standard_errors is None else 1.96 * result.standard_errors[shown]
+    ax.errorbar(x, result.scores[shown], yerr=err, fmt="o", ms=3, capsize=2, label="fitted score")
+    if truth is not None:
+        ax.plot(x, truth[shown], "x", color="tab:red", ms=4, label="true score")
+        ax.legend(fontsize=8)
+    ax.set_xticks(x, [str(int(k)) for k in shown], fontsize=6, rotation=90)
+    ax.set_xlabel("item (best first)")
+    ax.set_ylabel("score (log-strength)")
+    ax.grid(alpha=0.3)
+    run.save_figure("scores.png", fig)
+    return "scores.png"
+
+
+def _plot_matrix(run: RunDir, P: Any, order: Any) -> str:
+    from irlhf.report import plots
+
+    shown = order[: min(len(order), 40)]
+    fig, (ax,) = plots.figure_row(1, panel_size=4.2)
+    image = ax.imshow(P[shown][:, shown], vmin=0, vmax=1, cmap="RdBu_r")
+    ax.set_title("P(row > column)", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    run.save_figure("preference_matrix.png", fig)
+    return "preference_matrix.png"
+
+
+# -- prefs rl ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RlJobConfig(BaseConfig):
+    """Options of ``irlhf prefs rl``: env (gymnasium id), labels (query budget, >= 1), timesteps (RL steps,
+    >= 1), labeller (one of LABELLERS), eval_episodes (>= 1), seed, options (``trajectory.Config`` overrides;
+    keys ``labeller.<name>`` are teacher parameters)."""
+
+    env: str = "CartPole-v1"
+    labels: int = 200
+    timesteps: int = 50_000
+    labeller: str = "oracle"
+    eval_episodes: int = 20
+    seed: int = 0
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env, str) or not self.env.strip():
+            raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
+        check_number("labels", self.labels, low=1, integer=True)
+        check_number("timesteps", self.timesteps, low=1, integer=True)
+        check_choice("labeller", self.labeller, LABELLERS)
+        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+        if not isinstance(self.options, dict):
+            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
+
+    def command(self) -> str:
+        parts = [f"irlhf prefs rl --env {self.env} --labels {self.labels} --timesteps {self.timesteps} "
+                 f"--labeller {self.labeller} --eval-episodes {self.eval_episodes}"]
+        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
+        return " ".join(parts + [f"--seed {self.seed}"])
+
+
+def rl_setup(job: RlJobConfig, progress: bool) -> tuple[Any, Any]:
+    """(trajectory.Config, labeller) from the job: defaults, then labels / timesteps / seed, then --set."""
+    from irlhf.preference import trajectory
+    from irlhf.preference.labellers import make_labeller
+
+    values: dict[str, Any] = {"n_labels": job.labels, "total_timesteps": job.timesteps, "seed": job.seed,
+                              "progress": progress}
+    teacher: dict[str, Any] = {}
+    for key, value in job.options.items():
+        if key.startswith("labeller."):
+            teacher[key[len("labeller."):]] = value
+        else:
+            values[key] = value
+    if isinstance(values.get("reward_hidden_sizes"), list):
+        values["reward_hidden_sizes"] = tuple(values["reward_hidden_sizes"])
+    return trajectory.Config.from_dict(values), make_labeller(job.labeller, seed=job.seed + 1, **teacher)
+
+
+def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Validate, train, evaluate, then write the run directory."""
+    import io
+
+    from irlhf.core.io import atomic_open
+    from irlhf.envs.gym import SCRIPTED_EXPERTS
+    from irlhf.imitation_job import evaluate_all
+    from irlhf.preference import trajectory
+
+    config, labeller = rl_setup(job, progress)
+    t0 = time.perf_counter()
+    result = trajectory.train(job.env, labeller, config)
+    seconds = time.perf_counter() - t0
+    metrics = evaluate_all(job.env, result.policy, SCRIPTED_EXPERTS.get(job.env), job.eval_episodes, job.seed)
+    last = result.history[-1]
+    fitted = [r for r in result.history if r.get("train_accuracy") is not None]
+    metrics.update(seconds=seconds, timesteps=last["timesteps"], queries=last["queries"], labels=last["labels"],
+                   labeller=repr(labeller), train_accuracy=fitted[-1]["train_accuracy"] if fitted else None,
+                   reward_correlation=next((r["reward_correlation"] for r in reversed(result.history)
+                                            if r.get("reward_correlation") is not None), None))
+
+    run = RunDir.create("prefs-rl", out)
+    run.write_json("config.json", {"job": job.to_dict(), "trajectory": config.to_dict()})
+    for row in result.history:
+        run.log(**row)
+    run.log(final=True, **metrics)
+    trajectory.save_reward_model(run.file("reward_model.safetensors"), result.reward)
+    buffer = io.BytesIO()
+    result.model.save(buffer)
+    with atomic_open(run.file("policy.zip"), "wb") as handle:
+        handle.write(buffer.getvalue())
+    result.dataset.save(run.file("preferences.npz"))
+    curve = _plot_rl_curve(run, result.history, metrics)
+    files = ["config.json", "metrics.jsonl", curve, "reward_model.safetensors", "policy.zip", "preferences.npz",
+             "summary.txt", "report.html"]
+    fmt = (lambda v, spec=".3f": "n/a" if v is None else format(v, spec))
+    score_line = (f"return {metrics['eval_return_mean']:.2f} +- {metrics['eval_return_std']:.2f} over "
+                  f"{metrics['eval_episodes']} episodes; expert {fmt(metrics['expert_return_mean'], '.2f')}, random "
+                  f"{metrics['random_return_mean']:.2f}; normalized score {fmt(metrics['normalized_score'])}")
+    report = Report(f"irlhf prefs rl: {job.env}")
+    report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(job.command())
+    report.section("Setup").text(
+        f"Deep RL from preferences (Christiano et al. 2017): {config.algo.upper()} on a learned reward, an "
+        f"ensemble of {config.ensemble_size} reward networks fitted to {metrics['labels']} labels "
+        f"({metrics['queries']} queries) between {config.segment_length}-step segments from labeller "
+        f"{labeller!r}, {config.selection} query selection, {config.rounds} rounds, "
+        f"{metrics['timesteps']} timesteps, {seconds:.1f} s.").table(
+        sorted((k, json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in config.to_dict().items()),
+        header=["option", "value"])
+    report.section("Result").text(score_line).table(
+        [["learned policy: mean return", metrics["eval_return_mean"]],
+         ["expert: mean return", fmt(metrics["expert_return_mean"], ".4g")],
+         ["random policy: mean return", metrics["random_return_mean"]],
+         ["normalized score (1 = expert, 0 = random)", fmt(metrics["normalized_score"], ".4g")],
+         ["reward model: training accuracy", fmt(metrics["train_accuracy"], ".3f")],
+         ["reward model: correlation with true segment returns", fmt(metrics["reward_correlation"], ".3f")]],
+        header=["quantity", "value"])
+    report.section("Rounds").table(
+        [[r["round"], r["timesteps"], r["queries"], r["labels"], fmt(r.get("heldout_accuracy")),
+          fmt(r.get("train_loss")), fmt(r.get("reward_correlation")), fmt(r.get("mean_true_return"), ".1f")]
+         for r in result.history],
+        header=["round", "timesteps", "queries", "labels", "held-out accuracy", "train loss",
+                "reward correlation", "mean true return"]).image(
+        curve, caption="Mean true return of the agent's recent training episodes against timesteps and labels.")
+    report.section("Files").table([[f] for f in files], header=["file"])
+    report.write(run)
+    summary = [f"irlhf prefs rl -> {run.path}",
+               f"{job.env}: {config.algo} on a learned reward, {metrics['labels']} labels ({metrics['queries']} "
+               f"queries, labeller {job.labeller}), {metrics['timesteps']} timesteps, {seconds:.1f} s",
+               score_line,
+               f"reward model: training accuracy {fmt(metrics['train_accuracy'])}, correlation with true segment "
+               f"returns {fmt(metrics['reward_correlation'])}",
+               f"report: {run.file('report.html')}"]
+    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    return run, metrics, summary
+
+
+def _plot_rl_curve(run: RunDir, history: list[dict], metrics: dict[str, Any]) -> str:
+    from irlhf.report import plots
+
+    rows = [r for r in history if r.get("mean_true_return") is not None]
+    fig, axes = plots.figure_row(2, panel_size=3.8)
+    for ax, key, label in ((axes[0], "timesteps", "timesteps"), (axes[1], "labels", "labels so far")):
+        ax.plot([r[key] for r in rows], [r["mean_true_return"] for r in rows], "o-", ms=3, label="learned reward")
+        if metrics.get("expert_return_mean") is not None:
+            ax.axhline(metrics["expert_return_mean"], color="tab:green", ls="--", lw=1, label="scripted expert")
+        ax.axhline(metrics["random_return_mean"], color="gray", ls=":", lw=1, label="random policy")
+        ax.set_xlabel(label)
+        ax.set_ylabel("mean true return (training episodes)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    run.save_figure("learning_curve.png", fig)
+    return "learning_curve.png"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from irlhf.cli import add_job
+
+    parser = subparsers.add_parser("prefs", help="learn from judgements: fit scores to comparisons or rankings",
+                                   description="Learning from judgements between items.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
+    d = FitJobConfig(synthetic=2)
+    fit = add_job(actions, "fit", run, help="Bradley-Terry / Plackett-Luce scores, standard errors, ranking and "
+                  "winners from a comparisons or rankings file")
+    source = fit.add_mutually_exclusive_group()
+    source.add_argument("--comparisons", metavar="FILE", help="(i, j, mu) judgements, .jsonl or .csv "
+                        "(mu 1 = i preferred, 0.5 = tie, 0 = j preferred)")
+    source.add_argument("--rankings", metavar="FILE", help='rankings, .jsonl rows {"ranking": [best, ..., worst]}')
+    source.add_argument("--synthetic", type=int, default=0, metavar="N_ITEMS",
+                        help="generate an example with this many items from a known Bradley-Terry model")
+    fit.add_argument("--synthetic-comparisons", type=int, default=d.synthetic_comparisons,
+                     help="judgements in the synthetic example")
+    fit.add_argument("--n-items", type=int, default=None, help="number of items (default: largest id + 1)")
+    fit.add_argument("--model", choices=MODELS, default=d.model, help="auto: Bradley-Terry for comparisons, "
+                     "Plackett-Luce for rankings")
+    fit.add_argument("--alpha", type=float, default=d.alpha, help="prior weight: penalty alpha * ||theta||^2")
+    r = RlJobConfig()
+    rl = add_job(actions, "rl", run_rl_command, help="deep RL from trajectory preferences (Christiano et al. "
+                 "2017) with a synthetic labeller: learned reward ensemble + PPO/SAC, evaluation and a report")
+    rl.add_argument("--env", default=r.env, help="gymnasium environment id")
+    rl.add_argument("--labels", type=int, default=r.labels, help="total queries to the labeller")
+    rl.add_argument("--timesteps", type=int, default=r.timesteps, help="RL environment steps")
+    rl.add_argument("--labeller", choices=LABELLERS, default=r.labeller,
+                    help="synthetic B-Pref teacher answering the queries")
+    rl.add_argument("--eval-episodes", type=int, default=r.eval_episodes, help="evaluation episodes")
+    rl.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
+                    help="override a trajectory.Config field (VALUE as JSON), e.g. --set algo=sac, or a teacher "
+                    "parameter with labeller.KEY, e.g. --set labeller.eps=0.2; repeatable")
+    rl.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def run_rl_command(args: argparse.Namespace) -> int:
+    from irlhf.irl_job import parse_set
+
+    job = RlJobConfig(env=args.env, labels=args.labels, timesteps=args.timesteps, labeller=args.labeller,
+                      eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
+    _, _, summary = run_rl(job, args.out, progress=not args.no_progress)
+    print("\n".join(summary))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    job = FitJobConfig(comparisons=args.comparisons, rankings=args.rankings, synthetic=args.synthetic,
+                       synthetic_comparisons=args.synthetic_comparisons, n_items=args.n_items, model=args.model,
+                       alpha=args.alpha, seed=args.seed)
+    _, _, summary = run_fit(job, args.out)
+    print("\n".join(summary))
+    return 0

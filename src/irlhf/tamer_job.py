@@ -1,0 +1,223 @@
+"""``irlhf tamer``: TAMER (learning from scalar human reinforcement) with a synthetic trainer, and a report.
+
+    irlhf tamer --env MountainCar-v0 --episodes 20
+    irlhf tamer --episodes 30 --set credit=window --set trainer.p=0.3 --set trainer.noise=0.1
+
+``irlhf.preference.tamer.train`` runs ``--episodes`` episodes; the feedback comes from ``--trainer``
+(only "synthetic" for now: ``tamer.make_synthetic_trainer``, which rates the action just taken by the
+sign of its true advantage, from value iteration on the known dynamics; MountainCar-v0 only).
+``--set KEY=VALUE`` sets a field of ``tamer.Config`` (VALUE parsed as JSON, else a string; ``seed`` and
+``progress`` follow --seed and --no-progress); ``--set trainer.KEY=VALUE`` one of the synthetic trainer's
+options (p, noise, delay_min, delay_max, tol, grid; its seed is --seed).
+
+Evaluation: mean / std return of the greedy policy on H_hat over --eval-episodes episodes (reset seeds
+from 10000 + --seed, unseen in training), and the same for a random policy and the trainer's own greedy
+policy on Q* (the best a perfect learner of its ratings could do).
+
+Everything (validation, training, evaluation) happens before the run directory is made, so bad input is
+one ``irlhf: error:`` line, exit code 2, and no run directory. Artifacts in ``<out>/tamer-<timestamp>/``:
+config.json, metrics.jsonl (one line per episode, then the final metrics), h_weights.npy
+((n_actions, n_features)), learning_curve.png (return per episode), summary.txt (also printed) and
+report.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from typing import Any
+
+from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.errors import ValidationError
+from irlhf.core.rundir import RunDir
+from irlhf.irl_job import parse_set
+from irlhf.report import Report
+
+TRAINERS = ("synthetic",)
+TRAINER_OPTIONS = ("p", "noise", "delay_min", "delay_max", "tol", "grid")
+EVAL_SEED_OFFSET = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TamerJobConfig(BaseConfig):
+    """Options of ``irlhf tamer``: env, episodes (>= 1), trainer (one of TRAINERS), eval_episodes (>= 1),
+    seed, options (``tamer.Config`` overrides and ``trainer.<option>`` overrides)."""
+
+    env: str = "MountainCar-v0"
+    episodes: int = 20
+    trainer: str = "synthetic"
+    eval_episodes: int = 20
+    seed: int = 0
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env, str) or not self.env.strip():
+            raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. MountainCar-v0)")
+        check_number("episodes", self.episodes, low=1, integer=True)
+        check_choice("trainer", self.trainer, TRAINERS)
+        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+        if not isinstance(self.options, dict):
+            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
+
+    def command(self) -> str:
+        parts = [f"irlhf tamer --env {self.env} --episodes {self.episodes} --trainer {self.trainer} "
+                 f"--eval-episodes {self.eval_episodes}"]
+        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
+        parts.append(f"--seed {self.seed}")
+        return " ".join(parts)
+
+
+def split_options(job: TamerJobConfig, progress: bool) -> tuple[Any, dict[str, Any]]:
+    """``tamer.Config`` (defaults, then episodes / seed / progress, then the overrides) and the trainer's
+    keyword options (``trainer.KEY`` overrides, validated by name here and by value by the trainer)."""
+    from irlhf.preference import tamer
+
+    top: dict[str, Any] = {}
+    trainer: dict[str, Any] = {}
+    for key, value in job.options.items():
+        if key.startswith("trainer."):
+            name = key[len("trainer."):]
+            if name not in TRAINER_OPTIONS:
+                raise ValidationError(f"--set {key}: unknown trainer option {name!r}; expected one of "
+                                      f"{['trainer.' + o for o in TRAINER_OPTIONS]}")
+            trainer[name] = value
+        else:
+            top[key] = value
+    config = tamer.Config.from_dict({"episodes": job.episodes, "seed": job.seed, "progress": progress, **top})
+    return config, trainer
+
+
+def plot_learning_curve(run: RunDir, history: list[dict], reference: float | None,
+                        name: str = "learning_curve.png") -> str:
+    from irlhf.report import plots
+
+    fig, (ax,) = plots.figure_row(1, panel_size=4.2)
+    episodes = [r["episode"] + 1 for r in history]
+    ax.plot(episodes, [r["return"] for r in history], marker="o", ms=3, color="tab:blue", label="TAMER")
+    goal = [(r["episode"] + 1, r["return"]) for r in history if r["reached_goal"]]
+    if goal:
+        ax.scatter(*zip(*goal), s=14, color="tab:green", zorder=3, label="reached goal")
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", lw=1, label="trainer's greedy policy on Q*")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("return")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    run.save_figure(name, fig)
+    return name
+
+
+def run_tamer(job: TamerJobConfig, out: str = "runs", *,
+              progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Validate, train, evaluate, then write the run directory."""
+    import numpy as np
+
+    from irlhf.envs.gym import evaluate, make_env, random_return
+    from irlhf.preference import tamer
+
+    config, trainer_options = split_options(job, progress)
+    make_env(job.env).close()  # unknown env -> ValidationError
+    trainer = tamer.make_synthetic_trainer(job.env, seed=job.seed, **trainer_options)
+    t0 = time.perf_counter()
+    result = tamer.train(job.env, trainer, config)
+    train_seconds = time.perf_counter() - t0
+
+    def oracle(obs: Any) -> Any:
+        return np.argmax(trainer.q(obs), axis=1).astype(np.int64)
+
+    eval_seed = EVAL_SEED_OFFSET + job.seed
+    mean, std = evaluate(job.env, result.policy, n_episodes=job.eval_episodes, seed=eval_seed)
+    oracle_mean = evaluate(job.env, oracle, n_episodes=job.eval_episodes, seed=eval_seed)[0]
+    random_mean = random_return(job.env, n_episodes=job.eval_episodes, seed=eval_seed)
+    hist = result.history
+    first_goal = next((r["episode"] + 1 for r in hist if r["reached_goal"]), None)
+    metrics = {"eval_return_mean": mean, "eval_return_std": std, "oracle_return_mean": oracle_mean,
+               "random_return_mean": random_mean, "eval_episodes": job.eval_episodes,
+               "episodes": len(hist), "goal_episodes": int(sum(r["reached_goal"] for r in hist)),
+               "first_goal_episode": first_goal, "feedback_events": int(sum(r["feedback"] for r in hist)),
+               "steps": int(sum(r["steps"] for r in hist)),
+               "last5_return_mean": float(np.mean([r["return"] for r in hist[-5:]])),
+               "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
+
+    run = RunDir.create("tamer", out)
+    run.write_json("config.json", {**job.to_dict(), "tamer_config": config.to_dict(),
+                                   "trainer_options": {"seed": job.seed, **trainer_options}})
+    for record in hist:
+        run.log(phase="episode", **record)
+    run.log(phase="final", **metrics)
+    run.save_array("h_weights.npy", result.weights)
+    curve = plot_learning_curve(run, hist, oracle_mean)
+    files = ["config.json", "metrics.jsonl", "h_weights.npy", curve, "summary.txt", "report.html"]
+
+    trainer_text = ", ".join(f"{k}={v}" for k, v in {"p": trainer.p, "noise": trainer.noise,
+                                                     "delay": f"U[{trainer.delay_min}, {trainer.delay_max}] s",
+                                                     "tol": trainer.tol}.items())
+    credit_text = (f"uniform delay density on [{config.delay_min}, {config.delay_max}] s integrated over each "
+                   f"step ({config.step_seconds} s per step)" if config.credit == "uniform" else
+                   f"the last {config.window} steps, equal credit")
+    report = Report(f"irlhf tamer: {job.env}")
+    report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
+        job.command()).table(sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else v)
+                                    for k, v in config.to_dict().items()), header=["tamer option", "value"])
+    report.section("Setup").text(
+        f"Environment {job.env}. TAMER learns a linear model H_hat(s, a) of the trainer's reinforcement "
+        f"({config.features} features, {result.weights.shape[1]} per action) and acts greedily on it. The "
+        f"{job.trainer} trainer rates a step +1 when its action is optimal under Q* (up to tol), -1 otherwise "
+        f"({trainer_text}). Credit assignment: {credit_text}.")
+    report.section("Result").text(
+        f"Greedy policy on H_hat after training, over {job.eval_episodes} episodes (reset seeds from "
+        f"{eval_seed}).").table([
+            ["TAMER: mean return", mean], ["TAMER: std of return", std],
+            ["trainer's greedy policy on Q*: mean return", oracle_mean], ["random policy: mean return", random_mean],
+            ["training episodes that reached the goal", f"{metrics['goal_episodes']} / {len(hist)}"],
+            ["first training episode that reached the goal", "never" if first_goal is None else first_goal],
+            ["feedback events", metrics["feedback_events"]], ["training steps", metrics["steps"]],
+            ["training seconds", train_seconds]], header=["metric", "value"])
+    report.section("Learning curve").image(curve, caption="Return per training episode (green: reached the goal); "
+                                           "dashed: the trainer's own greedy policy on Q*.").table(
+        [[r["episode"] + 1, r["return"], r["steps"], r["feedback"], r["reached_goal"]] for r in hist],
+        header=["episode", "return", "steps", "feedback events", "reached goal"])
+    report.section("Files").table([[f] for f in files], header=["file"])
+    summary = [
+        f"irlhf tamer -> {run.path}",
+        f"env: {job.env}; {len(hist)} episodes, {metrics['feedback_events']} feedback events; goal reached in "
+        f"{metrics['goal_episodes']} (first: {'never' if first_goal is None else f'episode {first_goal}'})",
+        f"return {mean:.2f} +- {std:.2f} over {job.eval_episodes} episodes; trainer's Q* policy {oracle_mean:.2f}, "
+        f"random {random_mean:.2f}",
+        f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
+        f"report: {run.file('report.html')}",
+    ]
+    report.write(run)
+    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    return run, metrics, summary
+
+
+def add_parser(subparsers: Any) -> None:
+    from irlhf.cli import add_job
+
+    d = TamerJobConfig()
+    parser = add_job(subparsers, "tamer", run_command,
+                     help="TAMER: learn from scalar feedback (synthetic trainer), with evaluation and a report",
+                     description="Run TAMER (irlhf.preference.tamer): a linear model of the trainer's scalar "
+                     "reinforcement, greedy actions, delay-model credit assignment; the synthetic trainer rates "
+                     "actions by their true advantage. Writes per-episode metrics, the H weights, a learning curve "
+                     "and report.html. --set trainer.KEY=VALUE sets a synthetic-trainer option "
+                     f"({', '.join(TRAINER_OPTIONS)}).")
+    parser.add_argument("--env", default=d.env, help="gymnasium environment id")
+    parser.add_argument("--episodes", type=int, default=d.episodes, help="training episodes")
+    parser.add_argument("--trainer", choices=TRAINERS, default=d.trainer, help="who gives the feedback")
+    parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="evaluation episodes")
+    parser.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
+                        help="override a Config field (VALUE as JSON), e.g. --set credit=window; repeatable")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    job = TamerJobConfig(env=args.env, episodes=args.episodes, trainer=args.trainer,
+                         eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
+    _, _, summary = run_tamer(job, args.out, progress=not args.no_progress)
+    print("\n".join(summary))
+    return 0
