@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.sparse.linalg
@@ -91,9 +92,16 @@ def _aggregate(data: Comparisons) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     n = data.n_items
     a, b = np.minimum(data.i, data.j), np.maximum(data.i, data.j)
     wins_a = np.where(data.i == a, data.mu, 1.0 - data.mu)
-    keys, inverse = np.unique(a * n + b, return_inverse=True)
-    count = np.bincount(inverse).astype(np.float64)
-    wins = np.bincount(inverse, weights=wins_a)
+    key = a * n + b
+    if n * n <= max(8 * len(key), 1 << 20):  # a dense table of all pairs is cheap: count without sorting
+        count = np.bincount(key, minlength=n * n).astype(np.float64)
+        wins = np.bincount(key, weights=wins_a, minlength=n * n)
+        keys = np.flatnonzero(count)
+        count, wins = count[keys], wins[keys]
+    else:
+        keys, inverse = np.unique(key, return_inverse=True)
+        count = np.bincount(inverse).astype(np.float64)
+        wins = np.bincount(inverse, weights=wins_a)
     return keys // n, keys % n, count, wins
 
 
@@ -180,11 +188,16 @@ class Result:
         return preference_probabilities(self.scores)
 
 
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)), stable for large |x|."""
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
 def _objective(theta: np.ndarray, a: np.ndarray, b: np.ndarray, count: np.ndarray, wins: np.ndarray,
                alpha: float) -> float:
+    # w * softplus(-d) + (c - w) * softplus(d) = c * softplus(-d) + (c - w) * d, one transcendental per pair
     d = theta[a] - theta[b]
-    return float(np.sum(wins * np.logaddexp(0.0, -d) + (count - wins) * np.logaddexp(0.0, d))
-                 + alpha * theta @ theta)
+    return float(np.sum(count * _softplus(-d) + (count - wins) * d) + alpha * theta @ theta)
 
 
 def _hessian(n: int, a: np.ndarray, b: np.ndarray, h: np.ndarray, alpha: float, dense: bool):
@@ -201,20 +214,55 @@ def _hessian(n: int, a: np.ndarray, b: np.ndarray, h: np.ndarray, alpha: float, 
     return (off + scipy.sparse.diags(diag)).tocsr()
 
 
-def _newton_direction(H: Any, g: np.ndarray, alpha: float, dense: bool) -> np.ndarray:
-    """Solve H delta = -g; without a prior H is singular along 1, so fix delta_0 = 0 (g sums to zero)."""
+def _solve_spd(H: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve H x = rhs for a symmetric positive definite H (LAPACK posv: one Cholesky, two triangular solves)."""
+    _, x, info = scipy.linalg.lapack.dposv(H, rhs)
+    if info != 0:  # not numerically positive definite (e.g. probabilities saturated at 0/1): least squares
+        x = np.linalg.lstsq(H, rhs, rcond=None)[0]
+    return x
+
+
+def _newton_direction(H: Any, g: np.ndarray, alpha: float) -> np.ndarray:
+    """Sparse path: solve H delta = -g by preconditioned CG; without a prior H is singular along 1, so fix
+    delta_0 = 0 (g sums to zero)."""
     start = 0 if alpha > 0 else 1
     delta = np.zeros_like(g)
-    if dense:
-        sub = H[start:, start:]
-        delta[start:] = scipy.linalg.cho_solve(scipy.linalg.cho_factor(sub, check_finite=False), -g[start:],
-                                               check_finite=False)
-        return delta
     sub = H[start:, start:]
     precond = scipy.sparse.diags(1.0 / sub.diagonal())
     sol, info = scipy.sparse.linalg.cg(sub, -g[start:], rtol=1e-10, atol=0.0, maxiter=2000, M=precond)
     delta[start:] = sol
     return delta
+
+
+class _DenseNewton:
+    """Dense Newton system in a reused (n, n) buffer; the positions of the compared pairs never change."""
+
+    def __init__(self, n: int, a: np.ndarray, b: np.ndarray):
+        self.n, self.a, self.b = n, a, b
+        self.buffer = np.zeros((n, n))
+        self.upper, self.lower = a * n + b, b * n + a
+
+    def _build(self, h: np.ndarray, alpha: float) -> np.ndarray:
+        n, H = self.n, self.buffer
+        H.fill(0.0)
+        flat = H.reshape(-1)
+        flat[self.upper] = -h
+        flat[self.lower] = -h
+        flat[:: n + 1] = (np.bincount(self.a, weights=h, minlength=n) + np.bincount(self.b, weights=h, minlength=n)
+                          + 2.0 * alpha)
+        if alpha == 0.0:
+            H += 1.0 / n
+        return H
+
+    def direction(self, h: np.ndarray, g: np.ndarray, alpha: float) -> np.ndarray:
+        """delta = -H^-1 g with H the weighted Laplacian (+ 2 alpha I). Without a prior, solve with
+        H + 11^T / n instead: it is nonsingular and, as g sums to zero, gives the solution with sum 0."""
+        H = self._build(h, alpha)
+        # H is symmetric, so its transpose is the Fortran-ordered view LAPACK factorises in place
+        _, x, info = scipy.linalg.lapack.dposv(H.T, -g, overwrite_a=True)
+        if info != 0:  # not numerically positive definite (probabilities saturated at 0/1): least squares
+            x = np.linalg.lstsq(self._build(h, alpha), -g, rcond=None)[0]
+        return x
 
 
 def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-10, max_iter: int = 100,
@@ -235,7 +283,7 @@ def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-1
     a, b, count, wins = _aggregate(data)
     if alpha == 0.0:
         _check_graph(n, a, b, count, wins)
-    dense = n <= DENSE_LIMIT
+    dense = _DenseNewton(n, a, b) if n <= DENSE_LIMIT else None
     theta = np.zeros(n)
     f = _objective(theta, a, b, count, wins, alpha)
     converged, n_iter = False, 0
@@ -243,7 +291,11 @@ def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-1
         p = 0.5 * (1.0 + np.tanh(0.5 * (theta[a] - theta[b])))  # sigma(theta_a - theta_b)
         r = count * p - wins  # dL/d(theta_a - theta_b) per pair
         g = np.bincount(a, weights=r, minlength=n) - np.bincount(b, weights=r, minlength=n) + 2.0 * alpha * theta
-        delta = _newton_direction(_hessian(n, a, b, count * p * (1.0 - p), alpha, dense), g, alpha, dense)
+        h = count * p * (1.0 - p)  # d^2 L / d(theta_a - theta_b)^2 per pair
+        if dense is not None:
+            delta = dense.direction(h, g, alpha)
+        else:
+            delta = _newton_direction(_hessian(n, a, b, h, alpha, dense=False), g, alpha)
         decrement = -float(g @ delta)
         if decrement / 2.0 <= tol:  # converged: the last full Newton step squares the remaining error
             theta, converged = theta + delta, True

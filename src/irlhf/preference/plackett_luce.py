@@ -19,12 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.optimize
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.preferences import Rankings
-from irlhf.preference.bradley_terry import SE_LIMIT, Result, _aggregate, _check_alpha, _check_graph
+from irlhf.preference.bradley_terry import SE_LIMIT, Result, _aggregate, _check_alpha, _check_graph, _solve_spd
 
 __all__ = ["fit", "log_likelihood", "as_rankings"]
 
@@ -106,8 +105,7 @@ def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, 
         f, g, H = objective(theta, hessian=True)
         for n_iter in range(1, max_iter + 1):
             delta = np.zeros(n)
-            delta[start:] = scipy.linalg.cho_solve(scipy.linalg.cho_factor(H[start:, start:], check_finite=False),
-                                                   -g[start:], check_finite=False)
+            delta[start:] = _solve_spd(H[start:, start:], -g[start:])
             decrement = -float(g @ delta)
             if decrement / 2.0 <= tol:
                 theta, converged = theta + delta, True
