@@ -85,7 +85,7 @@ def main() -> None:
                      "loglik": ll, "rel_loglik_diff": abs(ll - ours.log_likelihood) / abs(ours.log_likelihood)})
     fastest = min(rows[1:], key=lambda r: r["seconds"])
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, choix "
-          f"{importlib.metadata.version("choix")}; best of {args.repeats}")
+          f"{importlib.metadata.version('choix')}; best of {args.repeats}")
     print(f"\n### {n} items, {m:,} comparisons (alpha = 0)\n")
     print("| method | seconds | speed-up of irlhf | corr. with irlhf | log-likelihood | rel. diff |")
     print("|---|---|---|---|---|---|")
