@@ -1,0 +1,186 @@
+"""TAMER with a synthetic trainer vs. learning from the environment reward alone, on MountainCar-v0.
+
+Protocol (5 seeds, s = 0..4, the first N = 100 episodes of each learner; episode e resets with seed s + e):
+
+* TAMER (``irlhf.preference.tamer``), defaults: linear H_hat on tile coding (8 tilings of 8 x 8 tiles per
+  action), lr 0.2, credit by the uniform delay model on [0.2, 4] s with 0.25 s per step. The trainer is
+  ``make_synthetic_trainer("MountainCar-v0", seed=s)``: it rates a step +1 when the action is optimal under
+  Q* (value iteration on a 150 x 150 grid of the known dynamics, within 0.5 steps), -1 otherwise, rates a
+  step with probability 0.5, no noise, delay uniform on [0.3, 1.0] s, no rating when all actions are within
+  0.5 steps of each other.
+* TAMER, "window" credit: the same with the last 4 steps credited equally.
+* SARSA(lambda) from the reward (-1 per step) alone: the same tile features, Q(s, a) = w_a . phi(s),
+  step size 0.5 (features have norm 1, i.e. 0.5 / 8 per binary tile), lambda 0.9, replacing traces,
+  gamma 1, greedy (epsilon 0) with optimistic initial values Q = 0 (Sutton & Barto, Example 10.1 / 12.10);
+  episodes cut at the environment's 200 steps (the truncation does not bootstrap to 0: the last update
+  bootstraps on Q(s', a')).
+* Q-learning from the reward: as SARSA(lambda) with lambda 0 and the max over next actions.
+
+Per learner: return per episode (mean +- std over seeds), mean of the first 10 and of episodes 91-100, the
+first episode that reached the goal, and "episodes until the goal is reached in k consecutive episodes"
+(the last episode of the first run of k goals; "never" counts as > N). SB3 DQN (rl-zoo: 120k steps = 600
+failed episodes before it starts succeeding) is not run here: in 100 episodes (20k steps) it does not learn.
+
+    python benchmarks/tamer_mountaincar.py                       # 4 learners x 5 seeds x 100 episodes
+    python benchmarks/tamer_mountaincar.py --seeds 2 --episodes 30
+
+Writes benchmarks/out/tamer_mountaincar.{json,png}, prints a markdown table and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import gymnasium as gym
+import numpy as np
+
+from irlhf.preference import tamer
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+K_CONSECUTIVE = (1, 3, 5)
+
+
+def run_tamer(seed: int, episodes: int, credit: str) -> list[dict]:
+    trainer = tamer.make_synthetic_trainer("MountainCar-v0", seed=seed)
+    return tamer.train("MountainCar-v0", trainer, tamer.Config(episodes=episodes, seed=seed, credit=credit)).history
+
+
+def run_td(seed: int, episodes: int, lam: float, q_learning: bool, alpha: float = 0.5) -> list[dict]:
+    """Tile-coded SARSA(lambda) (q_learning=False) or Q-learning (lam = 0, max target) from the reward."""
+    env = gym.make("MountainCar-v0")
+    phi = tamer.Features(env.observation_space, tamer.Config(features="tiles"))
+    w = np.zeros((3, phi.n_features))
+    rng = np.random.default_rng(seed)
+
+    def greedy(q: np.ndarray) -> int:
+        best = np.flatnonzero(q >= q.max() - 1e-12)
+        return int(best[0] if len(best) == 1 else rng.choice(best))
+
+    history = []
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        x = phi(obs[None])[0]
+        a = greedy(w @ x)
+        z = np.zeros_like(w)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            obs, r, terminated, truncated, _ = env.step(a)
+            total, steps, done = total + r, steps + 1, terminated or truncated
+            q_sa = w[a] @ x
+            z *= lam
+            z[a] = np.maximum(z[a], x)          # replacing traces (features >= 0)
+            if terminated:
+                target = r
+            else:
+                x2 = phi(obs[None])[0]
+                q2 = w @ x2
+                a2 = greedy(q2)
+                target = r + (q2.max() if q_learning else q2[a2])
+            w += alpha * (target - q_sa) * z
+            if not terminated:
+                x, a = x2, a2
+        history.append({"episode": e, "return": total, "steps": steps, "reached_goal": bool(terminated)})
+    env.close()
+    return history
+
+
+LEARNERS = {
+    "TAMER (uniform delay credit)": lambda s, n: run_tamer(s, n, "uniform"),
+    "TAMER (window credit, 4 steps)": lambda s, n: run_tamer(s, n, "window"),
+    "SARSA(0.9), reward only": lambda s, n: run_td(s, n, 0.9, False),
+    "Q-learning, reward only": lambda s, n: run_td(s, n, 0.0, True),
+}
+
+
+def _job(args: tuple[str, int, int]) -> tuple[str, int, list[dict], float]:
+    name, seed, n = args
+    t0 = time.perf_counter()
+    return name, seed, LEARNERS[name](seed, n), time.perf_counter() - t0
+
+
+def episodes_until(goals: list[bool], k: int) -> int | None:
+    run = 0
+    for e, g in enumerate(goals):
+        run = run + 1 if g else 0
+        if run >= k:
+            return e + 1
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    tamer.mountaincar_q(150)  # warm the value-iteration cache (each worker recomputes it once)
+    jobs = [(name, s, args.episodes) for name in LEARNERS for s in range(args.seeds)]
+    with ProcessPoolExecutor(args.workers) as pool:
+        done = list(pool.map(_job, jobs))
+    wall = time.perf_counter() - t0
+
+    results: dict[str, dict] = {}
+    for name in LEARNERS:
+        runs = [(s, h, sec) for n, s, h, sec in done if n == name]
+        returns = np.array([[r["return"] for r in h] for _, h, _ in runs])
+        goals = [[r["reached_goal"] for r in h] for _, h, _ in runs]
+        entry = {"returns": returns.tolist(), "seconds": [sec for *_, sec in runs],
+                 "feedback": [int(sum(r.get("feedback", 0) for r in h)) for _, h, _ in runs]}
+        for k in K_CONSECUTIVE:
+            entry[f"until_{k}"] = [episodes_until(g, k) for g in goals]
+        results[name] = entry
+
+    def fmt_until(values: list[int | None]) -> str:
+        hits = [v for v in values if v is not None]
+        never = len(values) - len(hits)
+        text = f"{np.mean(hits):.1f} +- {np.std(hits):.1f}" if hits else "-"
+        return text + (f" ({never} never)" if never else "")
+
+    head = (f"| learner | return ep 1-10 | return ep {args.episodes - 9}-{args.episodes} | "
+            + " | ".join(f"episodes until {k} consecutive goals" for k in K_CONSECUTIVE)
+            + " | feedback events | seconds / run |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, r in results.items():
+        ret = np.array(r["returns"])
+        first, last = ret[:, :10].mean(1), ret[:, -10:].mean(1)
+        lines.append(f"| {name} | {first.mean():.1f} +- {first.std():.1f} | {last.mean():.1f} +- {last.std():.1f} | "
+                     + " | ".join(fmt_until(r[f"until_{k}"]) for k in K_CONSECUTIVE)
+                     + f" | {np.mean(r['feedback']):.0f} | {np.mean(r['seconds']):.1f} |")
+    table = "\n".join(lines)
+    print(f"MountainCar-v0, {args.seeds} seeds x {args.episodes} episodes (mean +- std over seeds; "
+          "'until k' over the seeds that got there)\n")
+    print(table)
+    print(f"\nwall time {wall:.1f} s ({args.workers} workers)")
+
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "tamer_mountaincar.json"), "w") as handle:
+        json.dump({"seeds": args.seeds, "episodes": args.episodes, "results": results, "table": table,
+                   "wall_seconds": wall, "python": platform.python_version(), "machine": platform.machine()},
+                  handle, indent=1)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    x = np.arange(1, args.episodes + 1)
+    for name, r in results.items():
+        ret = np.array(r["returns"])
+        m, s = ret.mean(0), ret.std(0)
+        ax.plot(x, m, label=name)
+        ax.fill_between(x, m - s, m + s, alpha=0.15)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("return (mean +- std over seeds)")
+    ax.set_title("MountainCar-v0: TAMER (synthetic trainer) vs reward-only TD")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.savefig(os.path.join(OUT, "tamer_mountaincar.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()
