@@ -36,7 +36,8 @@ def test_version(capsys):
 def test_demo_help(capsys):
     assert cli.main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters", "--imitation-demos"):
+    for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters", "--imitation-demos",
+                 "--preference-labels"):
         assert flag in out
 
 
@@ -68,22 +69,23 @@ def test_every_job_has_help_seed_and_out():
 def test_demo_writes_one_complete_run(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--imitation-demos", "1",
-                     "--no-progress"]) == 0
+                     "--preference-labels", "60", "--no-progress"]) == 0
     runs = list(out.iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("demo-")
     run = runs[0]
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "metrics.jsonl", "demos.npz", "heatmaps.png", "report.html", "summary.txt",
             "true_reward.npy", "occupancy.npy", "irl_rewards.png", "maxent_reward.npy", "deep_maxent_reward.npy",
-            "deep_maxent_distances_reward.npy"} <= names
+            "deep_maxent_distances_reward.npy", "preferences.png", "preference_reward.safetensors"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
 
     config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
-    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1)
+    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1, preference_labels=60)
     trajs = load_trajectories(run / "demos.npz")
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "total"]
+    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "preferences",
+                                            "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
     for key in ("maxent", "deep_maxent", "deep_maxent_distances"):  # every learned reward beats a constant one
@@ -95,6 +97,9 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
         assert metrics[f"{key}_samples"] > 0 and np.isfinite(metrics[f"{key}_return"])
         assert np.isclose(metrics[f"{key}_score"], (metrics[f"{key}_return"] - metrics["imitation_random_return"])
                           / (metrics["imitation_expert_return"] - metrics["imitation_random_return"]))
+    assert metrics["preference_labels"] == 60
+    assert metrics["preference_heldout_accuracy"] > metrics["preference_untrained_heldout_accuracy"]
+    assert metrics["preference_heldout_accuracy"] > 0.6 and metrics["preference_return_correlation"] > 0.5
     occupancy = np.load(run / "occupancy.npy")
     assert occupancy.shape == (32 * 32,) and np.isclose(occupancy.sum(), sum(0.9**t for t in range(8)))
     assert np.load(run / "true_reward.npy").shape == (32 * 32,)
@@ -104,24 +109,39 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert 'src="heatmaps.png"' in page and "<h2>Expert</h2>" in page
     assert 'src="irl_rewards.png"' in page and "<h2>Inverse RL</h2>" in page and "irl: EVD" in summary
     assert "<h2>Imitation: BC vs DAgger</h2>" in page and "imitation: CartPole-v1" in summary and "DAgger" in summary
+    assert 'src="preferences.png"' in page and "<h2>Reward from preferences</h2>" in page
+    assert "preferences: Pendulum-v1, 60 oracle labels" in summary
 
 
 def test_demo_same_seed_same_demos(tmp_path):
     argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--imitation-demos", "1",
-            "--no-progress"]
+            "--preference-labels", "20", "--no-progress"]
     assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0
     assert cli.main(argv + ["--out", str(tmp_path / "b")]) == 0
     (a,), (b,) = (list((tmp_path / d).iterdir()) for d in "ab")
     assert load_trajectories(a / "demos.npz") == load_trajectories(b / "demos.npz")
     for name in ("maxent_reward.npy", "deep_maxent_reward.npy"):
         np.testing.assert_array_equal(np.load(a / name), np.load(b / name))
+    prefs = [next(json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()
+                  if json.loads(line)["step"] == "preferences") for d in (a, b)]
+    assert {k: v for k, v in prefs[0].items() if k not in ("seconds", "preference_fit_seconds")} == \
+        {k: v for k, v in prefs[1].items() if k not in ("seconds", "preference_fit_seconds")}
+    # same weights and metadata (safetensors writes its metadata map in a per-process order, so not the bytes)
+    from safetensors import safe_open
+
+    with safe_open(str(a / "preference_reward.safetensors"), "pt") as fa, \
+            safe_open(str(b / "preference_reward.safetensors"), "pt") as fb:
+        assert fa.metadata() == fb.metadata() and set(fa.keys()) == set(fb.keys())
+        for key in fa.keys():
+            assert fa.get_tensor(key).equal(fb.get_tensor(key)), key
 
 
 @pytest.mark.parametrize(
     "flags, field",
     [(["--horizon", "0"], "horizon=0"), (["--size", "1"], "size=1"), (["--n-demos", "0"], "n_demos=0"),
      (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000"),
-     (["--deep-iters", "-1"], "deep_iterations=-1"), (["--imitation-demos", "0"], "imitation_demos=0")],
+     (["--deep-iters", "-1"], "deep_iterations=-1"), (["--imitation-demos", "0"], "imitation_demos=0"),
+     (["--preference-labels", "0"], "preference_labels=0")],
 )
 def test_bad_option_is_one_clean_line_and_no_run_dir(tmp_path, capsys, flags, field):
     out = tmp_path / "out"

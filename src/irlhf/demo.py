@@ -15,10 +15,16 @@ Pipeline (each a step function, run in order under one progress bar):
   imitation  CartPole-v1 with the scripted expert: behaviour cloning from imitation_demos expert
              episodes vs DAgger with the same expert-episode budget (one episode per round), both
              evaluated on held-out resets next to the expert and a random policy
+  preferences  Pendulum-v1 reward from pairwise preferences, no RL (Christiano et al. 2017): segments of
+             the scripted expert with 0-100% random actions, preference_labels pairs labelled by a synthetic
+             oracle (higher true return wins), a 3-member reward ensemble fitted by Bradley-Terry on segment
+             sums; held-out pairwise accuracy and learned-vs-true return correlation; preferences.png,
+             preference_reward.safetensors
 
 Artifacts in ``<out>/demo-<timestamp>/``: config.json, metrics.jsonl (one line per step with its
 metrics and seconds), the arrays and demos above, heatmaps.png, the learned rewards
-(<learner>_reward.npy) and irl_rewards.png, summary.txt (also printed) and report.html.
+(<learner>_reward.npy) and irl_rewards.png, preferences.png and preference_reward.safetensors,
+summary.txt (also printed) and report.html.
 
 Extending (e.g. an IRL recovery section): write ``def recover(demo: Demo) -> dict`` that reads
 what earlier steps left on ``demo`` (``demo.mdp``, ``demo.trajs``, ...), saves artifacts with
@@ -68,6 +74,7 @@ class DemoConfig(BaseConfig):
     deep_iterations: gradient steps of each deep MaxEnt fit, >= 0 (each is one soft value iteration).
     imitation_demos: expert episodes of the imitation step (CartPole-v1): BC trains on that many expert
         episodes, DAgger runs that many rounds of one episode each, >= 1.
+    preference_labels: oracle labels (segment pairs) the preferences step fits its reward model on, >= 1.
     """
 
     size: int = 32
@@ -77,6 +84,7 @@ class DemoConfig(BaseConfig):
     seed: int = 0
     deep_iterations: int = 200
     imitation_demos: int = 2
+    preference_labels: int = 150
 
     def __post_init__(self) -> None:
         check_number("size", self.size, low=2, high=MAX_SIZE, integer=True)
@@ -86,12 +94,14 @@ class DemoConfig(BaseConfig):
         check_number("seed", self.seed, low=0, integer=True)
         check_number("deep_iterations", self.deep_iterations, low=0, integer=True)
         check_number("imitation_demos", self.imitation_demos, low=1, integer=True)
+        check_number("preference_labels", self.preference_labels, low=1, integer=True)
 
     def command(self) -> str:
         """The command line that reproduces this configuration."""
         return (f"irlhf demo --size {self.size} --horizon {self.horizon} --n-demos {self.n_demos} "
                 f"--discount {self.discount:g} --deep-iters {self.deep_iterations} "
-                f"--imitation-demos {self.imitation_demos} --seed {self.seed}")
+                f"--imitation-demos {self.imitation_demos} --preference-labels {self.preference_labels} "
+                f"--seed {self.seed}")
 
 
 @dataclasses.dataclass
@@ -391,6 +401,154 @@ def compare_imitation(demo: Demo) -> dict[str, Any]:
     return metrics
 
 
+PREFERENCE_ENV = "Pendulum-v1"  # dense, state-dependent reward (CartPole's is 1 per live step: see the step)
+PREFERENCE_NOISE = (0.0, 0.3, 0.6, 1.0)  # behaviour policies: the expert's action replaced by a random one w.p. eps
+PREFERENCE_STEPS = 400  # steps rolled out per behaviour policy (Pendulum: 2 episodes of 200), for each split
+PREFERENCE_SEGMENT = 25  # steps per segment
+PREFERENCE_HELDOUT = 300  # held-out segment pairs
+PREFERENCE_EVAL_SEED_OFFSET = 10_000  # held-out episodes reset with other seeds than the training ones
+PREFERENCE_PLOT_STEPS = 2000  # held-out steps drawn in the per-step panel (the correlation uses them all)
+
+
+def learn_from_preferences(demo: Demo) -> dict[str, Any]:
+    import torch
+    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
+
+    from irlhf.envs.gym import make_env, make_expert
+    from irlhf.preference import trajectory
+    from irlhf.preference.labellers import SyntheticOracle
+    from irlhf.report import plots
+    from irlhf.rl.sb3 import one_thread
+
+    c, env_id, length = demo.config, PREFERENCE_ENV, PREFERENCE_SEGMENT
+    expert = make_expert(env_id, seed=c.seed)
+    env = make_env(env_id)
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    low, high = act_space.low, act_space.high
+
+    def behaviour(eps: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+        rng = np.random.default_rng(seed)
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            acts = expert(obs)
+            swap = rng.random(len(obs)) < eps
+            return np.where(swap[:, None], rng.uniform(low, high, size=acts.shape), acts).astype(acts.dtype)
+
+        return policy
+
+    def episodes(base: int) -> list[Trajectory]:  # PREFERENCE_STEPS steps of each behaviour policy
+        out: list[Trajectory] = []
+        for i, eps in enumerate(PREFERENCE_NOISE):
+            s = base + 100 * i
+            out += trajectory.rollout_episodes(env_id, behaviour(eps, s), PREFERENCE_STEPS, seed=s)
+        return out
+
+    def pairs(segments: trajectory.Segments, n: int) -> trajectory.Preferences:
+        a, b = segments[np.arange(n)], segments[np.arange(n, 2 * n)]
+        return trajectory.Preferences(a, b, oracle.label_batch(a, b), np.zeros(n, dtype=np.int64))
+
+    rng = np.random.default_rng(c.seed)
+    oracle = SyntheticOracle(seed=c.seed)  # deterministic: prefers the higher true return, 0.5 on exact ties
+    n, n_test = c.preference_labels, PREFERENCE_HELDOUT
+    train_episodes = episodes(c.seed)
+    test_episodes = episodes(c.seed + PREFERENCE_EVAL_SEED_OFFSET)
+    train_segments = trajectory.sample_segments(train_episodes, 2 * n, length, rng)
+    data = pairs(train_segments, n)
+    test_segments = trajectory.sample_segments(test_episodes, 2 * n_test, length, rng)
+    test = pairs(test_segments, n_test)
+
+    config = trajectory.Config(seed=c.seed, progress=False)  # the reward-model defaults of `irlhf prefs`
+    model = trajectory.RewardModel(obs_space, act_space, config.ensemble_size, config.reward_hidden_sizes,
+                                   config.reward_activation, seed=c.seed)
+    model.set_input_stats(train_segments)
+    mask = test_segments.mask
+    flat_obs = test_segments.obs.reshape(-1, *test_segments.obs.shape[2:])
+    flat_acts = test_segments.acts.reshape(-1, *test_segments.acts.shape[2:])
+
+    def evaluate() -> tuple[dict[str, float], np.ndarray]:
+        """Held-out loss and accuracy (decided pairs), and the ensemble-mean raw reward of every step."""
+        with torch.no_grad():
+            steps = model.members(flat_obs, flat_acts).mean(dim=0).reshape(mask.shape)
+        returns = (steps * torch.as_tensor(mask, dtype=steps.dtype)).sum(dim=1)
+        ra, rb = returns[:n_test], returns[n_test:]
+        decided = test.mu != 0.5
+        correct = ((ra - rb).numpy() > 0) == (test.mu > 0.5)
+        return ({"loss": float(trajectory.segment_loss(ra, rb, test.mu)),
+                 "accuracy": float(correct[decided].mean()) if decided.any() else float("nan")},
+                steps.numpy())
+
+    with one_thread():  # small networks: extra threads only contend
+        untrained, _ = evaluate()
+        t0 = time.perf_counter()
+        fit = trajectory.fit_reward(model, data, config, rng)
+        fit_seconds = time.perf_counter() - t0
+        heldout, step_learned = evaluate()
+    learned = (step_learned * mask).sum(axis=1)  # learned segment returns
+    true = test_segments.returns()
+    step_learned, step_true = step_learned[mask], test_segments.true_rews[mask]
+
+    def pearson(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+
+    correlation, step_correlation = pearson(learned, true), pearson(step_learned, step_true)
+    trajectory.save_reward_model(demo.run.file("preference_reward.safetensors"), model)
+
+    fig, (ax_seg, ax_step) = plots.figure_row(2)
+    ax_seg.scatter(true, learned, s=8, alpha=0.5)
+    ax_seg.set(xlabel="true segment return", ylabel="learned segment return (ensemble mean)",
+               title=f"held-out segments (Pearson r = {correlation:.3f})")
+    shown = rng.permutation(len(step_true))[:PREFERENCE_PLOT_STEPS]
+    ax_step.scatter(step_true[shown], step_learned[shown], s=3, alpha=0.3)
+    ax_step.set(xlabel="true reward", ylabel="learned reward (ensemble mean)",
+                title=f"held-out steps (Pearson r = {step_correlation:.3f}; {len(shown)} shown)")
+    demo.run.save_figure("preferences.png", fig)
+
+    metrics = {
+        "preference_env": env_id, "preference_labels": n, "preference_heldout_pairs": n_test,
+        "preference_train_ties": float(np.mean(data.mu == 0.5)),
+        "preference_train_loss": fit["loss"], "preference_train_accuracy": fit["accuracy"],
+        "preference_heldout_loss": heldout["loss"], "preference_heldout_accuracy": heldout["accuracy"],
+        "preference_untrained_heldout_accuracy": untrained["accuracy"],
+        "preference_return_correlation": correlation, "preference_reward_correlation": step_correlation,
+        "preference_fit_seconds": fit_seconds,
+    }
+    noise = ", ".join(f"{eps:g}" for eps in PREFERENCE_NOISE)
+    demo.report.section("Reward from preferences").text(
+        f"Learning a reward from pairwise preferences alone (Christiano et al. 2017), without RL: {env_id} "
+        f"episodes ({PREFERENCE_STEPS} steps from each of {len(PREFERENCE_NOISE)} behaviour policies, the scripted "
+        f"expert whose action is replaced by a uniformly random one with probability {noise}) are cut into "
+        f"{length}-step segments; a synthetic oracle compares {n} random pairs and prefers the segment with the "
+        f"higher true return. An ensemble of {config.ensemble_size} reward networks r(s, a) (hidden layers "
+        f"{list(config.reward_hidden_sizes)}, each on its own bootstrap resample, {config.reward_epochs} epochs) "
+        "is fitted so that P(a > b) = sigma(R(a) - R(b)) on segment sums matches the labels (Bradley-Terry "
+        "cross-entropy). It is then tested on "
+        f"{n_test} pairs cut from other episodes (other reset seeds): accuracy against the oracle, and the "
+        "correlation of learned with true returns. Pendulum rather than CartPole: CartPole pays 1 per step "
+        "until the pole falls, so a segment's return only counts its live steps and any positive constant "
+        "reward would rank every pair correctly."
+    ).table(
+        [["held-out pairwise accuracy", heldout["accuracy"]],
+         ["held-out accuracy of the untrained ensemble (for scale)", untrained["accuracy"]],
+         ["training accuracy", fit["accuracy"]],
+         ["held-out Bradley-Terry loss (training)", f"{heldout['loss']:.4f} ({fit['loss']:.4f})"],
+         ["correlation, learned vs true segment return (held-out)", correlation],
+         ["correlation, learned vs true per-step reward (held-out)", step_correlation],
+         ["labels (ties)", f"{n} ({metrics['preference_train_ties']:.0%})"],
+         ["fit seconds", round(fit_seconds, 3)]],
+        header=["quantity", "value"],
+    ).image(
+        "preferences.png",
+        caption="Held-out data. Left: each segment's learned return (sum of the ensemble-mean reward) against "
+        "its true return. Right: the learned per-step reward against the true one (a random sample of steps). Rewards "
+        "from preferences are identified only up to shift and scale: look at the ordering, not the values.",
+    )
+    demo.summary.append(f"preferences: {env_id}, {n} oracle labels: held-out accuracy {heldout['accuracy']:.3f} "
+                        f"(untrained {untrained['accuracy']:.3f}), return correlation {correlation:.3f}, "
+                        f"per-step reward correlation {step_correlation:.3f}")
+    return metrics
+
+
 # Steps in order; append (name, function) to add a section to the same run, metrics and report.
 STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("world", build_world),
@@ -399,6 +557,7 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("figure", plot_maps),
     ("irl", recover_rewards),
     ("imitation", compare_imitation),
+    ("preferences", learn_from_preferences),
 ]
 
 
@@ -446,11 +605,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     defaults = DemoConfig()
     parser = add_job(
         subparsers, JOB, run,
-        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, and CartPole BC vs DAgger, "
-        "with a report (seconds)",
+        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, and "
+        "a Pendulum reward learned from preferences, with a report (seconds)",
         description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
         "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
-        "compare behaviour cloning with DAgger on CartPole-v1, and write heatmaps, metrics and report.html.",
+        "compare behaviour cloning with DAgger on CartPole-v1, fit a Pendulum-v1 reward model to synthetic "
+        "pairwise preferences (no RL), and write figures, metrics and report.html.",
     )
     parser.add_argument("--size", type=int, default=defaults.size, help="grid side length (size*size states)")
     parser.add_argument("--horizon", type=int, default=defaults.horizon, help="expert horizon and demo length")
@@ -460,6 +620,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="gradient steps of each deep MaxEnt IRL fit")
     parser.add_argument("--imitation-demos", type=int, default=defaults.imitation_demos,
                         help="expert episodes of the CartPole BC vs DAgger comparison (DAgger: one per round)")
+    parser.add_argument("--preference-labels", type=int, default=defaults.preference_labels,
+                        help="oracle labels (segment pairs) the Pendulum reward-from-preferences model is fitted on")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -467,7 +629,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     # validate everything before creating the run directory: bad options leave nothing behind
     config = DemoConfig(size=args.size, horizon=args.horizon, n_demos=args.n_demos, discount=args.discount,
-                        seed=args.seed, deep_iterations=args.deep_iters, imitation_demos=args.imitation_demos)
+                        seed=args.seed, deep_iterations=args.deep_iters, imitation_demos=args.imitation_demos,
+                        preference_labels=args.preference_labels)
     demo = run_demo(config, args.out, progress=not args.no_progress)
     print("\n".join(demo.summary))
     return 0
