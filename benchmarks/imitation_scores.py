@@ -1,7 +1,7 @@
 """Normalised score of BC and DAgger on classic-control tasks vs. the number of expert trajectories.
 
 Protocol: the expert is the scripted controller ``irlhf.envs.gym.make_expert(env)``. For each env
-(CartPole-v1, Acrobot-v1, MountainCar-v0), N in (1, 4, 7, 10) expert trajectories and seed in 0..4:
+(CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3), N in (1, 4, 7, 10) expert trajectories and seed in 0..4:
 
 * BC: ``bc.train`` on ``collect_demos(env, expert, N, seed=1000 * seed)`` with ``bc.Config(seed=seed)``
   (the defaults: MLP 64-64, at most 100 epochs, patience 10).
@@ -14,7 +14,8 @@ return is ``evaluate(env, expert, 20, seed=10_000)`` and the random return
 ``random_return(env, 20, seed=10_000)``; normalised score = (R - R_random) / (R_expert - R_random).
 Tables give mean +- std over seeds.
 
-LunarLander-v3 is not included: it needs a trained (SB3) expert, which is not available yet.
+LunarLander-v3's expert is gymnasium's own heuristic lander controller (``_lunarlander_expert``), not a
+trained policy; Ho & Ermon did not report LunarLander.
 
 Reference: Ho & Ermon 2016 (GAIL), Table 1, BC rows: CartPole 72.02 +- 35.82 with 1 trajectory,
 177 with 10; Acrobot -130.6 with 1; MountainCar -136.8 with 1; their experts scored 200 (CartPole),
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")
 METHODS = ("BC", "DAgger")
 
 # Ho & Ermon 2016, Table 1 (behavioural cloning), keyed by (env, N); and their expert scores.
@@ -52,7 +53,7 @@ HO_ERMON_BC = {
     ("Acrobot-v1", 1): "-130.6",
     ("MountainCar-v0", 1): "-136.8",
 }
-HO_ERMON_EXPERT = {"CartPole-v1": 200.0, "Acrobot-v1": -75.0, "MountainCar-v0": -99.0}
+HO_ERMON_EXPERT = {"CartPole-v1": 200.0, "Acrobot-v1": -75.0, "MountainCar-v0": -99.0, "LunarLander-v3": None}
 
 
 def run_job(job: tuple[str, int, int]) -> list[dict]:
@@ -122,7 +123,6 @@ def main() -> None:
         v = [r[key] for r in rows if r["env"] == env and r["method"] == method and r["n_demos"] == n]
         return float(np.mean(v)), float(np.std(v))
 
-    print("\nLunarLander-v3: skipped (needs an SB3-trained expert, not available yet).")
     for env in args.envs:
         expert_r, random_r = refs[env]
         print(f"\n### {env}: expert {expert_r:.1f}, random {random_r:.1f} (20 episodes, seed 10000); "
@@ -133,8 +133,9 @@ def main() -> None:
             for key, label, fmt in (("return", "return", "{:.1f} +- {:.1f}"), ("score", "normalised", "{:.2f} +- {:.2f}")):
                 cells = [fmt.format(*stats(env, method, n, key)) for n in args.demos]
                 print(f"| {method} | {label} | " + " | ".join(cells) + " |")
-        cells = [HO_ERMON_BC.get((env, n), "-") for n in args.demos]
-        print(f"| Ho & Ermon 2016 BC (expert {HO_ERMON_EXPERT[env]:.0f}) | return | " + " | ".join(cells) + " |")
+        if HO_ERMON_EXPERT[env] is not None:
+            cells = [HO_ERMON_BC.get((env, n), "-") for n in args.demos]
+            print(f"| Ho & Ermon 2016 BC (expert {HO_ERMON_EXPERT[env]:.0f}) | return | " + " | ".join(cells) + " |")
     print("\nHo & Ermon 2016 numbers are quoted, not reproduced: their CartPole was v0 (200-step limit, expert 200;"
           " ours is v1, 500 steps, our expert 500) and their experts were TRPO policies, not scripted controllers.")
     sec = {m: np.mean([r["seconds"] for r in rows if r["method"] == m]) for m in METHODS}
