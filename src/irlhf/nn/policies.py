@@ -193,25 +193,21 @@ def space_from_dict(d: dict[str, Any]) -> spaces.Space:
     raise ValidationError(f"space description {d!r}: expected type Box or Discrete")
 
 
-def save_policy(path: str | os.PathLike[str], policy: Policy | MLPPolicy) -> None:
-    """Write the policy's weights (including the observation normalisation) as safetensors; the spaces and
-    architecture go in the file's metadata as JSON. Atomic: a failed write leaves any old file intact."""
+def write_module(path: str | os.PathLike[str], module: nn.Module, fmt: str, version: str,
+                 spec: dict[str, Any]) -> None:
+    """Write a module's state dict as safetensors with ``{"format", "version", "spec" (JSON)}`` metadata.
+    Atomic: a failed write leaves any old file intact. Shared by every model file irlhf writes."""
     from safetensors.torch import save
 
-    module = policy.module if isinstance(policy, Policy) else policy
-    if not isinstance(module, MLPPolicy):
-        raise ValidationError(f"policy: {type(policy).__name__}; expected a Policy or MLPPolicy")
-    spec = {"observation_space": space_to_dict(module.observation_space),
-            "action_space": space_to_dict(module.action_space),
-            "hidden_sizes": list(module.hidden_sizes), "activation": module.activation}
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    data = save(tensors, metadata={"format": FORMAT, "version": VERSION, "spec": json.dumps(spec)})
+    data = save(tensors, metadata={"format": fmt, "version": version, "spec": json.dumps(spec)})
     with atomic_open(path, "wb") as handle:
         handle.write(data)
 
 
-def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Read a policy written by :func:`save_policy`; returns the callable ``Policy`` (deterministic)."""
+def read_module(path: str | os.PathLike[str], fmt: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read a file written by :func:`write_module` with metadata format ``fmt``: (spec, tensors).
+    A missing, corrupt or foreign file raises ``ValidationError`` naming the path."""
     from safetensors import safe_open
 
     try:
@@ -222,9 +218,26 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise ValidationError(f"path={str(path)!r}: no such file") from None
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise ValidationError(f"path={str(path)!r}: not a safetensors file ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ValidationError(f"path={str(path)!r}: metadata format {meta.get('format')!r}; expected {FORMAT!r}")
-    spec = json.loads(meta["spec"])
+    if meta.get("format") != fmt:
+        raise ValidationError(f"path={str(path)!r}: metadata format {meta.get('format')!r}; expected {fmt!r}")
+    return json.loads(meta["spec"]), tensors
+
+
+def save_policy(path: str | os.PathLike[str], policy: Policy | MLPPolicy) -> None:
+    """Write the policy's weights (including the observation normalisation) as safetensors; the spaces and
+    architecture go in the file's metadata as JSON. Atomic: a failed write leaves any old file intact."""
+    module = policy.module if isinstance(policy, Policy) else policy
+    if not isinstance(module, MLPPolicy):
+        raise ValidationError(f"policy: {type(policy).__name__}; expected a Policy or MLPPolicy")
+    spec = {"observation_space": space_to_dict(module.observation_space),
+            "action_space": space_to_dict(module.action_space),
+            "hidden_sizes": list(module.hidden_sizes), "activation": module.activation}
+    write_module(path, module, FORMAT, VERSION, spec)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read a policy written by :func:`save_policy`; returns the callable ``Policy`` (deterministic)."""
+    spec, tensors = read_module(path, FORMAT)
     module = MLPPolicy(space_from_dict(spec["observation_space"]), space_from_dict(spec["action_space"]),
                        spec["hidden_sizes"], spec["activation"])
     module.load_state_dict(tensors)

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -682,38 +681,21 @@ def _relabel_replay_buffer(model: Any, reward_fn: Any) -> None:
 def save_reward_model(path: str | os.PathLike[str], model: RewardModel) -> None:
     """Write the ensemble's weights (and its input / output normalisation) as safetensors; spaces and
     architecture go in the metadata as JSON. Atomic."""
-    from safetensors.torch import save
-
-    from irlhf.nn.policies import space_to_dict
+    from irlhf.nn.policies import space_to_dict, write_module
 
     if not isinstance(model, RewardModel):
         raise ValidationError(f"model: {type(model).__name__}; expected a trajectory.RewardModel")
     spec = {"observation_space": space_to_dict(model.observation_space),
             "action_space": space_to_dict(model.action_space), "ensemble_size": model.ensemble_size,
             "hidden_sizes": list(model.hidden_sizes), "activation": model.activation, "dropout": model.dropout}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    data = save(tensors, metadata={"format": FORMAT, "version": VERSION, "spec": json.dumps(spec)})
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
+    write_module(path, model, FORMAT, VERSION, spec)
 
 
 def load_reward_model(path: str | os.PathLike[str]) -> RewardModel:
     """Read a reward model written by ``save_reward_model``."""
-    from safetensors import safe_open
+    from irlhf.nn.policies import read_module, space_from_dict
 
-    from irlhf.nn.policies import space_from_dict
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    except FileNotFoundError:
-        raise ValidationError(f"path={str(path)!r}: no such file") from None
-    except Exception as exc:  # safetensors' own error types for corrupt files
-        raise ValidationError(f"path={str(path)!r}: not a safetensors file ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ValidationError(f"path={str(path)!r}: format {meta.get('format')!r}; expected {FORMAT!r}")
-    spec = json.loads(meta["spec"])
+    spec, tensors = read_module(path, FORMAT)
     model = RewardModel(space_from_dict(spec["observation_space"]), space_from_dict(spec["action_space"]),
                         spec["ensemble_size"], spec["hidden_sizes"], spec["activation"], spec["dropout"])
     model.load_state_dict(tensors)
