@@ -42,6 +42,7 @@ import numpy as np
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_open
+from irlhf.data.io import check_uniform
 from irlhf.data.types import Trajectory
 
 REQUIRED = ("episode_id", "obs", "act", "next_obs")
@@ -77,27 +78,8 @@ def _feature(shape: tuple[int, ...], dtype: np.dtype) -> Any:
 def _check_trajectories(trajectories: Sequence[Trajectory]) -> None:
     if isinstance(trajectories, Trajectory) or not isinstance(trajectories, Sequence):
         raise ValidationError(f"trajectories: {describe(trajectories)}; expected a list of Trajectory")
-    if len(trajectories) == 0:
-        raise ValidationError("trajectories: empty; expected at least one Trajectory")
-    first = trajectories[0]
-    for k, traj in enumerate(trajectories):
-        if not isinstance(traj, Trajectory):
-            raise ValidationError(f"trajectories[{k}]: {type(traj).__name__}; expected a Trajectory")
-        if len(traj) == 0:
-            raise ValidationError(f"trajectories[{k}]: has no steps; the table stores one row per step, "
-                                  "expected trajectories with at least one action")
-        for field in ("obs", "acts"):
-            a, b = getattr(traj, field), getattr(first, field)
-            if a.dtype != b.dtype or a.shape[1:] != b.shape[1:]:
-                raise ValidationError(
-                    f"trajectories[{k}].{field}: dtype {a.dtype}, item shape {a.shape[1:]}; expected {b.dtype}, "
-                    f"{b.shape[1:]} like trajectories[0]"
-                )
-    rews_dtypes = {str(t.rews.dtype) for t in trajectories if t.rews is not None}
-    if len(rews_dtypes) > 1:
-        raise ValidationError(
-            f"trajectories: rews dtypes {sorted(rews_dtypes)} differ; expected one rews dtype for all trajectories"
-        )
+    check_uniform(trajectories, why_steps="the table stores one row per step, expected trajectories with at "
+                  "least one action")
 
 
 def _infos_json(trajectories: Sequence[Trajectory]) -> list[str | None] | None:

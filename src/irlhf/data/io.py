@@ -17,21 +17,18 @@ FORMAT = "irlhf.trajectories"
 VERSION = 1
 
 
-def save_trajectories(path: str | os.PathLike[str], trajectories: Sequence[Trajectory]) -> Path:
-    """Write ``trajectories`` to ``path`` (.npz). All must share obs/act dtypes and trailing shapes.
-
-    Layout: concatenated ``obs``, ``acts``, ``rews``; per-trajectory ``lengths`` (T), ``terminal``,
-    ``has_rews``; ``infos`` as one JSON string (only JSON-serialisable infos are accepted).
-    """
-    target = Path(path)
-    if target.suffix != ".npz":
-        raise ValidationError(f"path={str(target)!r}: expected a file name ending in .npz")
+def check_uniform(trajectories: Sequence[Trajectory], *, why_steps: str | None = None) -> None:
+    """Raise ``ValidationError`` unless ``trajectories`` is a non-empty list of ``Trajectory`` sharing obs / act
+    dtypes and item shapes and one rews dtype (what a file needs to round-trip exactly). ``why_steps``: if
+    given, zero-step trajectories are rejected too, with this reason."""
     if len(trajectories) == 0:
         raise ValidationError("trajectories: empty; expected at least one Trajectory to save")
     first = trajectories[0]
     for k, traj in enumerate(trajectories):
         if not isinstance(traj, Trajectory):
             raise ValidationError(f"trajectories[{k}]: {type(traj).__name__}; expected a Trajectory")
+        if why_steps is not None and len(traj) == 0:
+            raise ValidationError(f"trajectories[{k}]: has no steps; {why_steps}")
         for field in ("obs", "acts"):
             a, b = getattr(traj, field), getattr(first, field)
             if a.dtype != b.dtype or a.shape[1:] != b.shape[1:]:
@@ -44,6 +41,18 @@ def save_trajectories(path: str | os.PathLike[str], trajectories: Sequence[Traje
         raise ValidationError(
             f"trajectories: rews dtypes {sorted(rews_dtypes)} differ; expected one rews dtype for all trajectories"
         )
+
+
+def save_trajectories(path: str | os.PathLike[str], trajectories: Sequence[Trajectory]) -> Path:
+    """Write ``trajectories`` to ``path`` (.npz). All must share obs/act dtypes and trailing shapes.
+
+    Layout: concatenated ``obs``, ``acts``, ``rews``; per-trajectory ``lengths`` (T), ``terminal``,
+    ``has_rews``; ``infos`` as one JSON string (only JSON-serialisable infos are accepted).
+    """
+    target = Path(path)
+    if target.suffix != ".npz":
+        raise ValidationError(f"path={str(target)!r}: expected a file name ending in .npz")
+    check_uniform(trajectories)
     has_rews = np.array([t.rews is not None for t in trajectories])
     rews = [t.rews if t.rews is not None else np.zeros(len(t)) for t in trajectories]
     infos = [t.infos for t in trajectories]
