@@ -92,6 +92,7 @@ import warnings
 
 import numpy as np
 import torch as th
+from imitation_bc_baseline import export  # this directory is on sys.path when run as a script
 
 
 def schedule(value, holder: dict, total: int):
@@ -207,24 +208,14 @@ def run(job: dict, cfg: dict, logger) -> dict:
     prefs.dataset = Dataset(max_size=prefs.dataset.max_size)
     with contextlib.redirect_stdout(sys.stderr):  # "Query schedule: [...]"
         metrics = prefs.train(total_timesteps=total * (rounds - 1) // rounds, total_comparisons=n_comp)
-    export(agent.policy, job["out"], prefs.dataset)
+    obs = np.concatenate([f.obs for f in prefs.dataset.fragments1])[:256].astype(np.float32)
+    export(agent.policy, job["out"], obs)  # actor weights + check predictions, as for the BC baseline
     venv.close()
     return {"env": job["env"], "seed": seed, "total_timesteps": total, "total_comparisons": n_comp,
             "agent_timesteps": int(agent.num_timesteps), "comparisons": len(prefs.dataset), "horizon": horizon,
             "train_env": train_env, "reward_output_norm": output_norm,
             "reward_loss": float(metrics["reward_loss"]), "reward_accuracy": float(metrics["reward_accuracy"]),
             "out": job["out"]}
-
-
-def export(policy, path: str, dataset) -> None:
-    layers = [m for m in policy.mlp_extractor.policy_net if isinstance(m, th.nn.Linear)] + [policy.action_net]
-    arrays = {}
-    for i, layer in enumerate(layers):
-        arrays[f"W{i}"] = layer.weight.detach().cpu().numpy()
-        arrays[f"b{i}"] = layer.bias.detach().cpu().numpy()
-    obs = np.concatenate([f.obs for f in dataset.fragments1])[:256].astype(np.float32)
-    acts, _ = policy.predict(obs, deterministic=True)
-    np.savez(path, check_obs=obs, check_acts=np.asarray(acts), **arrays)
 
 
 def main(argv=None) -> int:
