@@ -180,7 +180,6 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
             ["normalized score (1 = scripted, 0 = random)", _fmt(metrics["normalized_score"], ".4g")],
             ["training seconds", info["train_seconds"]]], header=["metric", "value"]).image(
         png, caption="Return of each training episode (Monitor) against environment steps, with a moving mean.")
-    report.section("Files").table([[f] for f in files], header=["file"])
     summary = [
         f"irlhf expert train -> {run.path}",
         f"expert: {job.algo} on {job.env}, seed {job.seed}, {info['timesteps']} timesteps "
@@ -189,8 +188,7 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
         f"return {mean:.2f} +- {std:.2f} over {info['eval_episodes']} episodes; random {random_mean:.2f}, "
         f"scripted {_fmt(scripted)}; normalized score {_fmt(metrics['normalized_score'], '.3f')}",
     ] + ([f"note: {info['note']}"] if info.get("note") else []) + [f"report: {run.file('report.html')}"]
-    report.write(run)
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 
@@ -221,8 +219,7 @@ def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str,
             ["scripted expert: mean return", _fmt(scripted, ".4g")],
             ["normalized score (1 = scripted, 0 = random)", _fmt(metrics["normalized_score"], ".4g")]],
         header=["metric", "value"])
-    report.section("Files").table([[f] for f in ("config.json", "metrics.jsonl", "summary.txt", "report.html")],
-                                  header=["file"])
+    files = ["config.json", "metrics.jsonl", "summary.txt", "report.html"]
     summary = [
         f"irlhf expert eval -> {run.path}",
         f"expert {job.expert} on {job.env}: return {mean:.2f} +- {std:.2f} over {job.eval_episodes} episodes; "
@@ -230,8 +227,7 @@ def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str,
         f"{_fmt(metrics['normalized_score'], '.3f')}",
         f"report: {run.file('report.html')}",
     ]
-    report.write(run)
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 

@@ -287,7 +287,6 @@ def run_bc(job: BcJobConfig, out: str = "runs", *, progress: bool = True) -> tup
                                   ["training seconds", train_seconds]], header=["metric", "value"])
     report.section("Training").image(curve, caption="Training and validation loss per epoch; the dashed line "
                                      "marks the epoch whose weights were kept.")
-    report.section("Files").table([[f] for f in files], header=["file"])
     summary = [
         f"irlhf bc -> {run.path}",
         f"env: {job.env}; demos: {len(demos)} ({n_samples} samples); epochs {len(result.history)} "
@@ -296,8 +295,7 @@ def run_bc(job: BcJobConfig, out: str = "runs", *, progress: bool = True) -> tup
         f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
         f"report: {run.file('report.html')}",
     ]
-    report.write(run)
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 
@@ -357,7 +355,6 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *,
          for r in result.history],
         header=["round", "beta", "samples", "expert fraction", "rollout return"]).image(
         png, caption="Per round: mean return of the mixture policy's rollouts and the size of the aggregate dataset.")
-    report.section("Files").table([[f] for f in files], header=["file"])
     summary = [
         f"irlhf dagger -> {run.path}",
         f"env: {job.env}; {config.rounds} rounds x {config.episodes_per_round} episodes ({config.schedule}); "
@@ -366,8 +363,7 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *,
         f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
         f"report: {run.file('report.html')}",
     ]
-    report.write(run)
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 

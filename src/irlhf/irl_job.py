@@ -293,7 +293,6 @@ def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> t
                                          "gap between expert and learner statistics.")
     files = ["config.json", "metrics.jsonl", "demos.npz", "true_reward.npy", "learned_reward.npy", rewards_png]
     files += [f for f in (weights_file, training_png) if f] + ["summary.txt", "report.html"]
-    report.section("Files").table([[f] for f in files], header=["file"])
     summary = [
         f"irlhf irl {job.algorithm} -> {run.path}",
         f"world: {world}; {job.demos} demos x {job.horizon} steps",
@@ -303,8 +302,7 @@ def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> t
         f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
         f"report: {run.file('report.html')}",
     ]
-    report.write(run)
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 

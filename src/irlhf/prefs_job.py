@@ -177,8 +177,6 @@ def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any
     report.section("Plots").image(files[4], caption="Scores with 95% intervals, best first.").image(
         files[5], caption="Fitted preference matrix P(row item preferred to column item), items best first.")
     files += ["summary.txt", "report.html"]
-    report.section("Files").table([[f] for f in files], header=["file"])
-    report.write(run)
     best = ", ".join(f"{int(k)} ({result.scores[k]:+.3f}" + ("" if se is None else f" +- {se[k]:.3f}") + ")"
                      for k in order[:5])
     summary = [
@@ -193,7 +191,7 @@ def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any
         + (f"; correlation with the true scores {metrics['correlation_with_truth']:.4f}" if truth is not None else ""),
         f"report: {run.file('report.html')}",
     ]
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 
@@ -349,8 +347,6 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tup
         header=["round", "timesteps", "queries", "labels", "held-out accuracy", "train loss",
                 "reward correlation", "mean true return"]).image(
         curve, caption="Mean true return of the agent's recent training episodes against timesteps and labels.")
-    report.section("Files").table([[f] for f in files], header=["file"])
-    report.write(run)
     summary = [f"irlhf prefs rl -> {run.path}",
                f"{job.env}: {config.algo} on a learned reward, {metrics['labels']} labels ({metrics['queries']} "
                f"queries, labeller {job.labeller}), {metrics['timesteps']} timesteps, {seconds:.1f} s",
@@ -358,7 +354,7 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tup
                f"reward model: training accuracy {fmt(metrics['train_accuracy'])}, correlation with true segment "
                f"returns {fmt(metrics['reward_correlation'])}",
                f"report: {run.file('report.html')}"]
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 

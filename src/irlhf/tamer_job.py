@@ -180,7 +180,6 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
                                            "dashed: the trainer's own greedy policy on Q*.").table(
         [[r["episode"] + 1, r["return"], r["steps"], r["feedback"], r["reached_goal"]] for r in hist],
         header=["episode", "return", "steps", "feedback events", "reached goal"])
-    report.section("Files").table([[f] for f in files], header=["file"])
     summary = [
         f"irlhf tamer -> {run.path}",
         f"env: {job.env}; {len(hist)} episodes, {metrics['feedback_events']} feedback events; goal reached in "
@@ -190,8 +189,7 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
         f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
         f"report: {run.file('report.html')}",
     ]
-    report.write(run)
-    run.write_text("summary.txt", "\n".join(summary) + "\n")
+    report.finish(run, files, summary)
     return run, metrics, summary
 
 

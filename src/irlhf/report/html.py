@@ -167,6 +167,15 @@ class Report:
         out += ["</body>", "</html>", ""]
         return "\n".join(out)
 
+    def finish(self, run_dir: Any, files: Sequence[str], summary: Sequence[str]) -> Path:
+        """End a job's run directory: add a "Files" section listing ``files``, write ``report.html`` and
+        ``summary.txt`` (one line per entry of ``summary``). Returns the report's path."""
+        self.section("Files").table([[f] for f in files], header=["file"])
+        target = self.write(run_dir)
+        root = Path(getattr(run_dir, "path", run_dir))
+        atomic_write_text(root / "summary.txt", "\n".join(summary) + "\n")
+        return target
+
     def write(self, run_dir: Any, name: str = "report.html") -> Path:
         """Write ``<run_dir>/<name>`` atomically; ``run_dir`` is a ``RunDir`` or a directory path.
 
