@@ -379,7 +379,8 @@ def _plot_rl_curve(run: RunDir, history: list[dict], metrics: dict[str, Any]) ->
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from irlhf.cli import add_job
 
-    parser = subparsers.add_parser("prefs", help="learn from judgements: fit scores to comparisons or rankings",
+    parser = subparsers.add_parser("prefs", help="learn from judgements: item scores from comparisons (fit) or a "
+                                   "reward from segment preferences (rl)",
                                    description="Learning from judgements between items.")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
     d = FitJobConfig(synthetic=2)
