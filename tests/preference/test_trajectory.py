@@ -104,6 +104,25 @@ def test_reward_model_learns_true_reward_on_toy_problem():
     assert corr > 0.9
 
 
+@pytest.mark.parametrize("mode", ["scale", "standard", "none"])
+def test_reward_normalization_modes(mode):
+    model = T.RewardModel(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(2), 2, (8,), seed=3)
+    obs, acts = np.random.default_rng(1).normal(size=(200, 2)), np.arange(200) % 2
+    with torch.no_grad():  # give the raw reward a large offset: 90 +- small, as a CartPole model learns
+        for member in model.nets:
+            member[-1].bias += 90.0
+    raw = model(obs, acts)
+    model.set_normalization(obs, acts, mode)
+    r = model(obs, acts)
+    if mode == "scale":  # zero stays zero, the root mean square becomes 1 (not the std: that would give ~90)
+        np.testing.assert_allclose(np.sqrt(np.mean(r.astype(np.float64) ** 2)), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(r * np.sqrt(np.mean(raw.astype(np.float64) ** 2)), raw, rtol=1e-4)
+    elif mode == "standard":
+        assert abs(r.mean()) < 1e-4 and abs(r.std(ddof=1) - 1) < 1e-4
+    else:
+        np.testing.assert_array_equal(r, raw)
+
+
 def test_save_load_reward_model(tmp_path):
     model = T.RewardModel(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(2), 2, (8,), seed=1)
     model.set_normalization(np.zeros((4, 2)), np.array([0, 1, 0, 1]), "standard")

@@ -28,10 +28,13 @@ Details, with the paper's choices:
   standardised with statistics of the first labelled data; each member is fitted on its own bootstrap
   resample of the labelled pairs (seeded per member and round); L2 (weight decay) and dropout are options.
   The reward is the ensemble mean.
-- Normalisation: the reward given to the agent is rescaled to standard deviation 1 over recent samples after
-  every refit. ``reward_normalization="standard"`` also subtracts the mean (the paper's choice). The default
-  ``"scale"`` keeps zero where it is: with padded episode ends, zero means "the episode is over", and centring
-  would make ending an episode look as good as an average step (a CartPole agent would learn to fall over).
+- Normalisation: the reward given to the agent is rescaled over recent samples after every refit. The default
+  ``"scale"`` divides by the root mean square and keeps zero where it is: with padded episode ends, zero means
+  "the episode is over", and centring would make ending an episode look as good as an average step (a
+  CartPole agent learns to fall over: 10 steps). It divides by the RMS, not the std, because a CartPole model
+  learns about 90 +- 1 per live step, and std-scaling gave PPO rewards of ~90 whose value loss swamped its
+  clipped gradient. ``reward_normalization="standard"`` (the paper's choice) subtracts the mean and divides by
+  the std; ``"none"`` leaves the raw ensemble mean.
 - Queries (``select_disagreement``): the variance over members of P_m(a > b) (the paper used the variance of
   the members' predictions); ``selection="random"`` is the ablation.
 - Schedule (``label_schedule``): the labels asked at round r are proportional to tau / (T_r + tau) (the paper:
@@ -376,7 +379,8 @@ class RewardModel(nn.Module):
         self.in_std.copy_(x.std(dim=0).clamp_min(1e-3) if len(x) > 1 else torch.ones(x.shape[1]))
 
     def set_normalization(self, obs: Any, acts: Any, mode: str) -> None:
-        """Rescale (and for "standard" also centre) the ensemble mean to std 1 on these samples."""
+        """"scale": divide the ensemble mean by its root mean square on these samples (zero stays zero);
+        "standard": subtract its mean and divide by its std."""
         self.out_shift.zero_()
         self.out_scale.fill_(1.0)
         if mode == "none":
@@ -385,7 +389,10 @@ class RewardModel(nn.Module):
             mean = self.members(obs, acts).mean(dim=0)
         if mode == "standard":
             self.out_shift.fill_(float(mean.mean()))
-        self.out_scale.fill_(max(float(mean.std()) if len(mean) > 1 else 1.0, 1e-6))
+            spread = float(mean.std()) if len(mean) > 1 else 1.0
+        else:  # the RMS, not the std: a reward of 90 +- 1 per step must become ~1, not ~90 (PPO's value loss)
+            spread = float(mean.square().mean().sqrt())
+        self.out_scale.fill_(max(spread, 1e-6))
 
 
 def preference_probabilities(returns_a: torch.Tensor, returns_b: torch.Tensor) -> torch.Tensor:
