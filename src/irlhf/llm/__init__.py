@@ -1,0 +1,1 @@
+"""Language-model alignment: SFT, reward models, PPO-RLHF, DPO."""
