@@ -1,0 +1,144 @@
+"""What every LM trainer here shares: one or several processes, global batches, optimiser, checkpoints.
+
+Multi-process: run a script under ``accelerate launch --num_processes N`` (``--cpu`` without GPUs) and the
+trainers use ``accelerate``'s ``Accelerator`` (DDP, gradients averaged across processes); a plain ``python``
+run uses one process and needs no ``accelerate``. Every process draws the same *global* batch of row indices
+(same seed) and takes its contiguous share, and each loss is a mean over the global batch (``global_mean``),
+so N processes give the same losses and updates as one process with the same global batch
+(``tests/llm/test_accelerate.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from irlhf.core.errors import ValidationError
+
+
+@dataclasses.dataclass
+class Runtime:
+    """The processes a trainer runs on: ``rank`` of ``world``; ``accelerator`` is None for a plain run."""
+
+    accelerator: Any | None
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def prepare(self, model: Any, optimizer: Any) -> tuple[Any, Any]:
+        """Wrap for multi-process training (DDP under accelerate); a no-op otherwise."""
+        if self.accelerator is None:
+            return model.to(self.device), optimizer
+        return self.accelerator.prepare(model, optimizer)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def clip_grad_norm(self, parameters: Any, max_norm: float) -> float:
+        if self.accelerator is None:
+            return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
+        return float(self.accelerator.clip_grad_norm_(parameters, max_norm))
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """Sum over processes (a no-op for one); the result is detached."""
+        value = value.detach()
+        if self.accelerator is None or self.world == 1:
+            return value
+        return self.accelerator.reduce(value.to(self.device), reduction="sum")
+
+    def unwrap(self, model: Any) -> Any:
+        return model if self.accelerator is None else self.accelerator.unwrap_model(model)
+
+
+def launched_distributed() -> bool:
+    """True when started by ``accelerate launch`` / ``torchrun`` with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def make_runtime(device: str | None = None) -> Runtime:
+    """One process on ``device`` (default: cuda if available, else cpu), or accelerate's processes if launched so."""
+    if launched_distributed():
+        try:
+            from accelerate import Accelerator
+        except ImportError:
+            raise ValidationError("launched with several processes but accelerate is not installed; "
+                                  "pip install 'irlhf[llm]'") from None
+        accelerator = Accelerator()
+        return Runtime(accelerator, accelerator.device, accelerator.process_index, accelerator.num_processes)
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return Runtime(None, torch.device(name))
+    except RuntimeError as exc:
+        raise ValidationError(f"device={device!r}: {exc}") from None
+
+
+def global_batches(n_rows: int, batch_size: int, epochs: int, seed: int, drop_last: bool = False
+                   ) -> Iterator[np.ndarray]:
+    """Row indices of each global batch: a fresh permutation per epoch (seeded by seed and epoch)."""
+    if n_rows < 1:
+        raise ValidationError("no training rows")
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(n_rows)
+        for start in range(0, n_rows, batch_size):
+            batch = order[start:start + batch_size]
+            if drop_last and len(batch) < batch_size:
+                break
+            yield batch
+
+
+def shard(batch: np.ndarray, runtime: Runtime) -> np.ndarray:
+    """This process's contiguous share of a global batch (rank r of w gets the r-th of w near-equal parts)."""
+    return np.array_split(batch, runtime.world)[runtime.rank]
+
+
+def global_mean(local_sum: torch.Tensor, global_size: int, runtime: Runtime) -> torch.Tensor:
+    """The loss to backpropagate so that DDP's gradient average equals the gradient of the mean over the global
+    batch: local_sum * world / global_size (exact for uneven shards too)."""
+    return local_sum * (runtime.world / global_size)
+
+
+def adamw(model: Any, learning_rate: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters (LoRA adapters only, when the model has them)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValidationError("the model has no trainable parameters")
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+
+
+def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str]) -> Path:
+    """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, written beside it and then moved
+    into place, so an interrupted save never leaves a half-written checkpoint."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        from irlhf.data.hf import _replace_dir
+        _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def check_finite_loss(loss: torch.Tensor, step: int) -> None:
+    """Stop with a clear message instead of training on a NaN/inf loss."""
+    if not torch.isfinite(loss).all():
+        raise ValidationError(f"step {step}: the loss is {float(loss)}; lower the learning rate or check the data")
