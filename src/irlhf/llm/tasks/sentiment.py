@@ -449,9 +449,12 @@ def pretrain(model: Any, tokenizer: Any, corpus: Sequence[str], config: Pretrain
     ("<eos>" included, so the model learns to stop; padding is ignored). AdamW with a constant rate.
     The model is left in eval mode.
 
-    Measured (one CPU thread, 2 layers, width 64, 5000 reviews, 300 steps of batch 32, lr 3e-3): about
-    MEASURED_SECONDS s, final loss about MEASURED_LOSS nats per token (the language's entropy is roughly
-    ENTROPY nats per token, so the model is near the floor).
+    Measured (one CPU thread, 2 layers, width 64, 5000 reviews, defaults: 300 steps of batch 32, lr 3e-3):
+    7 s; the loss falls from 5.57 (about ln 258, uniform over the vocabulary) to 1.75 nats per token,
+    and 1000 steps (28 s) reach 1.72 (held-out reviews 1.73). Samples are then grammatical reviews. The
+    tiny model does not learn that sentiment slots of one review share the latent sentiment (the
+    correlation of first-sentence and later sentiment is 0.34 in the corpus, about 0 in samples, even
+    after 2000 steps), so its sentiment slots are nearly independent draws.
 
     Returns {"loss": mean loss of the last min(10, steps) steps, "losses": list of the per-step losses}.
     """
