@@ -111,12 +111,13 @@ def test_tokenizer_special_ids_and_round_trip(tokenizer):
     assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2, 3)
     assert len(tokenizer) == len(task.VOCABULARY) + 4 and tokenizer.padding_side == "right"
     for review in task.make_corpus(50, seed=2):
-        ids = tokenizer(review)["input_ids"]
+        ids = tokenizer(review, add_special_tokens=False)["input_ids"]
         assert len(ids) == len(review.split(" "))  # one token per word, no BOS/EOS added
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(ids) == review
-    assert tokenizer("the zorblax was great")["input_ids"][1] == tokenizer.unk_token_id
-    assert tokenizer.decode([1, *tokenizer("the film")["input_ids"], 2, 0], skip_special_tokens=True) == "the film"
+    assert tokenizer("the zorblax was great")["input_ids"][0] == tokenizer.bos_token_id  # BOS prepended, once
+    assert tokenizer("the zorblax was great")["input_ids"][2] == tokenizer.unk_token_id
+    assert tokenizer.decode([*tokenizer("the film")["input_ids"], 2, 0], skip_special_tokens=True) == "the film"
 
 
 def test_tokenizer_save_and_load_round_trip(tokenizer, tmp_path):
@@ -126,7 +127,7 @@ def test_tokenizer_save_and_load_round_trip(tokenizer, tmp_path):
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     text = "i watched it at home last night . the film was really great ."
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
-    assert loaded.decode(loaded(text)["input_ids"]) == text
+    assert loaded.decode(loaded(text)["input_ids"], skip_special_tokens=True) == text
     assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id, loaded.unk_token_id) == (0, 1, 2, 3)
     assert loaded.get_vocab() == tokenizer.get_vocab()
 
@@ -208,7 +209,7 @@ def test_generate_rejects_bad_input(pretrained, tokenizer):
 def test_cached_greedy_equals_full_recomputation(pretrained, tokenizer):
     model, _ = pretrained
     prompt = "i watched it at home last night . the plot was"
-    ids = [tokenizer.bos_token_id, *tokenizer(prompt)["input_ids"]]
+    ids = tokenizer(prompt)["input_ids"]
     prompt_length = len(ids)
     with torch.no_grad():
         for _ in range(12):  # greedy decoding that reruns the whole sequence at every step, no KV cache

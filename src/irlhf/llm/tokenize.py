@@ -75,8 +75,16 @@ def tokenizer_adds_bos(tokenizer: Any) -> bool:
     bos = tokenizer.bos_token_id
     if bos is None:
         return False
+    cached = _ADDS_BOS.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer and cached[1] == bos:
+        return cached[2]
     ids = tokenizer("x", add_special_tokens=True)["input_ids"]
-    return len(ids) > 0 and ids[0] == bos
+    adds = len(ids) > 0 and ids[0] == bos
+    _ADDS_BOS[id(tokenizer)] = (tokenizer, bos, adds)
+    return adds
+
+
+_ADDS_BOS: dict[int, tuple[Any, int, bool]] = {}  # one probe per tokenizer: encode() runs per example
 
 
 def prompt_text(tokenizer: Any, prompt: Any) -> str:

@@ -25,7 +25,7 @@ from irlhf.core.errors import ValidationError, describe
 from irlhf.data.preferences import Rankings
 from irlhf.preference.bradley_terry import SE_LIMIT, Result, _aggregate, _check_alpha, _check_graph, _solve_spd
 
-__all__ = ["fit", "log_likelihood", "as_rankings"]
+__all__ = ["fit", "log_likelihood", "as_rankings", "loss"]
 
 DENSE_LIMIT = 3000  # items; above this, L-BFGS instead of Newton with a dense Hessian
 
@@ -131,3 +131,43 @@ def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, 
     nll = objective(theta)[0] - alpha * theta @ theta
     return Result(scores=theta, standard_errors=se, log_likelihood=-nll, objective=nll + alpha * theta @ theta,
                   n_iter=n_iter, converged=converged, alpha=alpha)
+
+
+def loss(scores: Any, mask: Any = None, reduction: str = "mean") -> Any:
+    """Torch form of the Plackett-Luce negative log-likelihood, for reward models trained on K-way rankings:
+
+        -sum_k log [ exp(s_k) / sum_{j >= k} exp(s_j) ]      (k over the present responses, best first)
+
+    scores: (N, K) tensor, each row's responses ordered best first.  mask: (N, K) bool, True where a response
+    is present (variable K: the present entries of a row keep their best-first order; at least 2 per row), or
+    None (all present).  reduction: "mean", "sum" or "none" ((N,)). For K = 2 it equals
+    ``bradley_terry.loss(s_1, s_2, 1)``.
+    """
+    import torch
+
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[1] < 2:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValidationError(f"scores: {shape}; expected a (N, K) tensor with K >= 2, best first")
+    if mask is None:
+        mask = torch.ones_like(scores, dtype=torch.bool)
+    if not isinstance(mask, torch.Tensor) or mask.shape != scores.shape:
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValidationError(f"mask: {got}; expected None or a bool tensor of shape {tuple(scores.shape)}")
+    mask = mask.bool()
+    few = torch.nonzero(mask.sum(-1) < 2)
+    if len(few):
+        raise ValidationError(f"mask[{int(few[0, 0])}]: fewer than 2 responses present; expected at least 2 per row")
+    if not bool(torch.isfinite(scores[mask]).all()):
+        raise ValidationError("scores: NaN or inf among the present entries; expected finite scores")
+    # absent entries get a very negative (finite, so gradients stay finite) score: they drop out of every sum
+    filled = torch.where(mask, scores, torch.full_like(scores, torch.finfo(scores.dtype).min / 4))
+    # log-sum-exp over each suffix j >= k: a reversed cumulative log-sum-exp
+    suffix_lse = torch.logcumsumexp(filled.flip(-1), dim=-1).flip(-1)
+    per_row = -torch.where(mask, filled - suffix_lse, torch.zeros_like(filled)).sum(-1)
+    if reduction == "none":
+        return per_row
+    if reduction == "sum":
+        return per_row.sum()
+    if reduction == "mean":
+        return per_row.mean()
+    raise ValidationError(f"reduction={reduction!r}: expected 'mean', 'sum' or 'none'")

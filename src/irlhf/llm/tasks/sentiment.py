@@ -329,11 +329,13 @@ def build_tokenizer() -> transformers.PreTrainedTokenizerFast:
     Ids: "<pad>" 0, "<bos>" 1, "<eos>" 2, "<unk>" 3, then ``VOCABULARY`` in order from id 4. Text is split
     by the Whitespace pre-tokenizer (runs of word characters, runs of punctuation); unknown words map to
     "<unk>". Decoding joins tokens with single spaces, so decode(encode(text)) == text for corpus text.
-    Nothing is added automatically: callers put "<bos>" in front of prompts and "<eos>" after reviews
-    themselves. Padding side is "right" (``generate`` left-pads on its own). ``save_pretrained`` and
+    Like Llama's tokenizers it prepends "<bos>" itself (``tokenizer(text)`` starts with id 1; pass
+    ``add_special_tokens=False`` for the bare words), so ``irlhf.llm.tokenize``'s ``add_bos="auto"`` and every
+    trainer see the same "<bos> prompt completion <eos>" the model was pretrained on; "<eos>" is never added
+    automatically. Padding side is "right" (``generate`` left-pads on its own). ``save_pretrained`` and
     ``AutoTokenizer.from_pretrained`` round-trip it.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {token: index for index, token in enumerate([*SPECIAL_TOKENS, *VOCABULARY])}
@@ -341,6 +343,8 @@ def build_tokenizer() -> transformers.PreTrainedTokenizerFast:
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     # WordPiece without cleanup puts one space before every token that is not a "##" continuation.
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    core.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
+                                                        special_tokens=[("<bos>", vocab["<bos>"])])
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
         padding_side="right", model_max_length=1024,
@@ -430,7 +434,7 @@ def encode_reviews(tokenizer: Any, texts: Sequence[str], max_length: int) -> tup
     most ``max_length``); attention_mask is 1 on real tokens and 0 on padding.
     """
     checked = _check_texts(texts)
-    rows = [[tokenizer.bos_token_id, *tokenizer(text)["input_ids"], tokenizer.eos_token_id][:max_length]
+    rows = [[tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id][:max_length]
             for text in checked]
     width = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -518,7 +522,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], n_per_prompt: i
     check_number("temperature", temperature, low=0)
     _check_seed(seed)
     _check_count("batch_size", batch_size)
-    prompt_ids = [[tokenizer.bos_token_id, *tokenizer(text)["input_ids"]] for text in checked]
+    prompt_ids = [tokenizer(text)["input_ids"] for text in checked]  # "<bos> prompt"
     max_positions = int(model.config.n_positions)
     longest = max((len(ids) for ids in prompt_ids), default=0)
     if longest + max_new_tokens > max_positions:
