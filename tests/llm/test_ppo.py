@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -309,6 +310,13 @@ def test_adaptive_beta_moves_and_outputs_written(tokenizer, make_model, tmp_path
     assert lines == result.history and "eval/scores" in lines[-1]
     for d in ("final", "step-2"):
         assert (tmp_path / d / "model.safetensors").exists() and (tmp_path / d / "value_head.safetensors").exists()
+
+
+def test_given_reference_model_is_left_trainable(tokenizer, make_model):
+    # regression: train() froze the caller's ref model, so a later copy of it trained only the value head
+    ref = make_model(len(tokenizer), seed=4)
+    ppo.train(copy.deepcopy(ref), tokenizer, PROMPTS, letters_reward, tiny_config(steps=1), ref_model=ref)
+    assert all(p.requires_grad for p in ref.parameters())
 
 
 def test_lora_trains_only_adapters(tokenizer, make_model):

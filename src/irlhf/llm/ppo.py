@@ -541,9 +541,9 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
         raise ValidationError(f"PPO runs in one process; it was launched with {rt.world} (use plain python)")
     torch.manual_seed(config.seed)
     if ref_model is None and not _is_peft(model):
-        ref_model = copy.deepcopy(model)
-    if ref_model is not None:
-        ref_model = ref_model.to(rt.device).eval().requires_grad_(False)
+        ref_model = copy.deepcopy(model).requires_grad_(False)
+    if ref_model is not None:  # the caller's model keeps its requires_grad flags (it is only read under no_grad)
+        ref_model = ref_model.to(rt.device).eval()
     value_head = ValueHead(_hidden_size(value_model if value_model is not None else model))
     modules = nn.ModuleDict({"policy": model, "value_head": value_head})
     if value_model is not None:
