@@ -1,11 +1,11 @@
 """What every LM trainer here shares: one or several processes, global batches, optimiser, checkpoints.
 
-Multi-process: run a script under ``accelerate launch --num_processes N`` (``--cpu`` without GPUs) and the
-trainers use ``accelerate``'s ``Accelerator`` (DDP, gradients averaged across processes); a plain ``python``
+Multi-process: run a script under ``accelerate launch --num_processes N`` and the trainers use ``accelerate``'s ``Accelerator`` (DDP, gradients averaged across processes); a plain ``python``
 run uses one process and needs no ``accelerate``. Every process draws the same *global* batch of row indices
 (same seed) and takes its contiguous share, and each loss is a mean over the global batch (``global_mean``),
 so N processes give the same losses and updates as one process with the same global batch
-(``tests/llm/test_accelerate.py``).
+(``tests/llm/test_accelerate.py``). Without GPUs, ``ACCELERATE_USE_CPU=true accelerate launch --multi_gpu
+--num_processes N script.py`` starts N gloo CPU processes (accelerate 1.15's ``--cpu`` flag starts only one).
 """
 
 from __future__ import annotations
