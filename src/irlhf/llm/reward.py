@@ -110,10 +110,10 @@ def make_reward_model(source: Any, tokenizer: Any = None, *, seed: int = 0, dtyp
                                   "Hugging Face model directory")
         rm = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, **kwargs)
     elif isinstance(source, PretrainedConfig):
-        config = source.__class__.from_dict({**source.to_dict(), "num_labels": 1})
+        config = source.__class__.from_dict({**_one_label(source.to_dict())})
         rm = AutoModelForSequenceClassification.from_config(config, **kwargs)
     elif hasattr(source, "config") and hasattr(source, "base_model_prefix"):
-        config = source.config.__class__.from_dict({**source.config.to_dict(), "num_labels": 1})
+        config = source.config.__class__.from_dict(_one_label(source.config.to_dict()))
         rm = AutoModelForSequenceClassification.from_config(config).to(dtype or source.dtype)
         prefix = source.base_model_prefix
         getattr(rm, prefix).load_state_dict(getattr(source, prefix).state_dict())
@@ -124,6 +124,12 @@ def make_reward_model(source: Any, tokenizer: Any = None, *, seed: int = 0, dtyp
     elif rm.config.pad_token_id is None:
         rm.config.pad_token_id = rm.config.eos_token_id
     return rm
+
+
+def _one_label(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict for one scalar output (a stale 2-label id2label map would contradict num_labels=1)."""
+    config = {k: v for k, v in config.items() if k not in ("id2label", "label2id")}
+    return {**config, "num_labels": 1}
 
 
 def rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
