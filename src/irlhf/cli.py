@@ -42,6 +42,7 @@ JOBS: tuple[str, ...] = (
     "irlhf.demos_job",
     "irlhf.expert_job",
     "irlhf.tamer_job",
+    "irlhf.llm_job",
 )
 
 PROG = "irlhf"

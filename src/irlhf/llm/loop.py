@@ -10,6 +10,7 @@ so N processes give the same losses and updates as one process with the same glo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -120,6 +121,20 @@ def adamw(model: Any, learning_rate: float, weight_decay: float = 0.0) -> torch.
     return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Hide transformers' own progress bars (loading / writing weights) inside this block; restored after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str]) -> Path:
     """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, written beside it and then moved
     into place, so an interrupted save never leaves a half-written checkpoint."""
@@ -127,9 +142,10 @@ def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str]) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
+        with quiet_transformers():
+            model.save_pretrained(tmp, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
         from irlhf.data.hf import _replace_dir
         _replace_dir(tmp, target)
     except BaseException:

@@ -108,7 +108,9 @@ def make_reward_model(source: Any, tokenizer: Any = None, *, seed: int = 0, dtyp
         if not Path(source).is_dir():
             raise ValidationError(f"source={str(source)!r}: no such model directory; expected a local "
                                   "Hugging Face model directory")
-        rm = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, **kwargs)
+        from irlhf.llm.loop import quiet_transformers
+        with quiet_transformers():
+            rm = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, **kwargs)
     elif isinstance(source, PretrainedConfig):
         config = source.__class__.from_dict({**_one_label(source.to_dict())})
         rm = AutoModelForSequenceClassification.from_config(config, **kwargs)

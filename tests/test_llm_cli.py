@@ -1,0 +1,87 @@
+"""``irlhf llm``: each trainer writes a complete run directory from a local model; bad input leaves nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from irlhf import cli
+from irlhf.llm.loop import save_checkpoint
+from irlhf.llm.tasks import frontier, sentiment
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llm")
+    tokenizer = sentiment.build_tokenizer()
+    save_checkpoint(sentiment.make_model(tokenizer, seed=0, n_embd=32), tokenizer, root / "model")
+    frontier.label_pairs(["the film was", "this plot was"],
+                         [["great .", "awful .", "dull", "fine ."], ["loved it", "hated it", "ok", "superb"]]
+                         ).save(root / "pairs.jsonl")
+    (root / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in frontier.sft_examples(16, 0)))
+    (root / "prompts.txt").write_text("the film was\nthis plot was\n")
+    return root
+
+
+def run_one(tmp_path, argv):
+    out = tmp_path / "out"
+    assert cli.main([*argv, "--out", str(out), "--no-progress"]) == 0
+    (run,) = list(out.iterdir())
+    return run
+
+
+@pytest.mark.parametrize("argv, metric", [
+    (["sft", "--data", "sft.jsonl", "--set", "max_steps=2"], "mean_token_accuracy"),
+    (["reward", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4"], "accuracy"),
+    (["dpo", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4", "--lora", "2"],
+     "rewards/margins"),
+    (["ppo", "--prompts", "prompts.txt", "--reward", "sentiment", "--set", "steps=2", "--set", "batch_size=2",
+      "--set", "mini_batch_size=1", "--set", "max_new_tokens=4"], "objective/scores"),
+])
+def test_trainer_writes_a_complete_run(tmp_path, files, argv, metric, capsys):
+    argv = [a if not a.endswith((".jsonl", ".txt")) else str(files / a) for a in argv]
+    run = run_one(tmp_path, ["llm", *argv, "--model", str(files / "model")])
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "final", "curves.png", "summary.txt", "report.html"} <= names
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and metric in rows[-1]
+    final = {p.name for p in (run / "final").iterdir()}
+    assert any(n.endswith(".safetensors") for n in final) and "tokenizer.json" in final
+    config = json.loads((run / "config.json").read_text())
+    assert config["job"]["action"] == argv[0] and config["trainer"]["seed"] == 0
+    assert f"irlhf llm {argv[0]} ->" in capsys.readouterr().out
+
+
+def test_ppo_on_a_saved_reward_model(tmp_path, files):
+    reward_run = run_one(tmp_path / "rm", ["llm", "reward", "--model", str(files / "model"), "--data",
+                                           str(files / "pairs.jsonl"), "--set", "max_steps=1"])
+    run = run_one(tmp_path / "ppo", ["llm", "ppo", "--model", str(files / "model"), "--prompts",
+                                     str(files / "prompts.txt"), "--reward-model", str(reward_run / "final"),
+                                     "--set", "steps=1", "--set", "batch_size=2", "--set", "mini_batch_size=2",
+                                     "--set", "max_new_tokens=4"])
+    assert (run / "final").is_dir()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dpo", "--model", "missing", "--data", "pairs.jsonl"], "no such directory"),
+    (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "bogus=1"], "unknown field"),
+    (["dpo", "--model", "MODEL", "--data", "bad.jsonl"], "missing"),
+    (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "beta=-1"], "beta"),
+    (["ppo", "--model", "MODEL", "--prompts", "prompts.txt"], "--reward-model"),
+    (["sft", "--model", "MODEL", "--data", "nothing.jsonl"], "no such file"),
+])
+def test_bad_input_is_one_line_and_no_run_dir(tmp_path, files, capsys, argv, message):
+    (files / "bad.jsonl").write_text('{"prompt": "a"}\n')
+    argv = [str(files / "model") if a == "MODEL" else str(files / a) if a.endswith((".jsonl", ".txt")) else a
+            for a in argv]
+    out = tmp_path / "out"
+    assert cli.main(["llm", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("irlhf: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_sentiment_quick_options_validated(tmp_path, capsys):
+    assert cli.main(["llm", "sentiment", "--set", "bogus=1", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown field" in capsys.readouterr().err and not (tmp_path / "o").exists()
