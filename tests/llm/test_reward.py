@@ -200,3 +200,12 @@ def test_length_grouped_rewards_equal_one_padded_batch(tokenizer, rm):
         single = reward.rewards(rm, collate(items, 0))
     torch.testing.assert_close(grouped, single, rtol=0, atol=1e-5)
     assert [len(g) for g in reward.length_groups([5, 5, 5, 5])] == [4]  # nothing to gain: one batch
+
+
+def test_reward_fn_scores_an_empty_completion_as_prompt_then_eos(tokenizer, model):
+    from irlhf.llm import reward as R
+
+    rm = R.make_reward_model(model, tokenizer, seed=0)
+    fn = R.as_reward_fn(rm, tokenizer)
+    empty, eos_only = fn(["the film"], [""]), fn(["the film"], [tokenizer.eos_token])
+    assert empty.shape == (1,) and empty[0] == eos_only[0]

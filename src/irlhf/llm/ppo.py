@@ -344,7 +344,8 @@ class Rollout:
 
     input_ids, attention_mask, completion_mask (bool); logps, ref_logps, values: per completion token (entry t
     = about token t given tokens < t; 0 elsewhere); scores (B,) reward_fn's scores; penalised_scores (B,)
-    after missing_eos_penalty; has_eos (B,) bool; completions: the decoded texts (EOS excluded).
+    after missing_eos_penalty; has_eos (B,) bool; completions: the text each completion adds to its prompt
+    (EOS excluded; a leading space kept), as passed to reward_fn.
     """
 
     input_ids: torch.Tensor
@@ -386,6 +387,16 @@ def _reference_logps(model: Any, ref_model: Any, input_ids: torch.Tensor, attent
         with model.disable_adapter():
             return _forward(model, input_ids, attention_mask, completion_mask, temperature)[0]
     return _forward(ref_model, input_ids, attention_mask, completion_mask, temperature)[0]
+
+
+def _completion_text(tokenizer: Any, prompt_ids: list[int], completion_ids: list[int]) -> str:
+    """The text the completion adds to the prompt: decode(prompt + completion) minus decode(prompt), so a word
+    tokenizer's separating space is kept (decoding the completion alone would drop it: "was" + "great")."""
+    prompt_text = tokenizer.decode(prompt_ids, skip_special_tokens=True)
+    full_text = tokenizer.decode(prompt_ids + completion_ids, skip_special_tokens=True)
+    if full_text.startswith(prompt_text):
+        return full_text[len(prompt_text):]
+    return tokenizer.decode(completion_ids, skip_special_tokens=True)
 
 
 def _check_scores(raw: Any, n: int) -> np.ndarray:
@@ -446,7 +457,7 @@ def rollout(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequ
         attention_mask[row, :p + k] = 1
         completion_mask[row, p:p + k] = True
         text_ids = sampled[row, :k - 1] if bool(has_eos[row]) else sampled[row, :k]
-        completions.append(tokenizer.decode(text_ids.tolist(), skip_special_tokens=True))
+        completions.append(_completion_text(tokenizer, list(ids), text_ids.tolist()))
     scores = torch.tensor(_check_scores(reward_fn(list(prompts), completions), n), dtype=torch.float32)
     penalised = scores.clone()
     if config.missing_eos_penalty is not None:

@@ -439,7 +439,8 @@ def _eval_row(model: Any, tokenizer: Any, data: TextPairs | TextRankings, option
 def as_reward_fn(model: Any, tokenizer: Any, options: TokenizeOptions | None = None, batch_size: int = 64
                  ) -> Callable[[Sequence[Any], Sequence[str]], np.ndarray]:
     """A function (prompts, completions) -> (N,) float64 rewards r(x, y): no gradients, ``batch_size`` sequences
-    per forward pass. Pairs that truncation would leave without completion tokens raise."""
+    per forward pass. An empty completion is scored as the prompt followed by EOS; pairs that truncation would
+    leave without completion tokens raise."""
     check_number("batch_size", batch_size, low=1, integer=True)
     options = options or TokenizeOptions()
     if options.add_bos == "auto":  # decide once, not once per encoded sequence
@@ -453,6 +454,10 @@ def as_reward_fn(model: Any, tokenizer: Any, options: TokenizeOptions | None = N
                                   "expected equal lengths")
         encoded = []
         for k, (prompt, completion) in enumerate(zip(prompts, completions)):
+            if completion == "":  # a policy may answer with EOS alone: score "prompt EOS"
+                if tokenizer.eos_token is None or not options.add_eos:
+                    raise ValidationError(f"completions[{k}]: empty, and no EOS to score it by")
+                completion = tokenizer.eos_token
             e = encode(tokenizer, prompt, completion, options)
             if e is None:
                 raise ValidationError(f"completions[{k}]: empty after truncation (max_length={options.max_length})")
