@@ -13,7 +13,10 @@ num_train_epochs=1, seed, use_cpu=True, bf16=False (TRL's default is bf16=True, 
 forward to bf16; ours computes in the model's fp32), report_to="none", save_strategy="no" (nothing on disk).
 Default differences that remain in the timed runs: TRL loads its own reference model from the policy's path and
 runs it every step (precompute_ref_log_probs=False); ours computes the reference log-probs once before training,
-with the initial policy (no second model). TRL decays the learning rate linearly; ours keeps it constant.
+with the initial policy (no second model). TRL pads all 2B rows of a step (chosen and rejected) to the batch's
+longest row; ours splits them into groups of similar length, each padded to its own longest row, all in one
+forward call (the same log-probs, fewer padded tokens computed). TRL decays the learning rate linearly; ours keeps it
+constant.
 
 (1) Equivalence at step 0 is checked on the SAME token sequences, with the policy moved off the reference by
     seeded noise (with policy == reference both losses are trivially log 2). By default the two tokenise differently:
@@ -22,7 +25,8 @@ with the initial policy (no second model). TRL decays the learning rate linearly
     (ours: per side); it adds BOS only as the tokenizer does (ours: add_bos="auto", the same here); it truncates
     the whole sequence on the right at max_length (ours: keeps the prompt, cuts the completion, and drops a pair
     whose completion would be empty). With this data (no boundary merges, no truncation) the sequences coincide;
-    the script asserts it, then compares loss and every parameter's gradient of one step.
+    the script asserts it, then compares loss and every parameter's gradient of one step (ours computed as in
+    training: the rows in length groups, one forward call).
 (2) Samples/s: pairs / wall time of the whole training call (tokenisation included; model loading excluded),
     best of --repeats, time.perf_counter.
 (3) Peak memory: a fresh subprocess per measurement imports its library, resets its peak RSS (Linux
@@ -156,7 +160,6 @@ def equivalence(model_dir: Path, rows: list[dict[str, str]], size: str) -> dict[
     from trl import DPOTrainer
     from irlhf.data.text import TextPairs
     from irlhf.llm import dpo
-    from irlhf.llm.logps import sequence_logps
     from irlhf.llm.tokenize import collate_pairs, encode_pairs, pad_id_of
 
     batch_size = SIZES[size]["batch"]
@@ -188,10 +191,11 @@ def equivalence(model_dir: Path, rows: list[dict[str, str]], size: str) -> dict[
         assert batch["input_ids"][row][mine].tolist() == trl_batch["input_ids"][row][theirs].tolist(), row
         assert (batch["completion_mask"][row][mine].tolist()
                 == trl_batch["completion_mask"][row][theirs].bool().tolist()), row
+    rows = chosen + rejected  # the rows of batch, scored as dpo.train does: length groups, one forward call
     with torch.no_grad():
-        ref_logps = sequence_logps(ref, batch)
+        ref_logps = dpo.grouped_logps(dpo.GroupedLogps(ref), rows, pad_id_of(tokenizer))
     policy_ours.train()
-    logps = sequence_logps(policy_ours, batch)
+    logps = dpo.grouped_logps(dpo.GroupedLogps(policy_ours), rows, pad_id_of(tokenizer))
     losses, _, _ = dpo.loss(logps[:batch_size], logps[batch_size:], ref_logps[:batch_size], ref_logps[batch_size:],
                             beta=BETA)
     our_loss = losses.mean()

@@ -37,7 +37,7 @@ def test_demo_help(capsys):
     assert cli.main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters", "--imitation-demos",
-                 "--preference-labels"):
+                 "--preference-labels", "--dpo-prompts", "--lm-pretrain-steps"):
         assert flag in out
 
 
@@ -69,23 +69,26 @@ def test_every_job_has_help_seed_and_out():
 def test_demo_writes_one_complete_run(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--imitation-demos", "1",
-                     "--preference-labels", "60", "--no-progress"]) == 0
+                     "--preference-labels", "60", "--dpo-prompts", "16", "--lm-pretrain-steps", "100",
+                     "--no-progress"]) == 0
     runs = list(out.iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("demo-")
     run = runs[0]
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "metrics.jsonl", "demos.npz", "heatmaps.png", "report.html", "summary.txt",
             "true_reward.npy", "occupancy.npy", "irl_rewards.png", "maxent_reward.npy", "deep_maxent_reward.npy",
-            "deep_maxent_distances_reward.npy", "preferences.png", "preference_reward.safetensors"} <= names
+            "deep_maxent_distances_reward.npy", "preferences.png", "preference_reward.safetensors",
+            "dpo_curves.png", "dpo_pairs.jsonl", "dpo_model"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
 
     config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
-    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1, preference_labels=60)
+    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1, preference_labels=60,
+                                dpo_prompts=16, lm_pretrain_steps=100)
     trajs = load_trajectories(run / "demos.npz")
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "preferences",
-                                            "total"]
+                                            "alignment", "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
     for key in ("maxent", "deep_maxent", "deep_maxent_distances"):  # every learned reward beats a constant one
@@ -111,11 +114,14 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert "<h2>Imitation: BC vs DAgger</h2>" in page and "imitation: CartPole-v1" in summary and "DAgger" in summary
     assert 'src="preferences.png"' in page and "<h2>Reward from preferences</h2>" in page
     assert "preferences: Pendulum-v1, 60 oracle labels" in summary
+    assert metrics["dpo_pairs"] > 0 and metrics["dpo_final_loss"] < np.log(2)  # DPO moved off log 2
+    assert metrics["dpo_kl_after"] > 0 and (run / "dpo_model" / "model.safetensors").exists()
+    assert 'src="dpo_curves.png"' in page and "alignment: DPO on" in summary
 
 
 def test_demo_same_seed_same_demos(tmp_path):
     argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--imitation-demos", "1",
-            "--preference-labels", "20", "--no-progress"]
+            "--preference-labels", "20", "--dpo-prompts", "4", "--lm-pretrain-steps", "5", "--no-progress"]
     assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0
     assert cli.main(argv + ["--out", str(tmp_path / "b")]) == 0
     (a,), (b,) = (list((tmp_path / d).iterdir()) for d in "ab")
@@ -126,6 +132,7 @@ def test_demo_same_seed_same_demos(tmp_path):
                   if json.loads(line)["step"] == "preferences") for d in (a, b)]
     assert {k: v for k, v in prefs[0].items() if k not in ("seconds", "preference_fit_seconds")} == \
         {k: v for k, v in prefs[1].items() if k not in ("seconds", "preference_fit_seconds")}
+    assert (a / "dpo_pairs.jsonl").read_text() == (b / "dpo_pairs.jsonl").read_text()
     # same weights and metadata (safetensors writes its metadata map in a per-process order, so not the bytes)
     from safetensors import safe_open
 
@@ -141,7 +148,8 @@ def test_demo_same_seed_same_demos(tmp_path):
     [(["--horizon", "0"], "horizon=0"), (["--size", "1"], "size=1"), (["--n-demos", "0"], "n_demos=0"),
      (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000"),
      (["--deep-iters", "-1"], "deep_iterations=-1"), (["--imitation-demos", "0"], "imitation_demos=0"),
-     (["--preference-labels", "0"], "preference_labels=0")],
+     (["--preference-labels", "0"], "preference_labels=0"), (["--dpo-prompts", "0"], "dpo_prompts=0"),
+     (["--lm-pretrain-steps", "0"], "lm_pretrain_steps=0")],
 )
 def test_bad_option_is_one_clean_line_and_no_run_dir(tmp_path, capsys, flags, field):
     out = tmp_path / "out"

@@ -20,11 +20,15 @@ Pipeline (each a step function, run in order under one progress bar):
              oracle (higher true return wins), a 3-member reward ensemble fitted by Bradley-Terry on segment
              sums; held-out pairwise accuracy and learned-vs-true return correlation; preferences.png,
              preference_reward.safetensors
+  alignment  a tiny GPT-2 pretrained on the synthetic review language (irlhf.llm.tasks.sentiment), 4 samples
+             for each of dpo_prompts prompts, all pairs labelled by the ground-truth sentiment scorer, DPO
+             (beta 0.1) from those pairs; held-out mean reward and KL(pi || pi_ref) before and after;
+             dpo_curves.png, dpo_pairs.jsonl, dpo_model/ (safetensors + tokenizer)
 
 Artifacts in ``<out>/demo-<timestamp>/``: config.json, metrics.jsonl (one line per step with its
 metrics and seconds), the arrays and demos above, heatmaps.png, the learned rewards
 (<learner>_reward.npy) and irl_rewards.png, preferences.png and preference_reward.safetensors,
-summary.txt (also printed) and report.html.
+dpo_curves.png, dpo_pairs.jsonl and dpo_model/, summary.txt (also printed) and report.html.
 
 Extending (e.g. an IRL recovery section): write ``def recover(demo: Demo) -> dict`` that reads
 what earlier steps left on ``demo`` (``demo.mdp``, ``demo.trajs``, ...), saves artifacts with
@@ -75,6 +79,8 @@ class DemoConfig(BaseConfig):
     imitation_demos: expert episodes of the imitation step (CartPole-v1): BC trains on that many expert
         episodes, DAgger runs that many rounds of one episode each, >= 1.
     preference_labels: oracle labels (segment pairs) the preferences step fits its reward model on, >= 1.
+    dpo_prompts: training prompts of the alignment step (4 sampled completions each, all pairs labelled), >= 1.
+    lm_pretrain_steps: pretraining steps of the alignment step's tiny language model, >= 1.
     """
 
     size: int = 32
@@ -85,6 +91,8 @@ class DemoConfig(BaseConfig):
     deep_iterations: int = 200
     imitation_demos: int = 2
     preference_labels: int = 150
+    dpo_prompts: int = 64
+    lm_pretrain_steps: int = 300
 
     def __post_init__(self) -> None:
         check_number("size", self.size, low=2, high=MAX_SIZE, integer=True)
@@ -95,13 +103,15 @@ class DemoConfig(BaseConfig):
         check_number("deep_iterations", self.deep_iterations, low=0, integer=True)
         check_number("imitation_demos", self.imitation_demos, low=1, integer=True)
         check_number("preference_labels", self.preference_labels, low=1, integer=True)
+        check_number("dpo_prompts", self.dpo_prompts, low=1, integer=True)
+        check_number("lm_pretrain_steps", self.lm_pretrain_steps, low=1, integer=True)
 
     def command(self) -> str:
         """The command line that reproduces this configuration."""
         return (f"irlhf demo --size {self.size} --horizon {self.horizon} --n-demos {self.n_demos} "
                 f"--discount {self.discount:g} --deep-iters {self.deep_iterations} "
                 f"--imitation-demos {self.imitation_demos} --preference-labels {self.preference_labels} "
-                f"--seed {self.seed}")
+                f"--dpo-prompts {self.dpo_prompts} --lm-pretrain-steps {self.lm_pretrain_steps} --seed {self.seed}")
 
 
 @dataclasses.dataclass
@@ -549,6 +559,74 @@ def learn_from_preferences(demo: Demo) -> dict[str, Any]:
     return metrics
 
 
+DPO_EVAL_PROMPTS = 32  # held-out prompts of the alignment step, 4 samples each
+DPO_SAMPLES = 4  # completions per prompt: all 6 pairs labelled
+
+
+def align_language_model(demo: Demo) -> dict[str, Any]:
+    """DPO on the synthetic sentiment task: pretrain, sample, label pairs by the true reward, DPO, evaluate."""
+    import copy
+
+    import torch
+
+    from irlhf.llm import dpo
+    from irlhf.llm.loop import save_checkpoint
+    from irlhf.llm.tasks import frontier, sentiment
+
+    c, seed = demo.config, demo.config.seed
+    torch.manual_seed(seed)
+    tokenizer = sentiment.build_tokenizer()
+    model = sentiment.make_model(tokenizer, seed=seed)
+    pre = sentiment.pretrain(model, tokenizer, sentiment.make_corpus(3000, seed=10_000 + seed),
+                             sentiment.PretrainConfig(steps=c.lm_pretrain_steps, seed=seed))
+    prompts = sentiment.make_prompts(c.dpo_prompts, seed=30_000 + seed)
+    held_out = sentiment.make_prompts(DPO_EVAL_PROMPTS, seed=40_000 + seed)
+    pairs = frontier.label_pairs(prompts, sentiment.generate(model, tokenizer, prompts, DPO_SAMPLES, seed=seed))
+    before = frontier.evaluate(model, model, tokenizer, held_out, DPO_SAMPLES, 24, seed=50_000 + seed)
+    config = dpo.Config(beta=0.1, learning_rate=3e-4, epochs=3, batch_size=64, max_length=64, seed=seed,
+                        log_every=1, progress=False)
+    result = dpo.train(copy.deepcopy(model), tokenizer, pairs, config, ref_model=model)
+    after = frontier.evaluate(result.model, model, tokenizer, held_out, DPO_SAMPLES, 24, seed=50_000 + seed)
+    save_checkpoint(result.model, tokenizer, demo.run.file("dpo_model"))
+    pairs.save(demo.run.file("dpo_pairs.jsonl"))
+
+    from irlhf.report import plots
+
+    rows = [r for r in result.history if "loss" in r and "step" in r]
+    fig, (ax_loss, ax_margin) = plots.figure_row(2, panel_size=3.6)
+    ax_loss.plot([r["step"] for r in rows], [r["loss"] for r in rows], "o-", ms=2)
+    ax_loss.set(xlabel="step", ylabel="DPO loss", title="loss (log 2 at step 0)")
+    ax_margin.plot([r["step"] for r in rows], [r["rewards/margins"] for r in rows], "o-", ms=2, label="margin")
+    ax_margin.plot([r["step"] for r in rows], [r["rewards/accuracies"] for r in rows], "o-", ms=2, label="accuracy")
+    ax_margin.set(xlabel="step", title="implicit reward: margin and accuracy")
+    ax_margin.legend(fontsize=7)
+    for ax in (ax_loss, ax_margin):
+        ax.grid(alpha=0.3)
+    demo.run.save_figure("dpo_curves.png", fig)
+
+    metrics = {"dpo_pretrain_loss": pre["loss"], "dpo_pairs": len(pairs), "dpo_steps": len(rows),
+               "dpo_final_loss": rows[-1]["loss"], "dpo_final_accuracy": rows[-1]["rewards/accuracies"],
+               "dpo_reward_before": before["reward"], "dpo_reward_after": after["reward"],
+               "dpo_kl_after": after["kl"], "dpo_reward_sem": after["reward_sem"]}
+    demo.report.section("Language-model alignment: DPO").text(
+        f"A tiny GPT-2 ({sum(p.numel() for p in model.parameters()):,} parameters) pretrained for "
+        f"{c.lm_pretrain_steps} steps on a generated review language (final loss {pre['loss']:.3f}) is the "
+        f"reference pi_ref. It writes {DPO_SAMPLES} completions for each of {c.dpo_prompts} review openings; the "
+        f"ground-truth lexicon sentiment score ranks them, giving {len(pairs)} (chosen, rejected) pairs (ties "
+        "dropped). DPO (Rafailov et al. 2023; beta 0.1, 3 epochs) trains the policy on those pairs alone, with no "
+        f"reward model and no sampling during training. Evaluation: {DPO_SAMPLES} samples for each of "
+        f"{DPO_EVAL_PROMPTS} held-out openings; KL(pi || pi_ref) in nats per completion.").table(
+        [["mean ground-truth reward, pi_ref", f"{before['reward']:+.3f} +- {before['reward_sem']:.3f}"],
+         ["mean ground-truth reward, DPO policy", f"{after['reward']:+.3f} +- {after['reward_sem']:.3f}"],
+         ["KL(pi || pi_ref) of the DPO policy", f"{after['kl']:.2f} +- {after['kl_sem']:.2f}"],
+         ["final training loss / implicit-reward accuracy", f"{rows[-1]['loss']:.3f} / "
+                                                            f"{rows[-1]['rewards/accuracies']:.3f}"]],
+        header=["quantity", "value"]).image("dpo_curves.png", caption="DPO training curves (per step)")
+    demo.summary.append(f"alignment: DPO on {len(pairs)} pairs: held-out sentiment {before['reward']:+.3f} -> "
+                        f"{after['reward']:+.3f} at KL {after['kl']:.2f} nats")
+    return metrics
+
+
 # Steps in order; append (name, function) to add a section to the same run, metrics and report.
 STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("world", build_world),
@@ -558,6 +636,7 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("irl", recover_rewards),
     ("imitation", compare_imitation),
     ("preferences", learn_from_preferences),
+    ("alignment", align_language_model),
 ]
 
 
@@ -605,12 +684,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     defaults = DemoConfig()
     parser = add_job(
         subparsers, JOB, run,
-        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, and "
-        "a Pendulum reward learned from preferences, with a report (seconds)",
+        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, "
+        "a Pendulum reward learned from preferences, and DPO on a tiny language model, with a report (seconds)",
         description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
         "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
         "compare behaviour cloning with DAgger on CartPole-v1, fit a Pendulum-v1 reward model to synthetic "
-        "pairwise preferences (no RL), and write figures, metrics and report.html.",
+        "pairwise preferences (no RL), align a tiny language model with DPO on synthetic sentiment preferences, and "
+        "write figures, metrics and report.html.",
     )
     parser.add_argument("--size", type=int, default=defaults.size, help="grid side length (size*size states)")
     parser.add_argument("--horizon", type=int, default=defaults.horizon, help="expert horizon and demo length")
@@ -622,6 +702,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="expert episodes of the CartPole BC vs DAgger comparison (DAgger: one per round)")
     parser.add_argument("--preference-labels", type=int, default=defaults.preference_labels,
                         help="oracle labels (segment pairs) the Pendulum reward-from-preferences model is fitted on")
+    parser.add_argument("--dpo-prompts", type=int, default=defaults.dpo_prompts,
+                        help="prompts of the DPO step (4 sampled completions each, all pairs labelled)")
+    parser.add_argument("--lm-pretrain-steps", type=int, default=defaults.lm_pretrain_steps,
+                        help="pretraining steps of the DPO step's tiny language model")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -630,7 +714,8 @@ def run(args: argparse.Namespace) -> int:
     # validate everything before creating the run directory: bad options leave nothing behind
     config = DemoConfig(size=args.size, horizon=args.horizon, n_demos=args.n_demos, discount=args.discount,
                         seed=args.seed, deep_iterations=args.deep_iters, imitation_demos=args.imitation_demos,
-                        preference_labels=args.preference_labels)
+                        preference_labels=args.preference_labels, dpo_prompts=args.dpo_prompts,
+                        lm_pretrain_steps=args.lm_pretrain_steps)
     demo = run_demo(config, args.out, progress=not args.no_progress)
     print("\n".join(demo.summary))
     return 0

@@ -1,4 +1,5 @@
-"""DPO: loss values by hand, gradient signs, reference log-probs, a short run that learns, LoRA, bad input."""
+"""DPO: loss values by hand, gradient signs, length grouping (same numbers as one padded batch), reference log-probs,
+a short run that learns, LoRA, bad input."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from irlhf.core.errors import ValidationError
 from irlhf.data.text import TextPairs
 from irlhf.llm import dpo
 from irlhf.llm.logps import sequence_logps
+from irlhf.llm.reward import length_groups
 from irlhf.llm.tokenize import collate_pairs, encode_pairs, pad_id_of
 
 torch.set_num_threads(1)
@@ -114,6 +116,72 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValidationError, match="batch_size=0"):
         dpo.Config(batch_size=0)
     assert dpo.Config.from_dict(dpo.Config(beta=0.3).to_dict()).beta == 0.3
+
+
+# -- length groups: less padding, the same numbers --------------------------------------------------------------
+def uneven_pairs() -> TextPairs:
+    """Rows of very different lengths (3 to ~90 tokens), chosen and rejected of a pair too."""
+    return TextPairs(("the film was", "the plot was " * 6, "i", "the music was"),
+                     (" great", " great and i loved the music!" * 4, " loved", " great greatness" * 5),
+                     (" dull and awful" * 6, " dull", " awful", " dullness"))
+
+
+def test_grouped_logps_equal_one_padded_batch(tokenizer, make_model):
+    model = make_model(len(tokenizer))
+    chosen, rejected, _ = encode_pairs(tokenizer, uneven_pairs(), config(max_length=128).tokenize_options)
+    lengths = [len(e.input_ids) for e in chosen + rejected]
+    assert max(lengths) > 8 * min(lengths) and len(length_groups(lengths)) > 1  # the grouping does split them
+    with torch.no_grad():
+        plain = sequence_logps(model, collate_pairs(chosen, rejected, pad_id_of(tokenizer)))
+        grouped = dpo.grouped_logps(dpo.GroupedLogps(model), chosen + rejected, pad_id_of(tokenizer))
+    torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_step_has_the_loss_and_gradients_of_one_padded_batch(tokenizer, make_model):
+    chosen, rejected, _ = encode_pairs(tokenizer, uneven_pairs(), config(max_length=128).tokenize_options)
+    n, pad = len(chosen), pad_id_of(tokenizer)
+    ref = make_model(len(tokenizer), seed=1)  # a reference != the policy: the loss is not log 2, gradients not 0
+    with torch.no_grad():
+        ref_logps = sequence_logps(ref, collate_pairs(chosen, rejected, pad))
+
+    def step(grouped: bool):
+        model = make_model(len(tokenizer)).train()
+        if grouped:
+            logps = dpo.grouped_logps(dpo.GroupedLogps(model), chosen + rejected, pad)
+        else:
+            logps = sequence_logps(model, collate_pairs(chosen, rejected, pad))
+        losses, _, _ = dpo.loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], beta=0.5)
+        losses.mean().backward()
+        return losses.detach(), {k: p.grad for k, p in model.named_parameters()}
+
+    (plain_losses, plain_grads), (grouped_losses, grouped_grads) = step(False), step(True)
+    assert abs(float(plain_losses.mean()) - math.log(2)) > 1e-3
+    torch.testing.assert_close(grouped_losses, plain_losses, rtol=1e-5, atol=1e-5)
+    assert plain_grads.keys() == grouped_grads.keys()
+    for key, grad in plain_grads.items():
+        torch.testing.assert_close(grouped_grads[key], grad, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_train_step_matches_one_padded_batch(tokenizer, make_model):
+    data = uneven_pairs()
+    chosen, rejected, _ = encode_pairs(tokenizer, data, config(max_length=128).tokenize_options)
+    n, batch = len(chosen), collate_pairs(chosen, rejected, pad_id_of(tokenizer))
+    ref = make_model(len(tokenizer), seed=1)
+    result = dpo.train(make_model(len(tokenizer)), tokenizer, data, config(max_length=128, batch_size=n, max_steps=1),
+                       ref_model=ref)
+    with torch.no_grad():
+        ref_logps = sequence_logps(ref, batch)
+    torch.testing.assert_close(result.ref_chosen_logps, ref_logps[:n], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(result.ref_rejected_logps, ref_logps[n:], rtol=1e-5, atol=1e-5)
+    model = make_model(len(tokenizer)).train()
+    logps = sequence_logps(model, batch)
+    losses, _, _ = dpo.loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], beta=0.5)
+    losses.mean().backward()
+    grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
+    first = result.history[0]
+    assert first["loss"] == pytest.approx(float(losses.mean()), rel=1e-5)
+    assert first["grad_norm"] == pytest.approx(grad_norm, rel=1e-5)
+    assert first["logps/chosen"] == pytest.approx(float(logps[:n].mean()), rel=1e-5)
 
 
 # -- training ------------------------------------------------------------------------------------------------

@@ -14,8 +14,13 @@ The loop (``train``):
 
     tokenise every pair once ([BOS] prompt completion EOS, irlhf.llm.tokenize)
     reference log-probs log pi_ref(y_w|x), log pi_ref(y_l|x) of every row: ONE no-grad pass before training
-    for each global batch: one forward pass over chosen rows then rejected rows (collate_pairs) -> summed
-        completion log-probs -> per-row loss -> mean over the global batch -> AdamW step (clipped)
+        (all rows sorted by length, in batches of 2 batch_size rows)
+    for each global batch: one forward call over the chosen and rejected rows of its pairs (GroupedLogps) ->
+        summed completion log-probs -> per-row loss -> mean over the global batch -> AdamW step (clipped)
+
+Padding: the 2B rows of a local batch are split into groups of similar length (reward.length_groups), each padded
+only to its own longest row, and all groups go through the policy in ONE forward call (so DDP still sees one
+forward per backward): a padded token costs as much compute as a real one, and one long row no longer pads all 2B.
 
 Reference model: ``ref_model`` if given; else, for a peft (LoRA) model, the same model with its adapters disabled;
 else the initial policy itself. Because the reference log-probs are computed before the first update, the
@@ -28,27 +33,31 @@ copy and runs it every step).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
-from irlhf.llm.logps import sequence_logps
+from irlhf.llm.logps import completion_logps, forward_logits, sequence_logps
 from irlhf.llm.loop import (Runtime, adamw, check_finite_loss, global_batches, global_mean, make_runtime,
                             save_checkpoint, shard)
-from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate_pairs, encode_pairs, pad_id_of
+from irlhf.llm.reward import length_groups
+from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode_pairs, pad_id_of
 
-__all__ = ["LOSS_TYPES", "Config", "Result", "loss", "precompute_reference_logps", "evaluate", "train"]
+__all__ = ["LOSS_TYPES", "Config", "Result", "GroupedLogps", "grouped_logps", "loss", "precompute_reference_logps",
+           "evaluate", "train"]
 
 LOSS_TYPES = ("sigmoid", "robust", "hinge", "ipo")
 METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
@@ -200,16 +209,82 @@ class Result:
     steps: int
 
 
+# -- log-probs with less padding ---------------------------------------------------------------------------
+class GroupedLogps(nn.Module):
+    """Summed completion log-probs of several right-padded batches (length groups) in ONE ``forward`` call.
+
+    A module of its own so that multi-process training (DDP wraps this module) sees the whole step's computation
+    in one forward: every parameter is then reduced once per backward. ``model``: a causal LM or a peft model.
+    """
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor | Sequence[torch.Tensor],
+                attention_mask: torch.Tensor | Sequence[torch.Tensor],
+                completion_mask: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """input_ids, attention_mask, completion_mask (B, T) -> log pi(y | x) (B,) fp32; lists of such batches
+        (each padded to its own width) give their rows' values concatenated in list order."""
+        if isinstance(input_ids, torch.Tensor):
+            input_ids, attention_mask, completion_mask = [input_ids], [attention_mask], [completion_mask]
+        parts = []
+        for ids, mask, completion in zip(input_ids, attention_mask, completion_mask):
+            logits = forward_logits(self.model, {"input_ids": ids, "attention_mask": mask})
+            parts.append(completion_logps(logits, ids, completion).sum(-1))
+        return torch.cat(parts)
+
+
+def grouped_logps(module: Any, items: Sequence[Encoded], pad_id: int,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """log pi(y | x) of each encoded sequence, (N,) fp32 in the order given, in one call of ``module`` (a
+    ``GroupedLogps``, possibly DDP-wrapped): rows are padded in groups of similar length (reward.length_groups),
+    which gives the same values as one padded batch with fewer padded tokens."""
+    if not items:
+        raise ValidationError("grouped_logps: no sequences")
+    groups = length_groups([len(e.input_ids) for e in items])
+    batches = [collate([items[i] for i in group], pad_id) for group in groups]
+    logps = module(*([b[key].to(device) for b in batches]
+                     for key in ("input_ids", "attention_mask", "completion_mask")))
+    inverse = torch.as_tensor(np.argsort(np.concatenate(groups), kind="stable"), device=logps.device)
+    return logps[inverse]
+
+
+def _sorted_logps(model: Any, items: Sequence[Encoded], pad_id: int, rows_per_batch: int,
+                  rt: Runtime) -> torch.Tensor:
+    """No-grad log pi(y | x) of every row, (N,) fp32 in the order given: all rows sorted by length (little
+    padding) in batches of ``rows_per_batch``; each process computes every world-th batch, then a sum over
+    processes fills in the rest (each entry is computed by exactly one process)."""
+    order = np.argsort([len(e.input_ids) for e in items], kind="stable")
+    out = torch.zeros(len(items), dtype=torch.float32, device=rt.device)
+    for start in range(rt.rank * rows_per_batch, len(order), rt.world * rows_per_batch):
+        rows = order[start:start + rows_per_batch]
+        batch = collate([items[i] for i in rows], pad_id)
+        out[torch.as_tensor(rows, device=rt.device)] = sequence_logps(
+            model, {k: v.to(rt.device) for k, v in batch.items()})
+    return rt.sum(out)
+
+
 # -- reference log-probs, computed once --------------------------------------------------------------------
 def _is_peft(model: Any) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
 
-def _row_chunks(chosen: Sequence[Encoded], rejected: Sequence[Encoded], batch_size: int) -> list[np.ndarray]:
-    """Rows in batches of similar length (less padding), the same for any number of processes."""
-    lengths = np.array([max(len(c.input_ids), len(r.input_ids)) for c, r in zip(chosen, rejected)])
-    order = np.argsort(lengths, kind="stable")
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+@contextlib.contextmanager
+def _reference(ref_model: Any | None, model: Any) -> Iterator[Any]:
+    """The reference model to score with, in eval mode (no dropout); for a peft ``model`` without
+    ``ref_model``, ``model`` with its adapters disabled (base weights = the model before training)."""
+    reference = model if ref_model is None else ref_model
+    was_training = reference.training
+    reference.eval()
+    try:
+        if ref_model is None and _is_peft(model):
+            with model.disable_adapter():
+                yield model
+        else:
+            yield reference
+    finally:
+        reference.train(was_training)
 
 
 @torch.no_grad()
@@ -220,42 +295,29 @@ def precompute_reference_logps(ref_model: Any | None, model: Any, batches: Itera
     ``batches``: collate_pairs batches (rows :B chosen, B: rejected); results are concatenated in their order.
     The reference is ``ref_model`` if given; else, for a peft model, ``model`` with its adapters disabled; else
     ``model`` itself (call this before training: the initial policy is the reference, and no copy is needed).
+    (``train`` itself scores all rows sorted by length instead, with less padding.)
     """
-    reference = model if ref_model is None else ref_model
-    was_training = reference.training
-    reference.eval()  # no dropout in the reference
     chosen, rejected = [], []
-    try:
+    with _reference(ref_model, model) as reference:
         for batch in batches:
             batch = {k: v.to(device) if device is not None else v for k, v in batch.items()}
-            if ref_model is None and _is_peft(model):
-                with model.disable_adapter():  # base weights = the model before its adapters were trained
-                    logps = sequence_logps(model, batch)
-            else:
-                logps = sequence_logps(reference, batch)
+            logps = sequence_logps(reference, batch)
             half = len(logps) // 2
             chosen.append(logps[:half])
             rejected.append(logps[half:])
-    finally:
-        reference.train(was_training)
     if not chosen:
         raise ValidationError("precompute_reference_logps: no batches; expected at least one")
     return torch.cat(chosen), torch.cat(rejected)
 
 
+@torch.no_grad()
 def _reference_logps(ref_model: Any | None, model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
                      pad_id: int, batch_size: int, rt: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
-    """All rows' reference log-probs: each process computes every world-th length-sorted chunk, then a sum over
-    processes fills in the rest (each entry is computed by exactly one process)."""
-    ref_chosen = torch.zeros(len(chosen), dtype=torch.float32, device=rt.device)
-    ref_rejected = torch.zeros(len(chosen), dtype=torch.float32, device=rt.device)
-    mine = _row_chunks(chosen, rejected, batch_size)[rt.rank::rt.world]
-    if mine:
-        batches = (collate_pairs([chosen[i] for i in rows], [rejected[i] for i in rows], pad_id) for rows in mine)
-        values_c, values_r = precompute_reference_logps(ref_model, model, batches, rt.device)
-        index = torch.as_tensor(np.concatenate(mine), device=rt.device)
-        ref_chosen[index], ref_rejected[index] = values_c, values_r
-    return rt.sum(ref_chosen), rt.sum(ref_rejected)
+    """All rows' reference log-probs (chosen, rejected), computed once, in length-sorted batches of
+    2 batch_size rows (the rows of a training step), split over processes."""
+    with _reference(ref_model, model) as reference:
+        logps = _sorted_logps(reference, list(chosen) + list(rejected), pad_id, 2 * batch_size, rt)
+    return logps[:len(chosen)], logps[len(chosen):]
 
 
 # -- metrics -------------------------------------------------------------------------------------------------
@@ -273,21 +335,18 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
              ref_rejected: torch.Tensor, config: Config, pad_id: int, rt: Runtime | None = None) -> dict[str, float]:
     """Mean METRICS of the policy over encoded pairs, in eval mode (keys prefixed "eval/")."""
     rt = rt or make_runtime(config.device)
+    if isinstance(model, GroupedLogps):
+        model = model.model
     was_training = model.training
     model.eval()
-    sums = torch.zeros(len(METRICS), device=rt.device)
-    try:
-        for rows in _row_chunks(chosen, rejected, config.batch_size)[rt.rank::rt.world]:
-            batch = collate_pairs([chosen[i] for i in rows], [rejected[i] for i in rows], pad_id)
-            logps = sequence_logps(model, {k: v.to(rt.device) for k, v in batch.items()})
-            pc, pr = logps[:len(rows)], logps[len(rows):]
-            index = torch.as_tensor(rows, device=rt.device)
-            losses, cr, rr = loss(pc, pr, ref_chosen[index], ref_rejected[index], config.beta, config.loss_type,
-                                  config.label_smoothing, config.reference_free)
-            sums += _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses))
+    try:  # every row's log-prob, in length-sorted batches of 2 batch_size rows (little padding)
+        logps = _sorted_logps(model, list(chosen) + list(rejected), pad_id, 2 * config.batch_size, rt)
     finally:
         model.train(was_training)
-    means = rt.sum(sums) / len(chosen)
+    pc, pr = logps[:len(chosen)], logps[len(chosen):]
+    losses, cr, rr = loss(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), config.beta,
+                          config.loss_type, config.label_smoothing, config.reference_free)
+    means = _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses)) / len(chosen)
     return {f"eval/{name}": float(v) for name, v in zip(METRICS, means.tolist())}
 
 
@@ -328,8 +387,9 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
                     _reference_logps(ref_model, model, evaluation[0], evaluation[1], pad_id, config.batch_size, rt))
 
     model.train()
-    model, optimizer = rt.prepare(model, adamw(model, config.learning_rate, config.weight_decay))
-    params = [p for p in model.parameters() if p.requires_grad]
+    module = GroupedLogps(model)  # DDP wraps this: the whole step (all length groups) is one forward call
+    module, optimizer = rt.prepare(module, adamw(module, config.learning_rate, config.weight_decay))
+    params = [p for p in module.parameters() if p.requires_grad]
     steps_per_epoch = math.ceil(len(chosen) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
@@ -361,8 +421,9 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
             weight = torch.ones(len(rows), device=rt.device)
             if len(rows) == 0:  # a short last batch leaves this process no row: run one at weight 0 (DDP syncs)
                 rows, weight = global_rows[:1], torch.zeros(1, device=rt.device)
-            batch = collate_pairs([chosen[i] for i in rows], [rejected[i] for i in rows], pad_id)
-            logps = sequence_logps(model, {k: v.to(rt.device) for k, v in batch.items()})
+            # chosen and rejected rows of these pairs, in length groups, all in one forward call
+            logps = grouped_logps(module, [chosen[i] for i in rows] + [rejected[i] for i in rows], pad_id,
+                                  rt.device)
             policy_chosen, policy_rejected = logps[:len(rows)], logps[len(rows):]
             index = torch.as_tensor(rows, device=rt.device)
             losses, chosen_rewards, rejected_rewards = loss(
@@ -384,8 +445,8 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
             if bar is not None:
                 bar.update(1)
             if out is not None and config.save_steps and step % config.save_steps == 0 and rt.is_main:
-                save_checkpoint(rt.unwrap(model), tokenizer, out / f"step-{step}")
-        policy = rt.unwrap(model)
+                save_checkpoint(rt.unwrap(module).model, tokenizer, out / f"step-{step}")
+        policy = rt.unwrap(module).model
         if evaluation is not None:
             scores = evaluate(policy, evaluation[0], evaluation[1], eval_ref[0], eval_ref[1], config, pad_id, rt)
             log({"step": step, "epoch": step / steps_per_epoch, **scores})
