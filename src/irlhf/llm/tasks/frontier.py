@@ -157,8 +157,8 @@ def evaluate(policy: Any, ref: Any, tokenizer: Any, prompts: Sequence[str], n_sa
     rows = [p for p in prompts for _ in range(n_samples)]
     prompt_ids = ppo.encode_prompts(tokenizer, rows)
     batch = ppo.rollout(policy, tokenizer, rows, prompt_ids, true_reward, config, ref_model=ref, seed=seed)
-    kl = (batch.logps - batch.ref_logps).sum(-1).double().numpy()
-    scores = batch.scores.double().numpy()
+    kl = (batch.logps - batch.ref_logps).sum(-1).double().cpu().numpy()
+    scores = batch.scores.double().cpu().numpy()
     sem = float(np.sqrt(len(rows)))
     return {"reward": float(scores.mean()), "reward_sem": float(scores.std() / sem),
             "kl": float(kl.mean()), "kl_sem": float(kl.std() / sem)}
@@ -177,6 +177,7 @@ def run_seed(config: Config, seed: int, log: Callable[[str], None] = print) -> t
     torch.manual_seed(seed)
     tokenizer = sentiment.build_tokenizer()
     base = sentiment.make_model(tokenizer, seed=seed, n_layer=config.n_layer, n_embd=config.n_embd)
+    base.to("cuda" if torch.cuda.is_available() else "cpu")  # the trainers also pick a GPU when there is one
     corpus = sentiment.make_corpus(config.corpus_reviews, seed=10_000 + seed)
     stats, seconds = _timed(lambda: sentiment.pretrain(base, tokenizer, corpus, sentiment.PretrainConfig(
         steps=config.pretrain_steps, seed=seed, progress=config.progress)))

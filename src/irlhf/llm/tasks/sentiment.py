@@ -471,6 +471,8 @@ def pretrain(model: Any, tokenizer: Any, corpus: Sequence[str], config: Pretrain
     input_ids, attention_mask = encode_reviews(tokenizer, checked, min(config.max_length, max_positions))
     lengths = attention_mask.sum(dim=1)
     labels_all = input_ids.masked_fill(attention_mask == 0, -100)
+    device = next(model.parameters()).device  # train where the model is (a GPU if the caller moved it there)
+    input_ids, attention_mask, labels_all = input_ids.to(device), attention_mask.to(device), labels_all.to(device)
     rng = np.random.default_rng(config.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     steps = range(config.steps)
@@ -542,11 +544,13 @@ def _sample_batch(model: Any, rows: list[list[int]], max_new_tokens: int, temper
                   generator: torch.Generator, pad_id: int, eos_id: int) -> list[list[int]]:
     """Sample continuations of left-padded ``rows``; returns each row's new tokens up to (not incl.) <eos>."""
     width = max(len(row) for row in rows)
+    device = next(model.parameters()).device
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for k, row in enumerate(rows):
         input_ids[k, width - len(row):] = torch.tensor(row, dtype=torch.long)
         attention_mask[k, width - len(row):] = 1
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     # transformers 5 calls the KV cache argument and output "cache"; 4.x called them "past_key_values".
     cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -557,9 +561,9 @@ def _sample_batch(model: Any, rows: list[list[int]], max_new_tokens: int, temper
     for step in range(max_new_tokens):
         logits = output.logits[:, -1, :].float()
         if temperature == 0:
-            token = logits.argmax(dim=-1)
+            token = logits.argmax(dim=-1).cpu()
         else:
-            probabilities = torch.softmax(logits / temperature, dim=-1)
+            probabilities = torch.softmax(logits / temperature, dim=-1).cpu()  # the CPU generator: same draws anywhere
             token = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
         for k in torch.nonzero(~finished & (token != eos_id)).flatten().tolist():
             new_tokens[k].append(int(token[k]))
@@ -567,8 +571,8 @@ def _sample_batch(model: Any, rows: list[list[int]], max_new_tokens: int, temper
         if bool(finished.all()) or step == max_new_tokens - 1:
             break
         token = token.masked_fill(finished, pad_id)
-        attention_mask = torch.cat([attention_mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-        output = model(input_ids=token[:, None], attention_mask=attention_mask, position_ids=next_position,
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(rows), 1))], dim=1)
+        output = model(input_ids=token[:, None].to(device), attention_mask=attention_mask, position_ids=next_position,
                        use_cache=True, **{cache_name: getattr(output, cache_name)})
         next_position = next_position + 1
     return new_tokens
