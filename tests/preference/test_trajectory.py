@@ -162,3 +162,14 @@ def test_bad_input():
         T.train("CartPole-v1", oracle, T.Config(algo="sac", progress=False))
     with pytest.raises(ValidationError, match="labeller"):
         T.train("CartPole-v1", object(), T.Config(progress=False))
+
+
+def test_auto_normalization_scales_once_an_episode_end_is_labelled():
+    def prefs(mask_a):
+        seg = lambda mask: T.Segments(np.zeros((1, 3, 2)), np.zeros((1, 3), dtype=np.int64), np.zeros((1, 3)),
+                                      np.array([mask]))
+        return T.Preferences(seg(mask_a), seg([True, True, True]), np.array([1.0]), np.array([0]))
+
+    assert T._normalization("auto", prefs([True, True, True])) == "standard"  # no ends: the offset is arbitrary
+    assert T._normalization("auto", prefs([True, False, False])) == "scale"  # zero = "over" must stay zero
+    assert T._normalization("none", prefs([True, True, True])) == "none"

@@ -28,13 +28,15 @@ Details, with the paper's choices:
   standardised with statistics of the first labelled data; each member is fitted on its own bootstrap
   resample of the labelled pairs (seeded per member and round); L2 (weight decay) and dropout are options.
   The reward is the ensemble mean.
-- Normalisation: the reward given to the agent is rescaled over recent samples after every refit. The default
-  ``"scale"`` divides by the root mean square and keeps zero where it is: with padded episode ends, zero means
-  "the episode is over", and centring would make ending an episode look as good as an average step (a
-  CartPole agent learns to fall over: 10 steps). It divides by the RMS, not the std, because a CartPole model
-  learns about 90 +- 1 per live step, and std-scaling gave PPO rewards of ~90 whose value loss swamped its
-  clipped gradient. ``reward_normalization="standard"`` (the paper's choice) subtracts the mean and divides by
-  the std; ``"none"`` leaves the raw ensemble mean.
+- Normalisation: the reward given to the agent is rescaled over recent samples after every refit. Bradley-Terry
+  fixes only reward differences, so the level is a choice. ``"scale"`` divides by the root mean square and keeps
+  zero where it is: with padded episode ends, zero means "the episode is over", and centring would make ending
+  an episode look as good as an average step (a CartPole agent learns to fall over: 10 steps). It divides by
+  the RMS, not the std, because a CartPole model learns about 90 +- 1 per live step, and std-scaling gave PPO
+  rewards of ~90 whose value loss swamped its clipped gradient. ``"standard"`` (the paper's choice) subtracts
+  the mean and divides by the std: right when episodes never end, where the offset is arbitrary. The default
+  ``"auto"`` picks ``"scale"`` once any labelled segment contains an episode's end, else ``"standard"``;
+  ``"none"`` leaves the raw ensemble mean.
 - Queries (``select_disagreement``): the variance over members of P_m(a > b) (the paper used the variance of
   the members' predictions); ``selection="random"`` is the ablation.
 - Schedule (``label_schedule``): the labels asked at round r are proportional to tau / (T_r + tau) (the paper:
@@ -75,7 +77,7 @@ __all__ = ["Config", "Result", "Segments", "Preferences", "RewardModel", "sample
            "label_schedule", "select_disagreement", "select_random", "preference_probabilities", "segment_loss",
            "fit_reward", "train", "save_reward_model", "load_reward_model"]
 
-NORMALIZATIONS = ("scale", "standard", "none")
+NORMALIZATIONS = ("auto", "scale", "standard", "none")
 SELECTIONS = ("disagreement", "random")
 FORMAT = "irlhf.trajectory_reward"
 VERSION = "1"
@@ -95,7 +97,7 @@ class Config(BaseConfig):
     recent agent episodes kept to cut segments from.
     reward_hidden_sizes [(64, 64)], reward_activation ["relu"], reward_lr [1e-3], reward_epochs [30]
     (passes over each member's bootstrap sample per refit), reward_batch_size [64] (pairs),
-    reward_weight_decay [1e-4] (L2), reward_dropout [0.0], reward_normalization ["scale"] (see module doc),
+    reward_weight_decay [1e-4] (L2), reward_dropout [0.0], reward_normalization ["auto"] (see module doc),
     normalization_samples [5000] (recent (s, a) samples for the normalisation statistics).
     algo ["ppo"]: "ppo", "sac" (Box actions) or "dqn" (Discrete).  rl_kwargs [{}]: overrides of the SB3
     hyperparameters (``irlhf.rl.sb3.make_model``).  seed [0].  progress [True]: a tqdm bar over timesteps.
@@ -119,7 +121,7 @@ class Config(BaseConfig):
     reward_batch_size: int = 64
     reward_weight_decay: float = 1e-4
     reward_dropout: float = 0.0
-    reward_normalization: str = "scale"
+    reward_normalization: str = "auto"
     normalization_samples: int = 5000
     algo: str = "ppo"
     rl_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -395,6 +397,15 @@ class RewardModel(nn.Module):
         self.out_scale.fill_(max(spread, 1e-6))
 
 
+def _normalization(mode: str, data: Preferences) -> str:
+    """"auto": "scale" once a labelled segment holds an episode's end (zero then means "over" and must stay
+    zero), else "standard" (without terminations the reward's offset is arbitrary: centre it)."""
+    if mode != "auto":
+        return mode
+    ended = not (data.segments_a.mask.all() and data.segments_b.mask.all())
+    return "scale" if ended else "standard"
+
+
 def preference_probabilities(returns_a: torch.Tensor, returns_b: torch.Tensor) -> torch.Tensor:
     """P(a > b) = sigma(R_a - R_b), elementwise."""
     return torch.sigmoid(torch.as_tensor(returns_a) - torch.as_tensor(returns_b))
@@ -601,7 +612,8 @@ def _train(env_id: str, labeller: Any, config: Config | None) -> Result:
                 predicted = reward.segment_returns(both).mean(dim=0).numpy()
                 obs, acts = both.obs[both.mask], both.acts[both.mask]
                 sel = rng.permutation(len(obs))[:config.normalization_samples]
-                reward.set_normalization(obs[sel], acts[sel], config.reward_normalization)
+                reward.set_normalization(obs[sel], acts[sel], _normalization(config.reward_normalization,
+                                                                              state["data"]))
             row["reward_correlation"] = _correlation(predicted, both.returns())
         data = state["data"]
         row.update(queries=state["queries"], labels=0 if data is None else len(data), mean_true_return=mean_return)
