@@ -149,3 +149,32 @@ def test_bf16_model_logps_close_to_fp32(tokenizer, make_model):
     half = sequence_logps(make_model(len(tokenizer), seed=3, dtype=torch.bfloat16), batch)
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, full, rtol=0.05, atol=0.5)
+
+
+def test_head_at_completion_positions_equals_full_logits_with_gradients(tokenizer, make_model):
+    from irlhf.llm.logps import backbone_and_head, completion_logps, forward_logits
+
+    model = make_model(len(tokenizer), seed=5).train()
+    assert backbone_and_head(model) is not None
+    items = [encode(tokenizer, "the film", " was great and i loved it"), encode(tokenizer, "the acting was", " dull")]
+    batch = collate(items, pad_id_of(tokenizer))
+    fast = sequence_logps(model, batch, chunk_size=3)  # several chunks
+    fast.sum().backward()
+    fast_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    full = completion_logps(forward_logits(model, batch), batch["input_ids"], batch["completion_mask"]).sum(-1)
+    full.sum().backward()
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+    for a, p in zip(fast_grads, model.parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_models_with_transformed_logits_use_their_own_forward(tokenizer, make_model):
+    from irlhf.llm.logps import backbone_and_head
+
+    model = make_model(len(tokenizer))
+    model.config.final_logit_softcapping = 30.0  # e.g. Gemma 2: logits are not lm_head(hidden)
+    assert backbone_and_head(model) is None
+    batch = collate([encode(tokenizer, "the film", " was great")], 0)
+    assert sequence_logps(model, batch).shape == (1,)
+    model.config.final_logit_softcapping = None

@@ -50,7 +50,7 @@ from torch import nn
 from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
-from irlhf.llm.logps import completion_logps, forward_logits, sequence_logps
+from irlhf.llm.logps import sequence_logps
 from irlhf.llm.loop import (Runtime, adamw, check_finite_loss, global_batches, global_mean, make_runtime,
                             save_checkpoint, shard)
 from irlhf.llm.reward import length_groups
@@ -230,8 +230,8 @@ class GroupedLogps(nn.Module):
             input_ids, attention_mask, completion_mask = [input_ids], [attention_mask], [completion_mask]
         parts = []
         for ids, mask, completion in zip(input_ids, attention_mask, completion_mask):
-            logits = forward_logits(self.model, {"input_ids": ids, "attention_mask": mask})
-            parts.append(completion_logps(logits, ids, completion).sum(-1))
+            parts.append(sequence_logps(self.model, {"input_ids": ids, "attention_mask": mask,
+                                                     "completion_mask": completion}))
         return torch.cat(parts)
 
 

@@ -6,6 +6,12 @@ the model's dtype, and only at completion positions, in chunks of ``chunk_size``
 logits are never copied to fp32 all at once (with gradients, each chunk's fp32 copy is recomputed in the
 backward pass instead of kept).
 
+``sequence_logps`` goes further when it can: for a standard Hugging Face causal LM (logits = lm_head(final
+hidden state), no soft-capping or scaling) it runs the backbone, gathers the hidden states of the positions
+that predict completion tokens, and applies the LM head there only, chunk by chunk (recomputed in the backward
+pass): the (B, T, vocabulary) logits of prompts and padding are never made. Other models go through their own
+forward and the full logits.
+
     batch = collate_pairs(chosen, rejected, pad_id)      # irlhf.llm.tokenize
     logps = sequence_logps(model, batch)                 # (2B,) fp32; [:B] chosen, [B:] rejected
 """
@@ -66,15 +72,60 @@ def forward_logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
 
 
+# config fields of models whose logits are not just lm_head(hidden): those take the full-logits path
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def backbone_and_head(model: Any) -> tuple[Any, Any] | None:
+    """(backbone, lm_head) with logits = lm_head(backbone(...).last_hidden_state), or None if ``model`` is not
+    such a Hugging Face causal LM (peft wrappers are looked through: their adapters live inside the modules)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_head = getattr(inner, "get_output_embeddings", None)
+    prefix = getattr(inner, "base_model_prefix", None)
+    head = get_head() if callable(get_head) else None
+    backbone = getattr(inner, prefix, None) if isinstance(prefix, str) and prefix else None
+    config = getattr(inner, "config", None)
+    if head is None or backbone is None or backbone is inner or not isinstance(head, torch.nn.Linear):
+        return None
+    if any(getattr(config, name, None) not in (None, 1.0, 0.0) for name in _LOGIT_TRANSFORMS):
+        return None
+    return backbone, head
+
+
+def _head_logps(hidden: torch.Tensor, labels: torch.Tensor, head: Any, temperature: float) -> torch.Tensor:
+    return _chunk_logps(head(hidden), labels, temperature)
+
+
 def sequence_logps(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
                    chunk_size: int = 1024) -> torch.Tensor:
     """Summed completion log-probs log pi(y | x), (B,) fp32, one forward pass over the whole batch.
 
     ``batch``: input_ids (B, T), attention_mask (B, T), completion_mask (B, T) as made by
-    ``irlhf.llm.tokenize.collate`` / ``collate_pairs``.
+    ``irlhf.llm.tokenize.collate`` / ``collate_pairs``. The LM head runs at completion positions only when the
+    model allows it (``backbone_and_head``); the result is the same either way up to float rounding.
     """
     missing = [k for k in ("input_ids", "attention_mask", "completion_mask") if k not in batch]
     if missing:
         raise ValidationError(f"sequence_logps: batch lacks {missing}; make it with irlhf.llm.tokenize.collate")
-    logits = forward_logits(model, batch)
-    return completion_logps(logits, batch["input_ids"], batch["completion_mask"], temperature, chunk_size).sum(-1)
+    if not temperature > 0:
+        raise ValidationError(f"temperature={temperature!r}: expected > 0")
+    parts = backbone_and_head(model)
+    input_ids, completion_mask = batch["input_ids"], batch["completion_mask"]
+    if parts is None:
+        logits = forward_logits(model, batch)
+        return completion_logps(logits, input_ids, completion_mask, temperature, chunk_size).sum(-1)
+    backbone, head = parts
+    hidden = backbone(input_ids=input_ids, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+    mask = completion_mask.bool().clone()
+    mask[:, 0] = False  # the first token has no prediction
+    rows, cols = mask.nonzero(as_tuple=True)
+    states, labels = hidden[rows, cols - 1], input_ids[rows, cols]
+    values = []
+    for start in range(0, len(labels), chunk_size):
+        piece, target = states[start:start + chunk_size], labels[start:start + chunk_size]
+        if piece.requires_grad:  # keep the hidden chunk for backward, not its (chunk, vocabulary) logits
+            values.append(checkpoint(_head_logps, piece, target, head, temperature, use_reentrant=False))
+        else:
+            values.append(_head_logps(piece, target, head, temperature))
+    flat = torch.cat(values) if values else hidden.new_zeros(0, dtype=torch.float32)
+    return torch.zeros(len(input_ids), dtype=torch.float32, device=flat.device).index_add(0, rows, flat)
