@@ -114,15 +114,12 @@ def global_mean(local_sum: torch.Tensor, global_size: int, runtime: Runtime) -> 
 
 
 def adamw(model: Any, learning_rate: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters (LoRA adapters only, when the model has them); the fused kernel where
-    torch has one for these parameters (one pass per step, no foreach temporaries of the parameters' size)."""
+    """AdamW over the trainable parameters (LoRA adapters only, when the model has them). torch's default
+    (foreach) kernel: the fused CPU kernel measured slower here (DPO tiny 114 vs 126 pairs/s) and saved no memory."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValidationError("the model has no trainable parameters")
-    try:
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, ValueError, TypeError):  # a device or dtype without the fused kernel
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
 
 
 @contextlib.contextmanager
