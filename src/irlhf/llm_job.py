@@ -343,7 +343,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s = add_job(actions, "sentiment", run_sentiment_command,
-                help="the synthetic sentiment task: DPO vs PPO reward-KL frontier (minutes; --quick: about one)")
+                help="the synthetic sentiment task: DPO vs PPO reward-KL frontier (minutes; --quick: under one)")
     s.add_argument("--quick", action="store_true", help="one small seed: a smoke run, not a result")
     s.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: --seed)")
     s.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
