@@ -5,9 +5,11 @@ environment; irlhf is not imported here::
 
     benchmarks/.venv-imitation/bin/python benchmarks/imitation_prefs_baseline.py --jobs jobs.json
 
-``jobs.json`` (the caller reads ``ppo_kwargs`` / ``n_envs`` from ``irlhf.rl.sb3.hyperparams(env, "ppo")``)::
+``jobs.json`` (the caller reads ``<algo>_kwargs`` / ``n_envs`` from ``irlhf.rl.sb3.hyperparams(env, algo)``;
+``algo`` is ``"ppo"`` (default) or ``"sac"``, which reads ``"sac_kwargs"`` instead, e.g. Pendulum-v1:
+``"n_envs": 1, "algo": "sac", "sac_kwargs": {"learning_rate": 0.001}, "relabel": "imitation"``)::
 
-    {"threads": 1, "n_envs": 8,
+    {"threads": 1, "n_envs": 8, "algo": "ppo",
      "ppo_kwargs": {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
                     "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2"},
      "fragment_length": 25, "rounds": 10, "initial_comparison_frac": 0.25, "schedule_tau": 0.1,
@@ -19,7 +21,10 @@ environment; irlhf is not imported here::
 
 Per job (as in imitation's preference-comparisons tutorial, with our benchmark's settings where a knob exists):
 
-* env: ``imitation.util.util.make_vec_env(env, n_envs, rng=default_rng(seed))`` (DummyVecEnv). imitation refuses
+* env: ``imitation.util.util.make_vec_env(env, n_envs, rng=default_rng(seed))`` (DummyVecEnv). Envs that never
+  terminate (``NATIVE_FIXED_HORIZON``: Pendulum-v1, 200-step TimeLimit only) already have the fixed horizon
+  imitation requires: they are used as they are, no wrapper and no seals port (record: ``horizon="native"``).
+  For the others, imitation refuses
   variable-horizon episodes unless told otherwise, and in CartPole-v1 every 25-step fragment *inside* an
   episode earns exactly 25, so all labels would be ties. ``horizon="absorb"`` (default; what
   ``pref_label_efficiency.py`` passes) means "fixed horizon, as imitation's docs and benchmarks do it": where
@@ -47,6 +52,22 @@ Per job (as in imitation's preference-comparisons tutorial, with our benchmark's
   the WHOLE run (a closure over ``num_timesteps``), because imitation calls ``learn()`` once per iteration with
   ``reset_num_timesteps=False`` and SB3's own progress would restart each iteration.
   ``AgentTrainer(agent, net, venv, exploration_frac)``.
+* agent, ``algo="sac"`` (Box actions; Pendulum-v1): SB3 ``SAC("MlpPolicy", venv, seed=seed, device="cpu",
+  **sac_kwargs)`` (irlhf's Pendulum setting: SB3 defaults but learning_rate 1e-3, 1 env), in the same
+  ``AgentTrainer``. The agent trains on ``RewardVecEnvWrapper``'s rewards, i.e. the reward net AT COLLECTION
+  TIME; imitation's ``PreferenceComparisons`` itself never touches an off-policy agent's replay buffer after a
+  refit. What imitation offers for that is ``ReplayBufferRewardWrapper`` (``replay_buffer_class``), which its
+  ``train_preference_comparisons`` script always installs for off-policy agents (``rl`` ingredient,
+  ``_maybe_add_relabel_buffer``, reward ``predict_processed(update_stats=False)``): every sampled SAC batch is
+  relabelled with the CURRENT reward net, so stale rewards are never used (irlhf instead rewrites the stored
+  rewards after each refit, as PEBBLE does; between refits both use the same net, so the effect matches).
+  ``relabel`` in the job file: ``"imitation"`` (default; what the caller passes) is exactly that script's
+  setting. Caveat, found in SB3 2.2.1's ``OffPolicyAlgorithm._sample_action``: SAC's buffer stores actions
+  SCALED to [-1, 1], and imitation's wrapper hands them to the reward net as they are, while the net was fit
+  on env actions (Pendulum: [-2, 2], halved in relabelling; Pendulum's true reward depends little on the
+  action, -0.001 u^2, but the net's action input is still off by 2x); irlhf unscales before relabelling.
+  ``"unscaled"`` does the same with the actions unscaled to the env bounds first (not imitation's behaviour;
+  for a diagnosis), ``"none"``: no relabelling (collection-time rewards only, the plain ``AgentTrainer``).
 * ``PreferenceComparisons(..., num_iterations=rounds - 1, fragment_length, transition_oversampling=1,
   initial_comparison_frac, initial_epoch_multiplier, comparison_queue_size,
   query_schedule=lambda t: tau / (t + tau))`` (irlhf's label rate tau / (T + tau), T as a fraction of
@@ -72,9 +93,16 @@ reward loss 10.5, accuracy 0.47). No setting tried here beats a random policy at
 Output ``out`` (.npz): the final PPO actor ``W0, b0, W1, b1, ...`` (mlp_extractor.policy_net linear layers, then
 action_net; tanh hidden layers; torch layout (out, in)) and ``check_obs`` / ``check_acts``: up to 256
 observations from the labelled fragments and ``agent.policy.predict(obs, deterministic=True)`` on them.
+SAC: ``W0, b0, ...`` are ``actor.latent_pi``'s linear layers (ReLU) then ``actor.mu``, plus ``low`` / ``high``
+(the action bounds); the deterministic action is ``low + (tanh(mu(latent_pi(obs))) + 1) / 2 * (high - low)``
+(SB3 2.2.1: squashed Gaussian mode, then ``unscale_action``; FlattenExtractor, no observation normalisation;
+gSDE is refused). ``check_obs`` are up to 512 observations drawn from both sides of the labelled pairs, and
+the numpy rebuild (``sac_numpy_actions``) is asserted here to match ``model.predict(obs, deterministic=True)``
+within 1e-5 (record: ``check_max_abs_diff``).
 
 Exactly one JSON line is printed to stdout (imitation's own prints go to stderr): versions and one record per
-job with ``seconds`` (wall, building + training, perf_counter), ``cpu_seconds``, ``agent_timesteps``,
+job with ``seconds`` (wall, building + training, perf_counter), ``cpu_seconds``, ``algo``, ``relabel`` (SAC),
+``agent_timesteps``,
 ``comparisons`` (the dataset size), the final reward loss / accuracy and ``out``.
 """
 
@@ -82,6 +110,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import importlib.metadata as md
 import json
 import logging
@@ -93,6 +122,7 @@ import warnings
 import numpy as np
 import torch as th
 from imitation_bc_baseline import export  # this directory is on sys.path when run as a script
+from stable_baselines3.common.torch_layers import FlattenExtractor
 
 
 def schedule(value, holder: dict, total: int):
@@ -133,11 +163,13 @@ def zero_safe_parts():
 # ``seals_cartpole`` config): never terminate, TimeLimit of the original's max_episode_steps, same spaces and
 # dynamics; CartPole's reward is 1 while the pole and cart are within the original's termination thresholds.
 SEALS_FIXED_HORIZON = {"CartPole-v1": "seals/CartPole-v0", "MountainCar-v0": "seals/MountainCar-v0"}
+# Gymnasium envs that never terminate (only their TimeLimit truncates), i.e. already fixed-horizon.
+NATIVE_FIXED_HORIZON = {"Pendulum-v1"}
 HORIZONS = ("absorb", "absorb_wrapper", "variable")
 
 
 def make_venv(cfg: dict, job: dict, rng):
-    """(venv, horizon actually used: "seals" / "absorb_wrapper" / "variable", env id imitation trains on)."""
+    """(venv, horizon actually used: "native" / "seals" / "absorb_wrapper" / "variable", env id trained on)."""
     import gymnasium as gym
     from imitation.util.util import make_vec_env
 
@@ -145,8 +177,10 @@ def make_venv(cfg: dict, job: dict, rng):
     if horizon not in HORIZONS:
         raise ValueError(f"horizon={horizon!r}: expected one of {HORIZONS}")
     env_id, post = job["env"], None
-    if horizon == "absorb" and env_id in SEALS_FIXED_HORIZON:
-        import seals  # noqa: F401  (registers the seals/... ids)
+    if horizon == "absorb" and env_id in NATIVE_FIXED_HORIZON:
+        horizon = "native"  # never terminates: fixed horizon as is, no wrapper, no seals port
+    elif horizon == "absorb" and env_id in SEALS_FIXED_HORIZON:
+        importlib.import_module("seals")  # registers the seals/... ids
 
         horizon, env_id = "seals", SEALS_FIXED_HORIZON[env_id]
     elif horizon in ("absorb", "absorb_wrapper"):
@@ -158,6 +192,69 @@ def make_venv(cfg: dict, job: dict, rng):
             raise ValueError(f"{env_id}: no max_episode_steps, cannot fix the horizon")
         post = [lambda env, _i: gym.wrappers.TimeLimit(AbsorbAfterDoneWrapper(env), steps)]
     return make_vec_env(env_id, n_envs=int(cfg["n_envs"]), rng=rng, post_wrappers=post), horizon, env_id
+
+
+def sac_numpy_actions(arrays: dict, obs: np.ndarray) -> np.ndarray:
+    """The deterministic SAC action rebuilt in numpy from ``export_sac``'s arrays: ReLU MLP (latent_pi), linear
+    mu, tanh, then unscaled from [-1, 1] to [low, high] (SB3 2.2.1 ``SACPolicy.predict``, no obs normalisation)."""
+    n = sum(1 for k in arrays if k.startswith("W"))
+    h = np.asarray(obs, dtype=np.float64)
+    for i in range(n):
+        h = h @ np.asarray(arrays[f"W{i}"], dtype=np.float64).T + arrays[f"b{i}"]
+        if i < n - 1:
+            h = np.maximum(h, 0.0)
+    low, high = np.asarray(arrays["low"], np.float64), np.asarray(arrays["high"], np.float64)
+    return low + 0.5 * (np.tanh(h) + 1.0) * (high - low)
+
+
+def export_sac(model, path: str, obs: np.ndarray) -> float:
+    """Save the SAC actor (``actor.latent_pi`` Linear layers then ``actor.mu``; torch layout (out, in)), the
+    action bounds and ``model.predict(obs, deterministic=True)`` on ``obs``; assert that the numpy rebuild
+    matches predict (max abs difference < 1e-5) and return that difference."""
+    actor = model.policy.actor
+    if actor.use_sde or not isinstance(actor.features_extractor, FlattenExtractor):
+        raise ValueError("only the default SAC actor (no gSDE, FlattenExtractor) is exported")
+    acts_fn = [m for m in actor.latent_pi if not isinstance(m, th.nn.Linear)]
+    if any(not isinstance(m, th.nn.ReLU) for m in acts_fn):
+        raise ValueError(f"SAC latent_pi activations {acts_fn}: only ReLU is rebuilt")
+    layers = [m for m in actor.latent_pi if isinstance(m, th.nn.Linear)] + [actor.mu]
+    arrays = {}
+    for i, layer in enumerate(layers):
+        arrays[f"W{i}"] = layer.weight.detach().cpu().numpy()
+        arrays[f"b{i}"] = layer.bias.detach().cpu().numpy()
+    arrays["low"], arrays["high"] = model.action_space.low, model.action_space.high
+    acts, _ = model.predict(obs, deterministic=True)
+    diff = float(np.max(np.abs(sac_numpy_actions(arrays, obs) - acts)))
+    assert diff < 1e-5, f"numpy SAC actor differs from predict(deterministic=True) by {diff}"
+    np.savez(path, check_obs=obs, check_acts=np.asarray(acts), **arrays)
+    return diff
+
+
+RELABELS = ("imitation", "unscaled", "none")
+
+
+def make_sac(cfg: dict, venv, net, seed: int, holder: dict, total: int):
+    """SB3 SAC with imitation's replay-buffer relabelling (see the module docstring, ``relabel``)."""
+    from imitation.policies.replay_buffer_wrapper import ReplayBufferRewardWrapper
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    relabel = cfg.get("relabel", "imitation")
+    if relabel not in RELABELS:
+        raise ValueError(f"relabel={relabel!r}: expected one of {RELABELS}")
+    kwargs = {k: schedule(v, holder, total) for k, v in cfg["sac_kwargs"].items()}
+    if relabel != "none":
+        low, high = venv.action_space.low, venv.action_space.high
+
+        def reward_fn(state, action, next_state, done):
+            if relabel == "unscaled":  # SAC's buffer holds actions scaled to [-1, 1]; the net was fit on env actions
+                action = low + 0.5 * (action + 1.0) * (high - low)
+            return net.predict_processed(state, action, next_state, done, update_stats=False)
+
+        # as imitation's train_preference_comparisons script (rl ingredient, _maybe_add_relabel_buffer) does
+        kwargs.update(replay_buffer_class=ReplayBufferRewardWrapper,
+                      replay_buffer_kwargs={"replay_buffer_class": ReplayBuffer, "reward_fn": reward_fn})
+    return SAC("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **kwargs), relabel
 
 
 def run(job: dict, cfg: dict, logger) -> dict:
@@ -174,8 +271,13 @@ def run(job: dict, cfg: dict, logger) -> dict:
     th.manual_seed(seed)
     rng = np.random.default_rng(seed)
     venv, horizon, train_env = make_venv(cfg, job, rng)
-    if not isinstance(venv.action_space, spaces.Discrete):
-        raise ValueError(f"{job['env']}: only Discrete action spaces are exported (argmax actor)")
+    algo = cfg.get("algo", "ppo")
+    if algo == "ppo" and not isinstance(venv.action_space, spaces.Discrete):
+        raise ValueError(f"{job['env']}: PPO is only exported for Discrete action spaces (argmax actor)")
+    if algo == "sac" and not isinstance(venv.action_space, spaces.Box):
+        raise ValueError(f"{job['env']}: SAC needs a Box action space")
+    if algo not in ("ppo", "sac"):
+        raise ValueError(f"algo={algo!r}: expected 'ppo' or 'sac'")
     net = BasicRewardNet(venv.observation_space, venv.action_space,
                          hid_sizes=tuple(cfg["reward_hidden_sizes"]), normalize_input_layer=RunningNorm)
     output_norm = cfg.get("reward_output_norm", "running")
@@ -191,8 +293,12 @@ def run(job: dict, cfg: dict, logger) -> dict:
     fragmenter = Fragmenter(warning_threshold=0, rng=rng)
     gatherer = Gatherer(temperature=float(cfg["temperature"]), sample=False, rng=rng)
     holder: dict = {}
-    ppo_kwargs = {k: schedule(v, holder, total) for k, v in cfg["ppo_kwargs"].items()}
-    agent = PPO("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **ppo_kwargs)
+    relabel = None
+    if algo == "sac":
+        agent, relabel = make_sac(cfg, venv, net, seed, holder, total)
+    else:
+        ppo_kwargs = {k: schedule(v, holder, total) for k, v in cfg["ppo_kwargs"].items()}
+        agent = PPO("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **ppo_kwargs)
     holder["agent"] = agent
     generator = pc.AgentTrainer(algorithm=agent, reward_fn=net, venv=venv,
                                 exploration_frac=float(cfg["exploration_frac"]), rng=rng)
@@ -208,10 +314,16 @@ def run(job: dict, cfg: dict, logger) -> dict:
     prefs.dataset = Dataset(max_size=prefs.dataset.max_size)
     with contextlib.redirect_stdout(sys.stderr):  # "Query schedule: [...]"
         metrics = prefs.train(total_timesteps=total * (rounds - 1) // rounds, total_comparisons=n_comp)
-    obs = np.concatenate([f.obs for f in prefs.dataset.fragments1])[:256].astype(np.float32)
-    export(agent.policy, job["out"], obs)  # actor weights + check predictions, as for the BC baseline
+    obs = np.concatenate([f.obs for f in [*prefs.dataset.fragments1, *prefs.dataset.fragments2]])
+    check_diff = None
+    if algo == "sac":
+        obs = obs[np.random.default_rng(seed).permutation(len(obs))[:512]].astype(np.float32)
+        check_diff = export_sac(agent, job["out"], obs)  # asserts the numpy rebuild matches predict()
+    else:
+        export(agent.policy, job["out"], obs[:256].astype(np.float32))  # as for the BC baseline
     venv.close()
-    return {"env": job["env"], "seed": seed, "total_timesteps": total, "total_comparisons": n_comp,
+    return {"env": job["env"], "algo": algo, "relabel": relabel, "check_max_abs_diff": check_diff,
+            "seed": seed, "total_timesteps": total, "total_comparisons": n_comp,
             "agent_timesteps": int(agent.num_timesteps), "comparisons": len(prefs.dataset), "horizon": horizon,
             "train_env": train_env, "reward_output_norm": output_norm,
             "reward_loss": float(metrics["reward_loss"]), "reward_accuracy": float(metrics["reward_accuracy"]),

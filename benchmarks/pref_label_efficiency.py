@@ -15,14 +15,20 @@ Smoke run (minutes; not a result):         python benchmarks/pref_label_efficien
   (--quick: 1 seed, labels 50 and 200, 8_000 CartPole / 3_000 Pendulum timesteps, 5 evaluation episodes)
 
 --with-imitation adds the ``imitation`` library's preference comparisons at the same budgets and seeds (PPO
-envs with Discrete actions, i.e. CartPole-v1; others are skipped with a note), after irlhf's runs: per env one
-subprocess of ``benchmarks/imitation_prefs_baseline.py`` in its own venv (``setup_imitation_venv.sh``; its
-import time is paid once) trains every (labels, seed) one after the other, with the same SB3 PPO
-hyperparameters (``irlhf.rl.sb3.hyperparams``, n_envs included), timesteps, segment length, number of rounds,
-initial label share, label-rate schedule and reward-net width as irlhf, a noiseless oracle (temperature 0) and
-imitation's own reward-training defaults; see that file for the mapping and what could not be matched. Its
-final PPO actors are exported, rebuilt here (argmax of a numpy MLP, checked against imitation's own
-``predict(deterministic=True)``) and scored with the same ``evaluate`` and seeds. The table then gains an
+on Discrete actions, i.e. CartPole-v1, and SAC on Box actions, i.e. Pendulum-v1; others are skipped with a
+note), after irlhf's runs: per env one subprocess of ``benchmarks/imitation_prefs_baseline.py`` in its own venv
+(``setup_imitation_venv.sh``; its import time is paid once) trains every (labels, seed) one after the other,
+with the same SB3 algorithm and hyperparameters (``irlhf.rl.sb3.hyperparams``, n_envs included), timesteps,
+segment length, number of rounds, initial label share, label-rate schedule and reward-net width as irlhf, a
+noiseless oracle (temperature 0) and imitation's own reward-training defaults; see that file for the mapping
+and what could not be matched. Pendulum-v1 never terminates (200-step TimeLimit), so it meets imitation's
+fixed-horizon requirement as it is (no wrapper, no seals port). For SAC, imitation relabels each sampled replay
+batch with the current reward net (its ``ReplayBufferRewardWrapper``, as its own script sets up; irlhf
+rewrites the buffer after each refit instead), but feeds the net SAC's [-1, 1]-scaled buffer actions (see that
+file). The final actors are exported, rebuilt here in numpy (PPO: argmax of an MLP, agreement with imitation's
+own ``predict(deterministic=True)`` recorded; SAC: tanh(mu(latent_pi(obs))) unscaled to the action bounds,
+max abs difference from ``predict`` asserted < 1e-5 there and here) and scored with the same ``evaluate``
+and seeds. The table then gains an
 "imitation preference_comparisons" row per budget and a column of wall seconds per run (irlhf's runs go two at
 a time on ``--workers`` processes, imitation's one at a time: compare ``cpu_seconds`` in the JSON too).
 
@@ -83,16 +89,18 @@ def run_job(job: tuple) -> dict:
     return row
 
 
-def imitation_jobs_config(env_id: str, timesteps: int, labels: list, seeds: list, out_dir: Path) -> dict:
+def imitation_jobs_config(env_id: str, algo: str, timesteps: int, labels: list, seeds: list, out_dir: Path) -> dict:
     """The job file of ``imitation_prefs_baseline.py`` for one env: irlhf's settings where imitation has the knob."""
     from irlhf.preference import trajectory
     from irlhf.rl.sb3 import hyperparams
 
     defaults = trajectory.Config()
-    ppo = hyperparams(env_id, "ppo")
-    ppo.pop("n_timesteps")
-    n_envs = ppo.pop("n_envs")
-    return {"threads": 1, "n_envs": n_envs, "ppo_kwargs": ppo,
+    rl = hyperparams(env_id, algo)
+    rl.pop("n_timesteps")
+    n_envs = rl.pop("n_envs")
+    return {"threads": 1, "n_envs": n_envs, "algo": algo, f"{algo}_kwargs": rl,
+            # SAC: imitation's own replay-buffer relabelling (ReplayBufferRewardWrapper), as its script does
+            **({"relabel": "imitation"} if algo == "sac" else {}),
             "fragment_length": defaults.segment_length, "rounds": defaults.rounds,
             "initial_comparison_frac": defaults.initial_label_fraction, "schedule_tau": defaults.schedule_tau,
             "comparison_queue_size": None,  # irlhf keeps every label
@@ -102,6 +110,26 @@ def imitation_jobs_config(env_id: str, timesteps: int, labels: list, seeds: list
             "temperature": 0.0, "horizon": "absorb",
             "jobs": [{"env": env_id, "total_timesteps": timesteps, "total_comparisons": n, "seed": seed,
                       "out": str(out_dir / f"{env_id}_{n}_s{seed}.npz")} for seed in seeds for n in labels]}
+
+
+def load_sac(path: str):
+    """The exported SAC actor as a numpy policy (deterministic: tanh(mu(latent_pi(obs))) unscaled to the action
+    bounds, ReLU hidden layers) and its max abs difference from imitation's own predict(deterministic=True)."""
+    with np.load(path) as z:
+        n = sum(1 for k in z.files if k.startswith("W"))
+        layers = [(z[f"W{i}"].astype(np.float64), z[f"b{i}"].astype(np.float64)) for i in range(n)]
+        low, high = z["low"].astype(np.float64), z["high"].astype(np.float64)
+        check_obs, check_acts = z["check_obs"], z["check_acts"]
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        h = np.asarray(obs, dtype=np.float64)
+        for i, (w, b) in enumerate(layers):
+            h = h @ w.T + b
+            if i < n - 1:
+                h = np.maximum(h, 0.0)
+        return (low + 0.5 * (np.tanh(h) + 1.0) * (high - low)).astype(np.float32)
+
+    return policy, float(np.max(np.abs(policy(check_obs) - check_acts)))
 
 
 def run_imitation(envs: dict, labels: list, seeds: list, eval_episodes: int) -> tuple[list, dict]:
@@ -122,10 +150,11 @@ def run_imitation(envs: dict, labels: list, seeds: list, eval_episodes: int) -> 
             env = gymnasium.make(env_id)
             discrete = isinstance(env.action_space, gymnasium.spaces.Discrete)
             env.close()
-            if algo != "ppo" or not discrete:
-                print(f"{IMITATION}: {env_id} skipped (only PPO on Discrete actions is set up)", flush=True)
+            if (algo, discrete) not in (("ppo", True), ("sac", False)):
+                print(f"{IMITATION}: {env_id} skipped (only PPO on Discrete actions and SAC on Box actions are "
+                      "set up)", flush=True)
                 continue
-            cfg = imitation_jobs_config(env_id, timesteps, labels, seeds, tmp)
+            cfg = imitation_jobs_config(env_id, algo, timesteps, labels, seeds, tmp)
             (tmp / "jobs.json").write_text(json.dumps(cfg))
             print(f"{IMITATION}: {env_id}, {len(cfg['jobs'])} runs in one subprocess ...", flush=True)
             done = subprocess.run([str(IMITATION_PYTHON), str(IMITATION_SCRIPT), "--jobs", str(tmp / "jobs.json")],
@@ -136,14 +165,22 @@ def run_imitation(envs: dict, labels: list, seeds: list, eval_episodes: int) -> 
             records = out.pop("records")
             meta[env_id] = {**out, "settings": {k: v for k, v in cfg.items() if k != "jobs"}}
             for rec in records:
-                policy, agree = load_argmax(rec["out"])
+                if algo == "sac":
+                    policy, diff = load_sac(rec["out"])
+                    if not diff < 1e-5:
+                        sys.exit(f"{rec['out']}: numpy SAC actor differs from imitation's predict() by {diff}")
+                    check = {"predict_max_abs_diff": diff, "relabel": rec["relabel"]}
+                    note = f"predict max abs diff {diff:.1e}"
+                else:
+                    policy, agree = load_argmax(rec["out"])
+                    check, note = {"predict_agreement": agree}, f"predict agreement {agree:.3f}"
                 ret = evaluate(env_id, policy, n_episodes=eval_episodes, seed=1000 + 100 * rec["seed"])[0]
                 runs.append({"env": env_id, "algo": algo, "labels": rec["total_comparisons"], "seed": rec["seed"],
-                             "timesteps": timesteps, "method": IMITATION, "return": ret, "predict_agreement": agree,
+                             "timesteps": timesteps, "method": IMITATION, "return": ret, **check,
                              **{k: rec[k] for k in ("agent_timesteps", "comparisons", "horizon", "reward_loss",
                                                     "reward_accuracy", "seconds", "cpu_seconds")}})
                 print(f"{env_id} imitation {rec['total_comparisons']} labels seed {rec['seed']}: {ret:.1f} "
-                      f"({rec['seconds']:.0f} s, predict agreement {agree:.3f})", flush=True)
+                      f"({rec['seconds']:.0f} s, {note})", flush=True)
     return runs, meta
 
 
