@@ -42,8 +42,8 @@ def tokenizer():
     return bpe_tokenizer()
 
 
-@pytest.fixture(scope="session")
-def model(tokenizer):
+@pytest.fixture
+def model(tokenizer):  # a fresh one per test: trainers move (and train) the model they are given in place
     return tiny_gpt2(len(tokenizer))
 
 
