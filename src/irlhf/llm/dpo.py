@@ -51,8 +51,8 @@ from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
 from irlhf.llm.logps import sequence_logps
-from irlhf.llm.loop import (Runtime, adamw, check_finite_loss, global_batches, global_mean, make_runtime,
-                            save_checkpoint, shard)
+from irlhf.llm.loop import (Runtime, adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean,
+                            make_runtime, save_checkpoint, shard)
 from irlhf.llm.reward import length_groups
 from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode_pairs, pad_id_of
 
@@ -169,24 +169,11 @@ class Config(BaseConfig):
             raise ValidationError(f"label_smoothing={self.label_smoothing}: only the 'sigmoid' and 'robust' losses "
                                   f"use it, not loss_type={self.loss_type!r}; expected 0.0")
         check_bool("reference_free", self.reference_free)
-        check_number("learning_rate", self.learning_rate, low=0, low_open=True)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
-        check_number("epochs", self.epochs, low=1, integer=True)
-        if self.max_steps is not None:
-            check_number("max_steps", self.max_steps, low=1, integer=True)
+        check_trainer_fields(self)
         check_number("max_length", self.max_length, low=2, integer=True)
         if self.max_prompt_length is not None:
             check_number("max_prompt_length", self.max_prompt_length, low=1, integer=True)
         check_choice("add_bos", self.add_bos, ("auto", True, False))
-        if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_number("log_every", self.log_every, low=1, integer=True)
-        check_number("save_steps", self.save_steps, low=0, integer=True)
-        check_bool("progress", self.progress)
-        if self.device is not None and not isinstance(self.device, str):
-            raise ValidationError(f"device={self.device!r}: expected None or a device name such as 'cpu', 'cuda'")
 
     @property
     def tokenize_options(self) -> TokenizeOptions:

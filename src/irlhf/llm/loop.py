@@ -1,6 +1,7 @@
 """What every LM trainer here shares: one or several processes, global batches, optimiser, checkpoints.
 
-Multi-process: run a script under ``accelerate launch --num_processes N`` and the trainers use ``accelerate``'s ``Accelerator`` (DDP, gradients averaged across processes); a plain ``python``
+Multi-process: run a script under ``accelerate launch --num_processes N`` and the trainers use ``accelerate``'s
+``Accelerator`` (DDP, gradients averaged across processes); a plain ``python``
 run uses one process and needs no ``accelerate``. Every process draws the same *global* batch of row indices
 (same seed) and takes its contiguous share, and each loss is a mean over the global batch (``global_mean``),
 so N processes give the same losses and updates as one process with the same global batch
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from irlhf.core.config import check_bool, check_number
 from irlhf.core.errors import ValidationError
 
 
@@ -64,6 +66,25 @@ class Runtime:
 
     def unwrap(self, model: Any) -> Any:
         return model if self.accelerator is None else self.accelerator.unwrap_model(model)
+
+
+def check_trainer_fields(config: Any) -> None:
+    """Validate the fields the LM trainers' Configs share (learning_rate, weight_decay, batch_size, epochs,
+    max_steps, max_grad_norm, seed, log_every, save_steps, progress, device); each Config checks its own after."""
+    check_number("learning_rate", config.learning_rate, low=0, low_open=True)
+    check_number("weight_decay", config.weight_decay, low=0)
+    check_number("batch_size", config.batch_size, low=1, integer=True)
+    check_number("epochs", config.epochs, low=1, integer=True)
+    if config.max_steps is not None:
+        check_number("max_steps", config.max_steps, low=1, integer=True)
+    if config.max_grad_norm is not None:
+        check_number("max_grad_norm", config.max_grad_norm, low=0, low_open=True)
+    check_number("seed", config.seed, low=0, integer=True)
+    check_number("log_every", config.log_every, low=1, integer=True)
+    check_number("save_steps", config.save_steps, low=0, integer=True)
+    check_bool("progress", config.progress)
+    if config.device is not None and not isinstance(config.device, str):
+        raise ValidationError(f"device={config.device!r}: expected None or a device name such as 'cpu' or 'cuda'")
 
 
 def launched_distributed() -> bool:

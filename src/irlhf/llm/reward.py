@@ -41,8 +41,8 @@ from torch import nn
 from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs, TextRankings
-from irlhf.llm.loop import (adamw, check_finite_loss, global_batches, global_mean, make_runtime, save_checkpoint,
-                            shard)
+from irlhf.llm.loop import (adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean, make_runtime,
+                            save_checkpoint, shard)
 from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode, pad_id_of, tokenizer_adds_bos
 from irlhf.preference import plackett_luce
 from irlhf.preference.bradley_terry import loss as bt_loss
@@ -228,27 +228,14 @@ class Config(BaseConfig):
     device: str | None = None
 
     def __post_init__(self) -> None:
-        check_number("learning_rate", self.learning_rate, low=0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
+        check_trainer_fields(self)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
-        check_number("epochs", self.epochs, low=1, integer=True)
-        if self.max_steps is not None:
-            check_number("max_steps", self.max_steps, low=1, integer=True)
         self.tokenize_options()  # validates max_length, max_prompt_length, add_bos, add_eos
         check_bool("disable_dropout", self.disable_dropout)
         check_bool("use_margin", self.use_margin)
         if self.center_rewards_coefficient is not None:
             check_number("center_rewards_coefficient", self.center_rewards_coefficient, low=0)
-        if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_number("log_every", self.log_every, low=1, integer=True)
-        check_number("save_steps", self.save_steps, low=0, integer=True)
         check_number("eval_steps", self.eval_steps, low=0, integer=True)
-        check_bool("progress", self.progress)
-        if self.device is not None and not isinstance(self.device, str):
-            raise ValidationError(f"device={self.device!r}: expected None or a string such as 'cpu' or 'cuda'")
 
     def tokenize_options(self) -> TokenizeOptions:
         return TokenizeOptions(self.max_length, self.max_prompt_length, self.add_bos, self.add_eos)

@@ -38,8 +38,8 @@ import torch
 from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.data.text import _check_prompt, _check_text, _rows_from
-from irlhf.llm.loop import (adamw, check_finite_loss, global_batches, global_mean, make_runtime, save_checkpoint,
-                            shard)
+from irlhf.llm.loop import (adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean, make_runtime,
+                            save_checkpoint, shard)
 from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode, pad_id_of, tokenizer_adds_bos
 
 __all__ = ["SFTData", "load_sft_data", "Config", "Result", "pack", "token_losses", "train"]
@@ -176,25 +176,12 @@ class Config(BaseConfig):
     device: str | None = None
 
     def __post_init__(self) -> None:
-        check_number("learning_rate", self.learning_rate, low=0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
+        check_trainer_fields(self)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
-        check_number("epochs", self.epochs, low=1, integer=True)
-        if self.max_steps is not None:
-            check_number("max_steps", self.max_steps, low=1, integer=True)
         self.tokenize_options()  # validates max_length, max_prompt_length, add_bos, add_eos
         check_bool("packing", self.packing)
         if self.packing and self.max_length is None:
             raise ValidationError("packing=True with max_length=None: expected a max_length (the block size)")
-        if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_number("log_every", self.log_every, low=1, integer=True)
-        check_number("save_steps", self.save_steps, low=0, integer=True)
-        check_bool("progress", self.progress)
-        if self.device is not None and not isinstance(self.device, str):
-            raise ValidationError(f"device={self.device!r}: expected None or a string such as 'cpu' or 'cuda'")
 
     def tokenize_options(self) -> TokenizeOptions:
         # packed examples are cut by the block size, not one by one

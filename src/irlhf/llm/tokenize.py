@@ -59,7 +59,8 @@ class TokenizeOptions:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValidationError(f"{name}={value!r}: expected None or an int >= 1")
         if self.max_length is not None and self.max_length < 2:
-            raise ValidationError(f"max_length={self.max_length}: expected >= 2 (a prompt token and a completion token)")
+            raise ValidationError(f"max_length={self.max_length}: expected >= 2 "
+                                  "(a prompt token and a completion token)")
         if self.add_bos not in ("auto", True, False):
             raise ValidationError(f"add_bos={self.add_bos!r}: expected 'auto', True or False")
         if not isinstance(self.add_eos, bool):
