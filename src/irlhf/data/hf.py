@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from irlhf.core.errors import ValidationError, describe
+from irlhf.core.errors import IrlhfError, ValidationError, describe
 from irlhf.core.io import atomic_open
 from irlhf.data.io import check_uniform
 from irlhf.data.types import Trajectory
@@ -53,8 +53,8 @@ _DTYPE_COLUMNS = {"obs": "obs_dtype", "act": "act_dtype", "rew": "rew_dtype"}
 def _datasets() -> Any:
     try:
         import datasets
-    except ImportError:
-        raise ImportError(
+    except ImportError:  # an IrlhfError, so the CLI prints one line instead of a traceback
+        raise IrlhfError(
             "Hugging Face `datasets` is not installed; install the extra with: pip install irlhf[hf]"
         ) from None
     return datasets
@@ -485,27 +485,47 @@ def save_hf(path: str | os.PathLike[str], trajectories: Sequence[Trajectory]) ->
     if kind == "npz":
         raise ValidationError(f"path={str(target)!r}: .npz is not a Hugging Face format; use save_demos")
     dataset = to_hf_dataset(trajectories)
-    if kind in ("parquet", "jsonl"):
-        with atomic_open(target, "wb" if kind == "parquet" else "w") as handle:
-            if kind == "parquet":
-                with _quiet():
-                    dataset.to_parquet(handle)
-            else:
-                _write_jsonl(handle, dataset)
+    if kind == "jsonl":
+        with atomic_open(target, "w") as handle:
+            _write_jsonl(handle, dataset)
         return target
+    if kind == "parquet":
+        return save_table(target, dataset)
     if target.exists() and not _is_saved_dataset(target):
         raise ValidationError(f"path={str(target)!r}: exists and is not a saved dataset directory; "
                               "refusing to replace it")
+    return save_table(target, dataset)
+
+
+def write_directory(target: str | os.PathLike[str], write: Any) -> Path:
+    """Call ``write(tmp)`` on a fresh temp sibling directory, then move it to ``target``; an existing ``target``
+    is replaced only once the new one is complete, and a failed write leaves nothing behind."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
-        with _quiet():
-            dataset.save_to_disk(str(tmp))
+        write(tmp)
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def save_table(target: str | os.PathLike[str], dataset: Any) -> Path:
+    """Write a ``datasets.Dataset`` atomically: ``.parquet`` as one file, any other path as a ``save_to_disk``
+    directory (``write_directory``)."""
+    target = Path(target)
+    if target.suffix == ".parquet":
+        with atomic_open(target, "wb") as handle, _quiet():
+            dataset.to_parquet(handle)
+        return target
+
+    def save(tmp: Path) -> None:
+        with _quiet():
+            dataset.save_to_disk(str(tmp))
+
+    return write_directory(target, save)
 
 
 def load_hf(path: str | os.PathLike[str]) -> list[Trajectory]:

@@ -19,8 +19,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import numpy as np
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_write_text
-from irlhf.data.hf import _quiet, _replace_dir
+from irlhf.data.hf import _datasets, save_table
 
 Prompt = Any  # str, or list of {"role": str, "content": str}
 
@@ -85,14 +83,6 @@ def _rows_from(source: Any, what: str) -> list[dict[str, Any]]:
     raise ValidationError(f"{what}: {describe(source)}; expected a path, a datasets.Dataset or a list of dicts")
 
 
-def _datasets() -> Any:
-    try:
-        import datasets
-    except ImportError:
-        raise ValidationError("Hugging Face datasets is not installed; pip install 'irlhf[hf]'") from None
-    return datasets
-
-
 def _save_rows(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
     target = Path(path)
     if target.suffix == ".jsonl":
@@ -103,28 +93,7 @@ def _save_rows(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path
     if len({isinstance(r["prompt"], str) for r in rows}) > 1:  # an Arrow column holds one type
         raise ValidationError(f"path={str(target)!r}: some prompts are strings and some chat messages; Arrow "
                               "columns hold one type: save as .jsonl, or split the data")
-    datasets = _datasets()
-    table = datasets.Dataset.from_list(rows)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix == ".parquet":
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            table.to_parquet(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return target
-    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        with _quiet():
-            table.save_to_disk(str(tmp_dir))
-        _replace_dir(tmp_dir, target)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    return target
+    return save_table(target, _datasets().Dataset.from_list(rows))
 
 
 @dataclasses.dataclass(frozen=True)

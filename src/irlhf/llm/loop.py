@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,20 +158,15 @@ def quiet_transformers() -> Iterator[None]:
 def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str]) -> Path:
     """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, written beside it and then moved
     into place, so an interrupted save never leaves a half-written checkpoint."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
+    from irlhf.data.hf import write_directory
+
+    def write(tmp: Path) -> None:
         with quiet_transformers():
             model.save_pretrained(tmp, safe_serialization=True)
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
-        from irlhf.data.hf import _replace_dir
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return write_directory(path, write)
 
 
 def check_finite_loss(loss: torch.Tensor, step: int) -> None:
