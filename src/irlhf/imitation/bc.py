@@ -135,31 +135,34 @@ def resolve_spaces(env: Any) -> tuple[spaces.Space, spaces.Space]:
     return obs_space, act_space
 
 
-def _demo_arrays(demos: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(obs, acts) numpy arrays from a list of Trajectory, Transitions, or anything with .obs / .acts."""
+def _demo_arrays(demos: Any, fields: tuple[str, ...] = ("obs", "acts"), unit: str = "sample"
+                 ) -> tuple[np.ndarray, ...]:
+    """Copies of the ``fields`` arrays (default obs, acts) from a list of Trajectory, Transitions, or anything
+    with those attributes: numeric, non-empty, finite; errors count rows as ``unit``s."""
     if isinstance(demos, Trajectory):
         demos = [demos]
     if isinstance(demos, Sequence) and not isinstance(demos, (str, bytes)):
         if len(demos) == 0:
             raise ValidationError("demos: empty list; expected at least one Trajectory")
         demos = flatten_trajectories(demos)
-    if not (hasattr(demos, "obs") and hasattr(demos, "acts")):
+    if not all(hasattr(demos, k) for k in fields):
         raise ValidationError(f"demos: {type(demos).__name__}; expected a list of Trajectory or Transitions")
     try:
-        obs, acts = np.array(demos.obs, copy=True), np.array(demos.acts, copy=True)
+        arrays = tuple(np.array(getattr(demos, k), copy=True) for k in fields)
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"demos: obs / acts not numeric arrays ({exc})") from None
-    for name, a in (("obs", obs), ("acts", acts)):
+        raise ValidationError(f"demos: {' / '.join(fields)} not numeric arrays ({exc})") from None
+    for name, a in zip(fields, arrays):
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             raise ValidationError(f"demos.{name}: dtype {a.dtype}; expected numbers")
         if a.ndim == 0 or len(a) == 0:
-            raise ValidationError(f"demos.{name}: shape {a.shape}; expected at least one sample")
+            raise ValidationError(f"demos.{name}: shape {a.shape}; expected at least one {unit}")
         if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
             i = int(np.flatnonzero((~np.isfinite(a.reshape(len(a), -1))).any(axis=1))[0])
-            raise ValidationError(f"demos.{name}: non-finite value in sample {i}; expected finite numbers")
-    if len(obs) != len(acts):
-        raise ValidationError(f"demos: {len(obs)} observations for {len(acts)} actions; expected equal counts")
-    return obs, acts
+            raise ValidationError(f"demos.{name}: non-finite value in {unit} {i}; expected finite numbers")
+    if len({len(a) for a in arrays}) > 1:
+        counts = ", ".join(f"{len(a)} {k}" for k, a in zip(fields, arrays))
+        raise ValidationError(f"demos: {counts} ({unit}s); expected equal counts")
+    return arrays
 
 
 def _check_demos(obs: np.ndarray, acts: np.ndarray, obs_space: spaces.Space, act_space: spaces.Space) -> np.ndarray:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,7 @@ from tqdm.auto import tqdm
 
 from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
 from irlhf.core.errors import ValidationError
-from irlhf.data.types import Trajectory, flatten_trajectories
-from irlhf.imitation.bc import _check_demos, resolve_spaces
+from irlhf.imitation.bc import _check_demos, _demo_arrays, resolve_spaces
 from irlhf.nn.mlp import ACTIVATIONS
 from irlhf.nn.policies import MLPPolicy, Policy
 
@@ -195,32 +194,10 @@ def policy_from_q(q_module: MLPPolicy, alpha: float, seed: int = 0) -> Policy:
 
 # -- inputs -------------------------------------------------------------------------------------
 def _transitions(demos: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    if isinstance(demos, Trajectory):
-        demos = [demos]
-    if isinstance(demos, Sequence) and not isinstance(demos, (str, bytes)):
-        if len(demos) == 0:
-            raise ValidationError("demos: empty list; expected at least one Trajectory")
-        demos = flatten_trajectories(demos)
-    if not all(hasattr(demos, k) for k in ("obs", "acts", "next_obs", "dones")):
-        raise ValidationError(f"demos: {type(demos).__name__}; expected a list of Trajectory or Transitions")
-    try:
-        arrays = [np.array(getattr(demos, k), copy=True) for k in ("obs", "acts", "next_obs", "dones")]
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"demos: obs / acts / next_obs / dones not numeric arrays ({exc})") from None
-    for name, a in zip(("obs", "acts", "next_obs", "dones"), arrays):
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-            raise ValidationError(f"demos.{name}: dtype {a.dtype}; expected numbers")
-        if a.ndim == 0 or len(a) == 0:
-            raise ValidationError(f"demos.{name}: shape {a.shape}; expected at least one transition")
-        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
-            i = int(np.flatnonzero((~np.isfinite(a.reshape(len(a), -1))).any(axis=1))[0])
-            raise ValidationError(f"demos.{name}: non-finite value in transition {i}; expected finite numbers")
-    obs, acts, next_obs, dones = arrays
-    n = len(obs)
-    if not (len(acts) == len(next_obs) == len(dones) == n) or next_obs.shape != obs.shape:
-        raise ValidationError(f"demos: obs {obs.shape}, acts {acts.shape}, next_obs {next_obs.shape}, dones "
-                              f"{dones.shape}; expected the same number of transitions and next_obs shaped like obs")
-    return obs, acts, next_obs, dones.reshape(n).astype(bool)
+    obs, acts, next_obs, dones = _demo_arrays(demos, ("obs", "acts", "next_obs", "dones"), "transition")
+    if next_obs.shape != obs.shape:
+        raise ValidationError(f"demos: obs {obs.shape}, next_obs {next_obs.shape}; expected next_obs shaped like obs")
+    return obs, acts, next_obs, dones.reshape(len(obs)).astype(bool)
 
 
 # -- training -----------------------------------------------------------------------------------
