@@ -134,9 +134,9 @@ def read_prompts(path: str) -> list[Any]:
             raise ValidationError(f"--prompts {path!r}: no such file")
         prompts = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
-        from irlhf.data.text import _rows_from
+        from irlhf.data.text import read_rows
 
-        rows = _rows_from(path, "--prompts")
+        rows = read_rows(path, "--prompts")
         bad = [k for k, r in enumerate(rows) if "prompt" not in r]
         if bad:
             raise ValidationError(f"--prompts {path!r}, row {bad[0]}: no 'prompt' key")
@@ -159,8 +159,8 @@ def _load_data(job: TrainJobConfig, path: str | None) -> Any:
         return load_sft_data(path)
     if job.action == "ppo":
         return read_prompts(path)
-    from irlhf.data.text import TextPairs, TextRankings, _rows_from
-    rows = _rows_from(path, "--data")
+    from irlhf.data.text import TextPairs, TextRankings, read_rows
+    rows = read_rows(path, "--data")
     if job.action == "reward" and rows and "ranking" in rows[0]:
         return TextRankings.from_rows(rows)
     return TextPairs.from_rows(rows)

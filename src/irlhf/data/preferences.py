@@ -232,8 +232,9 @@ def _read_rows(source: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise ValidationError(f"path={str(source)!r}, line {line_no}: not valid JSON ({exc})") from None
             if not isinstance(row, dict) or any(k not in row for k in keys):
-                raise ValidationError(f"path={str(source)!r}, line {line_no}: {describe(row)}; expected an object "
-                                      f"with keys {list(keys)}")
+                wanted = f" with keys {list(keys)}" if keys else ""
+                raise ValidationError(f"path={str(source)!r}, line {line_no}: {describe(row)}; expected an object"
+                                      + wanted)
             rows.append(row)
     else:
         reader = csv.DictReader(io.StringIO(text))

@@ -28,6 +28,7 @@ import numpy as np
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_write_text
 from irlhf.data.hf import _datasets, save_table
+from irlhf.data.preferences import _read_rows
 
 Prompt = Any  # str, or list of {"role": str, "content": str}
 
@@ -51,25 +52,14 @@ def _check_text(name: str, text: Any) -> str:
     return text
 
 
-def _rows_from(source: Any, what: str) -> list[dict[str, Any]]:
+def read_rows(source: Any, what: str) -> list[dict[str, Any]]:
     """Rows as dicts from a path (.jsonl, .parquet, save_to_disk directory), a datasets.Dataset or a list of dicts."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             raise ValidationError(f"path={str(path)!r}: no such file or directory")
         if path.suffix == ".jsonl":
-            rows = []
-            for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValidationError(f"path={str(path)!r}, line {line_no}: not valid JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise ValidationError(f"path={str(path)!r}, line {line_no}: {describe(row)}; expected an object")
-                rows.append(row)
-            return rows
+            return _read_rows(path, ())
         datasets = _datasets()
         if path.suffix == ".parquet":
             return datasets.Dataset.from_parquet(str(path)).to_list()
@@ -141,7 +131,7 @@ class TextPairs:
     @classmethod
     def from_rows(cls, rows: Any) -> TextPairs:
         """From a path, a ``datasets.Dataset`` or a list of {prompt, chosen, rejected[, margin]} dicts."""
-        rows = _rows_from(rows, "rows")
+        rows = read_rows(rows, "rows")
         for k, row in enumerate(rows):
             missing = [key for key in ("prompt", "chosen", "rejected") if key not in row]
             if missing:
@@ -218,7 +208,7 @@ class TextRankings:
     @classmethod
     def from_rows(cls, rows: Any) -> TextRankings:
         """From a path, a ``datasets.Dataset`` or a list of {prompt, responses, ranking} dicts."""
-        rows = _rows_from(rows, "rows")
+        rows = read_rows(rows, "rows")
         for k, row in enumerate(rows):
             missing = [key for key in ("prompt", "responses", "ranking") if key not in row]
             if missing:

@@ -37,7 +37,7 @@ import torch
 
 from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
 from irlhf.core.errors import ValidationError
-from irlhf.data.text import _check_prompt, _check_text, _rows_from
+from irlhf.data.text import _check_prompt, _check_text, read_rows
 from irlhf.llm.loop import (adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean, make_runtime,
                             save_checkpoint, shard)
 from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode, pad_id_of, tokenizer_adds_bos
@@ -75,7 +75,7 @@ def load_sft_data(source: Any) -> SFTData:
     ``SFTData``. Every row has {prompt, completion} or every row has {text}."""
     if isinstance(source, SFTData):
         return source
-    rows = _rows_from(source, "source")
+    rows = read_rows(source, "source")
     if not rows:
         raise ValidationError("source: no rows; expected at least one example")
     kind = "text" if "text" in rows[0] else "prompt/completion"
