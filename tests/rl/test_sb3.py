@@ -92,3 +92,34 @@ def test_ppo_from_bc_rejects_mismatched_policies():
         ppo_from_bc("CartPole-v1", module)
     with pytest.raises(ValidationError, match="expected an irlhf Policy"):
         ppo_from_bc("CartPole-v1", lambda obs: obs)
+
+
+def test_action_log_prob_ppo_and_sac():
+    from irlhf.rl.sb3 import action_log_prob, make_model
+
+    ppo = make_model("ppo", "CartPole-v1", seed=0, n_envs=1)
+    obs = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    acts = np.array([0, 1, 1, 0, 1, 0])
+    with torch.no_grad():
+        probs = ppo.policy.get_distribution(ppo.policy.obs_to_tensor(obs)[0]).distribution.probs
+        lp = action_log_prob(ppo, obs, acts)
+    np.testing.assert_allclose(lp.numpy(), np.log(probs.numpy()[np.arange(6), acts]), rtol=1e-5)
+    sac = make_model("sac", "Pendulum-v1", seed=0)
+    grid = np.linspace(-2, 2, 4001, dtype=np.float32)[:, None]  # Pendulum's torque in [-2, 2]
+    with torch.no_grad():
+        density = action_log_prob(sac, np.repeat(obs[:1, :3], len(grid), axis=0), grid).exp().numpy()
+    assert np.trapezoid(density, grid[:, 0]) == pytest.approx(1.0, abs=2e-3)  # a density in env units
+    with pytest.raises(ValidationError, match="PPO or SAC"):
+        action_log_prob(make_model("dqn", "CartPole-v1", seed=0), obs, acts)
+
+
+def test_relabel_replay_buffer_uses_next_obs_and_terminations():
+    from irlhf.rl.sb3 import make_model, relabel_replay_buffer
+
+    sac = make_model("sac", "Pendulum-v1", seed=0, learning_starts=50)
+    assert relabel_replay_buffer(sac, lambda o, a, n: o[:, 0]) == 0  # empty
+    sac.learn(60)
+    buf = sac.replay_buffer
+    assert relabel_replay_buffer(sac, lambda o, a, n, d: n[:, 1] + a[:, 0] + d, with_dones=True) == 60
+    expected = buf.next_observations[:60, 0, 1] + sac.policy.unscale_action(buf.actions[:60, 0])[:, 0]
+    np.testing.assert_allclose(buf.rewards[:60, 0], expected, rtol=1e-5, atol=1e-6)

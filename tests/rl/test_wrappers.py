@@ -68,3 +68,37 @@ def test_vec_wrapper_rejects_bad_reward_shape():
     venv.reset()
     with pytest.raises(ValidationError, match="reward_fn output"):
         venv.step(np.zeros(2, dtype=np.int64))
+
+
+def test_vec_wrapper_keeps_recent_transitions_and_passes_terminations():
+    calls = []
+
+    def fn(obs, acts, next_obs, terminated):
+        calls.append(terminated.copy())
+        return np.where(terminated, -1.0, 0.0)
+
+    venv = RewardVecEnvWrapper(make_vec_env("CartPole-v1", n_envs=2, seed=3), fn, keep_transitions=7, with_dones=True)
+    with pytest.raises(ValidationError, match="no steps taken"):
+        venv.recent_transitions()
+    obs = venv.reset()
+    stream = []
+    for _ in range(40):  # always push left: CartPole falls within ~10 steps, several times
+        acts = np.zeros(2, dtype=np.int64)
+        new_obs, rewards, dones, infos = venv.step(acts)
+        next_obs = np.stack([i["terminal_observation"] if d else o for o, d, i in zip(new_obs, dones, infos)])
+        stream.append((obs, acts, next_obs, dones & ~np.array([i.get("TimeLimit.truncated", False) for i in infos])))
+        np.testing.assert_array_equal(rewards, np.where(calls[-1], -1.0, 0.0))
+        obs = new_obs
+    assert sum(c.sum() for c in calls) >= 4
+    kept = venv.recent_transitions()
+    assert {k: v.shape[0] for k, v in kept.items()} == {"obs": 7, "acts": 7, "next_obs": 7, "dones": 7}
+    # oldest first: the last 7 of the interleaved (step, env) stream
+    flat = [tuple(part[i] for part in step) for step in stream for i in range(2)][-7:]
+    np.testing.assert_array_equal(kept["obs"], np.stack([f[0] for f in flat]))
+    np.testing.assert_array_equal(kept["next_obs"], np.stack([f[2] for f in flat]))
+    np.testing.assert_array_equal(kept["dones"], np.array([f[3] for f in flat]))
+    assert venv.recent_transitions(3)["obs"].shape == (3, 4)
+    with pytest.raises(ValidationError, match="keeps none"):
+        RewardVecEnvWrapper(make_vec_env("CartPole-v1", n_envs=1), fn).recent_transitions()
+    with pytest.raises(ValidationError, match="keep_transitions"):
+        RewardVecEnvWrapper(make_vec_env("CartPole-v1", n_envs=1), fn, keep_transitions=-1)

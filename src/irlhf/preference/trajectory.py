@@ -672,28 +672,13 @@ class _RoundCallback(BaseCallback):
             recent = [float(e.rews.sum()) for e in episodes[-20:]]
             self.do_round(self.next_round, episodes, int(self.num_timesteps), float(np.mean(recent)))
             self.next_round += 1
-            _relabel_replay_buffer(self.model, self.venv.reward_fn)
+            from irlhf.rl.sb3 import relabel_replay_buffer
+
+            relabel_replay_buffer(self.model, self.venv.reward_fn)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _relabel_replay_buffer(model: Any, reward_fn: Any) -> None:
-    buffer = getattr(model, "replay_buffer", None)
-    if buffer is None:
-        return
-    size = buffer.buffer_size if buffer.full else buffer.pos
-    if size == 0:
-        return
-    obs = buffer.observations[:size].reshape(size * buffer.n_envs, *buffer.obs_shape)
-    acts = buffer.actions[:size].reshape(size * buffer.n_envs, *buffer.actions.shape[2:])
-    if isinstance(model.action_space, gym.spaces.Discrete):
-        acts = acts.reshape(-1).astype(np.int64)
-    elif hasattr(model, "policy") and hasattr(model.policy, "unscale_action"):
-        acts = model.policy.unscale_action(acts)  # SAC stores actions scaled to [-1, 1]
-    rewards = np.concatenate([reward_fn(obs[i:i + 4096], acts[i:i + 4096], None) for i in range(0, len(obs), 4096)])
-    buffer.rewards[:size] = rewards.reshape(size, buffer.n_envs).astype(buffer.rewards.dtype)
 
 
 # -- save / load --------------------------------------------------------------------------------------------

@@ -201,6 +201,70 @@ class SB3Policy:
         return actions[0] if single else actions
 
 
+# -- policy likelihoods and replay buffers (for the IRL learners) ----------------------------------------
+def action_log_prob(model: BaseAlgorithm, obs: Any, acts: Any) -> torch.Tensor:
+    """log pi(a | s) of an SB3 PPO or SAC policy, in nats, env action units: obs (n, *obs_shape), acts (n,)
+    Discrete or (n, *act_shape) Box -> (n,) float32 tensor on the CPU (differentiable in the policy's
+    parameters; wrap in ``torch.no_grad()`` when only the value is needed).
+
+    PPO: its ``evaluate_actions`` (a Box density over the unclipped Gaussian, evaluated at the given actions).
+    SAC: the squashed Gaussian at ``scale_action(acts)`` plus the change of variables to env units,
+    -sum log((high - low) / 2), so that the density integrates to one over the action box. DQN has no
+    stochastic policy and is refused.
+    """
+    policy = model.policy
+    obs_t = policy.obs_to_tensor(np.asarray(obs))[0]
+    acts = np.asarray(acts)
+    if isinstance(model, PPO):
+        if isinstance(model.action_space, spaces.Discrete):
+            acts_t = torch.as_tensor(acts.reshape(-1), device=policy.device).long()
+        else:
+            acts_t = torch.as_tensor(acts.reshape(len(acts), -1), dtype=torch.float32, device=policy.device)
+        _, log_prob, _ = policy.evaluate_actions(obs_t, acts_t)
+        return log_prob.reshape(-1).float().cpu()
+    if isinstance(model, SAC):
+        low, high = model.action_space.low, model.action_space.high
+        scaled = policy.scale_action(acts.reshape(len(acts), -1).astype(np.float32))
+        mean, log_std, kwargs = model.actor.get_action_dist_params(obs_t)
+        dist = model.actor.action_dist.proba_distribution(mean, log_std, **kwargs)
+        log_prob = dist.log_prob(torch.as_tensor(scaled, dtype=torch.float32, device=policy.device))
+        log_det = float(np.sum(np.log((high - low) / 2.0)))
+        return (log_prob.reshape(-1) - log_det).float().cpu()
+    raise ValidationError(f"model: {type(model).__name__}; expected an SB3 PPO or SAC (a stochastic policy)")
+
+
+def relabel_replay_buffer(model: BaseAlgorithm, reward_fn: Any, chunk: int = 4096, with_dones: bool = False) -> int:
+    """Rewrite an off-policy model's replay-buffer rewards with ``reward_fn(obs, acts, next_obs) -> (n,)``
+    (env action units: SAC's stored [-1, 1] actions are unscaled first); ``with_dones`` passes a 4th (n,) bool
+    array, True for real terminations (not time-limit cuts). Returns the number of transitions relabelled
+    (0 for on-policy models or an empty buffer)."""
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is None:
+        return 0
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    if size == 0:
+        return 0
+    n = size * buffer.n_envs
+    obs = buffer.observations[:size].reshape(n, *buffer.obs_shape)
+    if buffer.optimize_memory_usage:  # next observation of slot i lives in slot i + 1
+        next_obs = buffer.observations[(np.arange(size) + 1) % buffer.buffer_size].reshape(n, *buffer.obs_shape)
+    else:
+        next_obs = buffer.next_observations[:size].reshape(n, *buffer.obs_shape)
+    acts = buffer.actions[:size].reshape(n, *buffer.actions.shape[2:])
+    if isinstance(model.action_space, spaces.Discrete):
+        acts = acts.reshape(-1).astype(np.int64)
+    elif hasattr(model.policy, "unscale_action"):
+        acts = model.policy.unscale_action(acts)  # SAC stores actions scaled to [-1, 1]
+    terminated = buffer.dones[:size].reshape(n) > 0.5
+    if getattr(buffer, "handle_timeout_termination", False):  # SB3 stores time-limit cuts as dones too
+        terminated &= buffer.timeouts[:size].reshape(n) < 0.5
+    rewards = np.concatenate([np.asarray(reward_fn(obs[i:i + chunk], acts[i:i + chunk], next_obs[i:i + chunk],
+                                                   *([terminated[i:i + chunk]] if with_dones else [])),
+                                         dtype=np.float64).reshape(-1) for i in range(0, n, chunk)])
+    buffer.rewards[:size] = rewards.reshape(size, buffer.n_envs).astype(buffer.rewards.dtype)
+    return n
+
+
 # -- warm start from behaviour cloning ---------------------------------------------------------------
 class StandardizeExtractor(BaseFeaturesExtractor):
     """Flatten, then ``(obs - obs_mean) / obs_scale`` with fixed buffers: MLPPolicy's input normalisation.
@@ -286,5 +350,5 @@ def copy_actor(module: Any, model: PPO) -> None:
         extractor.obs_scale.copy_(module.obs_scale)
 
 
-__all__ = ["ALGOS", "DEFAULT_HYPERPARAMS", "FALLBACK_HYPERPARAMS", "RECOMMENDED_ALGO", "SB3Policy", "check_algo",
-           "hyperparams", "make_model", "ppo_from_bc"]
+__all__ = ["ALGOS", "DEFAULT_HYPERPARAMS", "FALLBACK_HYPERPARAMS", "RECOMMENDED_ALGO", "SB3Policy", "action_log_prob",
+           "check_algo", "hyperparams", "make_model", "ppo_from_bc", "relabel_replay_buffer"]

@@ -15,7 +15,9 @@ true episode returns.
 the true last observation (``info["terminal_observation"]``), not the reset one. With ``record=True`` it also
 keeps the most recent finished episodes (observations, actions, true rewards, terminated-or-truncated) as
 ``Trajectory`` objects in ``.episodes``: the rollouts that preference queries are cut from, at no extra
-environment steps.
+environment steps. With ``keep_transitions=N`` it keeps the last N transitions (obs, actions, next_obs,
+terminated) in a ring buffer, ``recent_transitions()``: the policy samples adversarial IRL trains its
+discriminator on.
 """
 
 from __future__ import annotations
@@ -66,10 +68,13 @@ class RewardVecEnvWrapper(VecEnvWrapper):
     reward_fn: (obs (n, ...), actions (n, ...), next_obs (n, ...)) -> (n,) rewards.
     record: keep the last ``max_episodes`` finished episodes in ``.episodes`` (a deque of ``Trajectory``
     with true rewards; ``terminal`` False when the episode was cut by a time limit).
+    keep_transitions: capacity of the transition ring buffer (0: none kept).
+    with_dones: call ``reward_fn(obs, actions, next_obs, terminated)`` with a 4th (n,) bool array, True where
+    the episode really ended (not a time-limit cut): rewards that bootstrap on s' (AIRL's h(s')) need it.
     """
 
     def __init__(self, venv: VecEnv, reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], *,
-                 record: bool = False, max_episodes: int = 200):
+                 record: bool = False, max_episodes: int = 200, keep_transitions: int = 0, with_dones: bool = False):
         if not callable(reward_fn):
             raise ValidationError(f"reward_fn={reward_fn!r}: expected a callable (obs, actions, next_obs) -> (n,)")
         super().__init__(venv)
@@ -80,6 +85,12 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self._obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
         self._buffers: list[tuple[list, list, list]] = [([], [], []) for _ in range(venv.num_envs)]
+        if isinstance(keep_transitions, bool) or not isinstance(keep_transitions, int) or keep_transitions < 0:
+            raise ValidationError(f"keep_transitions={keep_transitions!r}: expected an int >= 0")
+        self.keep_transitions = keep_transitions
+        self.with_dones = bool(with_dones)
+        self._ring: dict[str, np.ndarray] | None = None
+        self._ring_pos = 0  # transitions written so far (the slot is pos % capacity)
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
@@ -98,13 +109,17 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         for i in np.flatnonzero(dones):
             if "terminal_observation" in infos[i]:
                 next_obs[i] = infos[i]["terminal_observation"]
-        rewards = np.asarray(self.reward_fn(self._obs, self._actions, next_obs), dtype=np.float32).reshape(-1)
+        terminated = np.array([bool(d) and not info.get("TimeLimit.truncated", False) for d, info in zip(dones, infos)])
+        args = (self._obs, self._actions, next_obs, terminated) if self.with_dones else (self._obs, self._actions, next_obs)
+        rewards = np.asarray(self.reward_fn(*args), dtype=np.float32).reshape(-1)
         if rewards.shape != (self.num_envs,):
             raise ValidationError(f"reward_fn output: shape {rewards.shape}; expected ({self.num_envs},)")
         for i, info in enumerate(infos):
             info["true_reward"] = float(true_rewards[i])
         if self.record:
             self._record(next_obs, true_rewards, dones, infos)
+        if self.keep_transitions:
+            self._keep(self._obs, self._actions, next_obs, terminated)
         self._obs = obs
         return obs, rewards, dones, infos
 
@@ -120,3 +135,25 @@ class RewardVecEnvWrapper(VecEnvWrapper):
                                                 rews=np.asarray(rewards), terminal=not truncated))
                 self.finished += 1
                 self._buffers[i] = ([], [], [])
+
+    def _keep(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray) -> None:
+        batch = {"obs": obs, "acts": actions, "next_obs": next_obs, "dones": terminated}
+        if self._ring is None:
+            self._ring = {k: np.zeros((self.keep_transitions, *v.shape[1:]), dtype=v.dtype) for k, v in batch.items()}
+        slots = (self._ring_pos + np.arange(self.num_envs)) % self.keep_transitions
+        for k, v in batch.items():
+            self._ring[k][slots] = v
+        self._ring_pos += self.num_envs
+
+    def recent_transitions(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """The last ``n`` (default: all kept) transitions, oldest first: obs (n, ...), acts (n, ...), next_obs
+        (n, ...) (the true last observation at an episode end) and dones (n,) bool (True only for a real
+        termination, not a time-limit cut). Copies."""
+        if not self.keep_transitions:
+            raise ValidationError("recent_transitions: this wrapper keeps none; pass keep_transitions=N")
+        held = min(self._ring_pos, self.keep_transitions)
+        n = held if n is None else min(int(n), held)
+        idx = (self._ring_pos - n + np.arange(n)) % self.keep_transitions
+        if self._ring is None:
+            raise ValidationError("recent_transitions: no steps taken yet")
+        return {k: v[idx].copy() for k, v in self._ring.items()}
