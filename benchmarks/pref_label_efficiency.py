@@ -16,8 +16,8 @@ Smoke run (minutes; not a result):         python benchmarks/pref_label_efficien
 
 --with-imitation adds the ``imitation`` library's preference comparisons at the same budgets and seeds (PPO
 on Discrete actions, i.e. CartPole-v1, and SAC on Box actions, i.e. Pendulum-v1; others are skipped with a
-note), after irlhf's runs: per env one subprocess of ``benchmarks/imitation_prefs_baseline.py`` in its own venv
-(``setup_imitation_venv.sh``; its import time is paid once) trains every (labels, seed) one after the other,
+note), alongside irlhf's runs (on 2 cores pass --workers 1 so each side has one): per env one subprocess of
+``benchmarks/imitation_prefs_baseline.py`` in its own venv (``setup_imitation_venv.sh``; its import time is paid once) trains every (labels, seed) one after the other,
 with the same SB3 algorithm and hyperparameters (``irlhf.rl.sb3.hyperparams``, n_envs included), timesteps,
 segment length, number of rounds, initial label share, label-rate schedule and reward-net width as irlhf, a
 noiseless oracle (temperature 0) and imitation's own reward-training defaults; see that file for the mapping
@@ -29,8 +29,8 @@ file). The final actors are exported, rebuilt here in numpy (PPO: argmax of an M
 own ``predict(deterministic=True)`` recorded; SAC: tanh(mu(latent_pi(obs))) unscaled to the action bounds,
 max abs difference from ``predict`` asserted < 1e-5 there and here) and scored with the same ``evaluate``
 and seeds. The table then gains an
-"imitation preference_comparisons" row per budget and a column of wall seconds per run (irlhf's runs go two at
-a time on ``--workers`` processes, imitation's one at a time: compare ``cpu_seconds`` in the JSON too).
+"imitation preference_comparisons" row per budget and a column of wall seconds per run (irlhf's runs go ``--workers``
+at a time, imitation's one at a time beside them: compare ``cpu_seconds`` in the JSON too).
 
 Writes benchmarks/out/pref_label_efficiency.json (every run) and .png (mean +- std return vs labels, one panel
 per environment, with the true-reward and random references) and prints a markdown table. Torch runs on one
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -195,7 +196,7 @@ def main() -> None:
                         help="also run the imitation library's preference comparisons (own venv) at the same budgets")
     args = parser.parse_args()
 
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
     from irlhf.envs.gym import random_return
 
@@ -211,9 +212,13 @@ def main() -> None:
     jobs = [(env_id, algo, timesteps, n, seed, eval_episodes) for env_id, (algo, timesteps) in envs.items()
             for seed in seeds for n in [None, *labels]]
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    # imitation's subprocess (one core) runs alongside irlhf's pool: on 2 cores use --workers 1
+    # spawn, not fork: forking while the imitation thread runs can copy a held lock into the workers
+    with ThreadPoolExecutor(max_workers=1) as side, ProcessPoolExecutor(
+            max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        imitation = side.submit(run_imitation, envs, labels, seeds, eval_episodes) if args.with_imitation else None
         runs = list(pool.map(run_job, jobs))
-    imit_runs, imit_meta = run_imitation(envs, labels, seeds, eval_episodes) if args.with_imitation else ([], {})
+        imit_runs, imit_meta = imitation.result() if imitation else ([], {})
     randoms = {env_id: random_return(env_id, n_episodes=eval_episodes, seed=1000) for env_id in envs}
     total = time.perf_counter() - start
 
