@@ -1,0 +1,199 @@
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from irlhf.core.errors import ValidationError
+from irlhf.data.types import Trajectory
+from irlhf.envs.gym import collect_demos, make_expert, random_policy
+from irlhf.irl import gcl
+
+torch.set_num_threads(1)
+
+
+# -- (a) the IOC loss ------------------------------------------------------------------------------
+def _numpy_ioc(demo_c, back_c, log_q):
+    log_z = np.log(np.mean(np.exp(log_q), axis=1))
+    logits = -back_c - log_z
+    loss = np.mean(demo_c) + np.log(np.mean(np.exp(logits)))
+    w = np.exp(logits) / np.exp(logits).sum()
+    return loss, w
+
+
+def test_ioc_loss_on_a_hand_computed_batch_with_demos_in_the_background():
+    demo_c = np.array([1.0, 2.0])
+    back_c = np.array([1.0, 2.0, 0.5, 3.0])  # the two demos, then two policy samples
+    log_q = np.array([[-2.0, -3.0], [-1.0, -1.0], [-0.5, -4.0], [-2.5, -1.5]])  # K = 2 mixture components
+    # by hand: log z = log((e^a + e^b) / 2); loss = mean(demo) + log(mean(exp(-c - log z)))
+    z = [(math.exp(-2) + math.exp(-3)) / 2, math.exp(-1), (math.exp(-0.5) + math.exp(-4)) / 2,
+         (math.exp(-2.5) + math.exp(-1.5)) / 2]
+    by_hand = 1.5 + math.log(sum(math.exp(-c) / zj for c, zj in zip(back_c, z)) / 4)
+    expected, w = _numpy_ioc(demo_c, back_c, log_q)
+    assert by_hand == pytest.approx(expected, abs=1e-12)
+
+    d = torch.tensor(demo_c, requires_grad=True)
+    s = torch.tensor(back_c[2:], requires_grad=True)
+    loss, parts = gcl.ioc_loss(d, torch.cat([d, s]), torch.tensor(log_q))
+    assert loss.item() == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(parts["weights"].numpy(), w, atol=1e-12)
+    assert parts["ess"].item() == pytest.approx(1.0 / np.sum(w ** 2), abs=1e-10)
+    assert parts["log_z_hat"].item() == pytest.approx(expected - 1.5, abs=1e-12)
+    loss.backward()
+    # d/dc_demo = 1/N - w (it appears in both terms); d/dc_sample = -w: samples are pushed up, demos down
+    np.testing.assert_allclose(d.grad.numpy(), 0.5 - w[:2], atol=1e-12)
+    np.testing.assert_allclose(s.grad.numpy(), -w[2:], atol=1e-12)
+    assert np.all(s.grad.numpy() < 0)
+    # a (M,) log z is used as is; K = 1 column equals it
+    l1, _ = gcl.ioc_loss(d.detach(), torch.tensor(back_c), torch.tensor(log_q[:, :1]))
+    l2, _ = gcl.ioc_loss(d.detach(), torch.tensor(back_c), torch.tensor(log_q[:, 0]))
+    assert l1.item() == pytest.approx(l2.item(), abs=1e-12)
+
+
+def test_ioc_loss_is_stable_for_large_costs():
+    loss, parts = gcl.ioc_loss(torch.tensor([1e4], dtype=torch.float64), torch.tensor([1e4, -1e4], dtype=torch.float64),
+                               torch.tensor([-900.0, 0.0], dtype=torch.float64))
+    assert math.isfinite(loss.item()) and loss.item() == pytest.approx(1e4 + 1e4 - math.log(2), rel=1e-9)
+    assert parts["ess"].item() == pytest.approx(1.0)
+
+
+def test_constant_cost_shift_invariance_and_its_failure_with_unequal_lengths():
+    gen = torch.Generator().manual_seed(0)
+    log_q = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    demo_lengths, sample_lengths = [4, 4], [4, 4, 4]
+    steps = torch.randn(20, generator=gen, dtype=torch.float64)
+
+    def loss_of(step_costs, lengths):
+        c = gcl.trajectory_costs(step_costs, lengths)
+        return gcl.ioc_loss(c[:2], c, log_q)
+
+    base, _ = loss_of(steps, demo_lengths + sample_lengths)
+    shifted, _ = loss_of(steps + 0.7, demo_lengths + sample_lengths)
+    assert shifted.item() == pytest.approx(base.item(), abs=1e-10)  # equal lengths: invariant
+    # unequal lengths: the change is b * (mean demo length - sum_j w_j T_j) for weights at the shifted costs
+    lengths = [6, 5, 3, 4, 2]
+    base, _ = loss_of(steps, lengths)
+    b = 0.3
+    shifted, parts = loss_of(steps + b, lengths)
+    w_at_base = gcl.ioc_loss(gcl.trajectory_costs(steps, lengths)[:2], gcl.trajectory_costs(steps, lengths),
+                             log_q)[1]["weights"].numpy()
+    t = np.array(lengths, dtype=float)
+    # exact: log sum w_j exp(-b T_j) with the base weights
+    expected = b * t[:2].mean() + math.log(np.sum(w_at_base * np.exp(-b * t)))
+    assert shifted.item() - base.item() == pytest.approx(expected, abs=1e-10)
+    assert abs(expected) > 1e-3
+
+
+def test_trajectory_costs_sums_segments():
+    c = gcl.trajectory_costs(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), [1, 3, 2])
+    np.testing.assert_allclose(c.numpy(), [1.0, 9.0, 11.0])
+
+
+# -- (b) regularisers ---------------------------------------------------------------------------------
+def test_lcr_and_mono_on_hand_computed_sequences():
+    seqs = [[1.0, 2.0, 4.0, 7.0], [0.0, 3.0, 1.0], [5.0]]
+    steps = torch.tensor([x for s in seqs for x in s], dtype=torch.float64)
+    lengths = [len(s) for s in seqs]
+    # lcr: second differences inside each sequence only: (4-4+1, 7-8+2) = (1, 1) -> 2; (1-6+0) = -5 -> 25; 0
+    assert gcl.lcr_penalty(steps, lengths).item() == pytest.approx((2 + 25 + 0) / 3, abs=1e-12)
+    # mono (margin 1): rises (1, 2, 3) -> (0, 1, 2)^2 = 5; rises (3, -2) -> 2^2 = 4; none -> 0
+    assert gcl.mono_penalty(steps, lengths, margin=1.0).item() == pytest.approx((5 + 4 + 0) / 3, abs=1e-12)
+    assert gcl.mono_penalty(steps, lengths, margin=0.0).item() == pytest.approx((1 + 4 + 9 + 9) / 3, abs=1e-12)
+    # constant or linear costs are locally constant; a decreasing one is monotone
+    line = torch.tensor([3.0, 2.0, 1.0, 0.0])
+    assert gcl.lcr_penalty(line, [4]).item() == 0.0 and gcl.mono_penalty(line, [4]).item() == 0.0
+    # the penalties are differentiable
+    x = steps.clone().requires_grad_(True)
+    (gcl.lcr_penalty(x, lengths) + gcl.mono_penalty(x, lengths)).backward()
+    assert torch.all(torch.isfinite(x.grad)) and x.grad.abs().sum() > 0
+
+
+# -- (c) a short run ---------------------------------------------------------------------------------
+def _mean_reward(reward, trajs):
+    obs = np.concatenate([t.obs[:-1] for t in trajs])
+    acts = np.concatenate([t.acts for t in trajs])
+    return float(np.mean(reward(obs, acts, obs)))
+
+
+def test_cartpole_reward_ranks_expert_above_random():
+    env = "CartPole-v1"
+    demos = collect_demos(env, make_expert(env), 5, seed=100)
+    seen = []
+    result = gcl.train(env, demos, gcl.Config(total_timesteps=5000, steps_per_iteration=1024, seed=0),
+                       callback=lambda record, policy: seen.append(record["iteration"]))
+    random_trajs = collect_demos(env, random_policy(env, 0), 20, seed=7)
+    expert_r, random_r = _mean_reward(result.reward, demos), _mean_reward(result.reward, random_trajs)
+    # measured (5 demos, 5000 steps): seeds 0, 1, 2 -> expert - random = 0.27, 0.39, 0.21 per step
+    assert expert_r > random_r + 0.05
+    assert len(result.history) >= 3 and seen == [h["iteration"] for h in result.history]
+    h = result.history[-1]
+    assert set(h) >= {"timesteps", "ioc_loss", "demo_cost", "sample_cost", "ess", "mean_true_return", "seconds"}
+    assert all(math.isfinite(r["ioc_loss"]) for r in result.history)
+    assert 1.0 <= h["ess"] <= h["n_background"]
+    assert h["timesteps"] <= result.model.num_timesteps
+    # the reward: batched (n,), single transition -> float, equal to -c
+    o, a = demos[0].obs[:3], demos[0].acts[:3]
+    batch = result.reward(o, a, o)
+    assert batch.shape == (3,)
+    assert result.reward(o[0], a[0], o[0]) == pytest.approx(batch[0], rel=1e-6)
+    with torch.no_grad():
+        np.testing.assert_allclose(batch, -result.cost_net(o, a).numpy(), rtol=1e-6)
+    assert result.policy(o).shape == (3,)
+
+
+def test_sac_smoke_on_pendulum():
+    env = "Pendulum-v1"
+    demos = collect_demos(env, make_expert(env), 2, seed=0)
+    result = gcl.train(env, demos, gcl.Config(algo="sac", total_timesteps=320, steps_per_iteration=160,
+                                              cost_updates_per_iteration=3, lcr_weight=0.1, mono_weight=0.1,
+                                              normalize_reward=True,
+                                              rl_kwargs={"learning_starts": 100, "batch_size": 32}))
+    assert len(result.history) >= 1 and all(math.isfinite(r["ioc_loss"]) for r in result.history)
+    assert result.reward(demos[0].obs[:4], demos[0].acts[:4], demos[0].obs[1:5]).shape == (4,)
+
+
+# -- (d) bad input -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cart_demos():
+    return collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(algo="dqn"), "algo"), (dict(algo="nope"), "algo"), (dict(lr=0.0), "lr"),
+    (dict(total_timesteps=0), "total_timesteps"), (dict(sample_pool=0), "sample_pool"),
+    (dict(lcr_weight=-1.0), "lcr_weight"), (dict(hidden_sizes=(0,)), "hidden_sizes"),
+    (dict(rl_kwargs=[1]), "rl_kwargs"), (dict(demo_batch_size=1.5), "demo_batch_size"),
+    (dict(normalize_reward=1), "normalize_reward"), (dict(demos_in_background=None), "demos_in_background"),
+])
+def test_bad_config(changes, match):
+    with pytest.raises(ValidationError, match=match):
+        gcl.Config(**changes)
+
+
+def test_bad_demos_and_env(cart_demos):
+    with pytest.raises(ValidationError, match="empty"):
+        gcl.train("CartPole-v1", [], gcl.Config())
+    bad = types.SimpleNamespace(obs=np.full((3, 4), np.nan), acts=np.zeros(2, dtype=np.int64))
+    with pytest.raises(ValidationError, match="non-finite"):
+        gcl.train("CartPole-v1", [bad], gcl.Config())
+    with pytest.raises(ValidationError, match="do not fit"):  # Pendulum demos on CartPole: obs shape (3,)
+        gcl.train("CartPole-v1", collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), 1), gcl.Config())
+    wrong_action = Trajectory(obs=np.zeros((3, 4)), acts=np.array([0, 2]))
+    with pytest.raises(ValidationError, match="do not fit"):
+        gcl.train("CartPole-v1", [wrong_action], gcl.Config())
+    with pytest.raises(ValidationError, match="sac"):  # sac needs Box actions
+        gcl.train("CartPole-v1", cart_demos, gcl.Config(algo="sac"))
+    with pytest.raises(ValidationError):
+        gcl.train("NoSuchEnv-v0", cart_demos, gcl.Config())
+    with pytest.raises(ValidationError, match="config"):
+        gcl.train("CartPole-v1", cart_demos, {"algo": "ppo"})
+    with pytest.raises(ValidationError, match="demos"):
+        gcl.train("CartPole-v1", "demos", gcl.Config())
+
+
+def test_ioc_loss_shape_errors():
+    with pytest.raises(ValidationError):
+        gcl.ioc_loss(torch.zeros(0), torch.zeros(2), torch.zeros(2))
+    with pytest.raises(ValidationError):
+        gcl.ioc_loss(torch.zeros(1), torch.zeros(2), torch.zeros(3, 2))
