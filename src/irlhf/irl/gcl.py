@@ -23,8 +23,12 @@ background minibatch, and z is a mixture. What is computed here (K = 2 component
   the action probabilities of the policies that actually generated it, recorded step by step *at generation
   time* (PPO's policy is fixed during a rollout, SAC's changes every step; both are exact this way), and
   pi_cur is the current policy (re-evaluated at each iteration on the whole pool);
-- a demonstration: its density is unknown; as the rough demo density the paper calls for we use the current
-  policy (the policy is being trained to imitate them), so log z = log pi_cur(tau_i).
+- a demonstration: its density is unknown; the paper calls for a rough demo density. ``demo_density="bc"``
+  (default): a behaviour-cloning policy q_bc fitted once on the demos (``irlhf.imitation.bc``, tanh units),
+  mixed 1:1 with the policy part, for *every* background trajectory (the fused mixture
+  z = (q_bc + q_policy) / 2): a demo's q_policy is pi_cur, a sample's is the mean of (q_gen, pi_cur) above.
+  ``demo_density="policy"`` (the earlier form): no BC; demos get log z = log pi_cur(tau_i), samples the
+  2-component (q_gen, pi_cur) mixture.
 
 This replaces the paper's full mixture (1/k) sum_k q_k(tau_j) over every past sampling policy (which needs
 each trajectory evaluated under every past policy) by its two most informative components; ``ioc_loss``
@@ -32,11 +36,46 @@ itself takes any (M, K) matrix of component log-densities. Without the demos in 
 (``demos_in_background=False``) L_IOC is unbounded below once the cost separates demos from samples (measured:
 the loss ran to -2e4 in 10k CartPole steps), which is why the paper adds them.
 
-Measured on CartPole-v1 (5 scripted-expert demos, PPO defaults, 5k-20k steps): the learned reward ranks expert
-transitions above random-policy ones, but the partially optimised PPO policy does not beat a random policy
-(deterministic return ~9.4): the demos dominate the importance weights (ESS 1-5 of ~200) because the
-current policy gives them a tiny likelihood, and the sample costs end up positive, so the policy learns to end
-episodes early (the length effect below).
+Episode ends (``absorbing=True``, default; the absorbing state of Kostrikov et al. 2019): the MaxEnt model is
+over trajectories of one fixed horizon H (``Config.horizon``, default the env's ``max_episode_steps``,
+500 on CartPole-v1). A trajectory that really terminated after T < H steps continues in an absorbing state
+whose cost per step is a learned scalar c_abs (``CostNet.absorbing_cost``, initialised at 0):
+
+    c(tau) = sum_{t<T} c(s_t, a_t) + (H - T) c_abs            (a time-limit cut: the plain sum, no padding)
+
+(``padded_trajectory_costs``). The absorbing state has one action with probability 1, so z(tau) is unchanged.
+Now every trajectory spans H steps and L_IOC is invariant to adding b to c(s, a) and c_abs together; only
+c - c_abs matters, and c_abs is learned from how the demos' and the weighted samples' lengths differ. The
+policy's reward is the same model seen by a discounted learner: -c(s, a) per step, and on a step that
+terminates the episode (the wrapper's ``terminated``, not a time-limit cut) also the discounted absorbing
+tail -sum_{k>=1} gamma^k c_abs = -gamma / (1 - gamma) c_abs (gamma: the RL model's). So ending an episode
+pays off for the policy only when c_abs < c on the states it would otherwise visit. ``absorbing=False``: the
+plain sums of the length effect below.
+
+BC warm start (``bc_warm_start``, default on for PPO): the PPO generator's actor starts as the BC policy
+(``irlhf.rl.sb3.ppo_from_bc``), the paper's "initialise the policy" step, so that early samples resemble the
+demos.
+
+Measured on CartPole-v1 (5 scripted-expert demos from ``collect_demos(..., seed=100)``, PPO zoo defaults,
+deterministic return over 10 episodes, ``evaluate(..., seed=100)``; random policy 21.3):
+
+- defaults (absorbing, BC demo density, BC warm start), 50k steps: seeds 0, 1, 2 -> 498.1, 500, 500 (4096 steps,
+  i.e. one cost iteration: 500 on seeds 0, 1, 2; the test uses seed 0). Honest reading: the warm start carries
+  this. BC alone already scores 500 here, the cost learning is saturated (ESS 4-6, i.e. about the 5 demos, of
+  ~200 background trajectories; c_abs stays ~0) and on seed 0 the learned per-step cost on policy samples (~0.3)
+  ends up above c_abs, i.e. the reward would favour ending episodes; the PPO policy just never drifts there
+  within 50k steps. The padding is inert in these runs: with the samples' importance weights ~0, c_abs gets no
+  gradient and stays ~0, and absorbing=False gives the same numbers (seed 0: 498.1, its samples never terminate;
+  seed 2: 500, identical history). The BC demo density does matter: with the warm start but
+  ``demo_density="policy"``, seed 2 fell to 310 +- 156 at 50k steps (L_IOC ~3e3, ESS ~1-2).
+- without the warm start (``bc_warm_start=False``, absorbing, BC density), 50k steps, seed 0: 9.6, no better
+  than before (~9.4 with the earlier defaults, 5k-20k steps). The importance weights are dominated by the
+  demos from the first iteration on: a demo's log z sums ~500 steps of log-likelihood (log z ~ -25 under BC)
+  while a short sample's is ~ -7, so exp(-c)/z favours the demos by ~e^18 even at c = 0, L_IOC sits at its
+  floor (demos-only Z estimate) and gives the samples' costs and c_abs almost no gradient (c_abs -> 0.011,
+  below the sample step cost ~0.3, so the policy still ends episodes early).
+- the learned reward (``bc_warm_start=False, demo_density="policy"``, 5k steps) still ranks expert transitions
+  above random ones: per-step gap 0.27, 0.52, 0.29 on seeds 0, 1, 2.
 
 Regularisers (paper, section 4.1), both off by default (weight 0):
 
@@ -51,12 +90,12 @@ on the reward -c_theta(s, a) through a ``RewardVecEnvWrapper``; every ``steps_pe
 cost takes ``cost_updates_per_iteration`` Adam steps on minibatches of demos and pool samples; SAC's replay
 buffer is relabelled with the new reward. The policy is never trained to convergence on any one cost.
 
-Episodes of different lengths (CartPole terminates early): the costs are plain sums, as the objective says. A
-consequence: the level of c is identified. Adding b to every per-step cost changes L_IOC by
-b (mean demo length - sum_j w_j T_j), so when the demos are longer than the weighted samples (a CartPole
-expert lasts 500 steps, a poor policy ~20) the gradient lowers c everywhere, i.e. the reward -c carries a
-survival bonus; when the expert's episodes are the short ones it carries a penalty for living. With equal
-lengths L_IOC is invariant to that shift.
+Episodes of different lengths without padding (``absorbing=False``; CartPole terminates early): the costs are
+plain sums, as the objective says. A consequence: the level of c is identified. Adding b to every per-step
+cost changes L_IOC by b (mean demo length - sum_j w_j T_j), so when the demos are longer than the weighted
+samples (a CartPole expert lasts 500 steps, a poor policy ~20) the gradient lowers c everywhere, i.e. the
+reward -c carries a survival bonus; when the expert's episodes are the short ones it carries a penalty for
+living. With equal lengths L_IOC is invariant to that shift.
 
     result = gcl.train("CartPole-v1", demos, gcl.Config(total_timesteps=50_000))
     actions = result.policy(obs_batch)                  # the SB3 policy (deterministic)
@@ -84,7 +123,7 @@ from irlhf.imitation.bc import _check_demos
 from irlhf.nn.mlp import ACTIVATIONS, mlp
 
 __all__ = ["Config", "CostNet", "CostReward", "Result", "ioc_loss", "lcr_penalty", "mixture_log_density",
-           "mono_penalty", "train"]
+           "mono_penalty", "padded_trajectory_costs", "train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +147,13 @@ class Config(BaseConfig):
     normalize_reward: divide the reward -c given to the policy by the std of c over the pool's and demos'
       steps (recomputed after each phase; no shift, so the survival sign is kept). Default off.
     normalize_obs: standardise Box observations in the cost with the demos' mean / std.
+    absorbing: pad really terminated trajectories to ``horizon`` with the learned absorbing cost c_abs and give
+      the policy the discounted absorbing tail at terminations (module docstring). Default on.
+    horizon: H for the padding; None = the env's ``max_episode_steps`` (an error if it has none).
+    demo_density: "bc" (default): z mixes a BC policy fitted on the demos 1:1 with the policy densities, for
+      demos and samples; "policy": the current policy stands in for the demo density (module docstring).
+    bc_warm_start: start PPO's actor from that BC policy (``ppo_from_bc``); None (default) = on for PPO, off for
+      SAC (True with SAC is refused).
     seed: seeds the cost initialisation, the minibatches and the RL model.  progress: tqdm bar over steps.
     """
 
@@ -129,6 +175,10 @@ class Config(BaseConfig):
     mono_margin: float = 1.0
     normalize_reward: bool = False
     normalize_obs: bool = True
+    absorbing: bool = True
+    horizon: int | None = None
+    demo_density: str = "bc"
+    bc_warm_start: bool | None = None
     seed: int = 0
     progress: bool = False
 
@@ -157,6 +207,14 @@ class Config(BaseConfig):
         check_number("mono_margin", self.mono_margin)
         check_bool("normalize_reward", self.normalize_reward)
         check_bool("normalize_obs", self.normalize_obs)
+        check_bool("absorbing", self.absorbing)
+        if self.horizon is not None:
+            check_number("horizon", self.horizon, low=1, integer=True)
+        check_choice("demo_density", self.demo_density, ("bc", "policy"))
+        if self.bc_warm_start is not None:
+            check_bool("bc_warm_start", self.bc_warm_start)
+            if self.bc_warm_start and self.algo != "ppo":
+                raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
         check_number("seed", self.seed, low=0, integer=True)
         check_bool("progress", self.progress)
 
@@ -203,6 +261,17 @@ def trajectory_costs(step_costs: torch.Tensor, lengths: Sequence[int]) -> torch.
     return out.index_add(0, _segments(lengths), step_costs)
 
 
+def padded_trajectory_costs(step_costs: torch.Tensor, lengths: Sequence[int], terminated: Sequence[bool],
+                            horizon: int, absorbing_cost: torch.Tensor | float) -> torch.Tensor:
+    """c(tau) over a fixed horizon H: sum_t c(s_t, a_t) + max(0, H - T) * c_abs for a trajectory that really
+    terminated after T steps (the absorbing state filling the rest), the plain sum for one cut by a time limit
+    (its T is H, or its future is unknown). (sum(lengths),) -> (len(lengths),); differentiable in c_abs."""
+    sums = trajectory_costs(step_costs, lengths)
+    pad = torch.as_tensor([max(0, int(horizon) - int(n)) if bool(d) else 0 for n, d in zip(lengths, terminated)],
+                          dtype=sums.dtype)
+    return sums + pad * absorbing_cost
+
+
 def _within(lengths: Sequence[int], span: int) -> torch.Tensor:
     """Mask over starts t of windows [t, t + span] that lie inside one trajectory of the concatenation."""
     ids = _segments(lengths)
@@ -237,7 +306,8 @@ def mono_penalty(step_costs: torch.Tensor, lengths: Sequence[int], margin: float
 
 # -- the cost network ---------------------------------------------------------------------------------
 class CostNet(torch.nn.Module):
-    """c_theta(s, a): an MLP on [(s - mean) / scale, one_hot(a) (Discrete) or a (Box)] -> one cost per step.
+    """c_theta(s, a): an MLP on [(s - mean) / scale, one_hot(a) (Discrete) or a (Box)] -> one cost per step,
+    and a learned scalar ``absorbing_cost`` c_abs (the absorbing state's cost per step; 0 at the start).
 
     forward(obs (n, *obs_shape), acts (n,) or (n, *act_shape)) -> (n,) float32 costs (numpy or tensors).
     """
@@ -255,6 +325,8 @@ class CostNet(torch.nn.Module):
         scale = np.ones(self.obs_dim) if obs_scale is None else np.asarray(obs_scale).reshape(-1)
         self.register_buffer("obs_mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("obs_scale", torch.as_tensor(scale, dtype=torch.float32))
+        # c_abs: the cost of one step in the absorbing state after a real termination (``Config.absorbing``)
+        self.absorbing_cost = torch.nn.Parameter(torch.zeros(()))
 
     def features(self, obs: Any, acts: Any) -> torch.Tensor:
         x = torch.as_tensor(np.array(obs, dtype=np.float32) if not torch.is_tensor(obs) else obs).float()
@@ -273,15 +345,17 @@ class CostNet(torch.nn.Module):
 class CostReward:
     """The learned reward -c_theta(s, a) / scale (next_obs is ignored).
 
-    ``reward(obs (n, ...), acts (n, ...), next_obs (n, ...)) -> (n,)`` float64 numpy (the
-    ``RewardVecEnvWrapper`` form); a single transition gives a float. ``scale`` is 1 unless
-    ``Config.normalize_reward``.
+    ``reward(obs (n, ...), acts (n, ...), next_obs (n, ...), terminated (n,) bool = None) -> (n,)`` float64
+    numpy (the ``RewardVecEnvWrapper`` form, ``with_dones=True``); a single transition gives a float.
+    ``scale`` is 1 unless ``Config.normalize_reward``. ``tail`` (0 unless ``Config.absorbing``): a step that
+    really terminated an episode also gets -tail * c_abs / scale, the discounted cost of the absorbing state
+    that follows it for ever, tail = gamma / (1 - gamma) (module docstring).
     """
 
-    def __init__(self, cost_net: CostNet, scale: float = 1.0):
-        self.cost_net, self.scale = cost_net, float(scale)
+    def __init__(self, cost_net: CostNet, scale: float = 1.0, tail: float = 0.0):
+        self.cost_net, self.scale, self.tail = cost_net, float(scale), float(tail)
 
-    def __call__(self, obs: Any, acts: Any, next_obs: Any = None) -> np.ndarray | float:
+    def __call__(self, obs: Any, acts: Any, next_obs: Any = None, terminated: Any = None) -> np.ndarray | float:
         shape = tuple(self.cost_net.observation_space.shape)
         x = np.array(obs, dtype=np.float32)
         single = x.shape == shape
@@ -291,7 +365,11 @@ class CostReward:
         if x.shape[1:] != shape or len(a) != len(x):
             raise ValidationError(f"reward: obs {x.shape}, acts {a.shape}; expected (n, *{shape}) and n actions")
         with torch.no_grad():
-            out = (-self.cost_net(x, a) / self.scale).numpy().astype(np.float64)
+            cost = self.cost_net(x, a).double()
+            if terminated is not None and self.tail:
+                done = torch.as_tensor(np.asarray(terminated, dtype=bool).reshape(-1))
+                cost = cost + done.double() * self.tail * float(self.cost_net.absorbing_cost)
+            out = (-cost / self.scale).numpy()
         return float(out[0]) if single else out
 
 
@@ -302,7 +380,7 @@ class Result:
     timesteps, ioc_loss, demo_cost and sample_cost (mean trajectory cost c(tau)), demo_step_cost and
     sample_step_cost (mean per-step cost), ess (effective sample size of the importance weights over the
     background set, its size in n_background), mean_true_return (the last 20 policy episodes' true returns),
-    seconds); config."""
+    seconds; absorbing_cost (c_abs), sample_length (mean length of the pool's episodes)); config."""
 
     policy: Any
     reward: CostReward
@@ -351,14 +429,16 @@ def _demo_trajectories(demos: Any, obs_space: spaces.Space, act_space: spaces.Sp
 
 # -- sample collection --------------------------------------------------------------------------
 def _make_sampler(venv: Any, reward_fn: Callable, model: Any, max_episodes: int) -> Any:
-    """A RewardVecEnvWrapper that also sums log pi(a_t | s_t) of each step's acting policy (at generation time)
-    and hands finished episodes out as (Trajectory, log_q) through ``take()``."""
+    """A RewardVecEnvWrapper (reward_fn(obs, acts, next_obs, terminated)) that also sums log pi(a_t | s_t) of
+    each step's acting policy (at generation time) and hands finished episodes out as (Trajectory, log_q)
+    through ``take()``."""
     from irlhf.rl.sb3 import action_log_prob
     from irlhf.rl.wrappers import RewardVecEnvWrapper
 
     class _Sampler(RewardVecEnvWrapper):
         def __init__(self) -> None:
-            super().__init__(venv, reward_fn, record=True, max_episodes=max(max_episodes, venv.num_envs))
+            super().__init__(venv, reward_fn, record=True, max_episodes=max(max_episodes, venv.num_envs),
+                             with_dones=True)
             self._log_q = np.zeros(self.num_envs)
             self._step_log_q = np.zeros(self.num_envs)
             self.fresh: list[tuple[Trajectory, float]] = []
@@ -409,7 +489,7 @@ def train(env_id: str, demos: Any, config: Config | None = None, *,
 def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from irlhf.rl.sb3 import SB3Policy, action_log_prob, check_algo_space, env_spaces, make_model, \
+    from irlhf.rl.sb3 import SB3Policy, action_log_prob, check_algo_space, env_spaces, make_model, ppo_from_bc, \
         relabel_replay_buffer
 
     if not isinstance(config, Config):
@@ -422,6 +502,15 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     demo_obs = np.concatenate([o for o, _ in demo_list])
     demo_acts = np.concatenate([a for _, a in demo_list])
     demo_lengths = [len(a) for _, a in demo_list]
+    demo_terminal = [bool(getattr(d, "terminal", True)) for d in (demos if isinstance(demos, Sequence) else [demos])]
+    horizon = config.horizon
+    if config.absorbing and horizon is None:
+        import gymnasium
+
+        horizon = gymnasium.spec(env_id).max_episode_steps
+        if horizon is None:
+            raise ValidationError(f"env={env_id!r} has no max_episode_steps; expected Config.horizon (the length "
+                                  "every trajectory is padded to) or absorbing=False")
 
     mean = scale = None
     if config.normalize_obs:
@@ -429,14 +518,24 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
         mean, std = x.mean(axis=0), x.std(axis=0)
         scale = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
     cost_net = CostNet(obs_space, act_space, config.hidden_sizes, config.activation, mean, scale, seed=config.seed)
-    reward = CostReward(cost_net)
     optimizer = torch.optim.Adam(cost_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
 
-    model = make_model(config.algo, env_id, seed=config.seed, **config.rl_kwargs)
-    venv = _make_sampler(model.get_env(), lambda o, a, n: reward(o, a, n), model, config.sample_pool)
+    warm_start = config.algo == "ppo" if config.bc_warm_start is None else config.bc_warm_start
+    bc_module = None
+    if warm_start or config.demo_density == "bc":
+        from irlhf.imitation import bc
+
+        bc_policy = bc.train(env_id, demos, bc.Config(activation="tanh", seed=config.seed)).policy
+        bc_module = bc_policy.module.eval()
+    if warm_start:
+        model = ppo_from_bc(env_id, bc_policy, seed=config.seed, **config.rl_kwargs)
+    else:
+        model = make_model(config.algo, env_id, seed=config.seed, **config.rl_kwargs)
+    reward = CostReward(cost_net, tail=model.gamma / (1.0 - model.gamma) if config.absorbing else 0.0)
+    venv = _make_sampler(model.get_env(), lambda o, a, n, d: reward(o, a, n, d), model, config.sample_pool)
     model.set_env(venv)
-    # pool entries: [obs (T, ...), acts (T, ...), log q_gen, true return]
+    # pool entries: [obs (T, ...), acts (T, ...), log q_gen, terminated, log q_bc]
     pool: collections.deque[list] = collections.deque(maxlen=config.sample_pool)
     returns: collections.deque[float] = collections.deque(maxlen=20)
     history: list[dict] = []
@@ -451,6 +550,20 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
                                for i in range(0, len(obs), 8192)]).double()
         return trajectory_costs(steps, lengths).numpy()
 
+    def log_bc(obs: np.ndarray, acts: np.ndarray, lengths: list[int]) -> np.ndarray:
+        with torch.no_grad():
+            steps = torch.cat([bc_module.log_prob(obs[i:i + 8192], acts[i:i + 8192]).reshape(-1)
+                               for i in range(0, len(obs), 8192)]).double()
+        return trajectory_costs(steps, lengths).numpy()
+
+    def costs_of(steps: torch.Tensor, lengths: list[int], terminal: list[bool]) -> torch.Tensor:
+        if not config.absorbing:
+            return trajectory_costs(steps, lengths)
+        return padded_trajectory_costs(steps, lengths, terminal, horizon, cost_net.absorbing_cost)
+
+    if config.demo_density == "bc":
+        bc_demo = log_bc(demo_obs, demo_acts, demo_lengths)
+
     def batch(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, list[int]]:
         obs = np.concatenate([o for o, _ in items])
         acts = np.concatenate([a for _, a in items])
@@ -461,7 +574,9 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
             acts = np.asarray(episode.acts)
             if isinstance(act_space, spaces.Discrete):
                 acts = acts.reshape(-1).astype(np.int64)
-            pool.append([np.asarray(episode.obs[:-1], dtype=np.float32), acts, log_q])
+            obs = np.asarray(episode.obs[:-1], dtype=np.float32)
+            q_bc = float(log_bc(obs, acts, [len(acts)])[0]) if config.demo_density == "bc" else 0.0
+            pool.append([obs, acts, log_q, bool(episode.terminal), q_bc])
             returns.append(float(np.sum(episode.rews)))
         if not pool:
             return
@@ -470,11 +585,19 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
         pool_obs = np.concatenate([p[0] for p in items])
         pool_acts = np.concatenate([p[1] for p in items])
         pool_lengths = [len(p[1]) for p in items]
-        # component log-densities: (generating policy, current policy) for samples; current policy for demos
+        pool_terminal = [p[3] for p in items]
+        # component log-densities (module docstring): for samples the policy part is (generating policy,
+        # current policy); for demos the current policy; with demo_density="bc" the BC density is mixed in 1:1
         cur_pool = log_pi(pool_obs, pool_acts, pool_lengths)
         cur_demo = log_pi(demo_obs, demo_acts, demo_lengths)
-        lq_pool = torch.as_tensor(np.stack([[p[2] for p in items], cur_pool], axis=1))
-        lq_demo = torch.as_tensor(np.stack([cur_demo, cur_demo], axis=1))
+        gen_pool = np.array([p[2] for p in items])
+        if config.demo_density == "bc":
+            pol_pool = np.logaddexp(gen_pool, cur_pool) - math.log(2.0)
+            lq_pool = torch.as_tensor(np.stack([[p[4] for p in items], pol_pool], axis=1))
+            lq_demo = torch.as_tensor(np.stack([bc_demo, cur_demo], axis=1))
+        else:
+            lq_pool = torch.as_tensor(np.stack([gen_pool, cur_pool], axis=1))
+            lq_demo = torch.as_tensor(np.stack([cur_demo, cur_demo], axis=1))
         cost_net.train()
         for _ in range(config.cost_updates_per_iteration):
             di = torch.randperm(len(demo_list), generator=gen)[:config.demo_batch_size].tolist()
@@ -482,7 +605,7 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
             demo_items = [demo_list[i] for i in di]
             sample_items = [(items[i][0], items[i][1]) for i in si]
             steps, lengths = batch(demo_items + sample_items)
-            costs = trajectory_costs(steps, lengths)
+            costs = costs_of(steps, lengths, [demo_terminal[i] for i in di] + [pool_terminal[i] for i in si])
             n_d = len(di)
             if config.demos_in_background:
                 loss, _ = ioc_loss(costs[:n_d], costs, torch.cat([lq_demo[di], lq_pool[si]]))
@@ -501,8 +624,8 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
         with torch.no_grad():
             demo_steps = cost_net(demo_obs, demo_acts)
             pool_steps = cost_net(pool_obs, pool_acts)
-            demo_c = trajectory_costs(demo_steps, demo_lengths)
-            pool_c = trajectory_costs(pool_steps, pool_lengths)
+            demo_c = costs_of(demo_steps, demo_lengths, demo_terminal)
+            pool_c = costs_of(pool_steps, pool_lengths, pool_terminal)
             if config.demos_in_background:
                 full_loss, parts = ioc_loss(demo_c.double(), torch.cat([demo_c, pool_c]).double(),
                                             torch.cat([lq_demo, lq_pool]))
@@ -515,11 +638,12 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
             std = float(torch.cat([demo_steps, pool_steps]).std())
             reward.scale = std if std > 1e-8 else 1.0
         if config.algo == "sac":
-            relabel_replay_buffer(model, reward)
+            relabel_replay_buffer(model, reward, with_dones=True)
         record = {"iteration": state["iteration"], "timesteps": int(timesteps), "ioc_loss": value,
                   "demo_cost": float(demo_c.mean()), "sample_cost": float(pool_c.mean()),
                   "demo_step_cost": float(demo_steps.mean()), "sample_step_cost": float(pool_steps.mean()),
-                  "ess": float(parts["ess"]),
+                  "absorbing_cost": cost_net.absorbing_cost.item(),
+                  "sample_length": float(np.mean(pool_lengths)), "ess": float(parts["ess"]),
                   "n_background": len(pool_c) + (len(demo_c) if config.demos_in_background else 0),
                   "mean_true_return": float(np.mean(returns)) if returns else None,
                   "seconds": time.perf_counter() - t0 - state["callback_seconds"]}
