@@ -1,0 +1,205 @@
+"""Ho & Ermon 2016's classic-control table for GAIL, AIRL and IQ-Learn beside BC: score vs expert trajectories.
+
+Protocol (the same demos, seeds and scoring as ``benchmarks/imitation_scores.py``): the expert is the scripted
+controller ``irlhf.envs.gym.make_expert(env)``. For each env, N in (1, 4, 7, 10) expert trajectories and seed
+in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and every method trains on them:
+
+* BC: ``bc.train(env, demos, bc.Config(seed=seed))`` (defaults: MLP 64-64, at most 100 epochs, patience 10);
+* GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
+  rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
+* AIRL: ``airl.train`` likewise (state-only g);
+* IQ-Learn: online, ``iq_learn.Config(online=True, env_steps=T_iq, seed=seed)`` (soft Q on Discrete actions,
+  soft actor-critic on Box), the library defaults otherwise.
+
+T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
+is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return is
+``evaluate(env, expert, 20, seed=10_000)`` and the random one ``random_return(env, 20, seed=10_000)``;
+normalised score = (R - R_random) / (R_expert - R_random). Tables give mean +- std over seeds, and the mean
+training wall seconds per run (one torch thread per worker process).
+
+Reference (Ho & Ermon 2016, Table 1): GAIL reached the expert with one trajectory: CartPole 200 / 200,
+Acrobot -77 vs expert -75, MountainCar -102 vs -99 (CartPole-v0 with 200 steps and TRPO experts there;
+CartPole-v1 with 500 steps and scripted experts here).
+
+    python benchmarks/irl_classic_control.py --envs CartPole-v1               # 4 methods x 4 N x 5 seeds
+    python benchmarks/irl_classic_control.py --envs CartPole-v1 --methods GAIL --demos 1 --seeds 2
+    python benchmarks/irl_classic_control.py --quick                          # smoke run, not a result
+
+Every finished run is appended to benchmarks/out/irl_classic_control.jsonl at once, and runs already there
+(same env, method, N, seed and budget) are skipped, so an interrupted run resumes; ``--fresh`` starts over.
+The tables and plot (benchmarks/out/irl_classic_control.png) are made from that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
+METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn")
+BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
+          "Pendulum-v1": 30_000}
+IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,
+             "Pendulum-v1": 20_000}
+QUICK_BUDGET = 4_000
+HO_ERMON = {"CartPole-v1": "GAIL 200 (expert 200)", "Acrobot-v1": "GAIL -77 (expert -75)",
+            "MountainCar-v0": "GAIL -102 (expert -99)"}
+
+
+def run_job(job: dict) -> dict:
+    """One (env, method, N, seed) run in a worker process: train, evaluate, time."""
+    import torch
+
+    torch.set_num_threads(1)
+    from irlhf.envs.gym import collect_demos, evaluate, make_expert
+
+    env, method, n, seed, steps = job["env"], job["method"], job["n_demos"], job["seed"], job["timesteps"]
+    demos = collect_demos(env, make_expert(env), n_episodes=n, seed=1000 * seed)
+    box = env == "Pendulum-v1"
+    t0, c0 = time.perf_counter(), time.process_time()
+    if method == "BC":
+        from irlhf.imitation import bc
+
+        policy = bc.train(env, demos, bc.Config(seed=seed)).policy
+    elif method in ("GAIL", "AIRL"):
+        from irlhf.irl import airl, gail
+
+        module = gail if method == "GAIL" else airl
+        policy = module.train(env, demos, module.Config(algo="sac" if box else "ppo", total_timesteps=steps,
+                                                        seed=seed)).policy
+    elif method == "IQ-Learn":
+        from irlhf.irl import iq_learn
+
+        policy = iq_learn.train(env, demos, iq_learn.Config(online=True, env_steps=steps, seed=seed)).policy
+    else:
+        raise ValueError(f"method {method!r}")
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    ret = evaluate(env, policy, n_episodes=20, seed=10_000 + seed)[0]
+    return {**job, "return": float(ret), "seconds": seconds, "cpu_seconds": cpu,
+            "demo_return": float(np.mean([d.rews.sum() for d in demos]))}
+
+
+def references(envs: list[str]) -> dict[str, dict[str, float]]:
+    from irlhf.envs.gym import evaluate, make_expert, random_return
+
+    return {env: {"expert": float(evaluate(env, make_expert(env), n_episodes=20, seed=10_000)[0]),
+                  "random": float(random_return(env, n_episodes=20, seed=10_000))} for env in envs}
+
+
+def summarize(rows: list[dict], refs: dict, envs: list[str], methods: list[str], demos: list[int]) -> str:
+    lines = []
+    for env in envs:
+        ref = refs[env]
+        lines += [f"\n### {env} (expert {ref['expert']:.1f}, random {ref['random']:.1f}"
+                  f"{'; Ho & Ermon: ' + HO_ERMON[env] if env in HO_ERMON else ''})\n",
+                  "| method | timesteps | " + " | ".join(f"N={n}: return / score" for n in demos) + " | s / run |",
+                  "|---|---|" + "---|" * len(demos) + "---|"]
+        for method in methods:
+            cells, secs, steps = [], [], set()
+            for n in demos:
+                sel = [r for r in rows if r["env"] == env and r["method"] == method and r["n_demos"] == n]
+                if not sel:
+                    cells.append("-")
+                    continue
+                ret = np.array([r["return"] for r in sel])
+                score = (ret - ref["random"]) / (ref["expert"] - ref["random"])
+                cells.append(f"{ret.mean():.1f} +- {ret.std():.1f} / {score.mean():.2f} ({len(sel)})")
+                secs += [r["seconds"] for r in sel]
+                steps |= {r["timesteps"] for r in sel}
+            budget = "-" if method == "BC" else ",".join(str(s) for s in sorted(steps))
+            lines.append(f"| {method} | {budget} | " + " | ".join(cells) + f" | {np.mean(secs) if secs else 0:.0f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], refs: dict, envs: list[str], methods: list[str], demos: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        ref = refs[env]
+        for method in methods:
+            xs, means, stds = [], [], []
+            for n in demos:
+                ret = [r["return"] for r in rows if r["env"] == env and r["method"] == method and r["n_demos"] == n]
+                if ret:
+                    score = (np.array(ret) - ref["random"]) / (ref["expert"] - ref["random"])
+                    xs.append(n)
+                    means.append(score.mean())
+                    stds.append(score.std())
+            if xs:
+                ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
+        ax.axhline(1.0, color="gray", ls="--", lw=1)
+        ax.axhline(0.0, color="gray", ls=":", lw=1)
+        ax.set_title(env)
+        ax.set_xlabel("expert trajectories")
+        ax.set_ylabel("normalised score")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1"], choices=ENVS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--demos", type=int, nargs="+", default=[1, 4, 7, 10])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..k-1")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET} timesteps, 1 seed: a smoke run")
+    parser.add_argument("--fresh", action="store_true", help="ignore (and overwrite) earlier results")
+    args = parser.parse_args()
+
+    seeds = [0] if args.quick else list(range(args.seeds))
+    OUT.mkdir(exist_ok=True)
+    log = OUT / ("irl_classic_control_quick.jsonl" if args.quick else "irl_classic_control.jsonl")
+    done = [] if args.fresh or not log.exists() else [json.loads(x) for x in log.read_text().splitlines() if x]
+    if args.fresh and log.exists():
+        log.unlink()
+    jobs = []
+    for env in args.envs:
+        for method in args.methods:
+            steps = 0 if method == "BC" else QUICK_BUDGET if args.quick else (
+                IQ_BUDGET if method == "IQ-Learn" else BUDGET)[env]
+            for n in args.demos:
+                for seed in seeds:
+                    job = {"env": env, "method": method, "n_demos": n, "seed": seed, "timesteps": steps}
+                    if not any(all(r[k] == v for k, v in job.items()) for r in done):
+                        jobs.append(job)
+    print(f"{len(jobs)} runs to do ({len(done)} already in {log.name}); {args.workers} workers", flush=True)
+    start = time.perf_counter()
+    # spawn: fresh workers, no copied locks or torch thread pools
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for row in pool.map(run_job, jobs):
+            with open(log, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
+                  f"({row['seconds']:.0f} s)", flush=True)
+    rows = [json.loads(x) for x in log.read_text().splitlines() if x]
+    refs = references(args.envs)
+    table = summarize(rows, refs, args.envs, args.methods, args.demos)
+    print(f"\n{'quick smoke run (not a result); ' if args.quick else ''}this invocation: "
+          f"{(time.perf_counter() - start) / 60:.1f} min; machine: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores")
+    print(table)
+    stem = log.with_suffix("")
+    (stem.parent / (stem.name + ".md")).write_text(table + "\n")
+    (stem.parent / (stem.name + "_refs.json")).write_text(json.dumps(refs, indent=2) + "\n")
+    plot(rows, refs, args.envs, args.methods, args.demos, stem.parent / (stem.name + ".png"))
+
+
+if __name__ == "__main__":
+    main()
