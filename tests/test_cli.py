@@ -37,6 +37,7 @@ def test_demo_help(capsys):
     assert cli.main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in ("--seed", "--out", "--n-demos", "--horizon", "--size", "--deep-iters", "--imitation-demos",
+                 "--gail-steps", "--iq-updates",
                  "--preference-labels", "--dpo-prompts", "--lm-pretrain-steps"):
         assert flag in out
 
@@ -69,7 +70,7 @@ def test_every_job_has_help_seed_and_out():
 def test_demo_writes_one_complete_run(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--imitation-demos", "1",
-                     "--preference-labels", "60", "--dpo-prompts", "16", "--lm-pretrain-steps", "100",
+                     "--gail-steps", "512", "--iq-updates", "300", "--preference-labels", "60", "--dpo-prompts", "16", "--lm-pretrain-steps", "100",
                      "--no-progress"]) == 0
     runs = list(out.iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("demo-")
@@ -78,17 +79,20 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert {"config.json", "metrics.jsonl", "demos.npz", "heatmaps.png", "report.html", "summary.txt",
             "true_reward.npy", "occupancy.npy", "irl_rewards.png", "maxent_reward.npy", "deep_maxent_reward.npy",
             "deep_maxent_distances_reward.npy", "preferences.png", "preference_reward.safetensors",
-            "dpo_curves.png", "dpo_pairs.jsonl", "dpo_model"} <= names
+            "dpo_curves.png", "dpo_pairs.jsonl", "dpo_model", "cartpole_demos.npz", "gail_policy.zip",
+            "gail_reward.safetensors", "gail_training.png", "iq_learn_policy.safetensors",
+            "iq_learn_training.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
 
     config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
-    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1, preference_labels=60,
+    assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1, gail_steps=512, iq_updates=300,
+                                preference_labels=60,
                                 dpo_prompts=16, lm_pretrain_steps=100)
     trajs = load_trajectories(run / "demos.npz")
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "preferences",
-                                            "alignment", "total"]
+    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "gail",
+                                            "iq_learn", "preferences", "alignment", "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
     for key in ("maxent", "deep_maxent", "deep_maxent_distances"):  # every learned reward beats a constant one
@@ -100,6 +104,13 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
         assert metrics[f"{key}_samples"] > 0 and np.isfinite(metrics[f"{key}_return"])
         assert np.isclose(metrics[f"{key}_score"], (metrics[f"{key}_return"] - metrics["imitation_random_return"])
                           / (metrics["imitation_expert_return"] - metrics["imitation_random_return"]))
+    assert len(load_trajectories(run / "cartpole_demos.npz")) == 4
+    for key in ("gail", "iq_learn"):  # return vs expert vs random, normalised
+        assert metrics[f"{key}_expert_return"] == 500.0 and np.isfinite(metrics[f"{key}_return"])
+        assert np.isclose(metrics[f"{key}_score"], (metrics[f"{key}_return"] - metrics[f"{key}_random_return"])
+                          / (metrics[f"{key}_expert_return"] - metrics[f"{key}_random_return"]))
+    assert metrics["gail_timesteps"] == 512 and metrics["gail_rounds"] >= 1
+    assert metrics["iq_learn_updates"] == 300 and metrics["iq_learn_score"] > 0.2  # offline IQ-Learn learns fast
     assert metrics["preference_labels"] == 60
     assert metrics["preference_heldout_accuracy"] > metrics["preference_untrained_heldout_accuracy"]
     assert metrics["preference_heldout_accuracy"] > 0.6 and metrics["preference_return_correlation"] > 0.5
@@ -111,6 +122,9 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     page = (run / "report.html").read_text()
     assert 'src="heatmaps.png"' in page and "<h2>Expert</h2>" in page
     assert 'src="irl_rewards.png"' in page and "<h2>Inverse RL</h2>" in page and "irl: EVD" in summary
+    assert 'src="gail_training.png"' in page and "<h2>Adversarial IRL: GAIL</h2>" in page
+    assert "gail: CartPole-v1" in summary
+    assert 'src="iq_learn_training.png"' in page and "iq_learn: CartPole-v1, offline" in summary
     assert "<h2>Imitation: BC vs DAgger</h2>" in page and "imitation: CartPole-v1" in summary and "DAgger" in summary
     assert 'src="preferences.png"' in page and "<h2>Reward from preferences</h2>" in page
     assert "preferences: Pendulum-v1, 60 oracle labels" in summary
@@ -121,6 +135,7 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
 
 def test_demo_same_seed_same_demos(tmp_path):
     argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--imitation-demos", "1",
+            "--gail-steps", "256", "--iq-updates", "20",
             "--preference-labels", "20", "--dpo-prompts", "4", "--lm-pretrain-steps", "5", "--no-progress"]
     assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0
     assert cli.main(argv + ["--out", str(tmp_path / "b")]) == 0
@@ -128,10 +143,11 @@ def test_demo_same_seed_same_demos(tmp_path):
     assert load_trajectories(a / "demos.npz") == load_trajectories(b / "demos.npz")
     for name in ("maxent_reward.npy", "deep_maxent_reward.npy"):
         np.testing.assert_array_equal(np.load(a / name), np.load(b / name))
-    prefs = [next(json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()
-                  if json.loads(line)["step"] == "preferences") for d in (a, b)]
-    assert {k: v for k, v in prefs[0].items() if k not in ("seconds", "preference_fit_seconds")} == \
-        {k: v for k, v in prefs[1].items() if k not in ("seconds", "preference_fit_seconds")}
+    for step, timing in (("preferences", "preference_fit_seconds"), ("iq_learn", "iq_learn_seconds")):
+        lines = [next(json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()
+                      if json.loads(line)["step"] == step) for d in (a, b)]
+        assert {k: v for k, v in lines[0].items() if k not in ("seconds", timing)} == \
+            {k: v for k, v in lines[1].items() if k not in ("seconds", timing)}
     assert (a / "dpo_pairs.jsonl").read_text() == (b / "dpo_pairs.jsonl").read_text()
     # same weights and metadata (safetensors writes its metadata map in a per-process order, so not the bytes)
     from safetensors import safe_open
@@ -148,6 +164,7 @@ def test_demo_same_seed_same_demos(tmp_path):
     [(["--horizon", "0"], "horizon=0"), (["--size", "1"], "size=1"), (["--n-demos", "0"], "n_demos=0"),
      (["--seed", "-1"], "seed=-1"), (["--discount", "0"], "discount=0.0"), (["--size", "100000"], "size=100000"),
      (["--deep-iters", "-1"], "deep_iterations=-1"), (["--imitation-demos", "0"], "imitation_demos=0"),
+     (["--gail-steps", "0"], "gail_steps=0"), (["--iq-updates", "0"], "iq_updates=0"),
      (["--preference-labels", "0"], "preference_labels=0"), (["--dpo-prompts", "0"], "dpo_prompts=0"),
      (["--lm-pretrain-steps", "0"], "lm_pretrain_steps=0")],
 )

@@ -81,7 +81,7 @@ def test_command_reproduces_the_config():
                        continuous=True, seed=4, options={"hidden_sizes": [8, 8], "optimizer": "sgd"})
     args = cli.build_parser().parse_args(shlex.split(job.command())[1:])
     assert args.run.__module__ == "irlhf.irl_job"
-    again = IrlJobConfig(algorithm=args.algorithm, world=args.world, size=args.size, demos=args.demos,
+    again = IrlJobConfig(algorithm=args.algorithm, world=args.world, size=args.size, demos=int(args.demos),
                          horizon=args.horizon, discount=args.discount, continuous=args.continuous,
                          macrocell=args.macrocell, seed=args.seed, options=parse_set(args.options))
     assert again == job
@@ -105,6 +105,7 @@ def test_parse_set():
      (["maxent", "--world", "gridworld", "--size", "6", "--macrocell", "4"], "macrocell=4"),
      (["maxent", "--macrocell", "2"], "macrocell=2"),
      (["maxent", "--demos", "0"], "demos=0"),
+     (["maxent", "--demos", "demos.npz"], "expected an integer number of demonstrations"),
      (["maxent", "--size", "1"], "size=1"),
      (["maxent", "--horizon", "0"], "horizon=0"),
      (["maxent", "--discount", "1.5"], "discount=1.5")],
@@ -120,7 +121,7 @@ def test_bad_options_are_one_line_and_leave_no_run(tmp_path, capsys, argv, messa
 
 
 def test_unknown_algorithm_is_a_usage_error(tmp_path, capsys):
-    assert cli.main(["irl", "gail", "--out", str(tmp_path / "out")]) == 2
+    assert cli.main(["irl", "nosuch", "--out", str(tmp_path / "out")]) == 2
     assert "invalid choice" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -15,6 +15,12 @@ Pipeline (each a step function, run in order under one progress bar):
   imitation  CartPole-v1 with the scripted expert: behaviour cloning from imitation_demos expert
              episodes vs DAgger with the same expert-episode budget (one episode per round), both
              evaluated on held-out resets next to the expert and a random policy
+  gail       CartPole-v1 GAIL (adversarial IRL, irlhf.irl.gail) from GAIL_DEMOS scripted-expert episodes
+             (cartpole_demos.npz): a discriminator against a PPO generator for gail_steps environment steps;
+             return vs expert vs random; gail_policy.zip, gail_reward.safetensors, gail_training.png
+  iq_learn   offline IQ-Learn (inverse soft-Q, non-adversarial, irlhf.irl.iq_learn) from the same demos,
+             iq_updates gradient steps and no environment steps; return vs expert vs random;
+             iq_learn_policy.safetensors, iq_learn_training.png
   preferences  Pendulum-v1 reward from pairwise preferences, no RL (Christiano et al. 2017): segments of
              the scripted expert with 0-100% random actions, preference_labels pairs labelled by a synthetic
              oracle (higher true return wins), a 3-member reward ensemble fitted by Bradley-Terry on segment
@@ -27,8 +33,10 @@ Pipeline (each a step function, run in order under one progress bar):
 
 Artifacts in ``<out>/demo-<timestamp>/``: config.json, metrics.jsonl (one line per step with its
 metrics and seconds), the arrays and demos above, heatmaps.png, the learned rewards
-(<learner>_reward.npy) and irl_rewards.png, preferences.png and preference_reward.safetensors,
-dpo_curves.png, dpo_pairs.jsonl and dpo_model/, summary.txt (also printed) and report.html.
+(<learner>_reward.npy) and irl_rewards.png, cartpole_demos.npz, gail_policy.zip, gail_reward.safetensors,
+gail_training.png, iq_learn_policy.safetensors, iq_learn_training.png, preferences.png and
+preference_reward.safetensors, dpo_curves.png, dpo_pairs.jsonl and dpo_model/, summary.txt (also printed)
+and report.html.
 
 Extending (e.g. an IRL recovery section): write ``def recover(demo: Demo) -> dict`` that reads
 what earlier steps left on ``demo`` (``demo.mdp``, ``demo.trajs``, ...), saves artifacts with
@@ -78,6 +86,8 @@ class DemoConfig(BaseConfig):
     deep_iterations: gradient steps of each deep MaxEnt fit, >= 0 (each is one soft value iteration).
     imitation_demos: expert episodes of the imitation step (CartPole-v1): BC trains on that many expert
         episodes, DAgger runs that many rounds of one episode each, >= 1.
+    gail_steps: environment steps of the GAIL step's PPO generator (CartPole-v1), >= 1.
+    iq_updates: gradient steps of the offline IQ-Learn step, >= 1.
     preference_labels: oracle labels (segment pairs) the preferences step fits its reward model on, >= 1.
     dpo_prompts: training prompts of the alignment step (4 sampled completions each, all pairs labelled), >= 1.
     lm_pretrain_steps: pretraining steps of the alignment step's tiny language model, >= 1.
@@ -90,6 +100,8 @@ class DemoConfig(BaseConfig):
     seed: int = 0
     deep_iterations: int = 200
     imitation_demos: int = 2
+    gail_steps: int = 20_480
+    iq_updates: int = 2000
     preference_labels: int = 150
     dpo_prompts: int = 64
     lm_pretrain_steps: int = 300
@@ -102,6 +114,8 @@ class DemoConfig(BaseConfig):
         check_number("seed", self.seed, low=0, integer=True)
         check_number("deep_iterations", self.deep_iterations, low=0, integer=True)
         check_number("imitation_demos", self.imitation_demos, low=1, integer=True)
+        check_number("gail_steps", self.gail_steps, low=1, integer=True)
+        check_number("iq_updates", self.iq_updates, low=1, integer=True)
         check_number("preference_labels", self.preference_labels, low=1, integer=True)
         check_number("dpo_prompts", self.dpo_prompts, low=1, integer=True)
         check_number("lm_pretrain_steps", self.lm_pretrain_steps, low=1, integer=True)
@@ -110,7 +124,8 @@ class DemoConfig(BaseConfig):
         """The command line that reproduces this configuration."""
         return (f"irlhf demo --size {self.size} --horizon {self.horizon} --n-demos {self.n_demos} "
                 f"--discount {self.discount:g} --deep-iters {self.deep_iterations} "
-                f"--imitation-demos {self.imitation_demos} --preference-labels {self.preference_labels} "
+                f"--imitation-demos {self.imitation_demos} --gail-steps {self.gail_steps} "
+                f"--iq-updates {self.iq_updates} --preference-labels {self.preference_labels} "
                 f"--dpo-prompts {self.dpo_prompts} --lm-pretrain-steps {self.lm_pretrain_steps} --seed {self.seed}")
 
 
@@ -129,6 +144,7 @@ class Demo:
     occupancy: np.ndarray | None = None  # exact discounted state occupancy (S,)
     trajs: list[Trajectory] | None = None
     visitation: np.ndarray | None = None  # empirical discounted state visitation (S,)
+    cartpole_demos: list[Trajectory] | None = None  # the GAIL / IQ-Learn steps' expert episodes
 
 
 # ----------------------------------------------------------------------------- steps
@@ -411,6 +427,125 @@ def compare_imitation(demo: Demo) -> dict[str, Any]:
     return metrics
 
 
+GAIL_DEMOS = 4  # scripted-expert CartPole episodes of the GAIL and IQ-Learn steps
+
+
+def _cartpole_demos(demo: Demo) -> list[Trajectory]:
+    """GAIL_DEMOS scripted-expert episodes (resets seed, seed + 1, ...), collected once and saved."""
+    if demo.cartpole_demos is None:
+        from irlhf.data import save_trajectories
+        from irlhf.envs.gym import collect_demos, make_expert
+
+        demo.cartpole_demos = collect_demos(IMITATION_ENV, make_expert(IMITATION_ENV, seed=demo.config.seed),
+                                            n_episodes=GAIL_DEMOS, seed=demo.config.seed)
+        save_trajectories(demo.run.file("cartpole_demos.npz"), demo.cartpole_demos)
+    return demo.cartpole_demos
+
+
+def _cartpole_scores(demo: Demo, policy: Any, prefix: str) -> dict[str, Any]:
+    """The policy's return (mean, std) and normalised score next to the expert's and a random policy's, on the
+    imitation step's held-out resets."""
+    from irlhf.envs.gym import evaluate, make_expert, normalized_score, random_return
+
+    env_id, eval_seed = IMITATION_ENV, demo.config.seed + IMITATION_EVAL_SEED_OFFSET
+    expert_mean = evaluate(env_id, make_expert(env_id, seed=demo.config.seed), IMITATION_EVAL_EPISODES, eval_seed)[0]
+    random_mean = random_return(env_id, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
+    mean, std = evaluate(env_id, policy, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
+    return {f"{prefix}_return": mean, f"{prefix}_return_std": std,
+            f"{prefix}_score": normalized_score(env_id, mean, expert_mean, random_mean),
+            f"{prefix}_expert_return": expert_mean, f"{prefix}_random_return": random_mean}
+
+
+def _score_rows(m: dict[str, Any], prefix: str, label: str) -> list[list[Any]]:
+    return [[label, f"{m[prefix + '_return']:.1f} ({m[prefix + '_return_std']:.1f})", round(m[prefix + "_score"], 3)],
+            ["expert (scripted)", f"{m[prefix + '_expert_return']:.1f}", 1.0],
+            ["uniform random", f"{m[prefix + '_random_return']:.1f}", 0.0]]
+
+
+def adversarial_irl(demo: Demo) -> dict[str, Any]:
+    """GAIL on CartPole-v1 from GAIL_DEMOS expert episodes; return vs expert vs random."""
+    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
+
+    from irlhf.irl import gail
+    from irlhf.irl_env_job import _state_dict, plot_training, save_tensors
+    from irlhf.rl.sb3 import one_thread
+
+    c, env_id = demo.config, IMITATION_ENV
+    demos = _cartpole_demos(demo)
+    config = gail.Config(total_timesteps=c.gail_steps, seed=c.seed, progress=False)
+    t0 = time.perf_counter()
+    with one_thread():
+        result = gail.train(env_id, demos, config)
+    seconds = time.perf_counter() - t0
+    result.model.save(str(demo.run.file("gail_policy.zip")))
+    save_tensors(demo.run, "gail_reward.safetensors",
+                 {**_state_dict(result.discriminator), **_state_dict(result.features, "features.")})
+    png = plot_training(demo.run, "gail", result.history, name="gail_training.png")
+    metrics = _cartpole_scores(demo, result.policy, "gail")
+    last = result.history[-1] if result.history else {}
+    metrics.update(gail_demos=len(demos), gail_timesteps=c.gail_steps, gail_rounds=len(result.history),
+                   gail_disc_loss=last.get("disc_loss"), gail_seconds=seconds)
+    section = demo.report.section("Adversarial IRL: GAIL").text(
+        f"GAIL (Ho & Ermon 2016) on {env_id} from {len(demos)} scripted-expert episodes "
+        f"({sum(len(t) for t in demos)} transitions, cartpole_demos.npz): a discriminator D(s, a) learns to tell "
+        "expert state-actions from the generator's, and a PPO generator is trained by RL on the reward "
+        f"-log(1 - D) for {c.gail_steps} environment steps ({len(result.history)} discriminator rounds); episode "
+        "ends go through an absorbing state so that the learned reward does not favour short or long episodes "
+        "(irlhf.irl.gail, defaults). Unlike BC, the learner acts in the environment (but never sees its reward). "
+        f"Returns of the deterministic policy over {IMITATION_EVAL_EPISODES} held-out resets, as in the "
+        "imitation step; normalised score = (return - random) / (expert - random)."
+    ).table(_score_rows(metrics, "gail", f"GAIL ({c.gail_steps} steps)")
+            + [["training seconds", round(seconds, 3), ""]],
+            header=["policy", "return, mean (std)", "normalised score"])
+    if png:
+        section.image(png, caption="GAIL per discriminator round: discriminator loss, accuracy on expert and "
+                      "policy data, and the generator's mean episode return (true reward).")
+    demo.summary.append(f"gail: {env_id}, {len(demos)} expert episodes, {c.gail_steps} steps: return "
+                        f"{metrics['gail_return']:.1f} (score {metrics['gail_score']:.2f}); expert "
+                        f"{metrics['gail_expert_return']:.1f}, random {metrics['gail_random_return']:.1f}")
+    return metrics
+
+
+def inverse_soft_q(demo: Demo) -> dict[str, Any]:
+    """Offline IQ-Learn on CartPole-v1 from the GAIL step's expert episodes; return vs expert vs random."""
+    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
+
+    from irlhf.irl import iq_learn
+    from irlhf.irl_env_job import plot_training
+    from irlhf.nn.policies import save_policy
+    from irlhf.rl.sb3 import one_thread
+
+    c, env_id = demo.config, IMITATION_ENV
+    demos = _cartpole_demos(demo)
+    config = iq_learn.Config(updates=c.iq_updates, seed=c.seed, progress=False)
+    t0 = time.perf_counter()
+    with one_thread():
+        result = iq_learn.train(env_id, demos, config)
+    seconds = time.perf_counter() - t0
+    save_policy(demo.run.file("iq_learn_policy.safetensors"), result.policy)
+    png = plot_training(demo.run, "iq-learn", result.history, name="iq_learn_training.png")
+    metrics = _cartpole_scores(demo, result.policy, "iq_learn")
+    last = result.history[-1] if result.history else {}
+    metrics.update(iq_learn_demos=len(demos), iq_learn_updates=c.iq_updates, iq_learn_loss=last.get("loss"),
+                   iq_learn_expert_accuracy=last.get("expert_accuracy"), iq_learn_seconds=seconds)
+    section = demo.report.section("Inverse soft-Q: IQ-Learn").text(
+        f"Offline IQ-Learn (Garg et al. 2021) on the same {len(demos)} expert episodes: a single network Q(s, a) "
+        "is both the policy (softmax of Q / alpha) and the reward r = Q(s, a) - gamma V(s'); the inverse soft-Q "
+        "objective with the chi^2 divergence is minimised on expert transitions only "
+        f"({c.iq_updates} Adam steps, batch {config.batch_size}, alpha {config.alpha:g}; no environment steps, "
+        "no adversary, no RL inner loop). Evaluation as for GAIL."
+    ).table(_score_rows(metrics, "iq_learn", f"IQ-Learn ({c.iq_updates} updates)")
+            + [["training seconds", round(seconds, 3), ""]],
+            header=["policy", "return, mean (std)", "normalised score"])
+    if png:
+        section.image(png, caption="IQ-Learn per logged update: loss and the greedy policy's accuracy on the "
+                      "expert's actions.")
+    demo.summary.append(f"iq_learn: {env_id}, offline, {len(demos)} expert episodes, {c.iq_updates} updates: return "
+                        f"{metrics['iq_learn_return']:.1f} (score {metrics['iq_learn_score']:.2f}); expert "
+                        f"{metrics['iq_learn_expert_return']:.1f}, random {metrics['iq_learn_random_return']:.1f}")
+    return metrics
+
+
 PREFERENCE_ENV = "Pendulum-v1"  # dense, state-dependent reward (CartPole's is 1 per live step: see the step)
 PREFERENCE_NOISE = (0.0, 0.3, 0.6, 1.0)  # behaviour policies: the expert's action replaced by a random one w.p. eps
 PREFERENCE_STEPS = 400  # steps rolled out per behaviour policy (Pendulum: 2 episodes of 200), for each split
@@ -635,6 +770,8 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("figure", plot_maps),
     ("irl", recover_rewards),
     ("imitation", compare_imitation),
+    ("gail", adversarial_irl),
+    ("iq_learn", inverse_soft_q),
     ("preferences", learn_from_preferences),
     ("alignment", align_language_model),
 ]
@@ -685,10 +822,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = add_job(
         subparsers, JOB, run,
         help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, "
+        "CartPole GAIL and offline IQ-Learn, "
         "a Pendulum reward learned from preferences, and DPO on a tiny language model, with a report (seconds)",
         description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
         "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
-        "compare behaviour cloning with DAgger on CartPole-v1, fit a Pendulum-v1 reward model to synthetic "
+        "compare behaviour cloning with DAgger on CartPole-v1, learn CartPole-v1 from expert episodes with GAIL "
+        "(adversarial) and offline IQ-Learn (inverse soft-Q), fit a Pendulum-v1 reward model to synthetic "
         "pairwise preferences (no RL), align a tiny language model with DPO on synthetic sentiment preferences, and "
         "write figures, metrics and report.html.",
     )
@@ -700,6 +839,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="gradient steps of each deep MaxEnt IRL fit")
     parser.add_argument("--imitation-demos", type=int, default=defaults.imitation_demos,
                         help="expert episodes of the CartPole BC vs DAgger comparison (DAgger: one per round)")
+    parser.add_argument("--gail-steps", type=int, default=defaults.gail_steps,
+                        help="environment steps of the CartPole GAIL step's PPO generator")
+    parser.add_argument("--iq-updates", type=int, default=defaults.iq_updates,
+                        help="gradient steps of the CartPole offline IQ-Learn step")
     parser.add_argument("--preference-labels", type=int, default=defaults.preference_labels,
                         help="oracle labels (segment pairs) the Pendulum reward-from-preferences model is fitted on")
     parser.add_argument("--dpo-prompts", type=int, default=defaults.dpo_prompts,
@@ -714,6 +857,7 @@ def run(args: argparse.Namespace) -> int:
     # validate everything before creating the run directory: bad options leave nothing behind
     config = DemoConfig(size=args.size, horizon=args.horizon, n_demos=args.n_demos, discount=args.discount,
                         seed=args.seed, deep_iterations=args.deep_iters, imitation_demos=args.imitation_demos,
+                        gail_steps=args.gail_steps, iq_updates=args.iq_updates,
                         preference_labels=args.preference_labels, dpo_prompts=args.dpo_prompts,
                         lm_pretrain_steps=args.lm_pretrain_steps)
     demo = run_demo(config, args.out, progress=not args.no_progress)

@@ -1,5 +1,8 @@
 """``irlhf irl ALGORITHM``: tabular inverse RL end to end on a classic world, with metrics and a report.
 
+The sample-based algorithms (``irlhf irl {gcl,gail,airl,iq-learn} --env ENV``) run on a gymnasium
+environment instead: see ``irlhf.irl_env_job``; ``run`` dispatches on the algorithm. Below: the tabular job.
+
     irlhf irl maxent --world objectworld --size 16 --demos 64
     irlhf irl deep-maxent --world objectworld --continuous --set hidden_sizes=[32,32] --set iterations=300
     irlhf irl maxent --world gridworld --size 16 --macrocell 4
@@ -308,34 +311,79 @@ def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> t
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from irlhf.cli import add_job
+    from irlhf.imitation_job import EXPERTS
+    from irlhf.irl_env_job import SAMPLE_ALGORITHMS, IrlEnvJobConfig
 
-    d = IrlJobConfig()
+    d, e = IrlJobConfig(), IrlEnvJobConfig()
     parser = add_job(
         subparsers, JOB, run,
-        help="tabular inverse RL (apprenticeship, mmp, maxent, deep-maxent) on a classic world, with EVD and a report",
-        description="Build a world, sample expert demonstrations, recover the reward with the chosen algorithm, "
-        "and write the learned reward, metrics (EVD, reward correlation, demo log-likelihood), plots and report.html.",
+        help="inverse RL: tabular (apprenticeship, mmp, maxent, deep-maxent) on a classic world, with EVD, or "
+        "sample-based (gcl, gail, airl, iq-learn) on a gymnasium environment, with returns; and a report",
+        description="Tabular algorithms (apprenticeship, mmp, maxent, deep-maxent): build a world, sample expert "
+        "demonstrations, recover the reward, and write the learned reward, metrics (EVD, reward correlation, demo "
+        "log-likelihood), plots and report.html; options --world, --size, --demos N, --horizon, --discount, "
+        "--continuous, --macrocell. Sample-based algorithms (gcl, gail, airl, iq-learn): load (--demos PATH) or "
+        "collect (--expert, --episodes) demonstrations on a gymnasium environment (--env), train, evaluate the "
+        "learned policy against the expert and a random policy (--eval-episodes), and write the policy, the reward "
+        "network, learning curves and report.html. --set, --seed, --out and --no-progress apply to both; options "
+        "of the other family are ignored.",
     )
-    parser.add_argument("algorithm", nargs="?", choices=ALGORITHMS, default=d.algorithm,
-                        help="the IRL algorithm (module irlhf.irl.<name>)")
-    parser.add_argument("--world", choices=WORLDS, default=d.world, help="the tabular world")
-    parser.add_argument("--size", type=int, default=d.size, help="grid side length (size*size states)")
-    parser.add_argument("--demos", type=int, default=d.demos, help="number of expert demonstrations")
-    parser.add_argument("--horizon", type=int, default=d.horizon, help="expert horizon and demo length")
-    parser.add_argument("--discount", type=float, default=d.discount, help="discount in (0, 1]")
-    parser.add_argument("--continuous", action="store_true", help="objectworld: continuous distance features")
-    parser.add_argument("--macrocell", type=int, default=None, help="gridworld: k x k block indicator features")
-    parser.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
-                        help="override a field of the algorithm's Config (VALUE as JSON), e.g. --set lr=0.01; "
-                        "repeatable")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("algorithm", nargs="?", choices=ALGORITHMS + SAMPLE_ALGORITHMS, default=d.algorithm,
+                        help="the IRL algorithm (module irlhf.irl.<name>): tabular "
+                        f"{', '.join(ALGORITHMS)}; sample-based {', '.join(SAMPLE_ALGORITHMS)}")
+    tabular = parser.add_argument_group("tabular algorithms (apprenticeship, mmp, maxent, deep-maxent)")
+    tabular.add_argument("--world", choices=WORLDS, default=d.world, help="the tabular world")
+    tabular.add_argument("--size", type=int, default=d.size, help="grid side length (size*size states)")
+    tabular.add_argument("--horizon", type=int, default=d.horizon, help="expert horizon and demo length")
+    tabular.add_argument("--discount", type=float, default=d.discount, help="discount in (0, 1]")
+    tabular.add_argument("--continuous", action="store_true", help="objectworld: continuous distance features")
+    tabular.add_argument("--macrocell", type=int, default=None, help="gridworld: k x k block indicator features")
+    sample = parser.add_argument_group("sample-based algorithms (gcl, gail, airl, iq-learn)")
+    sample.add_argument("--env", default=e.env, help="gymnasium environment id")
+    sample.add_argument("--expert", default=e.expert, metavar="KIND|PATH",
+                        help=f"expert to collect demos from when no --demos PATH: {', '.join(EXPERTS)} (cached, "
+                        "`irlhf expert train`) or a path to an SB3 .zip / irlhf .safetensors policy")
+    sample.add_argument("--episodes", type=int, default=e.episodes,
+                        help="demonstrations to collect from the expert when no --demos PATH")
+    sample.add_argument("--eval-episodes", type=int, default=e.eval_episodes, help="evaluation episodes")
+    both = parser.add_argument_group("both")
+    both.add_argument("--demos", default=None, metavar="N|PATH",
+                      help=f"tabular: the number of expert demonstrations to sample (default {d.demos}); "
+                      "sample-based: demonstrations to learn from (.npz, .parquet, .jsonl or a saved dataset "
+                      "directory; default: collect --episodes from --expert)")
+    both.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
+                      help="override a field of the algorithm's Config (VALUE as JSON), e.g. --set lr=0.01 or "
+                      "--set total_timesteps=20000; repeatable")
+    both.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
+def tabular_demos(text: str | None, algorithm: str) -> int:
+    """--demos of a tabular algorithm: a number of demonstrations (default IrlJobConfig's)."""
+    if text is None:
+        return IrlJobConfig().demos
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise ValidationError(f"--demos {text!r}: {algorithm} is tabular and samples its demonstrations; expected "
+                              "an integer number of demonstrations (a demonstrations file is for "
+                              "gcl, gail, airl, iq-learn)") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    job = IrlJobConfig(algorithm=args.algorithm, world=args.world, size=args.size, demos=args.demos,
-                       horizon=args.horizon, discount=args.discount, continuous=args.continuous,
-                       macrocell=args.macrocell, seed=args.seed, options=parse_set(args.options))
+    from irlhf.irl_env_job import SAMPLE_ALGORITHMS, IrlEnvJobConfig, run_irl_env
+
+    if args.algorithm in SAMPLE_ALGORITHMS:
+        env_job = IrlEnvJobConfig(algorithm=args.algorithm, env=args.env, demos=args.demos, expert=args.expert,
+                                  episodes=args.episodes, eval_episodes=args.eval_episodes, seed=args.seed,
+                                  options=parse_set(args.options))
+        _, _, summary = run_irl_env(env_job, args.out, progress=not args.no_progress)
+        print("\n".join(summary))
+        return 0
+    job = IrlJobConfig(algorithm=args.algorithm, world=args.world, size=args.size,
+                       demos=tabular_demos(args.demos, args.algorithm), horizon=args.horizon,
+                       discount=args.discount, continuous=args.continuous, macrocell=args.macrocell, seed=args.seed,
+                       options=parse_set(args.options))
     _, _, summary = run_irl(job, args.out, progress=not args.no_progress)
     print("\n".join(summary))
     return 0

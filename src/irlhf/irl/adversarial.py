@@ -160,7 +160,8 @@ class Features(nn.Module):
             idx = torch.as_tensor(np.asarray(obs)).long().reshape(-1) - int(self.observation_space.start)
             x = nn.functional.one_hot(idx, self.raw_obs_dim).float()
         else:
-            x = torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(-1, self.raw_obs_dim)
+            # a copy: obs may be read-only
+            x = torch.as_tensor(np.array(obs, dtype=np.float32)).reshape(-1, self.raw_obs_dim)
             x = (x - self.obs_mean) / self.obs_scale
         return nn.functional.pad(x, (0, 1)) if self.absorbing else x
 

@@ -110,7 +110,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
             if "terminal_observation" in infos[i]:
                 next_obs[i] = infos[i]["terminal_observation"]
         terminated = np.array([bool(d) and not info.get("TimeLimit.truncated", False) for d, info in zip(dones, infos)])
-        args = (self._obs, self._actions, next_obs, terminated) if self.with_dones else (self._obs, self._actions, next_obs)
+        args = (self._obs, self._actions, next_obs) + ((terminated,) if self.with_dones else ())
         rewards = np.asarray(self.reward_fn(*args), dtype=np.float32).reshape(-1)
         if rewards.shape != (self.num_envs,):
             raise ValidationError(f"reward_fn output: shape {rewards.shape}; expected ({self.num_envs},)")
