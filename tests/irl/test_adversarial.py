@@ -169,3 +169,10 @@ def test_bad_input(cartpole_demos):
         airl.Config(gamma=1.5)
     with pytest.raises(ValidationError, match="demo_batch_size"):
         gail.Config(demo_batch_size=0)
+
+
+@pytest.mark.slow
+def test_airl_cartpole_run_beats_random(cartpole_demos):
+    """30k steps (about a minute): measured deterministic return 417 on seed 0 (random ~22)."""
+    result = airl.train("CartPole-v1", cartpole_demos, airl.Config(total_timesteps=30_000, seed=0))
+    assert evaluate("CartPole-v1", result.policy, n_episodes=10, seed=5)[0] > 5 * random_return("CartPole-v1")
