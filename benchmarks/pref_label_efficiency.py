@@ -273,6 +273,8 @@ def main() -> None:
         ax.axhline(np.mean(truth), color="tab:green", ls="--", label=f"{algo.upper()} on the true reward")
         ax.axhline(randoms[env_id], color="gray", ls=":", label="random policy")
         ax.set_xscale("log")
+        ax.set_xticks(labels, [str(n) for n in labels])
+        ax.minorticks_off()  # log-scale minor labels overlap the budgets
         ax.set_xlabel("labels")
         ax.set_ylabel("mean true return")
         ax.set_title(f"{env_id} ({algo.upper()}, {timesteps} steps)", fontsize=9)
