@@ -79,24 +79,35 @@ class BcJobConfig(BaseConfig):
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_env(self.env)
-        if self.demos is not None and (not isinstance(self.demos, str) or not self.demos):
-            raise ValidationError(f"demos={self.demos!r}: expected a path to demonstrations (.npz, .parquet, "
-                                  ".jsonl or a saved dataset directory)")
-        _check_expert(self.expert)
-        check_number("episodes", self.episodes, low=1, integer=True)
-        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        if not isinstance(self.options, dict):
-            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
+        check_demo_job(self)
 
     def command(self) -> str:
-        parts = [f"irlhf bc --env {self.env}"]
-        parts.append(f"--demos {self.demos}" if self.demos else f"--expert {self.expert} --episodes {self.episodes}")
-        parts.append(f"--eval-episodes {self.eval_episodes}")
-        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
-        parts.append(f"--seed {self.seed}")
-        return " ".join(parts)
+        return demo_job_command(f"irlhf bc --env {self.env}", self)
+
+
+def check_demo_job(job: Any) -> None:
+    """Validate the fields every demos-from-file-or-expert job has (``irlhf bc``, ``irlhf irl gail`` ...): env,
+    demos, expert, episodes, eval_episodes, seed, options."""
+    _check_env(job.env)
+    if job.demos is not None and (not isinstance(job.demos, str) or not job.demos):
+        raise ValidationError(f"demos={job.demos!r}: expected a path to demonstrations (.npz, .parquet, "
+                              ".jsonl or a saved dataset directory)")
+    _check_expert(job.expert)
+    check_number("episodes", job.episodes, low=1, integer=True)
+    check_number("eval_episodes", job.eval_episodes, low=1, integer=True)
+    check_number("seed", job.seed, low=0, integer=True)
+    if not isinstance(job.options, dict):
+        raise ValidationError(f"options={job.options!r}: expected a dict of Config overrides")
+
+
+def demo_job_command(head: str, job: Any) -> str:
+    """``head`` plus the demos source, --eval-episodes, --set overrides and --seed of such a job."""
+    parts = [head]
+    parts.append(f"--demos {job.demos}" if job.demos else f"--expert {job.expert} --episodes {job.episodes}")
+    parts.append(f"--eval-episodes {job.eval_episodes}")
+    parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in job.options.items()]
+    parts.append(f"--seed {job.seed}")
+    return " ".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)

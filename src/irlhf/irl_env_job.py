@@ -40,15 +40,15 @@ training.png (learning curves), summary.txt (also printed) and report.html.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from typing import Any
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.config import BaseConfig, check_choice
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.imitation_job import _check_env, _check_expert, _options_table, _result_table, _score_line, evaluate_all
+from irlhf.imitation_job import (_options_table, _result_table, _score_line, check_demo_job, demo_job_command,
+                                 evaluate_all)
 from irlhf.irl_job import algorithm_config, algorithm_module  # algorithm_config reads .seed / .options
 from irlhf.report import Report
 
@@ -103,25 +103,11 @@ class IrlEnvJobConfig(BaseConfig):
 
     def __post_init__(self) -> None:
         check_choice("algorithm", self.algorithm, SAMPLE_ALGORITHMS)
-        _check_env(self.env)
-        if self.demos is not None and (not isinstance(self.demos, str) or not self.demos):
-            raise ValidationError(f"demos={self.demos!r}: expected a path to demonstrations (.npz, .parquet, "
-                                  ".jsonl or a saved dataset directory)")
-        _check_expert(self.expert)
-        check_number("episodes", self.episodes, low=1, integer=True)
-        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        if not isinstance(self.options, dict):
-            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
+        check_demo_job(self)
 
     def command(self) -> str:
         """The command line that reproduces this run."""
-        parts = [f"irlhf irl {self.algorithm} --env {self.env}"]
-        parts.append(f"--demos {self.demos}" if self.demos else f"--expert {self.expert} --episodes {self.episodes}")
-        parts.append(f"--eval-episodes {self.eval_episodes}")
-        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
-        parts.append(f"--seed {self.seed}")
-        return " ".join(parts)
+        return demo_job_command(f"irlhf irl {self.algorithm} --env {self.env}", self)
 
 
 def _state_dict(module: Any, prefix: str = "") -> dict[str, Any]:

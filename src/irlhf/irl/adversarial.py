@@ -33,6 +33,7 @@ so the tail is a reward.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import time
 from collections.abc import Callable
@@ -178,7 +179,7 @@ class Features(nn.Module):
         return torch.as_tensor(np.asarray(acts), dtype=torch.float32).reshape(-1, self.act_dim)
 
 
-class Discriminator(nn.Module):
+class Discriminator(nn.Module, abc.ABC):
     """What GAIL and AIRL define; inputs are ``Features`` outputs (float tensors, so that the gradient
     penalty can interpolate them).
 
@@ -191,15 +192,18 @@ class Discriminator(nn.Module):
 
     needs_log_pi: bool = False
 
+    @abc.abstractmethod
     def logit(self, x: tuple[torch.Tensor, torch.Tensor, torch.Tensor], dones: torch.Tensor,
               log_pi: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """log D - log(1 - D), (N,)."""
 
+    @abc.abstractmethod
     def policy_reward(self, logit: torch.Tensor, log_pi: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The generator's reward, (N,)."""
 
+    @abc.abstractmethod
     def reward(self, x: tuple[torch.Tensor, torch.Tensor, torch.Tensor], dones: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The recovered reward, (N,)."""
 
 
 def discriminator_loss(logit_expert: torch.Tensor, logit_policy: torch.Tensor, *,
