@@ -38,7 +38,7 @@ import multiprocessing
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,8 @@ def run_job(job: dict) -> dict:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     ret = evaluate(env, policy, n_episodes=20, seed=10_000 + seed)[0]
     return {**job, "return": float(ret), "seconds": seconds, "cpu_seconds": cpu,
-            "demo_return": float(np.mean([d.rews.sum() for d in demos]))}
+            "demo_return": float(np.mean([d.rews.sum() for d in demos])),
+            "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
 
 
 def references(envs: list[str]) -> dict[str, dict[str, float]]:
@@ -170,20 +171,23 @@ def main() -> None:
     if args.fresh and log.exists():
         log.unlink()
     jobs = []
-    for env in args.envs:
-        for method in args.methods:
-            steps = 0 if method == "BC" else QUICK_BUDGET if args.quick else (
-                IQ_BUDGET if method == "IQ-Learn" else BUDGET)[env]
+    # seed outermost: a run cut short still leaves whole tables for its first seeds
+    for seed in seeds:
+        for env in args.envs:
             for n in args.demos:
-                for seed in seeds:
+                for method in args.methods:
+                    steps = 0 if method == "BC" else QUICK_BUDGET if args.quick else (
+                        IQ_BUDGET if method == "IQ-Learn" else BUDGET)[env]
                     job = {"env": env, "method": method, "n_demos": n, "seed": seed, "timesteps": steps}
                     if not any(all(r[k] == v for k, v in job.items()) for r in done):
                         jobs.append(job)
     print(f"{len(jobs)} runs to do ({len(done)} already in {log.name}); {args.workers} workers", flush=True)
     start = time.perf_counter()
     # spawn: fresh workers, no copied locks or torch thread pools
+    # rows are written as they finish (not in job order), so a run stopped at a time limit keeps all of them
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for row in pool.map(run_job, jobs):
+        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
+            row = future.result()
             with open(log, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
