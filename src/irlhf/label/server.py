@@ -484,3 +484,93 @@ def serve(
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()  # after uvicorn has bound the port
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+class RunningServer:
+    """A labelling server running in a daemon thread (``start_server``); ``stop()`` or ``with`` ends it.
+
+    url: the page to open (``http://host:port/``, with ``?token=`` when a token is set); host, port: where it
+    listens.
+    """
+
+    def __init__(self, server: Any, thread: threading.Thread, sock: Any, host: str, port: int, url: str) -> None:
+        self._server, self._thread, self._sock = server, thread, sock
+        self.host, self.port, self.url = host, port, url
+
+    @property
+    def running(self) -> bool:
+        """True while the server thread is alive."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to exit, wait up to ``timeout`` seconds for the thread, and release the port."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._sock.close()  # uvicorn closes its server; closing the listening socket too frees the port at once
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"RunningServer(url={self.url!r}, running={self.running})"
+
+
+def start_server(
+    store: LabelStore,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    session: str | None = None,
+    token: str | None = None,
+    title: str = "irlhf label",
+    max_body: int = 1_000_000,
+    allow_remote: bool = False,
+    startup_timeout: float = 20.0,
+) -> RunningServer:
+    """Serve the labelling app in a background (daemon) thread, for a training loop that waits on people.
+
+    port=0 picks a free port (the socket is bound here, so ``.url`` is final when this returns). Returns once
+    the server accepts connections (at most ``startup_timeout`` seconds, else ValidationError).
+    A non-loopback host is refused unless ``allow_remote=True``, as in ``serve``.
+    """
+    import socket
+    import time
+
+    if not isinstance(host, str) or not host:
+        raise ValidationError(f"host {describe(host)} is not valid: expected a host name or IP address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError(f"port {describe(port)} is not valid: expected an int in 0..65535 (0 = a free port)")
+    if not _is_loopback(host) and not allow_remote:
+        raise ValidationError(f"host {host!r} is not loopback: anyone on the network could label; use 127.0.0.1 "
+                              "or pass allow_remote=True and set a token")
+    import uvicorn  # imported here: only serving needs it
+
+    app = create_app(store, session=session, token=token, max_body=max_body, title=title)
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as err:
+        sock.close()
+        raise ValidationError(f"port {port} on {host}: cannot listen ({err}); expected a free port (or 0)") from None
+    bound = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # uvicorn skips installing signal handlers off the main thread, so Ctrl-C still reaches the training loop
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"irlhf-label-{bound}",
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5.0)
+            sock.close()
+            raise ValidationError(f"label server on {host}:{bound} did not start within {startup_timeout:g} s; "
+                                  "expected a free loopback port")
+        time.sleep(0.01)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return RunningServer(server, thread, sock, host, bound, serve_url(shown, bound, token))

@@ -42,7 +42,11 @@ Details, with the paper's choices:
 - Schedule (``label_schedule``): the labels asked at round r are proportional to tau / (T_r + tau) (the paper:
   tau = 2e6 frames of 5e7, i.e. 1/25 of training; here tau = schedule_tau * total_timesteps), after an
   initial ``initial_label_fraction`` of the budget in round 0; the counts sum to ``n_labels`` exactly.
-  Queries a labeller skips still count against the budget (as in B-Pref).
+  Queries a labeller skips still count against the budget (as in B-Pref); a NaN label means skipped.
+- Late labels: a labeller with a ``collect_late()`` method (a person, ``irlhf.label.people.WebLabeller``, whose
+  answers may come after its timeout) is asked, in every round that asks new labels, for (segments_a, segments_b, mu) of
+  earlier queries answered since; those pairs join the dataset as labels of the current round (they count in
+  ``new_labels`` but not again in ``queries``). Labellers without it are unaffected.
 - Off-policy agents (SAC, DQN): after every refit the replay buffer's rewards are relabelled with the new
   reward (as in PEBBLE, Lee et al. 2021).
 
@@ -539,6 +543,26 @@ def _empty_preferences(like: Segments) -> Preferences:
     return Preferences(like[:0], like[:0], np.zeros(0), np.zeros(0, dtype=np.int64))
 
 
+def _add_late(new: Preferences, late: Any, r: int) -> Preferences:
+    """``new`` plus the late-labelled pairs (segments_a, segments_b, mu) a labeller's ``collect_late`` returned,
+    counted as labels of round ``r`` (NaN = skipped, dropped)."""
+    try:
+        late_a, late_b, late_mu = late
+    except (TypeError, ValueError):
+        raise ValidationError(f"labeller.collect_late(): {describe(late)}; expected (segments_a, segments_b, "
+                              "mu)") from None
+    late_mu = np.asarray(late_mu, dtype=np.float64).reshape(-1)
+    if len(late_mu) == 0:
+        return new
+    if len(late_a) != len(late_mu) or len(late_b) != len(late_mu) or np.any(
+            (late_mu != 0) & (late_mu != 0.5) & (late_mu != 1) & ~np.isnan(late_mu)):
+        raise ValidationError(f"labeller.collect_late() mu: {describe(late_mu)}; expected one value in {{1, 0.5, 0}} "
+                              "or NaN per late pair")
+    ok = np.flatnonzero(~np.isnan(late_mu))
+    extra = Preferences(late_a[ok], late_b[ok], late_mu[ok], np.full(len(ok), r))
+    return Preferences.concatenate([new, extra])
+
+
 def train(env_id: str, labeller: Any, config: Config | None = None) -> Result:
     """Learn a policy from ``labeller``'s preferences between segments of its own rollouts (module docstring).
     Torch runs on one thread meanwhile (small networks; extra threads only contend)."""
@@ -598,6 +622,8 @@ def _train(env_id: str, labeller: Any, config: Config | None) -> Result:
                                       "{1, 0.5, 0} or NaN (skip)")
             keep = pick[~np.isnan(mu)]
             new = Preferences(a[keep], b[keep], mu[~np.isnan(mu)], np.full(len(keep), r))
+            if callable(getattr(labeller, "collect_late", None)):  # a person's answers that came after a timeout
+                new = _add_late(new, labeller.collect_late(), r)
             state["queries"] += k
             row["new_labels"] = len(new)
             both = Segments.concatenate([a, b])

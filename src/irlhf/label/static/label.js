@@ -255,6 +255,7 @@
         row.querySelector(".pos").textContent = String(pos + 1);
         const tie = row.querySelector("input.tie");
         if (pos === 0) { tie.checked = false; tie.disabled = true; } else { tie.disabled = false; }
+        row.classList.toggle("tied", tie.checked);   // tied rows are drawn joined to the row above
         row.querySelector("button.up").disabled = pos === 0;
         row.querySelector("button.down").disabled = pos === rows.length - 1;
       });
@@ -264,8 +265,7 @@
       if (delta < 0 && row.previousElementSibling) list.insertBefore(row, row.previousElementSibling);
       else if (delta > 0 && row.nextElementSibling) list.insertBefore(row.nextElementSibling, row);
       renumber();
-      row.querySelector(delta < 0 ? "button.up" : "button.down").focus();
-      if (document.activeElement && document.activeElement.disabled) row.focus();
+      row.focus();   // the row, not the button: Enter then submits, as the help line says
     }
 
     responses.forEach(function (text, i) {
@@ -284,6 +284,7 @@
       ]);
       row.querySelector("button.up").addEventListener("click", function () { move(row, -1); });
       row.querySelector("button.down").addEventListener("click", function () { move(row, 1); });
+      row.querySelector("input.tie").addEventListener("change", renumber);
       row.addEventListener("keydown", function (e) {
         // Alt+↑/↓ on a focused row moves it (keyboard alternative to dragging).
         if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
