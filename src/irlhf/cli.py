@@ -43,6 +43,7 @@ JOBS: tuple[str, ...] = (
     "irlhf.expert_job",
     "irlhf.tamer_job",
     "irlhf.llm_job",
+    "irlhf.label_job",
 )
 
 PROG = "irlhf"

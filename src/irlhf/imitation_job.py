@@ -27,6 +27,14 @@ metrics), policy.safetensors (``bc.load_policy``), demos.npz (when collected), l
 summary.txt (also printed) and report.html. In ``<out>/dagger-<timestamp>/``: config.json, metrics.jsonl
 (one line per round, then the final metrics), policy.safetensors, rounds.png (rollout return and dataset
 size per round), summary.txt and report.html.
+
+    irlhf dagger --env CartPole-v1 --expert web --rounds 3 --episodes-per-round 1 --label-timeout 300
+
+``dagger --expert web``: a person is the expert (``irlhf.label.people.WebExpert``, Discrete action spaces):
+each state to label becomes a frame on a labelling page the job serves (server options as for ``irlhf label``)
+and training waits for the chosen action. The run directory is made first (its name is the label session;
+``--db`` defaults to ``<run dir>/labels.sqlite``) and gets ``labels.jsonl``; the evaluation compares with the
+scripted expert where one exists.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
 from irlhf.irl_job import parse_set
+from irlhf.label_job import WEB, WebSession, add_server_options, web_options
 from irlhf.report import Report
 
 EXPERTS = ("scripted", "ppo", "dqn", "sac")  # --expert: one of these, or a path to an SB3 .zip / irlhf .safetensors
@@ -52,8 +61,11 @@ def _check_env(env: Any) -> None:
         raise ValidationError(f"env={env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
 
 
-def _check_expert(expert: Any) -> None:
-    """An expert kind of ``irlhf.envs.gym.make_expert``: one of EXPERTS or a .zip / .safetensors path."""
+def _check_expert(expert: Any, web: bool = False) -> None:
+    """An expert kind of ``irlhf.envs.gym.make_expert``: one of EXPERTS or a .zip / .safetensors path (or, with
+    ``web``, "web": people on the labelling page)."""
+    if web and expert == WEB:
+        return
     if not (isinstance(expert, str) and (expert in EXPERTS or expert.endswith((".zip", ".safetensors")))):
         raise ValidationError(f"expert={expert!r}: expected one of {list(EXPERTS)} or a path ending in .zip "
                               "(SB3 model) or .safetensors (irlhf policy)")
@@ -130,7 +142,7 @@ class DaggerJobConfig(BaseConfig):
         check_number("rounds", self.rounds, low=1, integer=True)
         check_number("episodes_per_round", self.episodes_per_round, low=1, integer=True)
         check_choice("schedule", self.schedule, SCHEDULES)
-        _check_expert(self.expert)
+        _check_expert(self.expert, web=True)
         check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
         if not isinstance(self.options, dict):
@@ -326,29 +338,49 @@ def plot_rounds(run: RunDir, history: list[dict], name: str = "rounds.png") -> s
     return name
 
 
-def run_dagger(job: DaggerJobConfig, out: str = "runs", *,
-               progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
-    from irlhf.envs.gym import make_env, make_expert
+def run_dagger(job: DaggerJobConfig, out: str = "runs", *, progress: bool = True,
+               web: WebSession | None = None) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Validate, run DAgger, evaluate, then write the run directory. ``web`` (with ``job.expert == "web"``):
+    people are the expert, through that session's labelling page (started after validation)."""
+    import gymnasium as gym
+
+    from irlhf.envs.gym import SCRIPTED_EXPERTS, make_env, make_expert
     from irlhf.imitation import bc, dagger
 
     config = dagger_config(job, progress)
-    make_env(job.env).close()  # unknown env -> ValidationError
-    expert = make_expert(job.env, seed=job.seed, kind=job.expert)
+    env = make_env(job.env)  # unknown env -> ValidationError
+    action_space = env.action_space
+    env.close()
+    if (job.expert == WEB) != (web is not None):
+        raise ValidationError(f"expert={job.expert!r}: a WebSession is needed exactly with --expert web")
+    if web is not None:
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValidationError(f"--expert web on {job.env}: action space {action_space}; expected a Discrete "
+                                  "action space (people pick one of the named actions)")
+        web.start()
+        expert = web.expert(job.env)
+        reference = SCRIPTED_EXPERTS.get(job.env)  # evaluate against the scripted expert, never ask people again
+    else:
+        expert = reference = make_expert(job.env, seed=job.seed, kind=job.expert)
     t0 = time.perf_counter()
     result = dagger.train(job.env, expert, config)
     train_seconds = time.perf_counter() - t0
-    metrics = evaluate_all(job.env, result.policy, expert, job.eval_episodes, job.seed)
+    metrics = evaluate_all(job.env, result.policy, reference, job.eval_episodes, job.seed)
     metrics.update(n_samples=len(result.dataset), rounds=len(result.history), train_seconds=train_seconds,
                    seconds=time.perf_counter() - t0)
 
-    run = RunDir.create("dagger", out)
-    run.write_json("config.json", {**job.to_dict(), "dagger_config": config.to_dict()})
+    run = web.run if web is not None else RunDir.create("dagger", out)
+    run.write_json("config.json", {**job.to_dict(), "dagger_config": config.to_dict(),
+                                   **({"web": web.options.to_dict()} if web is not None else {})})
     for record in result.history:
         run.log(phase="round", **record)
     run.log(phase="final", **metrics)
     bc.save_policy(run.file("policy.safetensors"), result.policy)
     png = plot_rounds(run, result.history)
     files = ["config.json", "metrics.jsonl", "policy.safetensors", png, "summary.txt", "report.html"]
+    people = web.export() if web is not None else None
+    if people is not None:
+        files.insert(-2, people[0])
 
     report = Report(f"irlhf dagger: {job.env}")
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
@@ -372,6 +404,7 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *,
         f"{len(result.dataset)} samples",
         _score_line(metrics),
         f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
+        *([people[1]] if people is not None else []),
         f"report: {run.file('report.html')}",
     ]
     report.finish(run, files, summary)
@@ -419,8 +452,9 @@ def add_parser(subparsers: Any) -> None:
                         help="mixture-policy rollouts per round")
     parser.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="beta schedule")
     parser.add_argument("--expert", default=d.expert, metavar="KIND|PATH",
-                        help="the expert: scripted, ppo, dqn, sac (cached, `irlhf expert train`) or a path to an "
-                        "SB3 .zip / irlhf .safetensors policy")
+                        help="the expert: scripted, ppo, dqn, sac (cached, `irlhf expert train`), a path to an "
+                        "SB3 .zip / irlhf .safetensors policy, or web (people, on the labelling page the job serves)")
+    add_server_options(parser, live=True)
 
 
 def run_bc_command(args: argparse.Namespace) -> int:
@@ -436,6 +470,12 @@ def run_dagger_command(args: argparse.Namespace) -> int:
                           schedule=args.schedule, expert=args.expert, eval_episodes=args.eval_episodes,
                           seed=args.seed,
                           options=parse_set(args.options))
+    options = web_options(args, job.expert == WEB, "--expert web")
+    if options is not None:
+        with WebSession(options, "dagger", args.out) as web:
+            _, _, summary = run_dagger(job, args.out, progress=not args.no_progress, web=web)
+        print("\n".join(summary))
+        return 0
     _, _, summary = run_dagger(job, args.out, progress=not args.no_progress)
     print("\n".join(summary))
     return 0

@@ -21,6 +21,13 @@ config.json, metrics.jsonl (one line per query round, then the final metrics), l
 return vs timesteps and vs labels), reward_model.safetensors, policy.zip (SB3), preferences.npz (the
 labelled pairs), summary.txt and report.html; the evaluation reports the policy's mean return, a random
 policy's, the scripted expert's (where one exists) and the normalised score.
+
+    irlhf prefs rl --env CartPole-v1 --labels 40 --labeller web --port 8765 --label-timeout 600
+
+``--labeller web``: people answer the queries (which clip is better) on a labelling page the job serves while it
+trains (``irlhf.label.people.WebLabeller``; server options as for ``irlhf label``). The run directory is made
+first: its name is the label session, ``--db`` defaults to ``<run dir>/labels.sqlite``, and ``labels.jsonl``
+holds the session's queries and answers at the end.
 """
 
 from __future__ import annotations
@@ -34,10 +41,12 @@ from typing import Any
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
+from irlhf.label_job import WEB, WebSession, add_server_options, web_options
 from irlhf.report import Report
 
 MODELS = ("auto", "bradley-terry", "plackett-luce")
 LABELLERS = ("oracle", "mistake", "noisy", "skip", "myopic", "equal")  # = irlhf.preference.labellers.LABELLERS
+LABELLER_CHOICES = (*LABELLERS, WEB)  # synthetic teachers, or people through the labelling page
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +261,7 @@ class RlJobConfig(BaseConfig):
             raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
         check_number("labels", self.labels, low=1, integer=True)
         check_number("timesteps", self.timesteps, low=1, integer=True)
-        check_choice("labeller", self.labeller, LABELLERS)
+        check_choice("labeller", self.labeller, LABELLER_CHOICES)
         check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
         if not isinstance(self.options, dict):
@@ -266,7 +275,8 @@ class RlJobConfig(BaseConfig):
 
 
 def rl_setup(job: RlJobConfig, progress: bool) -> tuple[Any, Any]:
-    """(trajectory.Config, labeller) from the job: defaults, then labels / timesteps / seed, then --set."""
+    """(trajectory.Config, labeller) from the job: defaults, then labels / timesteps / seed, then --set.
+    The labeller is None for ``web`` (people: the caller's ``WebSession`` makes it once the server runs)."""
     from irlhf.preference import trajectory
     from irlhf.preference.labellers import make_labeller
 
@@ -280,11 +290,22 @@ def rl_setup(job: RlJobConfig, progress: bool) -> tuple[Any, Any]:
             values[key] = value
     if isinstance(values.get("reward_hidden_sizes"), list):
         values["reward_hidden_sizes"] = tuple(values["reward_hidden_sizes"])
-    return trajectory.Config.from_dict(values), make_labeller(job.labeller, seed=job.seed + 1, **teacher)
+    config = trajectory.Config.from_dict(values)
+    if job.labeller == WEB:
+        if teacher:
+            raise ValidationError(f"--set {', '.join('labeller.' + k for k in teacher)}: teacher parameters are for "
+                                  "the synthetic labellers; expected none with --labeller web")
+        return config, None
+    return config, make_labeller(job.labeller, seed=job.seed + 1, **teacher)
 
 
-def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
-    """Validate, train, evaluate, then write the run directory."""
+def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
+           web: WebSession | None = None) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Validate, train, evaluate, then write the run directory.
+
+    ``web`` (with ``job.labeller == "web"``): people label through that session's page; it is started after
+    validation, so its run directory (session name, default label store) exists before training.
+    """
     import io
 
     from irlhf.core.io import atomic_open
@@ -293,6 +314,14 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tup
     from irlhf.preference import trajectory
 
     config, labeller = rl_setup(job, progress)
+    if (job.labeller == WEB) != (web is not None):
+        raise ValidationError(f"labeller={job.labeller!r}: a WebSession is needed exactly with --labeller web")
+    if web is not None:
+        from irlhf.envs.gym import make_env
+
+        make_env(job.env).close()  # unknown env -> ValidationError before a server starts
+        web.start()
+        labeller = web.labeller(job.env, seed=job.seed + 1)
     t0 = time.perf_counter()
     result = trajectory.train(job.env, labeller, config)
     seconds = time.perf_counter() - t0
@@ -304,8 +333,9 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tup
                    reward_correlation=next((r["reward_correlation"] for r in reversed(result.history)
                                             if r.get("reward_correlation") is not None), None))
 
-    run = RunDir.create("prefs-rl", out)
-    run.write_json("config.json", {"job": job.to_dict(), "trajectory": config.to_dict()})
+    run = web.run if web is not None else RunDir.create("prefs-rl", out)
+    run.write_json("config.json", {"job": job.to_dict(), "trajectory": config.to_dict(),
+                                   **({"web": web.options.to_dict()} if web is not None else {})})
     for row in result.history:
         run.log(**row)
     run.log(final=True, **metrics)
@@ -318,6 +348,9 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tup
     curve = _plot_rl_curve(run, result.history, metrics)
     files = ["config.json", "metrics.jsonl", curve, "reward_model.safetensors", "policy.zip", "preferences.npz",
              "summary.txt", "report.html"]
+    people = web.export() if web is not None else None
+    if people is not None:
+        files.insert(-2, people[0])
     fmt = (lambda v, spec=".3f": "n/a" if v is None else format(v, spec))
     score_line = (f"return {metrics['eval_return_mean']:.2f} +- {metrics['eval_return_std']:.2f} over "
                   f"{metrics['eval_episodes']} episodes; expert {fmt(metrics['expert_return_mean'], '.2f')}, random "
@@ -353,6 +386,7 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True) -> tup
                score_line,
                f"reward model: training accuracy {fmt(metrics['train_accuracy'])}, correlation with true segment "
                f"returns {fmt(metrics['reward_correlation'])}",
+               *([people[1]] if people is not None else []),
                f"report: {run.file('report.html')}"]
     report.finish(run, files, summary)
     return run, metrics, summary
@@ -404,13 +438,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     rl.add_argument("--env", default=r.env, help="gymnasium environment id")
     rl.add_argument("--labels", type=int, default=r.labels, help="total queries to the labeller")
     rl.add_argument("--timesteps", type=int, default=r.timesteps, help="RL environment steps")
-    rl.add_argument("--labeller", choices=LABELLERS, default=r.labeller,
-                    help="synthetic B-Pref teacher answering the queries")
+    rl.add_argument("--labeller", choices=LABELLER_CHOICES, default=r.labeller,
+                    help="synthetic B-Pref teacher answering the queries, or web: people, through the labelling "
+                    "page the job serves while it trains")
     rl.add_argument("--eval-episodes", type=int, default=r.eval_episodes, help="evaluation episodes")
     rl.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
                     help="override a trajectory.Config field (VALUE as JSON), e.g. --set algo=sac, or a teacher "
                     "parameter with labeller.KEY, e.g. --set labeller.eps=0.2; repeatable")
     rl.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_server_options(rl, live=True)
     return parser
 
 
@@ -419,6 +455,12 @@ def run_rl_command(args: argparse.Namespace) -> int:
 
     job = RlJobConfig(env=args.env, labels=args.labels, timesteps=args.timesteps, labeller=args.labeller,
                       eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
+    options = web_options(args, job.labeller == WEB, "--labeller web")
+    if options is not None:
+        with WebSession(options, "prefs-rl", args.out) as web:
+            _, _, summary = run_rl(job, args.out, progress=not args.no_progress, web=web)
+        print("\n".join(summary))
+        return 0
     _, _, summary = run_rl(job, args.out, progress=not args.no_progress)
     print("\n".join(summary))
     return 0

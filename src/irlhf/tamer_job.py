@@ -19,6 +19,14 @@ one ``irlhf: error:`` line, exit code 2, and no run directory. Artifacts in ``<o
 config.json, metrics.jsonl (one line per episode, then the final metrics), h_weights.npy
 ((n_actions, n_features)), learning_curve.png (return per episode), summary.txt (also printed) and
 report.html.
+
+    irlhf tamer --env MountainCar-v0 --episodes 5 --trainer web --label-timeout 900
+
+``--trainer web``: a person is the trainer (``irlhf.label.people.WebTrainer``): after each episode its clip
+appears on a labelling page the job serves (server options as for ``irlhf label``), the person presses good /
+bad while it plays, and those events train H_hat before the next episode. The run directory is made first (its
+name is the label session; ``--db`` defaults to ``<run dir>/labels.sqlite``) and gets ``labels.jsonl``; there
+is no Q* reference then.
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
 from irlhf.irl_job import parse_set
+from irlhf.label_job import WEB, WebSession, add_server_options, web_options
 from irlhf.report import Report
 
-TRAINERS = ("synthetic",)
+TRAINERS = ("synthetic", WEB)  # WEB: people, through the labelling page
 TRAINER_OPTIONS = ("p", "noise", "delay_min", "delay_max", "tol", "grid")
 EVAL_SEED_OFFSET = 10_000
 
@@ -80,6 +89,9 @@ def split_options(job: TamerJobConfig, progress: bool) -> tuple[Any, dict[str, A
     for key, value in job.options.items():
         if key.startswith("trainer."):
             name = key[len("trainer."):]
+            if job.trainer == WEB:
+                raise ValidationError(f"--set {key}: trainer options are for the synthetic trainer; expected none "
+                                      "with --trainer web")
             if name not in TRAINER_OPTIONS:
                 raise ValidationError(f"--set {key}: unknown trainer option {name!r}; expected one of "
                                       f"{['trainer.' + o for o in TRAINER_OPTIONS]}")
@@ -110,9 +122,10 @@ def plot_learning_curve(run: RunDir, history: list[dict], reference: float | Non
     return name
 
 
-def run_tamer(job: TamerJobConfig, out: str = "runs", *,
-              progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
-    """Validate, train, evaluate, then write the run directory."""
+def run_tamer(job: TamerJobConfig, out: str = "runs", *, progress: bool = True,
+              web: WebSession | None = None) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Validate, train, evaluate, then write the run directory. ``web`` (with ``job.trainer == "web"``): a person
+    gives the feedback through that session's labelling page (started after validation)."""
     import numpy as np
 
     from irlhf.envs.gym import evaluate, make_env, random_return
@@ -120,7 +133,13 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
 
     config, trainer_options = split_options(job, progress)
     make_env(job.env).close()  # unknown env -> ValidationError
-    trainer = tamer.make_synthetic_trainer(job.env, seed=job.seed, **trainer_options)
+    if (job.trainer == WEB) != (web is not None):
+        raise ValidationError(f"trainer={job.trainer!r}: a WebSession is needed exactly with --trainer web")
+    if web is not None:
+        web.start()
+        trainer = web.trainer(job.env)
+    else:
+        trainer = tamer.make_synthetic_trainer(job.env, seed=job.seed, **trainer_options)
     t0 = time.perf_counter()
     result = tamer.train(job.env, trainer, config)
     train_seconds = time.perf_counter() - t0
@@ -130,7 +149,8 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
 
     eval_seed = EVAL_SEED_OFFSET + job.seed
     mean, std = evaluate(job.env, result.policy, n_episodes=job.eval_episodes, seed=eval_seed)
-    oracle_mean = evaluate(job.env, oracle, n_episodes=job.eval_episodes, seed=eval_seed)[0]
+    oracle_mean = (None if web is not None  # a person has no Q* to act greedily on
+                   else evaluate(job.env, oracle, n_episodes=job.eval_episodes, seed=eval_seed)[0])
     random_mean = random_return(job.env, n_episodes=job.eval_episodes, seed=eval_seed)
     hist = result.history
     first_goal = next((r["episode"] + 1 for r in hist if r["reached_goal"]), None)
@@ -142,19 +162,30 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
                "last5_return_mean": float(np.mean([r["return"] for r in hist[-5:]])),
                "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
 
-    run = RunDir.create("tamer", out)
+    run = web.run if web is not None else RunDir.create("tamer", out)
     run.write_json("config.json", {**job.to_dict(), "tamer_config": config.to_dict(),
-                                   "trainer_options": {"seed": job.seed, **trainer_options}})
+                                   "trainer_options": {"seed": job.seed, **trainer_options},
+                                   **({"web": web.options.to_dict()} if web is not None else {})})
     for record in hist:
         run.log(phase="episode", **record)
     run.log(phase="final", **metrics)
     run.save_array("h_weights.npy", result.weights)
     curve = plot_learning_curve(run, hist, oracle_mean)
     files = ["config.json", "metrics.jsonl", "h_weights.npy", curve, "summary.txt", "report.html"]
+    people = web.export() if web is not None else None
+    if people is not None:
+        files.insert(-2, people[0])
 
-    trainer_text = ", ".join(f"{k}={v}" for k, v in {"p": trainer.p, "noise": trainer.noise,
-                                                     "delay": f"U[{trainer.delay_min}, {trainer.delay_max}] s",
-                                                     "tol": trainer.tol}.items())
+    if web is not None:
+        trainer_description = (f"The trainer is a person on the labelling page (session {web.session}): after each "
+                               "episode they watch its clip and press good (+1) or bad (-1).")
+    else:
+        trainer_text = ", ".join(f"{k}={v}" for k, v in {"p": trainer.p, "noise": trainer.noise,
+                                                         "delay": f"U[{trainer.delay_min}, {trainer.delay_max}] s",
+                                                         "tol": trainer.tol}.items())
+        trainer_description = (f"The {job.trainer} trainer rates a step +1 when its action is optimal under Q* (up "
+                               f"to tol), -1 otherwise ({trainer_text}).")
+    oracle_text = "n/a (a person)" if oracle_mean is None else f"{oracle_mean:.2f}"
     credit_text = (f"uniform delay density on [{config.delay_min}, {config.delay_max}] s integrated over each "
                    f"step ({config.step_seconds} s per step)" if config.credit == "uniform" else
                    f"the last {config.window} steps, equal credit")
@@ -164,14 +195,14 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
                                     for k, v in config.to_dict().items()), header=["tamer option", "value"])
     report.section("Setup").text(
         f"Environment {job.env}. TAMER learns a linear model H_hat(s, a) of the trainer's reinforcement "
-        f"({config.features} features, {result.weights.shape[1]} per action) and acts greedily on it. The "
-        f"{job.trainer} trainer rates a step +1 when its action is optimal under Q* (up to tol), -1 otherwise "
-        f"({trainer_text}). Credit assignment: {credit_text}.")
+        f"({config.features} features, {result.weights.shape[1]} per action) and acts greedily on it. "
+        f"{trainer_description} Credit assignment: {credit_text}.")
     report.section("Result").text(
         f"Greedy policy on H_hat after training, over {job.eval_episodes} episodes (reset seeds from "
         f"{eval_seed}).").table([
             ["TAMER: mean return", mean], ["TAMER: std of return", std],
-            ["trainer's greedy policy on Q*: mean return", oracle_mean], ["random policy: mean return", random_mean],
+            ["trainer's greedy policy on Q*: mean return", "n/a (a person)" if oracle_mean is None else oracle_mean],
+            ["random policy: mean return", random_mean],
             ["training episodes that reached the goal", f"{metrics['goal_episodes']} / {len(hist)}"],
             ["first training episode that reached the goal", "never" if first_goal is None else first_goal],
             ["feedback events", metrics["feedback_events"]], ["training steps", metrics["steps"]],
@@ -184,9 +215,10 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *,
         f"irlhf tamer -> {run.path}",
         f"env: {job.env}; {len(hist)} episodes, {metrics['feedback_events']} feedback events; goal reached in "
         f"{metrics['goal_episodes']} (first: {'never' if first_goal is None else f'episode {first_goal}'})",
-        f"return {mean:.2f} +- {std:.2f} over {job.eval_episodes} episodes; trainer's Q* policy {oracle_mean:.2f}, "
+        f"return {mean:.2f} +- {std:.2f} over {job.eval_episodes} episodes; trainer's Q* policy {oracle_text}, "
         f"random {random_mean:.2f}",
         f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
+        *([people[1]] if people is not None else []),
         f"report: {run.file('report.html')}",
     ]
     report.finish(run, files, summary)
@@ -206,16 +238,25 @@ def add_parser(subparsers: Any) -> None:
                      f"({', '.join(TRAINER_OPTIONS)}).")
     parser.add_argument("--env", default=d.env, help="gymnasium environment id")
     parser.add_argument("--episodes", type=int, default=d.episodes, help="training episodes")
-    parser.add_argument("--trainer", choices=TRAINERS, default=d.trainer, help="who gives the feedback")
+    parser.add_argument("--trainer", choices=TRAINERS, default=d.trainer,
+                        help="who gives the feedback: the synthetic trainer, or web (a person, on the labelling page "
+                        "the job serves)")
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="evaluation episodes")
     parser.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
                         help="override a Config field (VALUE as JSON), e.g. --set credit=window; repeatable")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_server_options(parser, live=True)
 
 
 def run_command(args: argparse.Namespace) -> int:
     job = TamerJobConfig(env=args.env, episodes=args.episodes, trainer=args.trainer,
                          eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
+    options = web_options(args, job.trainer == WEB, "--trainer web")
+    if options is not None:
+        with WebSession(options, "tamer", args.out) as web:
+            _, _, summary = run_tamer(job, args.out, progress=not args.no_progress, web=web)
+        print("\n".join(summary))
+        return 0
     _, _, summary = run_tamer(job, args.out, progress=not args.no_progress)
     print("\n".join(summary))
     return 0

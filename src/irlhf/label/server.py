@@ -426,7 +426,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """True for localhost names and loopback IP addresses (127.0.0.0/8, ::1)."""
     if host.lower() in _LOOPBACK_NAMES:
         return True
@@ -464,7 +464,7 @@ def serve(
         raise ValidationError(f"host {describe(host)} is not valid: expected a host name or IP address")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port {describe(port)} is not valid: expected an int in 0..65535")
-    if not _is_loopback(host) and not allow_remote:
+    if not is_loopback(host) and not allow_remote:
         raise ValidationError(
             f"host {host!r} is not loopback: anyone on the network could open the page and label. "
             "Serve on 127.0.0.1 (and use an SSH tunnel), or pass allow_remote=True (--allow-remote) "
@@ -473,7 +473,7 @@ def serve(
     import uvicorn  # imported here: only serving needs it
 
     app = create_app(store, session=session, token=token, max_body=max_body, title=title)
-    if not _is_loopback(host) and token is None:
+    if not is_loopback(host) and token is None:
         print(
             f"warning: serving on {host} without a token: anyone who can reach port {port} can label",
             file=sys.stderr,
@@ -543,7 +543,7 @@ def start_server(
         raise ValidationError(f"host {describe(host)} is not valid: expected a host name or IP address")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port {describe(port)} is not valid: expected an int in 0..65535 (0 = a free port)")
-    if not _is_loopback(host) and not allow_remote:
+    if not is_loopback(host) and not allow_remote:
         raise ValidationError(f"host {host!r} is not loopback: anyone on the network could label; use 127.0.0.1 "
                               "or pass allow_remote=True and set a token")
     import uvicorn  # imported here: only serving needs it
