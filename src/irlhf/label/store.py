@@ -442,6 +442,7 @@ class LabelStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._open()
 
     # -- connections
@@ -517,13 +518,15 @@ class LabelStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: takes the write lock up front so two writers never deadlock on an upgrade."""
         con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        # threads of this process queue here; SQLite's own busy handler (for other processes) backs off by sleeping
+        with self._write_lock:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
