@@ -433,3 +433,15 @@ def test_export_jsonl_and_text_pairs_round_trip(db, tmp_path):
     with pytest.raises(ValidationError, match="no such session"):
         export_jsonl(db, "missing", tmp_path / "x.jsonl")
     assert not (tmp_path / "none.jsonl").exists() and not (tmp_path / "x.jsonl").exists()
+
+
+def test_export_text_pairs_to_hugging_face_dataset_directory(db, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    db.add_query("text", {"prompt": "Count", "responses": ["one", "two", "three"]}, session="s", query_id="t")
+    db.add_label("t", "alice", {"ranking": [[2], [1], [0]]})
+    out = export_text_pairs(db, "s", tmp_path / "pairs_hf")  # no suffix: a save_to_disk directory
+    loaded = datasets.load_from_disk(str(out))
+    assert loaded.to_list() == [{"prompt": "Count", "chosen": "three", "rejected": "two"},
+                                {"prompt": "Count", "chosen": "three", "rejected": "one"},
+                                {"prompt": "Count", "chosen": "two", "rejected": "one"}]
+    assert TextPairs.load(out).to_rows() == loaded.to_list()
