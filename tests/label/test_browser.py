@@ -7,6 +7,8 @@ The store holds real media: CartPole / MountainCar GIFs and a PNG from ``irlhf.l
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -268,3 +270,39 @@ def test_cross_origin_post_is_refused(tmp_path: Path, context: Any, live_server:
     victim.keyboard.press("1")
     expect(victim.get_by_text("Nothing to label right now")).to_be_visible()
     assert _values(store, qid) == [("victim", "left")]
+
+
+def test_preference_loop_with_a_person_in_the_browser(tmp_path: Path, context: Any) -> None:
+    """Christiano et al.'s loop end to end: trajectory.train asks WebLabeller, which posts clip pairs; a person
+    in the browser answers them by keyboard while the learner waits; the reward model is fit on those labels."""
+    from irlhf.label.people import WebLabeller
+    from irlhf.label.server import start_server
+    from irlhf.preference import trajectory
+
+    store = LabelStore(tmp_path / "labels.sqlite")
+    config = trajectory.Config(total_timesteps=128, n_labels=4, rounds=2, segment_length=5, ensemble_size=1,
+                               candidates_factor=1, reward_epochs=1, random_rollout_steps=60, progress=False,
+                               rl_kwargs=dict(n_envs=1, n_steps=64, batch_size=64, n_epochs=1))
+    results: list[Any] = []
+    with start_server(store, session="prefs") as server:
+        labeller = WebLabeller(store, "CartPole-v1", session="prefs", width=120, timeout=60, url=server.url,
+                               verbose=False)
+        learner = threading.Thread(target=lambda: results.append(trajectory.train("CartPole-v1", labeller, config)))
+        learner.start()
+        page = context.new_page()
+        page.goto(f"http://{server.host}:{server.port}/label?annotator=Ada")
+        answered: list[str] = []
+        deadline = time.monotonic() + 120
+        while learner.is_alive() and time.monotonic() < deadline:
+            shown = "#main[data-query]" + "".join(f":not([data-query='{q}'])" for q in answered)
+            try:  # the next query not yet answered (the page polls every 2 s while the learner trains)
+                page.wait_for_selector(shown + " .pair img", timeout=1000)
+            except Exception:
+                continue
+            answered.append(page.get_attribute("#main", "data-query"))
+            page.keyboard.press("ArrowLeft")
+        learner.join(timeout=60)
+    assert results and not learner.is_alive()
+    labels = store.labels(session="prefs")
+    assert sorted(label.query_id for label in labels) == sorted(answered) and len(answered) == 4
+    assert {label.value for label in labels} == {"left"} and len(results[0].dataset) == 4

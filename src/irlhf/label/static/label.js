@@ -101,6 +101,7 @@
     if (pollTimer) clearTimeout(pollTimer);
     pollTimer = null;
     current = null;
+    delete main.dataset.query;
     main.classList.remove("busy");
     clear(main);
   }
@@ -132,6 +133,7 @@
       return;
     }
     render(current);
+    main.dataset.query = current.id;   // which query is on screen (for scripts and tests driving the page)
     window.scrollTo(0, 0);
   }
 
