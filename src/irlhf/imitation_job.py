@@ -40,6 +40,7 @@ scripted expert where one exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import time
@@ -471,11 +472,7 @@ def run_dagger_command(args: argparse.Namespace) -> int:
                           seed=args.seed,
                           options=parse_set(args.options))
     options = web_options(args, job.expert == WEB, "--expert web")
-    if options is not None:
-        with WebSession(options, "dagger", args.out) as web:
-            _, _, summary = run_dagger(job, args.out, progress=not args.no_progress, web=web)
-        print("\n".join(summary))
-        return 0
-    _, _, summary = run_dagger(job, args.out, progress=not args.no_progress)
+    with WebSession(options, "dagger", args.out) if options is not None else contextlib.nullcontext() as web:
+        _, _, summary = run_dagger(job, args.out, progress=not args.no_progress, web=web)
     print("\n".join(summary))
     return 0

@@ -33,6 +33,7 @@ holds the session's queries and answers at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import time
@@ -456,12 +457,8 @@ def run_rl_command(args: argparse.Namespace) -> int:
     job = RlJobConfig(env=args.env, labels=args.labels, timesteps=args.timesteps, labeller=args.labeller,
                       eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
     options = web_options(args, job.labeller == WEB, "--labeller web")
-    if options is not None:
-        with WebSession(options, "prefs-rl", args.out) as web:
-            _, _, summary = run_rl(job, args.out, progress=not args.no_progress, web=web)
-        print("\n".join(summary))
-        return 0
-    _, _, summary = run_rl(job, args.out, progress=not args.no_progress)
+    with WebSession(options, "prefs-rl", args.out) if options is not None else contextlib.nullcontext() as web:
+        _, _, summary = run_rl(job, args.out, progress=not args.no_progress, web=web)
     print("\n".join(summary))
     return 0
 

@@ -32,6 +32,7 @@ is no Q* reference then.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import time
@@ -252,11 +253,7 @@ def run_command(args: argparse.Namespace) -> int:
     job = TamerJobConfig(env=args.env, episodes=args.episodes, trainer=args.trainer,
                          eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
     options = web_options(args, job.trainer == WEB, "--trainer web")
-    if options is not None:
-        with WebSession(options, "tamer", args.out) as web:
-            _, _, summary = run_tamer(job, args.out, progress=not args.no_progress, web=web)
-        print("\n".join(summary))
-        return 0
-    _, _, summary = run_tamer(job, args.out, progress=not args.no_progress)
+    with WebSession(options, "tamer", args.out) if options is not None else contextlib.nullcontext() as web:
+        _, _, summary = run_tamer(job, args.out, progress=not args.no_progress, web=web)
     print("\n".join(summary))
     return 0

@@ -436,6 +436,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _check_address(host: Any, port: Any, allow_remote: bool) -> None:
+    """Refuse a bad host or port, and a non-loopback host unless ``allow_remote``."""
+    if not isinstance(host, str) or not host:
+        raise ValidationError(f"host {describe(host)} is not valid: expected a host name or IP address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError(f"port {describe(port)} is not valid: expected an int in 0..65535 (0 = a free port)")
+    if not is_loopback(host) and not allow_remote:
+        raise ValidationError(
+            f"host {host!r} is not loopback: anyone on the network could open the page and label. "
+            "Serve on 127.0.0.1 (and use an SSH tunnel), or pass allow_remote=True (--allow-remote) "
+            "and set a token (--token) so only people with the URL can label"
+        )
+
+
 def serve_url(host: str, port: int, token: str | None = None) -> str:
     """The URL to open in a browser (with ``?token=`` when a token is set)."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -460,16 +474,7 @@ def serve(
     A host other than loopback is refused unless ``allow_remote=True`` (anyone who can reach the port
     could label; set a ``token`` then). Blocks until the server stops.
     """
-    if not isinstance(host, str) or not host:
-        raise ValidationError(f"host {describe(host)} is not valid: expected a host name or IP address")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValidationError(f"port {describe(port)} is not valid: expected an int in 0..65535")
-    if not is_loopback(host) and not allow_remote:
-        raise ValidationError(
-            f"host {host!r} is not loopback: anyone on the network could open the page and label. "
-            "Serve on 127.0.0.1 (and use an SSH tunnel), or pass allow_remote=True (--allow-remote) "
-            "and set a token (--token) so only people with the URL can label"
-        )
+    _check_address(host, port, allow_remote)
     import uvicorn  # imported here: only serving needs it
 
     app = create_app(store, session=session, token=token, max_body=max_body, title=title)
@@ -539,13 +544,7 @@ def start_server(
     import socket
     import time
 
-    if not isinstance(host, str) or not host:
-        raise ValidationError(f"host {describe(host)} is not valid: expected a host name or IP address")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValidationError(f"port {describe(port)} is not valid: expected an int in 0..65535 (0 = a free port)")
-    if not is_loopback(host) and not allow_remote:
-        raise ValidationError(f"host {host!r} is not loopback: anyone on the network could label; use 127.0.0.1 "
-                              "or pass allow_remote=True and set a token")
+    _check_address(host, port, allow_remote)
     import uvicorn  # imported here: only serving needs it
 
     app = create_app(store, session=session, token=token, max_body=max_body, title=title)
