@@ -56,26 +56,14 @@ BC warm start (``bc_warm_start``, default on for PPO): the PPO generator's actor
 (``irlhf.rl.sb3.ppo_from_bc``), the paper's "initialise the policy" step, so that early samples resemble the
 demos.
 
-Measured on CartPole-v1 (5 scripted-expert demos from ``collect_demos(..., seed=100)``, PPO zoo defaults,
-deterministic return over 10 episodes, ``evaluate(..., seed=100)``; random policy 21.3):
-
-- defaults (absorbing, BC demo density, BC warm start), 50k steps: seeds 0, 1, 2 -> 498.1, 500, 500 (4096 steps,
-  i.e. one cost iteration: 500 on seeds 0, 1, 2; the test uses seed 0). Honest reading: the warm start carries
-  this. BC alone already scores 500 here, the cost learning is saturated (ESS 4-6, i.e. about the 5 demos, of
-  ~200 background trajectories; c_abs stays ~0) and on seed 0 the learned per-step cost on policy samples (~0.3)
-  ends up above c_abs, i.e. the reward would favour ending episodes; the PPO policy just never drifts there
-  within 50k steps. The padding is inert in these runs: with the samples' importance weights ~0, c_abs gets no
-  gradient and stays ~0, and absorbing=False gives the same numbers (seed 0: 498.1, its samples never terminate;
-  seed 2: 500, identical history). The BC demo density does matter: with the warm start but
-  ``demo_density="policy"``, seed 2 fell to 310 +- 156 at 50k steps (L_IOC ~3e3, ESS ~1-2).
-- without the warm start (``bc_warm_start=False``, absorbing, BC density), 50k steps, seed 0: 9.6, no better
-  than before (~9.4 with the earlier defaults, 5k-20k steps). The importance weights are dominated by the
-  demos from the first iteration on: a demo's log z sums ~500 steps of log-likelihood (log z ~ -25 under BC)
-  while a short sample's is ~ -7, so exp(-c)/z favours the demos by ~e^18 even at c = 0, L_IOC sits at its
-  floor (demos-only Z estimate) and gives the samples' costs and c_abs almost no gradient (c_abs -> 0.011,
-  below the sample step cost ~0.3, so the policy still ends episodes early).
-- the learned reward (``bc_warm_start=False, demo_density="policy"``, 5k steps) still ranks expert transitions
-  above random ones: per-step gap 0.27, 0.52, 0.29 on seeds 0, 1, 2.
+What it does on CartPole-v1 (``benchmarks/gcl_cartpole.py``: 4 scripted-expert trajectories, 50k steps,
+seeds 0-2; docs/RESULTS.md): the policy ends at 110 (BC warm start) and 165 (none) of 500, and a fresh PPO on
+the learned cost does not balance the pole. The importance weights sit on the demos from the first phases on
+(effective sample size 4.0 of 204 background trajectories): a demo's log z sums ~500 steps of near-deterministic
+BC log-likelihood (log z ~ -25) while a short sample's is ~ -7, so exp(-c) / z favours the demos by ~e^18 even
+at c = 0; L_IOC then sits at its demos-only floor and gives the samples' costs and c_abs almost no gradient.
+This is the variance problem of trajectory-level importance sampling that AIRL's per-step discriminator
+removes. Without the BC demo density (``demo_density="policy"``) the weights are more degenerate still.
 
 Regularisers (paper, section 4.1), both off by default (weight 0):
 
