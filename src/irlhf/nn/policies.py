@@ -50,6 +50,11 @@ def obs_dim(space: spaces.Space) -> int:
     return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
 
 
+def _tensor(x: torch.Tensor | np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` as a ``dtype`` tensor; numpy input is copied (torch warns on read-only arrays, e.g. a Trajectory's)."""
+    return x.to(dtype) if torch.is_tensor(x) else torch.tensor(np.asarray(x), dtype=dtype)
+
+
 class MLPPolicy(nn.Module):
     """Stochastic policy pi(a|s) for a Discrete or Box action space (see the module docstring)."""
 
@@ -83,7 +88,7 @@ class MLPPolicy(nn.Module):
         if isinstance(self.observation_space, spaces.Discrete):
             idx = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs).long().reshape(-1)
             return nn.functional.one_hot(idx - int(self.observation_space.start), self.obs_mean.shape[0]).float()
-        x = torch.as_tensor(obs, dtype=torch.float32).reshape(-1, self.obs_mean.shape[0])
+        x = _tensor(obs, torch.float32).reshape(-1, self.obs_mean.shape[0])
         return (x - self.obs_mean) / self.obs_scale
 
     def forward(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -99,9 +104,8 @@ class MLPPolicy(nn.Module):
 
     def _action_tensor(self, act: torch.Tensor | np.ndarray) -> torch.Tensor:
         if self.discrete:
-            a = torch.as_tensor(act).reshape(-1)
-            return a.long() - int(self.action_space.start)
-        return torch.as_tensor(act, dtype=torch.float32).reshape(-1, self.act_dim)
+            return _tensor(act, torch.long).reshape(-1) - int(self.action_space.start)
+        return _tensor(act, torch.float32).reshape(-1, self.act_dim)
 
     def log_prob(self, obs: torch.Tensor | np.ndarray, act: torch.Tensor | np.ndarray) -> torch.Tensor:
         """log pi(act | obs), (N,)."""
