@@ -112,6 +112,8 @@ def main() -> None:
     parser.add_argument("--imitation-gen-normalize-reward", action="store_true",
                         help="wrap imitation's generator env in VecNormalize(norm_reward) as irlhf does (not "
                              "imitation's behaviour)")
+    parser.add_argument("--irlhf-no-absorbing", action="store_true",
+                        help="irlhf with absorbing=False: plain episode ends, as imitation's variable horizon")
     parser.add_argument("--quick", action="store_true", help="2048 steps, 1 seed (smoke check)")
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args()
@@ -168,7 +170,8 @@ def main() -> None:
                 module.train(env_id, demo_info[seeds[0]]["transitions"],
                              module.Config(total_timesteps=cfg["warmup_timesteps"], seed=0, algo=algo))
                 for s in seeds:
-                    config = module.Config(total_timesteps=args.timesteps, seed=s, algo=algo)
+                    config = module.Config(total_timesteps=args.timesteps, seed=s, algo=algo,
+                                           absorbing=not args.irlhf_no_absorbing)
                     t0, c0 = time.perf_counter(), time.process_time()
                     result = module.train(env_id, demo_info[s]["transitions"], config)
                     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -210,6 +213,7 @@ def main() -> None:
     first = next(iter(meta.values()))["imitation"] if meta else {}
     machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                "torch_irlhf": torch.__version__, "numpy_irlhf": np.__version__, "torch_threads_both": args.threads,
+               "irlhf_absorbing": not args.irlhf_no_absorbing,
                **{f"imitation_side_{k}": v for k, v in first.items() if k != "unmatched"}}
     print(f"machine: {machine['platform']}, {machine['cpu_count']} CPUs, torch {torch.__version__} (irlhf) / "
           f"{first.get('torch_version')} (imitation {first.get('imitation_version')}, SB3 "

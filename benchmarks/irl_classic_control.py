@@ -23,6 +23,7 @@ CartPole-v1 with 500 steps and scripted experts here).
 
     python benchmarks/irl_classic_control.py --envs CartPole-v1               # 4 methods x 4 N x 5 seeds
     python benchmarks/irl_classic_control.py --envs CartPole-v1 --methods GAIL --demos 1 --seeds 2
+    python benchmarks/irl_classic_control.py --envs CartPole-v1 --methods GAIL --demos 1 --timesteps 200000
     python benchmarks/irl_classic_control.py --quick                          # smoke run, not a result
 
 Every finished run is appended to benchmarks/out/irl_classic_control.jsonl at once, and runs already there
@@ -54,6 +55,17 @@ IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_0
 QUICK_BUDGET = 4_000
 HO_ERMON = {"CartPole-v1": "GAIL 200 (expert 200)", "Acrobot-v1": "GAIL -77 (expert -75)",
             "MountainCar-v0": "GAIL -102 (expert -99)"}
+
+
+def budget(env: str, method: str, quick: bool = False, timesteps: int | None = None) -> int:
+    """Training steps of one run: 0 for BC; ``timesteps`` (when given) replaces GAIL's and AIRL's."""
+    if method == "BC":
+        return 0
+    if quick:
+        return QUICK_BUDGET
+    if method == "IQ-Learn":
+        return IQ_BUDGET[env]
+    return timesteps or BUDGET[env]
 
 
 def run_job(job: dict) -> dict:
@@ -162,6 +174,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET} timesteps, 1 seed: a smoke run")
     parser.add_argument("--fresh", action="store_true", help="ignore (and overwrite) earlier results")
+    parser.add_argument("--timesteps", type=int, help="GAIL / AIRL generator steps instead of BUDGET[env] (the "
+                        "tables then show only runs with this budget)")
     args = parser.parse_args()
 
     seeds = [0] if args.quick else list(range(args.seeds))
@@ -176,8 +190,7 @@ def main() -> None:
         for env in args.envs:
             for n in args.demos:
                 for method in args.methods:
-                    steps = 0 if method == "BC" else QUICK_BUDGET if args.quick else (
-                        IQ_BUDGET if method == "IQ-Learn" else BUDGET)[env]
+                    steps = budget(env, method, args.quick, args.timesteps)
                     job = {"env": env, "method": method, "n_demos": n, "seed": seed, "timesteps": steps}
                     if not any(all(r[k] == v for k, v in job.items()) for r in done):
                         jobs.append(job)
@@ -193,6 +206,8 @@ def main() -> None:
             print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
                   f"({row['seconds']:.0f} s)", flush=True)
     rows = [json.loads(x) for x in log.read_text().splitlines() if x]
+    # one budget per (env, method) in the tables: runs at other budgets stay in the log
+    rows = [r for r in rows if r["timesteps"] == budget(r["env"], r["method"], args.quick, args.timesteps)]
     refs = references(args.envs)
     table = summarize(rows, refs, args.envs, args.methods, args.demos)
     print(f"\n{'quick smoke run (not a result); ' if args.quick else ''}this invocation: "
