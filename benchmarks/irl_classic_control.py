@@ -8,7 +8,8 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 * GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
   rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
 * AIRL: ``airl.train`` likewise (state-only g);
-* GAIL+BC (only with ``--methods GAIL+BC``): GAIL with ``bc_warm_start=True`` (PPO's actor starts from BC);
+* on request only (``--methods GAIL+BC`` / ``GAIL-logit``): GAIL with ``bc_warm_start=True`` (PPO's actor starts
+  from BC) / with ``reward_type="logit"`` (log D - log(1 - D), the reward DAC pairs with the absorbing state);
 * IQ-Learn: online, ``iq_learn.Config(online=True, env_steps=T_iq, seed=seed)`` (soft Q on Discrete actions,
   soft actor-critic on Box), the library defaults otherwise.
 
@@ -49,7 +50,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
 METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn")
-EXTRA_METHODS = ("GAIL+BC",)  # on request only: GAIL with bc_warm_start=True
+# on request only (--methods): GAIL with other settings than the library defaults
+EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,
@@ -85,13 +87,12 @@ def run_job(job: dict) -> dict:
         from irlhf.imitation import bc
 
         policy = bc.train(env, demos, bc.Config(seed=seed)).policy
-    elif method in ("GAIL", "AIRL", "GAIL+BC"):
+    elif method in ("GAIL", "AIRL", *EXTRA_METHODS):
         from irlhf.irl import airl, gail
 
         module = airl if method == "AIRL" else gail
-        warm = {"bc_warm_start": True} if method == "GAIL+BC" else {}
         policy = module.train(env, demos, module.Config(algo="sac" if box else "ppo", total_timesteps=steps,
-                                                        seed=seed, **warm)).policy
+                                                        seed=seed, **EXTRA_METHODS.get(method, {}))).policy
     elif method == "IQ-Learn":
         from irlhf.irl import iq_learn
 
@@ -171,7 +172,7 @@ def plot(rows: list[dict], refs: dict, envs: list[str], methods: list[str], demo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1"], choices=ENVS)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + EXTRA_METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + tuple(EXTRA_METHODS))
     parser.add_argument("--demos", type=int, nargs="+", default=[1, 4, 7, 10])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..k-1")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
