@@ -71,7 +71,8 @@ DESCRIPTIONS = {
 CURVES = {
     "gail": ("timesteps", "environment steps", [("discriminator loss", ["disc_loss"]),
                                                 ("discriminator accuracy", ["acc_expert", "acc_policy"]),
-                                                ("mean episode return (true reward)", ["mean_return"])]),
+                                                ("mean episode return (true reward)", ["mean_return"]),
+                                                ("mean episode length (steps)", ["mean_length"])]),
     "gcl": ("timesteps", "environment steps", [("IOC loss", ["ioc_loss"]),
                                                ("mean trajectory cost", ["demo_cost", "sample_cost"]),
                                                ("mean episode return (true reward)", ["mean_true_return"])]),

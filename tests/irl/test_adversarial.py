@@ -119,7 +119,8 @@ def test_gail_short_cartpole_run_beats_random(cartpole_demos):
     result = gail.train("CartPole-v1", cartpole_demos, gail.Config(total_timesteps=12_000, seed=0),
                         callback=lambda rec, policy: records.append(rec))
     assert records == result.history and len(records) == math.ceil(12_000 / 256)  # whole PPO rollouts
-    assert {"disc_loss", "acc_expert", "acc_policy", "expert_score", "policy_score", "mean_return"} <= set(records[-1])
+    assert {"disc_loss", "acc_expert", "acc_policy", "expert_score", "policy_score", "mean_return",
+            "mean_length"} <= set(records[-1])
     assert records[-1]["expert_score"] > records[-1]["policy_score"]
     ret = evaluate("CartPole-v1", result.policy, n_episodes=5, seed=1)[0]
     assert ret > 3 * random_return("CartPole-v1", n_episodes=20, seed=0)  # random ~22

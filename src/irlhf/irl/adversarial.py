@@ -273,7 +273,7 @@ class Result:
     (``RecoveredReward``); discriminator and features: the trained networks; model: the SB3 generator;
     history: one dict per ``log_every`` rounds (round, timesteps, disc_loss, disc_entropy, grad_penalty,
     acc_expert, acc_policy, expert_score, policy_score, mean_return (true return of the last 20 finished
-    episodes, None before any), seconds); n_demo_transitions; config."""
+    episodes, None before any), mean_length (their mean length in steps), seconds); n_demo_transitions; config."""
 
     policy: Any
     reward: RecoveredReward
@@ -447,6 +447,7 @@ def train(env_id: str, demos: Any, config: Config,
             episodes = list(self.model.ep_info_buffer)[-20:]
             record = {"round": state["round"], "timesteps": int(self.num_timesteps), **parts,
                       "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
+                      "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
                       "seconds": time.perf_counter() - state["t0"] - state["callback_seconds"]}
             if not all(np.isfinite(v) for v in parts.values()):
                 raise ValidationError(f"{name}: discriminator loss {parts.get('disc_loss')}: training diverged; "
