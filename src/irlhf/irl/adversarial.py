@@ -31,7 +31,7 @@ s_a looks like the policy and the tail is a large penalty; a MountainCar expert 
 so the tail is a reward. That needs a reward that can be negative (AIRL's f - log pi; GAIL's "logit", the
 form DAC uses). GAIL's default -log(1 - D) never is: its tail is at best no penalty (CartPole: D(s_a) -> 0)
 and, where the expert's episodes end too, a bonus of up to gamma / (1 - gamma) times the best per-step reward
-(999 times on LunarLander), which teaches the policy to end episodes fast (docs/RESULTS.md, LunarLander).
+(999 times on LunarLander), which pays the policy to end episodes soon (docs/RESULTS.md, LunarLander).
 """
 
 from __future__ import annotations
