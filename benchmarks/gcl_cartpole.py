@@ -37,19 +37,18 @@ STEPS = 50_000
 VARIANTS = {"BC warm start (default)": {"bc_warm_start": True}, "no warm start": {"bc_warm_start": False}}
 
 
-def cost_auc(cost_net, expert_steps: tuple, random_steps: tuple) -> float:
-    """P(c(expert step) < c(random step)), ties counted half (the Mann-Whitney U statistic / (n m))."""
+def cost_auc(cost_net, expert: list, random: list) -> float:
+    """P(c(expert step) < c(random step)) over two lists of trajectories, ties counted half (the Mann-Whitney U
+    statistic / (n m))."""
     import torch
 
+    from irlhf.data.types import flatten_trajectories
+
+    e, r = flatten_trajectories(expert), flatten_trajectories(random)
     with torch.no_grad():
-        c_e = cost_net(*expert_steps).numpy()
-        c_r = cost_net(*random_steps).numpy()
+        c_e = cost_net(e.obs, e.acts).numpy()
+        c_r = cost_net(r.obs, r.acts).numpy()
     return float(((c_e[:, None] < c_r[None, :]).mean() + 0.5 * (c_e[:, None] == c_r[None, :]).mean()))
-
-
-def steps_of(trajectories: list) -> tuple[np.ndarray, np.ndarray]:
-    return (np.concatenate([np.asarray(t.obs[:-1], dtype=np.float32) for t in trajectories]),
-            np.concatenate([np.asarray(t.acts).reshape(-1) for t in trajectories]))
 
 
 def run_job(job: dict) -> dict:
@@ -70,8 +69,8 @@ def run_job(job: dict) -> dict:
     seconds = time.perf_counter() - t0
     ret = evaluate(ENV, result.policy, n_episodes=20, seed=10_000 + seed)[0]
     ess = [(h["ess"], h["n_background"]) for h in result.history[-10:]] or [(float("nan"), float("nan"))]
-    auc = cost_auc(result.cost_net, steps_of(collect_demos(ENV, expert, 20, seed=50_000 + seed)),
-                   steps_of(collect_demos(ENV, random_policy(ENV, seed=seed), 20, seed=60_000 + seed)))
+    auc = cost_auc(result.cost_net, collect_demos(ENV, expert, 20, seed=50_000 + seed),
+                   collect_demos(ENV, random_policy(ENV, seed=seed), 20, seed=60_000 + seed))
     # re-optimise: a fresh PPO on -c (plus the absorbing tail at real terminations), true reward unseen
     model = make_model("ppo", ENV, seed=100 + seed)
     model.set_env(RewardVecEnvWrapper(model.get_env(), result.reward, with_dones=True))
