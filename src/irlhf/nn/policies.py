@@ -86,7 +86,7 @@ class MLPPolicy(nn.Module):
     def preprocess(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(N, *obs_shape) raw observations -> (N, d_in) network inputs (one-hot or standardised)."""
         if isinstance(self.observation_space, spaces.Discrete):
-            idx = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs).long().reshape(-1)
+            idx = _tensor(obs, torch.long).reshape(-1)
             return nn.functional.one_hot(idx - int(self.observation_space.start), self.obs_mean.shape[0]).float()
         x = _tensor(obs, torch.float32).reshape(-1, self.obs_mean.shape[0])
         return (x - self.obs_mean) / self.obs_scale
