@@ -63,7 +63,7 @@ the learned cost does not balance the pole. The importance weights sit on the de
 BC log-likelihood (log z ~ -25) while a short sample's is ~ -7, so exp(-c) / z favours the demos by ~e^18 even
 at c = 0; L_IOC then sits at its demos-only floor and gives the samples' costs and c_abs almost no gradient.
 This is the variance problem of trajectory-level importance sampling that AIRL's per-step discriminator
-removes. Without the BC demo density (``demo_density="policy"``) the weights are more degenerate still.
+removes. Without the BC demo density (``demo_density="policy"``) an earlier run's ESS was lower still (1-2).
 
 Regularisers (paper, section 4.1), both off by default (weight 0):
 
