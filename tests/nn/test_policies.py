@@ -21,3 +21,15 @@ def test_read_only_numpy_inputs_give_the_same_log_prob_without_a_warning():
     expected = policy.log_prob(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(acts))
     assert torch.equal(got, expected)
     assert got.shape == (2,) and bool(torch.all(got <= 0))
+
+
+def test_discrete_observations_one_hot_from_read_only_numpy_without_a_warning():
+    # Discrete(4, start=1): state s goes to one-hot position s - 1
+    policy = MLPPolicy(spaces.Discrete(4, start=1), spaces.Discrete(2), (8,), seed=0)
+    states = np.array([1, 4, 2])
+    states.flags.writeable = False  # as a Trajectory's arrays
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = policy.preprocess(states)
+    assert torch.equal(x, torch.eye(4)[[0, 3, 1]])
+    assert torch.equal(policy.preprocess(torch.tensor([1, 4, 2])), x)
