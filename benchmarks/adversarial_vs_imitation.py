@@ -67,7 +67,8 @@ def fmt(values, digits=2) -> str:
 
 def write_demos(env_id: str, n: int, seed: int, path: Path) -> dict:
     from irlhf.data.types import flatten_trajectories
-    from irlhf.envs.gym import collect_demos, make_expert
+    from irlhf.envs.gym import collect_demos
+    from irlhf.rl.experts import make_expert
 
     demos = collect_demos(env_id, make_expert(env_id), n, seed=1000 * seed)
     t = flatten_trajectories(demos)
@@ -132,7 +133,9 @@ def main() -> None:
     from bc_vs_imitation import load_argmax
     from pref_label_efficiency import load_sac
 
-    from irlhf.envs.gym import evaluate, make_expert, normalized_score, random_return
+    from irlhf.envs.gym import evaluate, normalized_score, random_return
+
+    from irlhf.rl.experts import make_expert
     from irlhf.irl import airl, gail
 
     seeds = list(range(args.seeds))

@@ -39,7 +39,8 @@ def run_job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from irlhf.envs.gym import collect_demos, evaluate, make_expert
+    from irlhf.envs.gym import collect_demos, evaluate
+    from irlhf.rl.experts import make_expert
     from irlhf.irl import airl
 
     seed = job["seed"]

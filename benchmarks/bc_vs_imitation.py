@@ -4,7 +4,7 @@ Goal: against imitation's BC on the same demonstrations and network size, in the
 or better score and at least 2x the training throughput (samples per second).
 
 Protocol. Envs CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3 with the scripted experts of
-``irlhf.envs.gym.make_expert``; N in (1, 10) expert trajectories; seeds 0..4. For each (env, N, seed)
+``irlhf.rl.experts.make_expert``; N in (1, 10) expert trajectories; seeds 0..4. For each (env, N, seed)
 the demos ``collect_demos(env, expert, N, seed=1000 * seed)`` are written once with
 ``irlhf.data.io.save_trajectories`` to a temporary .npz that both libraries read.
 
@@ -113,7 +113,8 @@ def _init_worker() -> None:
 
 
 def ref_job(env_id: str) -> dict:
-    from irlhf.envs.gym import evaluate, make_expert, random_return
+    from irlhf.envs.gym import evaluate, random_return
+    from irlhf.rl.experts import make_expert
 
     return {"env": env_id, "expert": evaluate(env_id, make_expert(env_id), 20, seed=10_000)[0],
             "random": random_return(env_id, 20, seed=10_000)}
@@ -121,7 +122,8 @@ def ref_job(env_id: str) -> dict:
 
 def demo_job(env_id: str, n: int, seed: int, path: str) -> dict:
     from irlhf.data.io import save_trajectories
-    from irlhf.envs.gym import collect_demos, make_expert
+    from irlhf.envs.gym import collect_demos
+    from irlhf.rl.experts import make_expert
 
     demos = collect_demos(env_id, make_expert(env_id), n, seed=1000 * seed)
     save_trajectories(path, demos)

@@ -55,7 +55,8 @@ def run_job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from irlhf.envs.gym import collect_demos, evaluate, make_expert, random_policy
+    from irlhf.envs.gym import collect_demos, evaluate, random_policy
+    from irlhf.rl.experts import make_expert
     from irlhf.irl import gcl
     from irlhf.rl.sb3 import SB3Policy, make_model
     from irlhf.rl.wrappers import RewardVecEnvWrapper

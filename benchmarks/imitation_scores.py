@@ -1,6 +1,6 @@
 """Normalised score of BC and DAgger on classic-control tasks vs. the number of expert trajectories.
 
-Protocol: the expert is the scripted controller ``irlhf.envs.gym.make_expert(env)``. For each env
+Protocol: the expert is the scripted controller ``irlhf.rl.experts.make_expert(env)``. For each env
 (CartPole-v1, Acrobot-v1, MountainCar-v0, LunarLander-v3), N in (1, 4, 7, 10) expert trajectories and seed in 0..4:
 
 * BC: ``bc.train`` on ``collect_demos(env, expert, N, seed=1000 * seed)`` with ``bc.Config(seed=seed)``
@@ -62,7 +62,8 @@ def run_job(job: tuple[str, int, int]) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    from irlhf.envs.gym import collect_demos, evaluate, make_expert
+    from irlhf.envs.gym import collect_demos, evaluate
+    from irlhf.rl.experts import make_expert
     from irlhf.imitation import bc, dagger
 
     expert = make_expert(env_id)
@@ -84,7 +85,8 @@ def run_job(job: tuple[str, int, int]) -> list[dict]:
 
 
 def references(env_id: str) -> tuple[float, float]:
-    from irlhf.envs.gym import evaluate, make_expert, random_return
+    from irlhf.envs.gym import evaluate, random_return
+    from irlhf.rl.experts import make_expert
 
     return evaluate(env_id, make_expert(env_id), n_episodes=20, seed=10_000)[0], random_return(env_id, 20, seed=10_000)
 

@@ -39,7 +39,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from irlhf.data.types import Transitions, flatten_trajectories
-    from irlhf.envs.gym import collect_demos, evaluate, make_expert
+    from irlhf.envs.gym import collect_demos, evaluate
+    from irlhf.rl.experts import make_expert
     from irlhf.irl import iq_learn
 
     demos = collect_demos("CartPole-v1", make_expert("CartPole-v1"), n_episodes=1, seed=0)

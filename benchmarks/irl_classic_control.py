@@ -1,7 +1,7 @@
 """Ho & Ermon 2016's classic-control table for GAIL, AIRL and IQ-Learn beside BC: score vs expert trajectories.
 
 Protocol (the same demos, seeds and scoring as ``benchmarks/imitation_scores.py``): the expert is the scripted
-controller ``irlhf.envs.gym.make_expert(env)``. For each env, N in (1, 4, 7, 10) expert trajectories and seed
+controller ``irlhf.rl.experts.make_expert(env)``. For each env, N in (1, 4, 7, 10) expert trajectories and seed
 in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and every method trains on them:
 
 * BC: ``bc.train(env, demos, bc.Config(seed=seed))`` (defaults: MLP 64-64, at most 100 epochs, patience 10);
@@ -77,7 +77,8 @@ def run_job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from irlhf.envs.gym import collect_demos, evaluate, make_expert
+    from irlhf.envs.gym import collect_demos, evaluate
+    from irlhf.rl.experts import make_expert
 
     env, method, n, seed, steps = job["env"], job["method"], job["n_demos"], job["seed"], job["timesteps"]
     demos = collect_demos(env, make_expert(env), n_episodes=n, seed=1000 * seed)
@@ -107,7 +108,8 @@ def run_job(job: dict) -> dict:
 
 
 def references(envs: list[str]) -> dict[str, dict[str, float]]:
-    from irlhf.envs.gym import evaluate, make_expert, random_return
+    from irlhf.envs.gym import evaluate, random_return
+    from irlhf.rl.experts import make_expert
 
     return {env: {"expert": float(evaluate(env, make_expert(env), n_episodes=20, seed=10_000)[0]),
                   "random": float(random_return(env, n_episodes=20, seed=10_000))} for env in envs}

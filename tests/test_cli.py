@@ -14,7 +14,7 @@ import pytest
 from irlhf import __version__, cli
 from irlhf.core.errors import ValidationError
 from irlhf.data import load_trajectories
-from irlhf.demo import DemoConfig
+from irlhf.jobs.demo import DemoConfig
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -93,7 +93,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
 
 
 def test_bc_collects_from_a_cached_expert(tmp_path, capsys):
-    from irlhf.envs.experts import train_expert
+    from irlhf.rl.experts import train_expert
 
     train_expert("CartPole-v1", "ppo", seed=0, timesteps=256, eval_episodes=1)
     out = tmp_path / "bc"

@@ -59,7 +59,8 @@ def test_bc_collects_demos_and_writes_everything(tmp_path, capsys):
 
 
 def test_bc_from_a_demos_file(tmp_path):
-    from irlhf.envs.gym import collect_demos, make_expert
+    from irlhf.envs.gym import collect_demos
+    from irlhf.rl.experts import make_expert
 
     path = tmp_path / "demos.npz"
     save_trajectories(path, collect_demos("CartPole-v1", make_expert("CartPole-v1"), n_episodes=1, seed=3))
@@ -112,7 +113,8 @@ def test_bad_input_is_one_line_and_leaves_no_run(tmp_path, capsys, argv, message
     corrupt.write_bytes(b"this is not a zip file")
     pendulum = tmp_path / "pendulum.npz"
     if "PENDULUM" in argv:
-        from irlhf.envs.gym import collect_demos, make_expert
+        from irlhf.envs.gym import collect_demos
+        from irlhf.rl.experts import make_expert
 
         save_trajectories(pendulum, collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), n_episodes=1))
     subst = {"MISSING": str(tmp_path / "missing.npz"), "CORRUPT": str(corrupt), "PENDULUM": str(pendulum)}

@@ -11,7 +11,7 @@ import pytest
 from irlhf import cli
 from irlhf.core.errors import IrlhfError
 from irlhf.data import load_trajectories
-from irlhf.irl_job import IrlJobConfig, parse_set
+from irlhf.jobs.irl import IrlJobConfig, parse_set
 
 TINY = ["--size", "6", "--demos", "8", "--horizon", "4", "--no-progress"]
 
@@ -80,7 +80,7 @@ def test_command_reproduces_the_config():
     job = IrlJobConfig(algorithm="deep-maxent", world="objectworld", size=8, demos=5, horizon=3, discount=0.8,
                        continuous=True, seed=4, options={"hidden_sizes": [8, 8], "optimizer": "sgd"})
     args = cli.build_parser().parse_args(shlex.split(job.command())[1:])
-    assert args.run.__module__ == "irlhf.irl_job"
+    assert args.run.__module__ == "irlhf.jobs.irl"
     again = IrlJobConfig(algorithm=args.algorithm, world=args.world, size=args.size, demos=int(args.demos),
                          horizon=args.horizon, discount=args.discount, continuous=args.continuous,
                          macrocell=args.macrocell, seed=args.seed, options=parse_set(args.options))

@@ -12,8 +12,8 @@ import torch
 
 from irlhf import cli
 from irlhf.data import load_trajectories, save_trajectories
-from irlhf.irl_env_job import IrlEnvJobConfig
-from irlhf.irl_job import parse_set
+from irlhf.jobs.irl_env import IrlEnvJobConfig
+from irlhf.jobs.irl import parse_set
 
 FAST = ["--eval-episodes", "2", "--no-progress"]
 
@@ -46,7 +46,8 @@ def check_final(final):
 
 @pytest.fixture(scope="module")
 def cartpole_demos(tmp_path_factory):
-    from irlhf.envs.gym import collect_demos, make_expert
+    from irlhf.envs.gym import collect_demos
+    from irlhf.rl.experts import make_expert
 
     path = tmp_path_factory.mktemp("demos") / "cartpole.npz"
     save_trajectories(path, collect_demos("CartPole-v1", make_expert("CartPole-v1"), n_episodes=2, seed=3))
@@ -174,7 +175,8 @@ def test_command_reproduces_the_config():
 def test_bad_input_is_one_line_and_leaves_no_run(tmp_path, capsys, argv, message):
     pendulum = tmp_path / "pendulum.npz"
     if "PENDULUM" in argv:
-        from irlhf.envs.gym import collect_demos, make_expert
+        from irlhf.envs.gym import collect_demos
+        from irlhf.rl.experts import make_expert
 
         save_trajectories(pendulum, collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), n_episodes=1))
     subst = {"MISSING": str(tmp_path / "missing.npz"), "PENDULUM": str(pendulum)}

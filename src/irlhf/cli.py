@@ -35,15 +35,15 @@ from irlhf.core.errors import IrlhfError
 
 # Job modules, in the order `irlhf --help` lists them. Each defines add_parser(subparsers) and a run function.
 JOBS: tuple[str, ...] = (
-    "irlhf.demo",
-    "irlhf.irl_job",
-    "irlhf.imitation_job",
-    "irlhf.prefs_job",
-    "irlhf.demos_job",
-    "irlhf.expert_job",
-    "irlhf.tamer_job",
-    "irlhf.llm_job",
-    "irlhf.label_job",
+    "irlhf.jobs.demo",
+    "irlhf.jobs.irl",
+    "irlhf.jobs.imitation",
+    "irlhf.jobs.prefs",
+    "irlhf.jobs.demos",
+    "irlhf.jobs.expert",
+    "irlhf.jobs.tamer",
+    "irlhf.jobs.llm",
+    "irlhf.jobs.label",
 )
 
 PROG = "irlhf"

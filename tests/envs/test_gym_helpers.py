@@ -10,11 +10,11 @@ from irlhf.envs.gym import (
     SCRIPTED_EXPERTS,
     collect_demos,
     evaluate,
-    make_expert,
     normalized_score,
     random_policy,
     random_return,
 )
+from irlhf.rl.experts import make_expert
 
 # Measured means over 10 episodes (seeds 0..9): 500, -120.3, -74.2, -132.3, 265.4; thresholds leave margin.
 THRESHOLDS = {"CartPole-v1": 475.0, "MountainCar-v0": -130.0, "Acrobot-v1": -110.0, "Pendulum-v1": -250.0,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from irlhf.core.errors import IrlhfError
-from irlhf.envs.gym import evaluate, make_expert
+from irlhf.envs.gym import evaluate
+from irlhf.rl.experts import make_expert
 from irlhf.imitation import bc, dagger
 
 ENV = "CartPole-v1"

@@ -9,7 +9,8 @@ import torch
 from gymnasium import spaces
 
 from irlhf.core.errors import ValidationError
-from irlhf.envs.gym import collect_demos, evaluate, make_expert, random_return
+from irlhf.envs.gym import collect_demos, evaluate, random_return
+from irlhf.rl.experts import make_expert
 from irlhf.envs.tabular import random_mdp
 from irlhf.irl import adversarial, airl, gail
 from irlhf.planning import soft_value_iteration

@@ -8,7 +8,8 @@ from gymnasium import spaces
 
 from irlhf.core.errors import ValidationError
 from irlhf.data.types import Trajectory
-from irlhf.envs.gym import collect_demos, evaluate, make_expert, random_policy
+from irlhf.envs.gym import collect_demos, evaluate, random_policy
+from irlhf.rl.experts import make_expert
 from irlhf.irl import gcl
 
 torch.set_num_threads(1)

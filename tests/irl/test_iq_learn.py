@@ -8,7 +8,8 @@ from gymnasium import spaces
 
 from irlhf.core.errors import ValidationError
 from irlhf.data.types import Trajectory, Transitions, flatten_trajectories
-from irlhf.envs.gym import collect_demos, evaluate, make_expert
+from irlhf.envs.gym import collect_demos, evaluate
+from irlhf.rl.experts import make_expert
 from irlhf.envs.tabular import random_mdp, sample_trajectories
 from irlhf.irl import iq_learn
 from irlhf.planning import soft_value_iteration

@@ -221,7 +221,7 @@ def test_trajectory_adds_late_labels():
 
 
 def test_webexpert_matches_the_scripted_expert(store):
-    from irlhf.envs.gym import make_expert
+    from irlhf.rl.experts import make_expert
 
     expert = make_expert("CartPole-v1")
     obs = np.random.default_rng(0).uniform(-0.1, 0.1, size=(6, 4)).astype(np.float32)
@@ -254,7 +254,7 @@ def test_webexpert_skip_fallback_and_timeout(store):
 
 
 def test_dagger_train_with_a_person(store):
-    from irlhf.envs.gym import make_expert
+    from irlhf.rl.experts import make_expert
     from irlhf.imitation import bc, dagger
 
     expert = make_expert("CartPole-v1")

@@ -1,12 +1,12 @@
-"""Gymnasium helpers: scripted experts, demonstration collection, evaluation and scores.
+"""Gymnasium helpers: scripted experts (trained ones: ``irlhf.rl.experts``), demonstration collection, evaluation and scores.
 
 A *policy* (and an expert) is any callable mapping a batch of observations ``(N, *obs_shape)``
 to a batch of actions: ``(N,)`` integers for a ``Discrete`` action space, ``(N, *act_shape)``
 floats for a ``Box`` one.
 
 ```python
-from irlhf.envs.gym import make_expert, collect_demos, evaluate
-expert = make_expert("CartPole-v1")
+from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos, evaluate
+expert = SCRIPTED_EXPERTS["CartPole-v1"]       # or irlhf.rl.experts.make_expert(env_id, kind=...)
 demos = collect_demos("CartPole-v1", expert, n_episodes=4, seed=0)   # list[Trajectory]
 mean, std = evaluate("CartPole-v1", expert, n_episodes=20, seed=0)
 ```
@@ -102,56 +102,6 @@ SCRIPTED_EXPERTS: dict[str, Policy] = {
     "Pendulum-v1": _pendulum_expert,
     "LunarLander-v3": _lunarlander_expert,
 }
-
-
-def make_expert(env_id: str, seed: int = 0, kind: str = "scripted") -> Policy:
-    """Return the expert for ``env_id``: a callable, batch of observations -> batch of actions.
-
-    kind:
-
-    - "scripted": the hand-written controllers of ``SCRIPTED_EXPERTS``, with their measured returns;
-      deterministic, so ``seed`` is validated but changes nothing.
-    - "ppo", "dqn", "sac": the expert trained with Stable-Baselines3 and cached on disk
-      (``irlhf.envs.experts``; train it with ``irlhf expert train --env ENV --algo ALGO --seed SEED``);
-      ``seed`` selects the cached seed. Not cached -> ``ValidationError`` naming that command.
-    - a path ending in ".zip": an SB3 model file (the algorithm read from a sidecar ``.json`` beside it
-      when present, else PPO, DQN and SAC loaders tried); ".safetensors": an irlhf policy
-      (``irlhf.nn.policies.load_policy``). Its spaces must fit ``env_id``.
-
-    Unknown ids or kinds raise ``ValidationError``.
-    """
-    as_generator(seed)  # validates the seed
-    if isinstance(kind, str) and kind in ("ppo", "dqn", "sac"):
-        from irlhf.envs.experts import load_expert
-
-        return load_expert(env_id, kind, seed)
-    if isinstance(kind, str) and kind.endswith(".zip"):
-        from irlhf.envs.experts import load_model_file
-
-        make_env(env_id).close()  # unknown id -> ValidationError
-        return load_model_file(kind, env_id=env_id)
-    if isinstance(kind, str) and kind.endswith(".safetensors"):
-        from irlhf.nn.policies import load_policy
-
-        env = make_env(env_id)
-        policy = load_policy(kind)
-        obs_space, act_space = env.observation_space, env.action_space
-        env.close()
-        if policy.observation_space.shape != obs_space.shape or type(policy.action_space) is not type(act_space) \
-                or policy.action_space.shape != act_space.shape \
-                or getattr(policy.action_space, "n", None) != getattr(act_space, "n", None):
-            raise ValidationError(f"kind={kind!r}: policy spaces {policy.observation_space} -> "
-                                  f"{policy.action_space} do not fit env_id={env_id!r} ({obs_space} -> {act_space})")
-        return policy
-    if kind != "scripted":
-        raise ValidationError(f"kind={describe(kind)}: unknown expert kind; expected 'scripted', 'ppo', 'dqn', "
-                              "'sac', or a path ending in .zip (SB3 model) or .safetensors (irlhf policy)")
-    if not isinstance(env_id, str) or env_id not in SCRIPTED_EXPERTS:
-        raise ValidationError(
-            f"env_id={describe(env_id)}: no expert for this environment; "
-            f"expected one of {sorted(SCRIPTED_EXPERTS)}"
-        )
-    return SCRIPTED_EXPERTS[env_id]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,14 +23,15 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
+from irlhf.core.config import (BaseConfig, NonNegative, OneOf, Positive, PositiveInt, Range, Seed, Widths, check_bool,
+                               check_choice, check_hidden_sizes, check_number)
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.types import Trajectory, flatten_trajectories
 from irlhf.nn.mlp import ACTIVATIONS
@@ -62,36 +63,19 @@ class Config(BaseConfig):
     progress: show a progress bar.
     """
 
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    activation: str = "relu"
-    lr: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 100
-    validation_fraction: float = 0.1
-    patience: int | None = 10
-    entropy_coef: float = 1e-3
-    l2: float = 0.0
-    loss: str = "gaussian"
+    hidden_sizes: Widths = (64, 64)
+    activation: Annotated[str, OneOf(ACTIVATIONS)] = "relu"
+    lr: Positive = 1e-3
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 100
+    validation_fraction: Annotated[float, Range(0, 1, high_open=True)] = 0.1
+    patience: PositiveInt | None = 10
+    entropy_coef: NonNegative = 1e-3
+    l2: NonNegative = 0.0
+    loss: Literal["gaussian", "mse"] = "gaussian"
     normalize_obs: bool = True
-    seed: int = 0
+    seed: Seed = 0
     progress: bool = False
-
-    def __post_init__(self) -> None:
-        # JSON lists come back as tuples
-        object.__setattr__(self, "hidden_sizes", check_hidden_sizes("hidden_sizes", self.hidden_sizes))
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
-        check_number("epochs", self.epochs, low=1, integer=True)
-        check_number("validation_fraction", self.validation_fraction, low=0, high=1, high_open=True)
-        if self.patience is not None:
-            check_number("patience", self.patience, low=1, integer=True)
-        check_number("entropy_coef", self.entropy_coef, low=0)
-        check_number("l2", self.l2, low=0)
-        check_choice("loss", self.loss, ("gaussian", "mse"))
-        check_bool("normalize_obs", self.normalize_obs)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_bool("progress", self.progress)
 
 
 @dataclasses.dataclass

@@ -33,7 +33,7 @@ from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.seeding import as_generator
 from irlhf.envs.tabular import TabularMDP
-from irlhf.irl.expert import Demos, feature_expectations, feature_matrix, optimal_policy, resolve_planning
+from irlhf.planning.demo_stats import Demos, feature_expectations, feature_matrix, optimal_policy, resolve_planning
 
 
 

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
-from irlhf.irl.expert import Demos, ExpertStats, feature_expectations, feature_matrix, optimal_policy, resolve_planning
+from irlhf.planning.demo_stats import Demos, ExpertStats, feature_expectations, feature_matrix, optimal_policy, resolve_planning
 
 
 

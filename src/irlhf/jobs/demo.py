@@ -296,7 +296,7 @@ def recover_rewards(demo: Demo) -> dict[str, Any]:
     import importlib
 
     from irlhf.envs.tabular import objectworld
-    from irlhf.irl_job import evaluate_reward, plot_rewards
+    from irlhf.jobs.irl import evaluate_reward, plot_rewards
 
     import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
 
@@ -358,7 +358,9 @@ IMITATION_EVAL_SEED_OFFSET = 10_000  # evaluation resets never coincide with the
 def compare_imitation(demo: Demo) -> dict[str, Any]:
     import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
 
-    from irlhf.envs.gym import collect_demos, evaluate, make_expert, normalized_score, random_return
+    from irlhf.envs.gym import collect_demos, evaluate, normalized_score, random_return
+
+    from irlhf.rl.experts import make_expert
     from irlhf.imitation import bc, dagger
 
     c, env_id = demo.config, IMITATION_ENV
@@ -434,7 +436,8 @@ def _cartpole_demos(demo: Demo) -> list[Trajectory]:
     """GAIL_DEMOS scripted-expert episodes (resets seed, seed + 1, ...), collected once and saved."""
     if demo.cartpole_demos is None:
         from irlhf.data import save_trajectories
-        from irlhf.envs.gym import collect_demos, make_expert
+        from irlhf.envs.gym import collect_demos
+        from irlhf.rl.experts import make_expert
 
         demo.cartpole_demos = collect_demos(IMITATION_ENV, make_expert(IMITATION_ENV, seed=demo.config.seed),
                                             n_episodes=GAIL_DEMOS, seed=demo.config.seed)
@@ -445,7 +448,8 @@ def _cartpole_demos(demo: Demo) -> list[Trajectory]:
 def _cartpole_scores(demo: Demo, policy: Any, prefix: str) -> dict[str, Any]:
     """The policy's return (mean, std) and normalised score next to the expert's and a random policy's, on the
     imitation step's held-out resets."""
-    from irlhf.envs.gym import evaluate, make_expert, normalized_score, random_return
+    from irlhf.envs.gym import evaluate, normalized_score, random_return
+    from irlhf.rl.experts import make_expert
 
     env_id, eval_seed = IMITATION_ENV, demo.config.seed + IMITATION_EVAL_SEED_OFFSET
     expert_mean = evaluate(env_id, make_expert(env_id, seed=demo.config.seed), IMITATION_EVAL_EPISODES, eval_seed)[0]
@@ -467,7 +471,7 @@ def adversarial_irl(demo: Demo) -> dict[str, Any]:
     import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
 
     from irlhf.irl import gail
-    from irlhf.irl_env_job import _state_dict, plot_training, save_tensors
+    from irlhf.jobs.irl_env import _state_dict, plot_training, save_tensors
     from irlhf.rl.sb3 import one_thread
 
     c, env_id = demo.config, IMITATION_ENV
@@ -511,7 +515,7 @@ def inverse_soft_q(demo: Demo) -> dict[str, Any]:
     import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
 
     from irlhf.irl import iq_learn
-    from irlhf.irl_env_job import plot_training
+    from irlhf.jobs.irl_env import plot_training
     from irlhf.nn.policies import save_policy
     from irlhf.rl.sb3 import one_thread
 
@@ -559,7 +563,9 @@ def learn_from_preferences(demo: Demo) -> dict[str, Any]:
     import torch
     import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
 
-    from irlhf.envs.gym import make_env, make_expert
+    from irlhf.envs.gym import make_env
+
+    from irlhf.rl.experts import make_expert
     from irlhf.preference import trajectory
     from irlhf.preference.labellers import SyntheticOracle
     from irlhf.report import plots

@@ -300,7 +300,7 @@ def run_sentiment(config: Any, out: str = "runs") -> tuple[RunDir, list[str]]:
 
 
 def sentiment_config(args: argparse.Namespace) -> Any:
-    from irlhf.irl_job import parse_set
+    from irlhf.jobs.irl import parse_set
     from irlhf.llm.tasks import frontier
 
     config = frontier.Config(seeds=tuple(args.seeds) if args.seeds else (args.seed,))
@@ -352,7 +352,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
-    from irlhf.irl_job import parse_set
+    from irlhf.jobs.irl import parse_set
 
     job = TrainJobConfig(action=args.action, model=args.model, data=getattr(args, "data", None),
                          prompts=getattr(args, "prompts", None), tokenizer=args.tokenizer, eval_data=args.eval_data,

@@ -5,8 +5,8 @@
     irlhf expert eval --env CartPole-v1 --expert ppo --episodes 20 # or scripted, dqn, sac, PATH (.zip, .safetensors)
     irlhf expert list                                              # every cached expert
 
-train: ``irlhf.envs.experts.train_expert`` (cache ``<cache>/experts/<env>/<algo>-seed<seed>.zip`` + sidecar
-``.json``, see ``irlhf.envs.experts.cache_dir``); --seed is the training seed and names the cached entry.
+train: ``irlhf.rl.experts.train_expert`` (cache ``<cache>/experts/<env>/<algo>-seed<seed>.zip`` + sidecar
+``.json``, see ``irlhf.rl.experts.cache_dir``); --seed is the training seed and names the cached entry.
 The expert is evaluated over --eval-episodes episodes (reset seeds 0..); the normalised score is
 (expert - random) / (scripted - random) against the scripted expert when the env has one.
 eval: ``make_expert(env, seed=--seed, kind=--expert)`` (--seed also picks the cached seed) evaluated over
@@ -135,7 +135,7 @@ def plot_learning_curve(run: RunDir, episodes: list[dict], random_mean: float, s
 def run_train(job: ExpertJobConfig, out: str = "runs", *,
               progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
     """Train (or reuse) the cached expert, evaluate it against references, write the run directory."""
-    from irlhf.envs.experts import train_expert
+    from irlhf.rl.experts import train_expert
     from irlhf.envs.gym import make_env
     from irlhf.rl.sb3 import check_algo_space
 
@@ -194,7 +194,8 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
 
 def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any], list[str]]:
     """Evaluate ``make_expert(env, seed, kind=expert)`` against a random policy and the scripted expert."""
-    from irlhf.envs.gym import evaluate, make_env, make_expert
+    from irlhf.envs.gym import evaluate, make_env
+    from irlhf.rl.experts import make_expert
 
     make_env(job.env).close()
     expert = make_expert(job.env, seed=job.seed, kind=job.expert)
@@ -232,7 +233,7 @@ def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str,
 
 
 def list_lines() -> list[str]:
-    from irlhf.envs.experts import cache_dir, list_experts
+    from irlhf.rl.experts import cache_dir, list_experts
 
     experts = list_experts()
     if not experts:

@@ -41,8 +41,8 @@ from typing import Any
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.irl_job import parse_set
-from irlhf.label_job import WEB, WebSession, add_server_options, web_options
+from irlhf.jobs.irl import parse_set
+from irlhf.jobs.label import WEB, WebSession, add_server_options, web_options
 from irlhf.report import Report
 
 TRAINERS = ("synthetic", WEB)  # WEB: people, through the labelling page

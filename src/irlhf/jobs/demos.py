@@ -7,7 +7,7 @@
 Formats follow the path (``irlhf.data.save_demos`` / ``load_demos``): ``.npz``, ``.parquet``, ``.jsonl``,
 or a Hugging Face ``save_to_disk`` directory (a path without a suffix, or an existing directory).
 Writes are atomic, and an existing path is only replaced with ``--force``. ``collect`` rolls out
-``irlhf.envs.gym.make_expert(env, seed=--seed, kind=--expert)`` with ``collect_demos`` (episode k resets
+``irlhf.rl.experts.make_expert(env, seed=--seed, kind=--expert)`` with ``collect_demos`` (episode k resets
 with seed + k); its default path is ``demos/<env>-<expert>-<N>ep-seed<seed>.npz``. These are data-only
 commands: they write the one file or directory and no run directory (``--out`` is unused).
 """
@@ -65,7 +65,8 @@ def stats_lines(demos: list[Any]) -> list[str]:
 
 def run_collect(args: argparse.Namespace) -> int:
     from irlhf.data import save_demos
-    from irlhf.envs.gym import collect_demos, make_expert
+    from irlhf.envs.gym import collect_demos
+    from irlhf.rl.experts import make_expert
 
     if isinstance(args.episodes, bool) or not isinstance(args.episodes, int) or args.episodes < 1:
         raise ValidationError(f"episodes={args.episodes!r}: expected an int >= 1")
@@ -119,7 +120,7 @@ def add_parser(subparsers: Any) -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     collect.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
     collect.add_argument("--episodes", type=int, default=10, help="episodes to collect (reset seeds seed, seed+1, ...)")
-    collect.add_argument("--expert", default="scripted", help="expert kind passed to irlhf.envs.gym.make_expert")
+    collect.add_argument("--expert", default="scripted", help="expert kind passed to irlhf.rl.experts.make_expert")
     collect.add_argument("--save", default=None, metavar="PATH",
                          help="output (.npz, .parquet, .jsonl, or a directory); default "
                          "demos/<env>-<expert>-<N>ep-seed<seed>.npz")

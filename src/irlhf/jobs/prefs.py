@@ -42,7 +42,7 @@ from typing import Any
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.label_job import WEB, WebSession, add_server_options, web_options
+from irlhf.jobs.label import WEB, WebSession, add_server_options, web_options
 from irlhf.report import Report
 
 MODELS = ("auto", "bradley-terry", "plackett-luce")
@@ -311,7 +311,7 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
 
     from irlhf.core.io import atomic_open
     from irlhf.envs.gym import SCRIPTED_EXPERTS
-    from irlhf.imitation_job import evaluate_all
+    from irlhf.jobs.imitation import evaluate_all
     from irlhf.preference import trajectory
 
     config, labeller = rl_setup(job, progress)
@@ -452,7 +452,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_rl_command(args: argparse.Namespace) -> int:
-    from irlhf.irl_job import parse_set
+    from irlhf.jobs.irl import parse_set
 
     job = RlJobConfig(env=args.env, labels=args.labels, timesteps=args.timesteps, labeller=args.labeller,
                       eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))

@@ -1,7 +1,7 @@
 """``irlhf irl ALGORITHM``: tabular inverse RL end to end on a classic world, with metrics and a report.
 
 The sample-based algorithms (``irlhf irl {gcl,gail,airl,iq-learn} --env ENV``) run on a gymnasium
-environment instead: see ``irlhf.irl_env_job``; ``run`` dispatches on the algorithm. Below: the tabular job.
+environment instead: see ``irlhf.jobs.irl_env``; ``run`` dispatches on the algorithm. Below: the tabular job.
 
     irlhf irl maxent --world objectworld --size 16 --demos 64
     irlhf irl deep-maxent --world objectworld --continuous --set hidden_sizes=[32,32] --set iterations=300
@@ -311,8 +311,8 @@ def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> t
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from irlhf.cli import add_job
-    from irlhf.imitation_job import EXPERTS
-    from irlhf.irl_env_job import SAMPLE_ALGORITHMS, IrlEnvJobConfig
+    from irlhf.jobs.imitation import EXPERTS
+    from irlhf.jobs.irl_env import SAMPLE_ALGORITHMS, IrlEnvJobConfig
 
     d, e = IrlJobConfig(), IrlEnvJobConfig()
     parser = add_job(
@@ -371,7 +371,7 @@ def tabular_demos(text: str | None, algorithm: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irlhf.irl_env_job import SAMPLE_ALGORITHMS, IrlEnvJobConfig, run_irl_env
+    from irlhf.jobs.irl_env import SAMPLE_ALGORITHMS, IrlEnvJobConfig, run_irl_env
 
     if args.algorithm in SAMPLE_ALGORITHMS:
         env_job = IrlEnvJobConfig(algorithm=args.algorithm, env=args.env, demos=args.demos, expert=args.expert,

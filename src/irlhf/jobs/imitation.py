@@ -5,7 +5,7 @@
     irlhf dagger --env CartPole-v1 --rounds 10 --episodes-per-round 4 --schedule linear
 
 bc: the demonstrations are ``--demos`` (read with ``irlhf.data.load_demos``) or ``--episodes``
-episodes collected from the scripted expert (``irlhf.envs.gym.make_expert``, reset seeds --seed, --seed+1,
+episodes collected from the scripted expert (``irlhf.rl.experts.make_expert``, reset seeds --seed, --seed+1,
 ...); ``irlhf.imitation.bc.train`` fits a policy with its ``Config`` defaults plus ``--set KEY=VALUE``
 (VALUE parsed as JSON, else a string; ``seed`` and ``progress`` follow --seed and --no-progress).
 
@@ -49,8 +49,8 @@ from typing import Any
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.irl_job import parse_set
-from irlhf.label_job import WEB, WebSession, add_server_options, web_options
+from irlhf.jobs.irl import parse_set
+from irlhf.jobs.label import WEB, WebSession, add_server_options, web_options
 from irlhf.report import Report
 
 EXPERTS = ("scripted", "ppo", "dqn", "sac")  # --expert: one of these, or a path to an SB3 .zip / irlhf .safetensors
@@ -63,7 +63,7 @@ def _check_env(env: Any) -> None:
 
 
 def _check_expert(expert: Any, web: bool = False) -> None:
-    """An expert kind of ``irlhf.envs.gym.make_expert``: one of EXPERTS or a .zip / .safetensors path (or, with
+    """An expert kind of ``irlhf.rl.experts.make_expert``: one of EXPERTS or a .zip / .safetensors path (or, with
     ``web``, "web": people on the labelling page)."""
     if web and expert == WEB:
         return
@@ -257,7 +257,8 @@ def run_bc(job: BcJobConfig, out: str = "runs", *, progress: bool = True) -> tup
     import numpy as np
 
     from irlhf.data import load_demos, save_trajectories
-    from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos, make_expert
+    from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos
+    from irlhf.rl.experts import make_expert
     from irlhf.imitation import bc
 
     config = bc_config(job.options, job.seed, progress)
@@ -345,7 +346,9 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *, progress: bool = True
     people are the expert, through that session's labelling page (started after validation)."""
     import gymnasium as gym
 
-    from irlhf.envs.gym import SCRIPTED_EXPERTS, make_env, make_expert
+    from irlhf.envs.gym import SCRIPTED_EXPERTS, make_env
+
+    from irlhf.rl.experts import make_expert
     from irlhf.imitation import bc, dagger
 
     config = dagger_config(job, progress)

@@ -8,10 +8,10 @@ environment, with evaluation, the learned reward network, learning curves and a 
     irlhf irl iq-learn --env CartPole-v1 --set online=true --set env_steps=20000         # online
 
 (``irlhf irl`` dispatches here when the algorithm is one of SAMPLE_ALGORITHMS; the tabular algorithms
-stay in ``irlhf.irl_job``.)
+stay in ``irlhf.jobs.irl``.)
 
 Demonstrations: ``--demos PATH`` (read with ``irlhf.data.load_demos``: .npz, .parquet, .jsonl or a saved
-dataset directory) or ``--episodes`` episodes collected from ``--expert`` (``irlhf.envs.gym.make_expert``:
+dataset directory) or ``--episodes`` episodes collected from ``--expert`` (``irlhf.rl.experts.make_expert``:
 scripted, ppo, dqn, sac or a model path; reset seeds --seed, --seed+1, ...). The learner is
 ``irlhf.irl.<algorithm>.train`` with its ``Config`` defaults, then ``seed`` / ``progress`` from --seed /
 --no-progress, then ``--set KEY=VALUE`` (VALUE parsed as JSON, else a string; unknown keys are an error).
@@ -47,9 +47,9 @@ from typing import Any
 from irlhf.core.config import BaseConfig, check_choice
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.imitation_job import (_options_table, _result_table, _score_line, check_demo_job, demo_job_command,
+from irlhf.jobs.imitation import (_options_table, _result_table, _score_line, check_demo_job, demo_job_command,
                                  evaluate_all)
-from irlhf.irl_job import algorithm_config, algorithm_module  # algorithm_config reads .seed / .options
+from irlhf.jobs.irl import algorithm_config, algorithm_module  # algorithm_config reads .seed / .options
 from irlhf.report import Report
 
 JOB = "irl"
@@ -198,7 +198,8 @@ def run_irl_env(job: IrlEnvJobConfig, out: str = "runs", *,
     import numpy as np
 
     from irlhf.data import load_demos, save_trajectories
-    from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos, make_expert
+    from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos
+    from irlhf.rl.experts import make_expert
     from irlhf.imitation.bc import resolve_spaces
     from irlhf.rl.sb3 import one_thread
 

@@ -1,4 +1,4 @@
-"""irlhf.envs.experts: the disk cache of SB3 experts, and make_expert's new kinds."""
+"""irlhf.rl.experts: the disk cache of SB3 experts, and make_expert's new kinds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from irlhf.core.errors import ValidationError
 from irlhf.envs import experts
-from irlhf.envs.gym import make_expert
+from irlhf.rl.experts import make_expert
 
 TINY = dict(timesteps=256, eval_episodes=2)
 
