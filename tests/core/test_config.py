@@ -1,24 +1,49 @@
-"""irlhf.core.config: BaseConfig (frozen, from_dict rejects unknown fields), check_number, check_choice."""
+"""irlhf.core.config: BaseConfig (frozen, constraints declared beside the fields, from_dict rejects unknown
+fields), check_number, check_choice."""
+
+from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Annotated, Literal
 
 import pytest
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
-from irlhf.core.errors import IrlhfError
+from irlhf.core.config import (BaseConfig, Check, Fraction, NonNegative, OneOf, Positive, PositiveInt, Range, Widths,
+                               check_choice, check_number)
+from irlhf.core.errors import IrlhfError, ValidationError
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(BaseConfig):
-    lr: float = 0.1
-    steps: int = 10
-    mode: str = "a"
+    lr: Positive = 0.1
+    steps: PositiveInt = 10
+    mode: Literal["a", "b"] = "a"
 
-    def __post_init__(self):
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("steps", self.steps, low=1, integer=True)
-        check_choice("mode", self.mode, ("a", "b"))
+
+REGISTRY = {"relu": None, "tanh": None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Full(BaseConfig):
+    """Every kind of declared constraint, and one between fields."""
+
+    rate: Annotated[float, Range(0, 1, high_open=True)] = 0.5
+    decay: NonNegative = 0.0
+    share: Fraction = 1.0
+    patience: PositiveInt | None = None
+    flag: bool = False
+    activation: Annotated[str, OneOf(REGISTRY)] = "relu"
+    widths: Widths = (8, 8)
+    kwargs: Annotated[dict, Check(lambda v: isinstance(v, dict), "a dict of keyword arguments")] = \
+        dataclasses.field(default_factory=dict)
+    name: str = "free text is not checked"
+    low: float = 0.0
+    high: float = 1.0
+
+    def validate(self) -> None:
+        if self.low >= self.high:
+            raise ValidationError(f"low={self.low!r}, high={self.high!r}: expected low < high")
 
 
 def test_from_dict_round_trip():
@@ -95,3 +120,57 @@ def test_check_choice():
     check_choice("k", 2, [1, 2])
     with pytest.raises(IrlhfError, match=r"mode='c': expected one of \['a', 'b'\]"):
         check_choice("mode", "c", ("a", "b"))
+
+
+def test_declared_constraints_accept_defaults_and_normalise_widths():
+    config = Full(widths=[4, 2], patience=3)
+    assert config.widths == (4, 2) and isinstance(config.widths, tuple)
+    assert Full(widths=5).widths == (5,) and Full(widths=()).widths == ()
+    assert Full(patience=None).patience is None
+    assert Full.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(rate=1.0), r"^rate=1.0: expected < 1$"),
+        (dict(rate=-0.1), r"^rate=-0.1: expected >= 0$"),
+        (dict(rate=math.nan), r"^rate=nan: expected a number$"),
+        (dict(decay=-1), r"^decay=-1: expected >= 0$"),
+        (dict(share=1.5), r"^share=1.5: expected <= 1$"),
+        (dict(patience=0), r"^patience=0: expected >= 1$"),
+        (dict(patience=2.0), r"^patience=2.0: expected an int$"),
+        (dict(patience=True), r"^patience=True: expected an int$"),
+        (dict(flag=1), r"^flag=1: expected True or False$"),
+        (dict(activation="gelu"), r"^activation='gelu': expected one of \['relu', 'tanh'\]$"),
+        (dict(widths=(4, 0)), r"^widths\[1\]=0: expected >= 1$"),
+        (dict(widths="64"), r"^widths='64': expected a tuple of ints >= 1"),
+        (dict(kwargs=[1]), r"^kwargs=\[1\]: expected a dict of keyword arguments$"),
+        (dict(low=2.0), r"^low=2.0, high=1.0: expected low < high$"),
+    ],
+)
+def test_declared_constraints_reject_with_field_value_and_expectation(changes, message):
+    with pytest.raises(ValidationError, match=message):
+        Full(**changes)
+
+
+def test_literal_rejects_bool_for_int_choices():
+    @dataclasses.dataclass(frozen=True)
+    class Choice(BaseConfig):
+        k: Literal[1, 2] = 1
+
+    assert Choice(k=2).k == 2
+    with pytest.raises(ValidationError, match=r"k=True: expected one of \[1, 2\]"):
+        Choice(k=True)
+
+
+def test_subclass_inherits_and_extends_constraints():
+    @dataclasses.dataclass(frozen=True)
+    class Child(Config):
+        extra: PositiveInt = 1
+
+    assert Child(extra=2, steps=3).steps == 3
+    with pytest.raises(ValidationError, match="steps=0"):
+        Child(steps=0)
+    with pytest.raises(ValidationError, match="extra=0"):
+        Child(extra=0)
