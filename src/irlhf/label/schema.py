@@ -1,0 +1,210 @@
+"""The label store's SQLite file: its schema, its version and migrations, and the connections that use it.
+
+One file holds a store (stdlib ``sqlite3``, WAL journal, ``synchronous=FULL``, schema version in
+``PRAGMA user_version``): ``sessions``, ``queries`` (payload as JSON), ``media`` (bytes as BLOBs), ``labels``
+(one per query and annotator) and ``assignments`` (leases handed out by ``LabelStore.next_query``).
+
+``Database(path)`` opens a file only if it is ours: a new or empty file gets the schema, an older version of
+ours is migrated step by step (``MIGRATIONS``), anything else (not SQLite, corrupt, another schema, a newer
+version) raises ``StoreError`` without being touched. Every write runs in a ``BEGIN IMMEDIATE`` transaction
+committed before ``write()`` exits; each thread (and process) uses its own connection with a 30 s busy
+timeout, so many labellers and a training loop can share one file without losing a label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from irlhf.core.errors import IrlhfError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30.0
+TABLES = ("sessions", "queries", "media", "labels", "assignments")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_V1 = """
+CREATE TABLE sessions (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
+CREATE TABLE queries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    session TEXT NOT NULL REFERENCES sessions(name),
+    payload TEXT NOT NULL,
+    n_annotators INTEGER NOT NULL CHECK (n_annotators >= 1),
+    n_labels INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE INDEX queries_session ON queries(session, seq);
+CREATE INDEX queries_open ON queries(seq) WHERE n_labels < n_annotators;
+CREATE TABLE media (
+    id TEXT PRIMARY KEY,
+    query_id TEXT NOT NULL REFERENCES queries(id),
+    name TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX media_query ON media(query_id);
+CREATE TABLE labels (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    query_id TEXT NOT NULL REFERENCES queries(id),
+    annotator TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (query_id, annotator)
+);
+CREATE INDEX labels_annotator ON labels(annotator);
+CREATE TABLE assignments (
+    query_id TEXT NOT NULL REFERENCES queries(id),
+    annotator TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (query_id, annotator)
+);
+CREATE INDEX assignments_annotator ON assignments(annotator, expires);
+"""
+
+# MIGRATIONS[v]: the SQL that takes a store from user_version v to v + 1 (v = 0: an empty file).
+# A new schema version appends one entry and raises SCHEMA_VERSION; stores on disk then upgrade when opened.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+
+
+class StoreError(IrlhfError):
+    """The store file cannot be used: not SQLite, corrupt, another schema, or a conflicting write."""
+
+
+def schema_of(con: sqlite3.Connection) -> tuple[int, set[str]]:
+    """(user_version, table names) of an open database; reading sqlite_master also detects corruption."""
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return version, tables - {"sqlite_sequence"}
+
+
+def needs_migration(version: int, tables: set[str]) -> bool:
+    """True for an empty file (version 0, no tables) or an older version of ours; a version-0 file with
+    tables is someone else's database and is never touched."""
+    return (version == 0 and not tables) or 0 < version < SCHEMA_VERSION
+
+
+def migrate(con: sqlite3.Connection) -> None:
+    """Bring the database of ``con`` to SCHEMA_VERSION, one step per version, inside the caller's
+    transaction; does nothing when another process migrated it meanwhile."""
+    version, tables = schema_of(con)
+    if not needs_migration(version, tables):
+        return
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step].split(";"):
+            if statement.strip():
+                con.execute(statement)
+        con.execute(f"PRAGMA user_version = {step + 1}")
+
+
+class Database:
+    """One store file: checked (and created or migrated) when opened; a connection per thread and process.
+
+    ``write()`` and ``read()`` are transactions (context managers yielding the connection); ``connection()``
+    is this thread's connection for single statements; ``close()`` closes every connection opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._open()
+
+    def fail(self, problem: str) -> StoreError:
+        """A StoreError naming this file."""
+        return StoreError(f"label store {str(self.path)!r}: {problem}")
+
+    def _open(self) -> None:
+        """Check the file is ours (or new), then create or migrate the schema; never touches a foreign file."""
+        if self.path.is_dir():
+            raise self.fail("is a directory; expected an SQLite file")
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as handle:
+                if handle.read(16) != SQLITE_MAGIC:
+                    raise self.fail("not an SQLite database (wrong header); refusing to touch it")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # a plain connection that only reads: a foreign SQLite file must not even get switched to WAL
+            probe = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            try:
+                version, tables = schema_of(probe)
+            finally:
+                probe.close()
+            if needs_migration(version, tables):
+                with self.write() as con:
+                    migrate(con)
+                    version, tables = schema_of(con)
+            if version != SCHEMA_VERSION or not set(TABLES) <= tables:
+                raise self.fail(f"another schema (user_version {version}, tables {sorted(tables)}); expected an "
+                                f"irlhf label store (user_version {SCHEMA_VERSION}, tables {list(TABLES)})")
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise self.fail(f"corrupt or unreadable SQLite file ({err})") from None
+        except StoreError:
+            self.close()
+            raise
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (a fresh one after fork: SQLite handles must not cross processes)."""
+        con = getattr(self._local, "con", None)
+        if con is not None and self._local.pid == os.getpid():
+            return con
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                              check_same_thread=False)
+        try:
+            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise self.fail(f"cannot switch to WAL journal mode (got {mode!r})")
+            con.execute("PRAGMA synchronous = FULL")
+            con.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            con.close()
+            raise
+        self._local.con, self._local.pid = con, os.getpid()
+        with self._lock:
+            self._all.append(con)
+        return con
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: takes the write lock up front so two writers never deadlock on an upgrade."""
+        con = self.connection()
+        # threads of this process queue here; SQLite's own busy handler (for other processes) backs off by sleeping
+        with self._write_lock:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot across several SELECTs."""
+        con = self.connection()
+        con.execute("BEGIN")
+        try:
+            yield con
+        finally:
+            con.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this database opened (in any thread)."""
+        with self._lock:
+            cons, self._all = self._all, []
+        for con in cons:
+            with contextlib.suppress(sqlite3.Error):
+                con.close()
+        self._local = threading.local()
