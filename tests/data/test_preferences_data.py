@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from irlhf.core.errors import ValidationError
-from irlhf.data.preferences import Comparisons, Rankings
+from irlhf.data.preferences import ComparisonGraphError, Comparisons, Rankings, check_strongly_connected, pair_counts
 
 
 def test_comparisons_basic_and_read_only():
@@ -113,3 +113,17 @@ def test_rankings_file_round_trip(tmp_path):
     ranks = Rankings([[2, 0, 1], [3, 1]])
     back = Rankings.load(ranks.save(tmp_path / "r.jsonl"))
     assert [r.tolist() for r in back.rankings] == [[2, 0, 1], [3, 1]]
+
+
+def test_pair_counts_collapse_onto_ordered_pairs_with_ties_as_half():
+    data = Comparisons(i=[2, 0, 1, 0], j=[0, 2, 0, 1], mu=[1, 0.5, 0, 1], n_items=3)
+    a, b, count, wins = pair_counts(data)
+    assert a.tolist() == [0, 0] and b.tolist() == [1, 2]
+    assert count.tolist() == [2.0, 2.0]
+    assert wins.tolist() == [2.0, 0.5]  # 0 beat 1 twice; 2 beat 0 once and they tied once
+
+
+def test_strongly_connected_check_names_the_item():
+    check_strongly_connected(3, *pair_counts(Comparisons.from_pairs([(0, 1), (1, 2), (2, 0)])))
+    with pytest.raises(ComparisonGraphError, match=r"item\(s\) 0 never lose"):
+        check_strongly_connected(3, *pair_counts(Comparisons.from_pairs([(0, 1), (1, 2), (2, 1), (0, 2)])))

@@ -9,6 +9,9 @@
 ``mu`` is the lecture's label: 1 = item ``i`` preferred, 0 = item ``j`` preferred, 0.5 = a tie (no
 preference). JSONL rows are ``{"i": 0, "j": 1, "mu": 1}``; CSV files have the header ``i,j,mu``;
 ranking JSONL rows are ``{"ranking": [2, 0, 1]}``. Containers are validated on construction and read-only.
+
+    a, b, count, wins = pair_counts(data)                        # judgements collapsed onto item pairs a < b
+    check_strongly_connected(data.n_items, a, b, count, wins)    # else the ML scores do not exist (Hunter 2004)
 """
 
 from __future__ import annotations
@@ -23,11 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_write_text
 
 LABELS = (0.0, 0.5, 1.0)
+
+__all__ = ["LABELS", "Comparisons", "Rankings", "ComparisonGraphError", "pair_counts", "check_strongly_connected",
+           "read_file_rows"]
+
+
+class ComparisonGraphError(ValidationError):
+    """The comparisons do not determine finite scores (no prior was given)."""
 
 
 def _item_ids(name: str, value: Any) -> np.ndarray:
@@ -139,7 +151,7 @@ class Comparisons:
     def load(cls, path: str | os.PathLike[str], n_items: int | None = None) -> Comparisons:
         """Read a ``.jsonl`` or ``.csv`` file written by :meth:`save` (or by hand); errors name the line."""
         source = Path(path)
-        rows = _read_rows(source, ("i", "j", "mu"))
+        rows = read_file_rows(source, ("i", "j", "mu"))
         try:
             return cls(*(np.array([row[k] for row in rows]) for k in ("i", "j", "mu")), n_items=n_items)
         except ValidationError as exc:
@@ -205,14 +217,72 @@ class Rankings:
         source = Path(path)
         if source.suffix != ".jsonl":
             raise ValidationError(f"path={str(source)!r}: unknown extension; expected .jsonl")
-        rows = _read_rows(source, ("ranking",))
+        rows = read_file_rows(source, ("ranking",))
         try:
             return cls([row["ranking"] for row in rows], n_items=n_items)
         except ValidationError as exc:
             raise ValidationError(f"path={str(source)!r}: {exc}") from None
 
 
-def _read_rows(source: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+# -- the comparison graph: do the judgements determine finite scores? --------------------------------
+def pair_counts(data: Comparisons) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse judgements onto unordered pairs a < b: (a, b, count = judgements, wins = wins of a, a tie
+    counting 1/2), each (P,) for the P compared pairs, in increasing order of (a, b)."""
+    n = data.n_items
+    a, b = np.minimum(data.i, data.j), np.maximum(data.i, data.j)
+    wins_a = np.where(data.i == a, data.mu, 1.0 - data.mu)
+    key = a * n + b
+    if n * n <= max(8 * len(key), 1 << 20):  # a dense table of all pairs is cheap: count without sorting
+        count = np.bincount(key, minlength=n * n).astype(np.float64)
+        wins = np.bincount(key, weights=wins_a, minlength=n * n)
+        keys = np.flatnonzero(count)
+        count, wins = count[keys], wins[keys]
+    else:
+        keys, inverse = np.unique(key, return_inverse=True)
+        count = np.bincount(inverse).astype(np.float64)
+        wins = np.bincount(inverse, weights=wins_a)
+    return keys // n, keys % n, count, wins
+
+
+def check_strongly_connected(n: int, a: np.ndarray, b: np.ndarray, count: np.ndarray, wins: np.ndarray) -> None:
+    """Raise ``ComparisonGraphError`` unless the maximum-likelihood Bradley-Terry / Plackett-Luce scores exist
+    (finite, unique up to a constant): every item reachable from every other along "beat" edges u -> v
+    (u beat v at least once, or tied with it). The message says which items break it. Inputs: ``pair_counts``."""
+    src = np.concatenate([a[wins > 0], b[count - wins > 0]])
+    dst = np.concatenate([b[wins > 0], a[count - wins > 0]])
+    graph = scipy.sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
+    n_strong, _ = scipy.sparse.csgraph.connected_components(graph, directed=True, connection="strong")
+    if n_strong == 1:
+        return
+    hint = "; the maximum-likelihood scores do not exist: pass alpha > 0 (a prior) or add comparisons"
+    seen = np.zeros(n, dtype=bool)
+    seen[a] = seen[b] = True
+    if not seen.all():
+        missing = np.flatnonzero(~seen)
+        raise ComparisonGraphError(f"item(s) {_first(missing)} appear in no comparison{hint}")
+    n_weak, labels = scipy.sparse.csgraph.connected_components(graph, directed=True, connection="weak")
+    if n_weak > 1:
+        first = [int(np.flatnonzero(labels == k)[0]) for k in range(min(n_weak, 3))]
+        raise ComparisonGraphError(f"the comparison graph has {n_weak} disconnected groups of items (e.g. items "
+                                   f"{first} are never compared with each other's groups){hint}")
+    indegree = np.bincount(dst, minlength=n)
+    outdegree = np.bincount(src, minlength=n)
+    if (indegree == 0).any():
+        raise ComparisonGraphError(f"item(s) {_first(np.flatnonzero(indegree == 0))} never lose (every judgement "
+                                   f"they are in, they win), so their scores go to +inf{hint}")
+    if (outdegree == 0).any():
+        raise ComparisonGraphError(f"item(s) {_first(np.flatnonzero(outdegree == 0))} never win (nor tie), so "
+                                   f"their scores go to -inf{hint}")
+    raise ComparisonGraphError(f"the items split into {n_strong} groups where one group beats another without "
+                               f"ever losing to it (the 'beat' graph is not strongly connected){hint}")
+
+
+def _first(items: np.ndarray, k: int = 5) -> str:
+    shown = ", ".join(str(int(x)) for x in items[:k])
+    return f"[{shown}{', ...' if len(items) > k else ''}] ({len(items)} in all)" if len(items) > 1 else shown
+
+
+def read_file_rows(source: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Rows of a .jsonl or .csv file as dicts holding ``keys``; errors name the file and line."""
     if source.suffix not in (".jsonl", ".csv"):
         raise ValidationError(f"path={str(source)!r}: unknown extension; expected .jsonl or .csv")
@@ -249,3 +319,6 @@ def _read_rows(source: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     if not rows:
         raise ValidationError(f"path={str(source)!r}: no rows; expected at least one")
     return rows
+
+
+read_file_rows = read_file_rows  # public name: irlhf.data.text reads .jsonl rows with it

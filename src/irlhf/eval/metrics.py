@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from irlhf.core.errors import ValidationError
-from irlhf.data.types import Trajectory
 from irlhf.envs.tabular import TabularMDP
 from irlhf.planning import occupancy_measure, value_iteration
+from irlhf.planning.demo_stats import demo_log_likelihood  # re-exported: it moved down for the IRL learners
 from irlhf.planning.value_iteration import expand_reward
+
+__all__ = ["policy_value", "expected_value_difference", "reward_correlation", "demo_log_likelihood",
+           "feature_expectation_gap"]
 
 
 def policy_value(mdp: TabularMDP, pi: np.ndarray, reward: np.ndarray, horizon: int | None = None) -> float:
@@ -58,25 +59,6 @@ def reward_correlation(learned_reward: np.ndarray, true_reward: np.ndarray) -> f
     a, b = a - a.mean(), b - b.mean()
     denom = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / denom) if denom > 0 else 0.0
-
-
-def demo_log_likelihood(pi: np.ndarray, demos: Sequence[Trajectory]) -> float:
-    """Mean over demonstrations of sum_t log pi_t(a_t | s_t); pi (S, A) or (H, S, A), obs = state ids."""
-    pi = np.asarray(pi, dtype=np.float64)
-    if len(demos) == 0:
-        raise ValidationError("demos: empty; expected at least one Trajectory")
-    total = 0.0
-    with np.errstate(divide="ignore"):
-        log_pi = np.log(pi)
-    for traj in demos:
-        states, actions = np.asarray(traj.obs[:-1], dtype=np.int64), np.asarray(traj.acts, dtype=np.int64)
-        if pi.ndim == 3:
-            if len(traj) > pi.shape[0]:
-                raise ValidationError(f"demos: a trajectory of {len(traj)} steps; the policy covers {pi.shape[0]}")
-            total += log_pi[np.arange(len(traj)), states, actions].sum()
-        else:
-            total += log_pi[states, actions].sum()
-    return float(total / len(demos))
 
 
 def feature_expectation_gap(mu_E: np.ndarray, mu_pi: np.ndarray) -> float:

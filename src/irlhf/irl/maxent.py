@@ -23,8 +23,7 @@ from tqdm.auto import tqdm
 from irlhf.core.config import BaseConfig, check_choice, check_number
 from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
-from irlhf.eval.metrics import demo_log_likelihood
-from irlhf.planning.demo_stats import Demos, feature_expectations, feature_matrix, resolve_planning
+from irlhf.planning.demo_stats import Demos, demo_log_likelihood, feature_expectations, feature_matrix, resolve_planning
 from irlhf.planning import occupancy_measure, soft_value_iteration
 
 

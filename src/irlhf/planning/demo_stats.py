@@ -1,7 +1,10 @@
 """Expert statistics for tabular IRL: discounted occupancies and feature expectations from demos.
 
+    rho_E(s, a) = (1/N) sum_i sum_{t < T_i} gamma^t [s_t = s, a_t = a],    mu_E = sum_{s,a} rho_E(s, a) phi(s, a)
+
 Every tabular learner (apprenticeship, mmp, maxent, deep_maxent) accepts either a list of
-``Trajectory`` over the MDP's states or a precomputed expert occupancy, and reads them here.
+``Trajectory`` over the MDP's states or a precomputed expert occupancy, and reads them here;
+``demo_log_likelihood`` scores a (soft) policy on the demonstrations, (1/N) sum_i sum_t log pi_t(a_t | s_t).
 """
 
 from __future__ import annotations
@@ -149,3 +152,22 @@ def optimal_policy(mdp: TabularMDP, phi: np.ndarray, reward: np.ndarray,
     _, _, pi = value_iteration(mdp, reward, horizon=horizon)
     rho_sa = occupancy_measure(mdp, pi, horizon=horizon, state_action=True)
     return pi, rho_sa, feature_expectations(phi, rho_sa.sum(axis=1), rho_sa)
+
+
+def demo_log_likelihood(pi: np.ndarray, demos: Sequence[Trajectory]) -> float:
+    """Mean over demonstrations of sum_t log pi_t(a_t | s_t); pi (S, A) or (H, S, A), obs = state ids."""
+    pi = np.asarray(pi, dtype=np.float64)
+    if len(demos) == 0:
+        raise ValidationError("demos: empty; expected at least one Trajectory")
+    total = 0.0
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(pi)
+    for traj in demos:
+        states, actions = np.asarray(traj.obs[:-1], dtype=np.int64), np.asarray(traj.acts, dtype=np.int64)
+        if pi.ndim == 3:
+            if len(traj) > pi.shape[0]:
+                raise ValidationError(f"demos: a trajectory of {len(traj)} steps; the policy covers {pi.shape[0]}")
+            total += log_pi[np.arange(len(traj)), states, actions].sum()
+        else:
+            total += log_pi[states, actions].sum()
+    return float(total / len(demos))

@@ -1,4 +1,4 @@
-"""Bradley-Terry: latent scores from pairwise judgements with ties.
+"""Bradley-Terry (Bradley & Terry 1952): latent scores from pairwise judgements with ties.
 
 The model (lecture 000, part 3): item i has a log-strength (reward) theta_i and
 
@@ -16,8 +16,8 @@ likelihood estimate exists only if the "i beat j" graph is strongly connected (H
 checks that first and says which items break it (an item that never loses, one that never wins, or
 groups never compared).
 
-Solver: Newton's method on the aggregated pairs (one row per compared pair of items), with a
-backtracking line search. The Hessian is the graph Laplacian weighted by c sigma (1 - sigma) (+ 2 alpha I);
+Solver: damped Newton (``irlhf.core.newton``) on the aggregated pairs (one row per compared pair of
+items, ``irlhf.data.preferences.pair_counts``). The Hessian is the graph Laplacian weighted by c sigma (1 - sigma) (+ 2 alpha I);
 it is solved densely (Cholesky) for up to ``DENSE_LIMIT`` items and by preconditioned conjugate
 gradients on the sparse Laplacian above that. Standard errors are the square roots of the diagonal of
 the inverse Hessian (its pseudo-inverse without a prior, matching the mean-centred parametrisation).
@@ -27,44 +27,41 @@ the inverse Hessian (its pseudo-inverse without a prior, matching the mean-centr
     result.probabilities()                     # (n, n) matrix P[i, j] = P(i > j), for the winner rules
 
 ``fit_features`` fits r(x) = w . phi(x) on item features the same way (logistic regression on feature
-differences); ``fit_network`` fits an MLP r_phi(x) with ``loss``, the torch form of the same cross-entropy.
+differences); ``fit_network`` fits an MLP r_phi(x) with ``loss`` (``irlhf.nn.losses.bradley_terry_loss``),
+the torch form of the same cross-entropy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.linalg
-import scipy.linalg.lapack
 import scipy.sparse
-import scipy.sparse.csgraph
 import scipy.sparse.linalg
+import torch
 
+from irlhf.core import newton
+from irlhf.core.config import check_number
 from irlhf.core.errors import ValidationError, describe
-from irlhf.data.preferences import Comparisons
+from irlhf.data.preferences import (ComparisonGraphError, Comparisons, Rankings, check_strongly_connected,
+                                    pair_counts)
+from irlhf.nn.losses import bradley_terry_loss as loss
+from irlhf.nn.mlp import mlp
 
 __all__ = ["Result", "FeatureResult", "NetworkResult", "ComparisonGraphError", "fit", "fit_features",
-           "fit_network", "log_likelihood", "preference_probabilities", "check_identifiable", "loss",
-           "as_comparisons"]
+           "fit_network", "log_likelihood", "preference_probabilities", "loss", "as_comparisons", "check_prior"]
 
 DENSE_LIMIT = 3000  # items; above this the Newton system is solved by sparse conjugate gradients
 SE_LIMIT = 3000  # standard errors need a dense (n, n) inverse; computed automatically up to this many items
-
-
-class ComparisonGraphError(ValidationError):
-    """The comparisons do not determine finite scores (no prior was given)."""
 
 
 # -- inputs ------------------------------------------------------------------------------------
 def as_comparisons(n_items: int, comparisons: Any) -> Comparisons:
     """A ``Comparisons`` over ``n_items`` items from a ``Comparisons``, a ``Rankings`` (rank-broken),
     (winner, loser) pairs (M, 2) as in ``choix``, or (i, j, mu) rows (M, 3)."""
-    from irlhf.data.preferences import Rankings
-
     if isinstance(comparisons, Rankings):
         comparisons = comparisons.to_comparisons()
     if isinstance(comparisons, Comparisons):
@@ -80,72 +77,11 @@ def as_comparisons(n_items: int, comparisons: Any) -> Comparisons:
                           "of shape (M, 2) or (i, j, mu) rows of shape (M, 3)")
 
 
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(alpha) and alpha >= 0):
-        raise ValidationError(f"alpha={describe(alpha)}: expected a finite number >= 0 (prior weight)")
-    return float(alpha)
-
-
-def _aggregate(data: Comparisons) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Collapse judgements onto unordered pairs a < b: (a, b, c = judgements, w = wins of a, ties as 1/2)."""
-    n = data.n_items
-    a, b = np.minimum(data.i, data.j), np.maximum(data.i, data.j)
-    wins_a = np.where(data.i == a, data.mu, 1.0 - data.mu)
-    key = a * n + b
-    if n * n <= max(8 * len(key), 1 << 20):  # a dense table of all pairs is cheap: count without sorting
-        count = np.bincount(key, minlength=n * n).astype(np.float64)
-        wins = np.bincount(key, weights=wins_a, minlength=n * n)
-        keys = np.flatnonzero(count)
-        count, wins = count[keys], wins[keys]
-    else:
-        keys, inverse = np.unique(key, return_inverse=True)
-        count = np.bincount(inverse).astype(np.float64)
-        wins = np.bincount(inverse, weights=wins_a)
-    return keys // n, keys % n, count, wins
-
-
-def check_identifiable(comparisons: Comparisons) -> None:
-    """Raise ``ComparisonGraphError`` unless the maximum-likelihood scores exist (finite, unique up to a
-    constant): every item must be reachable from every other along "beat" edges (ties count both ways)."""
-    a, b, count, wins = _aggregate(comparisons)
-    _check_graph(comparisons.n_items, a, b, count, wins)
-
-
-def _check_graph(n: int, a: np.ndarray, b: np.ndarray, count: np.ndarray, wins: np.ndarray) -> None:
-    # edge u -> v: u beat v at least once (or tied with it)
-    src = np.concatenate([a[wins > 0], b[count - wins > 0]])
-    dst = np.concatenate([b[wins > 0], a[count - wins > 0]])
-    graph = scipy.sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)).tocsr()
-    n_strong, _ = scipy.sparse.csgraph.connected_components(graph, directed=True, connection="strong")
-    if n_strong == 1:
-        return
-    hint = "; the maximum-likelihood scores do not exist: pass alpha > 0 (a prior) or add comparisons"
-    seen = np.zeros(n, dtype=bool)
-    seen[a] = seen[b] = True
-    if not seen.all():
-        missing = np.flatnonzero(~seen)
-        raise ComparisonGraphError(f"item(s) {_first(missing)} appear in no comparison{hint}")
-    n_weak, labels = scipy.sparse.csgraph.connected_components(graph, directed=True, connection="weak")
-    if n_weak > 1:
-        first = [int(np.flatnonzero(labels == k)[0]) for k in range(min(n_weak, 3))]
-        raise ComparisonGraphError(f"the comparison graph has {n_weak} disconnected groups of items (e.g. items "
-                                   f"{first} are never compared with each other's groups){hint}")
-    indegree = np.bincount(dst, minlength=n)
-    outdegree = np.bincount(src, minlength=n)
-    if (indegree == 0).any():
-        raise ComparisonGraphError(f"item(s) {_first(np.flatnonzero(indegree == 0))} never lose (every judgement "
-                                   f"they are in, they win), so their scores go to +inf{hint}")
-    if (outdegree == 0).any():
-        raise ComparisonGraphError(f"item(s) {_first(np.flatnonzero(outdegree == 0))} never win (nor tie), so "
-                                   f"their scores go to -inf{hint}")
-    raise ComparisonGraphError(f"the items split into {n_strong} groups where one group beats another without "
-                               f"ever losing to it (the 'beat' graph is not strongly connected){hint}")
-
-
-def _first(items: np.ndarray, k: int = 5) -> str:
-    shown = ", ".join(str(int(x)) for x in items[:k])
-    return f"[{shown}{', ...' if len(items) > k else ''}] ({len(items)} in all)" if len(items) > 1 else shown
+def check_prior(n_items: Any, alpha: Any) -> tuple[int, float]:
+    """The number of items (an int >= 2) and the prior weight alpha (a number >= 0) of a fit, as (int, float)."""
+    check_number("n_items", n_items, low=2, integer=True)
+    check_number("alpha", alpha, low=0)
+    return int(n_items), float(alpha)
 
 
 # -- the model -----------------------------------------------------------------------------------
@@ -214,15 +150,7 @@ def _hessian(n: int, a: np.ndarray, b: np.ndarray, h: np.ndarray, alpha: float, 
     return (off + scipy.sparse.diags(diag)).tocsr()
 
 
-def _solve_spd(H: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve H x = rhs for a symmetric positive definite H (LAPACK posv: one Cholesky, two triangular solves)."""
-    _, x, info = scipy.linalg.lapack.dposv(H, rhs)
-    if info != 0:  # not numerically positive definite (e.g. probabilities saturated at 0/1): least squares
-        x = np.linalg.lstsq(H, rhs, rcond=None)[0]
-    return x
-
-
-def _newton_direction(H: Any, g: np.ndarray, alpha: float) -> np.ndarray:
+def _sparse_direction(H: Any, g: np.ndarray, alpha: float) -> np.ndarray:
     """Sparse path: solve H delta = -g by preconditioned CG; without a prior H is singular along 1, so fix
     delta_0 = 0 (g sums to zero)."""
     start = 0 if alpha > 0 else 1
@@ -234,15 +162,17 @@ def _newton_direction(H: Any, g: np.ndarray, alpha: float) -> np.ndarray:
     return delta
 
 
-class _DenseNewton:
-    """Dense Newton system in a reused (n, n) buffer; the positions of the compared pairs never change."""
+class _DenseLaplacian:
+    """The dense Newton matrix in a reused (n, n) buffer; the positions of the compared pairs never change."""
 
     def __init__(self, n: int, a: np.ndarray, b: np.ndarray):
         self.n, self.a, self.b = n, a, b
         self.buffer = np.zeros((n, n))
         self.upper, self.lower = a * n + b, b * n + a
 
-    def _build(self, h: np.ndarray, alpha: float) -> np.ndarray:
+    def direction(self, h: np.ndarray, g: np.ndarray, alpha: float) -> np.ndarray:
+        """delta = -H^-1 g with H the weighted Laplacian (+ 2 alpha I). Without a prior, solve with
+        H + 11^T / n instead: it is nonsingular and, as g sums to zero, gives the solution with sum 0."""
         n, H = self.n, self.buffer
         H.fill(0.0)
         flat = H.reshape(-1)
@@ -252,17 +182,7 @@ class _DenseNewton:
                           + 2.0 * alpha)
         if alpha == 0.0:
             H += 1.0 / n
-        return H
-
-    def direction(self, h: np.ndarray, g: np.ndarray, alpha: float) -> np.ndarray:
-        """delta = -H^-1 g with H the weighted Laplacian (+ 2 alpha I). Without a prior, solve with
-        H + 11^T / n instead: it is nonsingular and, as g sums to zero, gives the solution with sum 0."""
-        H = self._build(h, alpha)
-        # H is symmetric, so its transpose is the Fortran-ordered view LAPACK factorises in place
-        _, x, info = scipy.linalg.lapack.dposv(H.T, -g, overwrite_a=True)
-        if info != 0:  # not numerically positive definite (probabilities saturated at 0/1): least squares
-            x = np.linalg.lstsq(self._build(h, alpha), -g, rcond=None)[0]
-        return x
+        return newton.solve_spd(H, -g)
 
 
 def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-10, max_iter: int = 100,
@@ -275,52 +195,32 @@ def fit(n_items: int, comparisons: Any, alpha: float = 0.0, *, tol: float = 1e-1
     n_items <= SE_LIMIT, True = always (dense (n, n) inverse), False = never.
     Raises ``ComparisonGraphError`` when alpha = 0 and the scores are not identifiable.
     """
-    if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 2:
-        raise ValidationError(f"n_items={describe(n_items)}: expected an int >= 2")
-    n = int(n_items)
-    alpha = _check_alpha(alpha)
-    data = as_comparisons(n, comparisons)
-    a, b, count, wins = _aggregate(data)
+    n, alpha = check_prior(n_items, alpha)
+    a, b, count, wins = pair_counts(as_comparisons(n, comparisons))
     if alpha == 0.0:
-        _check_graph(n, a, b, count, wins)
-    dense = _DenseNewton(n, a, b) if n <= DENSE_LIMIT else None
-    theta = np.zeros(n)
-    f = _objective(theta, a, b, count, wins, alpha)
-    converged, n_iter = False, 0
-    for n_iter in range(1, max_iter + 1):
+        check_strongly_connected(n, a, b, count, wins)
+    dense = _DenseLaplacian(n, a, b) if n <= DENSE_LIMIT else None
+
+    def direction(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = 0.5 * (1.0 + np.tanh(0.5 * (theta[a] - theta[b])))  # sigma(theta_a - theta_b)
         r = count * p - wins  # dL/d(theta_a - theta_b) per pair
         g = np.bincount(a, weights=r, minlength=n) - np.bincount(b, weights=r, minlength=n) + 2.0 * alpha * theta
         h = count * p * (1.0 - p)  # d^2 L / d(theta_a - theta_b)^2 per pair
         if dense is not None:
-            delta = dense.direction(h, g, alpha)
-        else:
-            delta = _newton_direction(_hessian(n, a, b, h, alpha, dense=False), g, alpha)
-        decrement = -float(g @ delta)
-        if decrement / 2.0 <= tol:  # converged: the last full Newton step squares the remaining error
-            theta, converged = theta + delta, True
-            break
-        step = 1.0
-        while True:  # backtracking (Armijo) line search; L is convex so this ends
-            candidate = theta + step * delta
-            f_new = _objective(candidate, a, b, count, wins, alpha)
-            if f_new <= f - 0.25 * step * decrement or step < 1e-12:
-                break
-            step *= 0.5
-        theta, f = candidate, f_new
-    theta = theta - theta.mean()
+            return g, dense.direction(h, g, alpha)
+        return g, _sparse_direction(_hessian(n, a, b, h, alpha, dense=False), g, alpha)
+
+    solution = newton.minimize(lambda theta: _objective(theta, a, b, count, wins, alpha), direction, np.zeros(n),
+                               tol=tol, max_iter=max_iter)
+    theta = solution.x - solution.x.mean()
     se = None
     if standard_errors or (standard_errors is None and n <= SE_LIMIT):
         p = 0.5 * (1.0 + np.tanh(0.5 * (theta[a] - theta[b])))
         H = _hessian(n, a, b, count * p * (1.0 - p), alpha, dense=True)
-        if alpha > 0:
-            cov = np.linalg.inv(H)
-        else:  # pseudo-inverse of a connected Laplacian: inv(L + 11^T / n) - 11^T / n
-            cov = np.linalg.inv(H + 1.0 / n) - 1.0 / n
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        se = newton.standard_errors(H, shift_invariant=alpha == 0)
     loglik = -_objective(theta, a, b, count, wins, 0.0)
     return Result(scores=theta, standard_errors=se, log_likelihood=loglik, objective=-loglik + alpha * theta @ theta,
-                  n_iter=n_iter, converged=converged, alpha=alpha)
+                  n_iter=solution.n_iter, converged=solution.converged, alpha=alpha)
 
 
 # -- features: r(x) = w . phi(x) ------------------------------------------------------------------
@@ -344,36 +244,25 @@ def fit_features(features: np.ndarray, comparisons: Any, alpha: float = 0.0, *, 
     phi = np.asarray(features, dtype=np.float64)
     if phi.ndim != 2 or len(phi) < 2 or not np.all(np.isfinite(phi)):
         raise ValidationError(f"features: {describe(phi)}; expected a finite (n_items, F) array, n_items >= 2")
-    alpha = _check_alpha(alpha)
-    data = as_comparisons(len(phi), comparisons)
-    a, b, count, wins = _aggregate(data)
+    alpha = check_prior(len(phi), alpha)[1]
+    a, b, count, wins = pair_counts(as_comparisons(len(phi), comparisons))
     X = phi[a] - phi[b]  # (pairs, F)
-    w = np.zeros(phi.shape[1])
 
     def objective(w: np.ndarray) -> float:
         d = X @ w
         return float(np.sum(wins * np.logaddexp(0.0, -d) + (count - wins) * np.logaddexp(0.0, d)) + alpha * w @ w)
 
-    f, converged, n_iter = objective(w), False, 0
-    for n_iter in range(1, max_iter + 1):
+    def direction(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = 0.5 * (1.0 + np.tanh(0.5 * (X @ w)))
         g = X.T @ (count * p - wins) + 2.0 * alpha * w
         H = (X * (count * p * (1.0 - p))[:, None]).T @ X + 2.0 * alpha * np.eye(len(w))
         try:
-            delta = -scipy.linalg.solve(H, g, assume_a="pos")
+            return g, -scipy.linalg.solve(H, g, assume_a="pos")
         except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-            delta = -np.linalg.lstsq(H, g, rcond=None)[0]
-        decrement = -float(g @ delta)
-        if decrement / 2.0 <= tol:
-            w, converged = w + delta, True
-            break
-        step = 1.0
-        while True:
-            f_new = objective(w + step * delta)
-            if f_new <= f - 0.25 * step * decrement or step < 1e-12:
-                break
-            step *= 0.5
-        w, f = w + step * delta, f_new
+            return g, -np.linalg.lstsq(H, g, rcond=None)[0]
+
+    solution = newton.minimize(objective, direction, np.zeros(phi.shape[1]), tol=tol, max_iter=max_iter)
+    w, n_iter, converged = solution.x, solution.n_iter, solution.converged
     p = 0.5 * (1.0 + np.tanh(0.5 * (X @ w)))
     pure = (wins == 0) | (wins == count)  # pairs always decided the same way
     # fitting pure pairs to within 1e-9 needs |w . (phi_a - phi_b)| > 20: the judgements are separated
@@ -389,24 +278,6 @@ def fit_features(features: np.ndarray, comparisons: Any, alpha: float = 0.0, *, 
 
 
 # -- networks ---------------------------------------------------------------------------------
-def loss(reward_i: Any, reward_j: Any, mu: Any, reduction: str = "mean") -> Any:
-    """Torch form of the cross-entropy: -[mu log sigma(r_i - r_j) + (1 - mu) log sigma(r_j - r_i)].
-
-    reward_i, reward_j, mu: (M,) tensors (mu in [0, 1]; 0.5 = tie). reduction: "mean", "sum" or "none".
-    """
-    import torch.nn.functional as F
-
-    d = reward_i - reward_j
-    per = -(mu * F.logsigmoid(d) + (1.0 - mu) * F.logsigmoid(-d))
-    if reduction == "none":
-        return per
-    if reduction == "sum":
-        return per.sum()
-    if reduction == "mean":
-        return per.mean()
-    raise ValidationError(f"reduction={reduction!r}: expected 'mean', 'sum' or 'none'")
-
-
 @dataclasses.dataclass
 class NetworkResult:
     """model: the torch MLP r_phi (F -> 1).  scores: (n,) r_phi(x) per item, mean-centred.
@@ -422,16 +293,12 @@ def fit_network(features: np.ndarray, comparisons: Any, hidden_sizes: Sequence[i
                 seed: int = 0) -> NetworkResult:
     """Bradley-Terry with a neural reward r_phi(x): item features (n, F), Adam on ``loss``.
     batch_size None = full batch. Same seed, same weights."""
-    import torch
-
-    from irlhf.nn.mlp import mlp
-
     phi = np.asarray(features, dtype=np.float32)
     if phi.ndim != 2 or len(phi) < 2 or not np.all(np.isfinite(phi)):
         raise ValidationError(f"features: {describe(phi)}; expected a finite (n_items, F) array, n_items >= 2")
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size or 1, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValidationError(f"{name}={value!r}: expected an int >= {low}")
+    check_number("epochs", epochs, low=1, integer=True)
+    if batch_size:  # None (or 0) = full batch
+        check_number("batch_size", batch_size, low=1, integer=True)
     data = as_comparisons(len(phi), comparisons)
     model = mlp(phi.shape[1], tuple(hidden_sizes), 1, "relu", seed=seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -1,4 +1,4 @@
-"""Plackett-Luce: latent scores from (partial) rankings.
+"""Plackett-Luce (Plackett 1975; Luce 1959): latent scores from (partial) rankings.
 
 A ranking pi = (pi_1 > pi_2 > ... > pi_k) of a subset of the items is built by picking the best of what
 is left, each time with Bradley-Terry / softmax odds (lecture 000, RLHF with rankings):
@@ -6,9 +6,10 @@ is left, each time with Bradley-Terry / softmax odds (lecture 000, RLHF with ran
     P(pi | theta) = prod_{t=1}^{k-1} exp(theta_{pi_t}) / sum_{s=t}^{k} exp(theta_{pi_s})
 
 For k = 2 this is exactly Bradley-Terry. ``fit`` minimises -log P summed over rankings, plus
-``alpha * ||theta||^2`` (``choix``'s convention), by Newton's method with a line search; scores are
-returned mean-centred. Without a prior the estimate exists only if the rank-broken "beat" graph is
-strongly connected (checked first, same messages as ``bradley_terry``).
+``alpha * ||theta||^2`` (``choix``'s convention), by damped Newton (``irlhf.core.newton``; L-BFGS above
+``DENSE_LIMIT`` items); scores are returned mean-centred. Without a prior the estimate exists only if the
+rank-broken "beat" graph is strongly connected (checked first, same messages as ``bradley_terry``).
+``loss`` is the torch form for reward models trained on K-way rankings.
 
     result = fit(n_items, Rankings([[2, 0, 1], [1, 3]]), alpha=0.0)
     result.scores, result.standard_errors, result.log_likelihood
@@ -20,10 +21,13 @@ from typing import Any
 
 import numpy as np
 import scipy.optimize
+import torch
 
+from irlhf.core import newton
 from irlhf.core.errors import ValidationError, describe
-from irlhf.data.preferences import Rankings
-from irlhf.preference.bradley_terry import SE_LIMIT, Result, _aggregate, _check_alpha, _check_graph, _solve_spd
+from irlhf.data.preferences import Rankings, check_strongly_connected, pair_counts
+from irlhf.nn.losses import plackett_luce_loss
+from irlhf.preference.bradley_terry import SE_LIMIT, Result, check_prior
 
 __all__ = ["fit", "log_likelihood", "as_rankings", "loss"]
 
@@ -83,13 +87,10 @@ def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, 
     alpha: L2 prior weight, penalty alpha * ||theta||^2.  tol: Newton-decrement stopping threshold.
     standard_errors: None = when n_items <= SE_LIMIT, True / False = always / never.
     """
-    if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 2:
-        raise ValidationError(f"n_items={describe(n_items)}: expected an int >= 2")
-    n = int(n_items)
-    alpha = _check_alpha(alpha)
+    n, alpha = check_prior(n_items, alpha)
     data = as_rankings(n, rankings)
     if alpha == 0.0:
-        _check_graph(n, *_aggregate(data.to_comparisons()))
+        check_strongly_connected(n, *pair_counts(data.to_comparisons()))
     groups = _groups(data)
 
     def objective(theta: np.ndarray, hessian: bool = False):
@@ -98,53 +99,40 @@ def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, 
             H.flat[:: n + 1] += 2.0 * alpha
         return nll + alpha * theta @ theta, g + 2.0 * alpha * theta, H
 
-    theta = np.zeros(n)
-    converged, n_iter = False, 0
+    start = 0 if alpha > 0 else 1  # without a prior fix theta_0 (the likelihood ignores a shift)
+
+    def direction(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, g, H = objective(theta, hessian=True)
+        delta = np.zeros(n)
+        delta[start:] = newton.solve_spd(H[start:, start:], -g[start:])
+        return g, delta
+
     if n <= DENSE_LIMIT:
-        start = 0 if alpha > 0 else 1  # without a prior fix theta_0 (the likelihood ignores a shift)
-        f, g, H = objective(theta, hessian=True)
-        for n_iter in range(1, max_iter + 1):
-            delta = np.zeros(n)
-            delta[start:] = _solve_spd(H[start:, start:], -g[start:])
-            decrement = -float(g @ delta)
-            if decrement / 2.0 <= tol:
-                theta, converged = theta + delta, True
-                break
-            step = 1.0
-            while True:
-                f_new = objective(theta + step * delta)[0]
-                if f_new <= f - 0.25 * step * decrement or step < 1e-12:
-                    break
-                step *= 0.5
-            theta = theta + step * delta
-            f, g, H = objective(theta, hessian=True)
+        solution = newton.minimize(lambda theta: objective(theta)[0], direction, np.zeros(n), tol=tol,
+                                   max_iter=max_iter)
+        theta, n_iter, converged = solution.x, solution.n_iter, solution.converged
     else:
-        res = scipy.optimize.minimize(lambda t: objective(t)[:2], theta, jac=True, method="L-BFGS-B",
+        res = scipy.optimize.minimize(lambda t: objective(t)[:2], np.zeros(n), jac=True, method="L-BFGS-B",
                                       options={"maxiter": 50 * max_iter, "gtol": 1e-9})
         theta, n_iter, converged = res.x, int(res.nit), bool(res.success)
     theta = theta - theta.mean()
     se = None
     if standard_errors or (standard_errors is None and n <= SE_LIMIT):
-        H = objective(theta, hessian=True)[2]
-        cov = np.linalg.inv(H) if alpha > 0 else np.linalg.inv(H + 1.0 / n) - 1.0 / n
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        se = newton.standard_errors(objective(theta, hessian=True)[2], shift_invariant=alpha == 0)
     nll = objective(theta)[0] - alpha * theta @ theta
     return Result(scores=theta, standard_errors=se, log_likelihood=-nll, objective=nll + alpha * theta @ theta,
                   n_iter=n_iter, converged=converged, alpha=alpha)
 
 
-def loss(scores: Any, mask: Any = None, reduction: str = "mean") -> Any:
-    """Torch form of the Plackett-Luce negative log-likelihood, for reward models trained on K-way rankings:
-
-        -sum_k log [ exp(s_k) / sum_{j >= k} exp(s_j) ]      (k over the present responses, best first)
+def loss(scores: torch.Tensor, mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+    """The Plackett-Luce negative log-likelihood of (N, K) reward-model scores, best first, checked:
+    ``irlhf.nn.losses.plackett_luce_loss`` (see there) after validating its input once. For K = 2 it equals
+    ``bradley_terry.loss(s_1, s_2, 1)``. Training loops that build ``scores`` and ``mask`` themselves call
+    ``plackett_luce_loss`` directly (no device sync).
 
     scores: (N, K) tensor, each row's responses ordered best first.  mask: (N, K) bool, True where a response
-    is present (variable K: the present entries of a row keep their best-first order; at least 2 per row), or
-    None (all present).  reduction: "mean", "sum" or "none" ((N,)). For K = 2 it equals
-    ``bradley_terry.loss(s_1, s_2, 1)``.
+    is present (at least 2 per row), or None (all present).  reduction: "mean", "sum" or "none" ((N,)).
     """
-    import torch
-
     if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[1] < 2:
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
         raise ValidationError(f"scores: {shape}; expected a (N, K) tensor with K >= 2, best first")
@@ -159,15 +147,4 @@ def loss(scores: Any, mask: Any = None, reduction: str = "mean") -> Any:
         raise ValidationError(f"mask[{int(few[0, 0])}]: fewer than 2 responses present; expected at least 2 per row")
     if not bool(torch.isfinite(scores[mask]).all()):
         raise ValidationError("scores: NaN or inf among the present entries; expected finite scores")
-    # absent entries get a very negative (finite, so gradients stay finite) score: they drop out of every sum
-    filled = torch.where(mask, scores, torch.full_like(scores, torch.finfo(scores.dtype).min / 4))
-    # log-sum-exp over each suffix j >= k: a reversed cumulative log-sum-exp
-    suffix_lse = torch.logcumsumexp(filled.flip(-1), dim=-1).flip(-1)
-    per_row = -torch.where(mask, filled - suffix_lse, torch.zeros_like(filled)).sum(-1)
-    if reduction == "none":
-        return per_row
-    if reduction == "sum":
-        return per_row.sum()
-    if reduction == "mean":
-        return per_row.mean()
-    raise ValidationError(f"reduction={reduction!r}: expected 'mean', 'sum' or 'none'")
+    return plackett_luce_loss(scores, mask, reduction)

@@ -75,7 +75,7 @@ from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_open
 from irlhf.core.seeding import as_generator
 from irlhf.data.types import Trajectory
-from irlhf.preference.bradley_terry import loss as bt_loss
+from irlhf.nn.losses import bradley_terry_loss as bt_loss
 
 __all__ = ["Config", "Result", "Segments", "Preferences", "RewardModel", "sample_segments", "rollout_episodes",
            "label_schedule", "select_disagreement", "select_random", "preference_probabilities", "segment_loss",
