@@ -247,6 +247,24 @@ def test_media_traversal_and_unknown_ids_404(store: LabelStore) -> None:
         assert "root:" not in r.text and "import" not in r.text
 
 
+def test_refused_requests_are_json_errors_with_security_headers(store: LabelStore) -> None:
+    qid = _add_all_kinds(store)["pair"]
+    client = _client(create_app(store))
+    refusals = [
+        (client.get("/api/next", params={"annotator": "a/b"}), 422,
+         "annotator 'a/b' is not a valid name: expected 1 to 40 characters from letters, digits, space, '_', '.', '-'"),
+        (client.get("/media/" + "A" * 32), 404, f"media id '{'A' * 32}' not found: expected 32 lowercase hex"),
+        (_post(client, {"query_id": 7, "annotator": "ann", "value": "left"}), 404, "query_id 7: no such query"),
+        (_post(client, {"query_id": qid, "annotator": "ann"}), 422,
+         "request body is missing value: expected query_id, annotator, value"),
+        (_post(client, [qid]), 400, f"request body must be a JSON object, got {[qid]!r}"),
+    ]
+    for r, status, message in refusals:
+        assert (r.status_code, r.json()) == (status, {"error": message})
+        assert r.headers["content-security-policy"] == CSP and r.headers["cache-control"] == "no-store"
+    assert not store.labels()
+
+
 def test_security_headers_and_escaping(store: LabelStore) -> None:
     client = TestClient(create_app(store, title="<b>Lab</b> & co"))
     for path in ["/", "/label?annotator=Ann%20O.-1"]:
