@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from irlhf.core.errors import ValidationError
-from irlhf.llm import ppo
+from irlhf.llm import ppo, rollout
 
 torch.set_num_threads(1)
 
@@ -392,5 +392,5 @@ def test_completion_text_keeps_the_separating_space():
     words = build_tokenizer()  # word-level: decoding "great ." alone would lose the space after "was"
     prompt = words("the film was")["input_ids"]
     completion = words("great .", add_special_tokens=False)["input_ids"]
-    assert ppo._completion_text(words, prompt, completion) == " great ."
-    assert ppo._completion_text(words, prompt, []) == ""
+    assert rollout.completion_text(words, prompt, completion) == " great ."
+    assert rollout.completion_text(words, prompt, []) == ""

@@ -27,13 +27,16 @@ import numpy as np
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_write_text
-from irlhf.data.hf import _datasets, save_table
-from irlhf.data.preferences import _read_rows
+from irlhf.data.hf import import_datasets, save_table
+from irlhf.data.preferences import read_file_rows
+
+__all__ = ["Prompt", "TextPairs", "TextRankings", "read_rows", "check_prompt", "check_text"]
 
 Prompt = Any  # str, or list of {"role": str, "content": str}
 
 
-def _check_prompt(name: str, prompt: Any) -> Prompt:
+def check_prompt(name: str, prompt: Any) -> Prompt:
+    """``prompt`` if it is a string, or a copy of a non-empty chat (list of {"role": str, "content": str})."""
     if isinstance(prompt, str):
         return prompt
     if isinstance(prompt, (list, tuple)) and prompt and all(
@@ -44,7 +47,8 @@ def _check_prompt(name: str, prompt: Any) -> Prompt:
                           "{'role': str, 'content': str} messages")
 
 
-def _check_text(name: str, text: Any) -> str:
+def check_text(name: str, text: Any) -> str:
+    """``text`` if it is a non-empty string; else a ValidationError naming ``name``."""
     if not isinstance(text, str):
         raise ValidationError(f"{name}: {describe(text)}; expected a string")
     if not text:
@@ -59,8 +63,8 @@ def read_rows(source: Any, what: str) -> list[dict[str, Any]]:
         if not path.exists():
             raise ValidationError(f"path={str(path)!r}: no such file or directory")
         if path.suffix == ".jsonl":
-            return _read_rows(path, ())
-        datasets = _datasets()
+            return read_file_rows(path, ())
+        datasets = import_datasets()
         if path.suffix == ".parquet":
             return datasets.Dataset.from_parquet(str(path)).to_list()
         if path.is_dir():
@@ -83,7 +87,7 @@ def _save_rows(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path
     if len({isinstance(r["prompt"], str) for r in rows}) > 1:  # an Arrow column holds one type
         raise ValidationError(f"path={str(target)!r}: some prompts are strings and some chat messages; Arrow "
                               "columns hold one type: save as .jsonl, or split the data")
-    return save_table(target, _datasets().Dataset.from_list(rows))
+    return save_table(target, import_datasets().Dataset.from_list(rows))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,10 +106,10 @@ class TextPairs:
         if len(self.chosen) != n or len(self.rejected) != n:
             raise ValidationError(f"TextPairs: {n} prompts, {len(self.chosen)} chosen, {len(self.rejected)} rejected; "
                                   "expected equal lengths")
-        object.__setattr__(self, "prompt", tuple(_check_prompt(f"prompt[{k}]", p) for k, p in enumerate(self.prompt)))
-        object.__setattr__(self, "chosen", tuple(_check_text(f"chosen[{k}]", c) for k, c in enumerate(self.chosen)))
+        object.__setattr__(self, "prompt", tuple(check_prompt(f"prompt[{k}]", p) for k, p in enumerate(self.prompt)))
+        object.__setattr__(self, "chosen", tuple(check_text(f"chosen[{k}]", c) for k, c in enumerate(self.chosen)))
         object.__setattr__(self, "rejected",
-                           tuple(_check_text(f"rejected[{k}]", r) for k, r in enumerate(self.rejected)))
+                           tuple(check_text(f"rejected[{k}]", r) for k, r in enumerate(self.rejected)))
         if self.margin is not None:
             try:
                 margin = np.asarray(self.margin, dtype=np.float64)
@@ -166,7 +170,7 @@ class TextPairs:
         return _save_rows(path, self.to_rows())
 
     def to_hf_dataset(self) -> Any:
-        return _datasets().Dataset.from_list(self.to_rows())
+        return import_datasets().Dataset.from_list(self.to_rows())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,11 +190,11 @@ class TextRankings:
                                   f"{len(self.ranking)} rankings; expected equal lengths")
         prompts, responses, rankings = [], [], []
         for k in range(n):
-            prompts.append(_check_prompt(f"prompt[{k}]", self.prompt[k]))
+            prompts.append(check_prompt(f"prompt[{k}]", self.prompt[k]))
             texts = self.responses[k]
             if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) < 2:
                 raise ValidationError(f"responses[{k}]: {describe(texts)}; expected a list of at least 2 strings")
-            responses.append(tuple(_check_text(f"responses[{k}][{j}]", t) for j, t in enumerate(texts)))
+            responses.append(tuple(check_text(f"responses[{k}][{j}]", t) for j, t in enumerate(texts)))
             order = self.ranking[k]
             ok = isinstance(order, Sequence) and not isinstance(order, str) and all(
                 isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in order)

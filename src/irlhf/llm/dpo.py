@@ -38,28 +38,33 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import typing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
+from irlhf.core.config import (BaseConfig, NonNegative, NonNegativeInt, Positive, PositiveInt, Range, Seed, check_bool,
+                               check_choice, check_number)
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
 from irlhf.llm.logps import sequence_logps
-from irlhf.llm.loop import (Runtime, adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean,
-                            make_runtime, save_checkpoint, shard)
+from irlhf.llm.loop import (Device, MaxGradNorm, MaxSteps, Runtime, adamw, check_finite_loss, global_batches,
+                            global_mean, is_peft, make_runtime, save_checkpoint, shard)
 from irlhf.llm.reward import length_groups
-from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode_pairs, pad_id_of
+from irlhf.llm.tokenize import (AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode_pairs,
+                                pad_id_of)
 
-__all__ = ["LOSS_TYPES", "Config", "Result", "GroupedLogps", "grouped_logps", "loss", "precompute_reference_logps",
-           "evaluate", "train"]
+__all__ = ["LOSS_TYPES", "Config", "Result", "GroupedLogps", "grouped_logps", "loss", "evaluate",
+           "train"]
 
-LOSS_TYPES = ("sigmoid", "robust", "hinge", "ipo")
+LossType = Literal["sigmoid", "robust", "hinge", "ipo"]
+LOSS_TYPES = typing.get_args(LossType)
 METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
            "logps/rejected")
 
@@ -86,6 +91,8 @@ def loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
 
     Returns (losses, chosen_rewards, rejected_rewards): chosen_rewards = beta (pi_w - ref_w), rejected_rewards
     = beta (pi_l - ref_l), detached (for logging; with ``reference_free`` they are beta pi_w and beta pi_l).
+    The scalars and shapes are checked (on the host); the values are not (no device sync): a non-finite
+    log-prob gives a non-finite loss, on which ``train`` stops (``loop.check_finite_loss``, once per step).
     """
     check_choice("loss_type", loss_type, LOSS_TYPES)
     check_number("beta", beta, low=0, low_open=True)
@@ -93,14 +100,19 @@ def loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
     check_bool("reference_free", reference_free)
     named = {"policy_chosen_logps": policy_chosen_logps, "policy_rejected_logps": policy_rejected_logps,
              "ref_chosen_logps": ref_chosen_logps, "ref_rejected_logps": ref_rejected_logps}
-    for name, value in named.items():
+    for name, value in named.items():  # shapes only: no device sync (a NaN input gives a NaN loss)
         if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.shape != policy_chosen_logps.shape:
             shown = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
             raise ValidationError(f"{name}: {shown}; expected a 1-D tensor of shape "
                                   f"{tuple(getattr(policy_chosen_logps, 'shape', ()))} like policy_chosen_logps")
-        if not bool(torch.isfinite(value).all()):
-            raise ValidationError(f"{name}: non-finite entries {value[~torch.isfinite(value)][:3].tolist()}; "
-                                  "expected finite log-probs")
+    return _pair_losses(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta,
+                        loss_type, label_smoothing, reference_free)
+
+
+def _pair_losses(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+                 ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float, loss_type: str,
+                 label_smoothing: float, reference_free: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``loss`` without its argument checks: the trainer's hot path (its Config validated the scalars)."""
     if reference_free:  # pi_ref uniform over answers: its log-probs cancel, count as 0
         ref_chosen_logps = torch.zeros_like(ref_chosen_logps)
         ref_rejected_logps = torch.zeros_like(ref_rejected_logps)
@@ -142,38 +154,29 @@ class Config(BaseConfig):
     available; under ``accelerate launch``, accelerate's choice).
     """
 
-    beta: float = 0.1
-    loss_type: str = "sigmoid"
-    label_smoothing: float = 0.0
+    beta: Positive = 0.1
+    loss_type: LossType = "sigmoid"
+    label_smoothing: Annotated[float, Range(0, 0.5, high_open=True)] = 0.0
     reference_free: bool = False
-    learning_rate: float = 5e-6
-    batch_size: int = 32
-    epochs: int = 1
-    max_steps: int | None = None
-    max_length: int = 512
-    max_prompt_length: int | None = None
-    add_bos: bool | str = "auto"
-    max_grad_norm: float | None = 1.0
-    weight_decay: float = 0.0
-    seed: int = 0
-    log_every: int = 10
-    save_steps: int = 0
+    learning_rate: Positive = 5e-6
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 1
+    max_steps: MaxSteps = None
+    max_length: MaxLength = 512
+    max_prompt_length: PromptLength = None
+    add_bos: AddBos = "auto"
+    max_grad_norm: MaxGradNorm = 1.0
+    weight_decay: NonNegative = 0.0
+    seed: Seed = 0
+    log_every: PositiveInt = 10
+    save_steps: NonNegativeInt = 0
     progress: bool = True
-    device: str | None = None
+    device: Device = None
 
-    def __post_init__(self) -> None:
-        check_number("beta", self.beta, low=0, low_open=True)
-        check_choice("loss_type", self.loss_type, LOSS_TYPES)
-        check_number("label_smoothing", self.label_smoothing, low=0, high=0.5, high_open=True)
+    def validate(self) -> None:
         if self.label_smoothing and self.loss_type not in ("sigmoid", "robust"):
             raise ValidationError(f"label_smoothing={self.label_smoothing}: only the 'sigmoid' and 'robust' losses "
                                   f"use it, not loss_type={self.loss_type!r}; expected 0.0")
-        check_bool("reference_free", self.reference_free)
-        check_trainer_fields(self)
-        check_number("max_length", self.max_length, low=2, integer=True)
-        if self.max_prompt_length is not None:
-            check_number("max_prompt_length", self.max_prompt_length, low=1, integer=True)
-        check_choice("add_bos", self.add_bos, ("auto", True, False))
 
     @property
     def tokenize_options(self) -> TokenizeOptions:
@@ -253,10 +256,6 @@ def _sorted_logps(model: Any, items: Sequence[Encoded], pad_id: int, rows_per_ba
 
 
 # -- reference log-probs, computed once --------------------------------------------------------------------
-def _is_peft(model: Any) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
-
-
 @contextlib.contextmanager
 def _reference(ref_model: Any | None, model: Any) -> Iterator[Any]:
     """The reference model to score with, in eval mode (no dropout); for a peft ``model`` without
@@ -265,36 +264,13 @@ def _reference(ref_model: Any | None, model: Any) -> Iterator[Any]:
     was_training = reference.training
     reference.eval()
     try:
-        if ref_model is None and _is_peft(model):
+        if ref_model is None and is_peft(model):
             with model.disable_adapter():
                 yield model
         else:
             yield reference
     finally:
         reference.train(was_training)
-
-
-@torch.no_grad()
-def precompute_reference_logps(ref_model: Any | None, model: Any, batches: Iterable[dict[str, torch.Tensor]],
-                               device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi_ref of each chosen and rejected row, in no-grad eval mode, once: returns two (N,) fp32 tensors.
-
-    ``batches``: collate_pairs batches (rows :B chosen, B: rejected); results are concatenated in their order.
-    The reference is ``ref_model`` if given; else, for a peft model, ``model`` with its adapters disabled; else
-    ``model`` itself (call this before training: the initial policy is the reference, and no copy is needed).
-    (``train`` itself scores all rows sorted by length instead, with less padding.)
-    """
-    chosen, rejected = [], []
-    with _reference(ref_model, model) as reference:
-        for batch in batches:
-            batch = {k: v.to(device) if device is not None else v for k, v in batch.items()}
-            logps = sequence_logps(reference, batch)
-            half = len(logps) // 2
-            chosen.append(logps[:half])
-            rejected.append(logps[half:])
-    if not chosen:
-        raise ValidationError("precompute_reference_logps: no batches; expected at least one")
-    return torch.cat(chosen), torch.cat(rejected)
 
 
 @torch.no_grad()
@@ -331,8 +307,8 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
     finally:
         model.train(was_training)
     pc, pr = logps[:len(chosen)], logps[len(chosen):]
-    losses, cr, rr = loss(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), config.beta,
-                          config.loss_type, config.label_smoothing, config.reference_free)
+    losses, cr, rr = _pair_losses(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), config.beta,
+                                  config.loss_type, config.label_smoothing, config.reference_free)
     means = _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses)) / len(chosen)
     return {f"eval/{name}": float(v) for name, v in zip(METRICS, means.tolist())}
 
@@ -389,7 +365,6 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
         log_file = open(out / "metrics.jsonl", "w", encoding="utf-8")
     bar = None
     if config.progress and rt.is_main:
-        from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, desc="dpo", unit="step")
 
     def log(row: dict[str, float]) -> None:
@@ -413,7 +388,7 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
                                   rt.device)
             policy_chosen, policy_rejected = logps[:len(rows)], logps[len(rows):]
             index = torch.as_tensor(rows, device=rt.device)
-            losses, chosen_rewards, rejected_rewards = loss(
+            losses, chosen_rewards, rejected_rewards = _pair_losses(
                 policy_chosen, policy_rejected, ref_chosen[index], ref_rejected[index], config.beta,
                 config.loss_type, config.label_smoothing, config.reference_free)
             batch_loss = global_mean((losses * weight).sum(), len(global_rows), rt)

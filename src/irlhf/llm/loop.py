@@ -16,13 +16,14 @@ import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from irlhf.core.config import check_bool, check_number
+from irlhf.core.config import Check, Positive, PositiveInt
 from irlhf.core.errors import ValidationError
+from irlhf.data.hf import write_directory
 
 
 @dataclasses.dataclass
@@ -66,23 +67,20 @@ class Runtime:
         return model if self.accelerator is None else self.accelerator.unwrap_model(model)
 
 
-def check_trainer_fields(config: Any) -> None:
-    """Validate the fields the LM trainers' Configs share (learning_rate, weight_decay, batch_size, epochs,
-    max_steps, max_grad_norm, seed, log_every, save_steps, progress, device); each Config checks its own after."""
-    check_number("learning_rate", config.learning_rate, low=0, low_open=True)
-    check_number("weight_decay", config.weight_decay, low=0)
-    check_number("batch_size", config.batch_size, low=1, integer=True)
-    check_number("epochs", config.epochs, low=1, integer=True)
-    if config.max_steps is not None:
-        check_number("max_steps", config.max_steps, low=1, integer=True)
-    if config.max_grad_norm is not None:
-        check_number("max_grad_norm", config.max_grad_norm, low=0, low_open=True)
-    check_number("seed", config.seed, low=0, integer=True)
-    check_number("log_every", config.log_every, low=1, integer=True)
-    check_number("save_steps", config.save_steps, low=0, integer=True)
-    check_bool("progress", config.progress)
-    if config.device is not None and not isinstance(config.device, str):
-        raise ValidationError(f"device={config.device!r}: expected None or a device name such as 'cpu' or 'cuda'")
+# -- field types the LM trainers' Configs share (with irlhf.llm.tokenize's MaxLength, PromptLength, AddBos) --
+def _is_device_name(value: object) -> bool:
+    return isinstance(value, str)
+
+
+Device = Annotated[str, Check(_is_device_name, "None or a device name such as 'cpu' or 'cuda'")] | None
+LRSchedule = Literal["constant", "linear"]  # "linear" decays to 0 over the run
+MaxSteps = PositiveInt | None  # None: the epochs decide
+MaxGradNorm = Positive | None  # None: no clipping
+
+
+def is_peft(model: Any) -> bool:
+    """True for a peft (LoRA) model: its adapters can be disabled to get the base model (pi_ref)."""
+    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
 
 def launched_distributed() -> bool:
@@ -158,8 +156,6 @@ def quiet_transformers() -> Iterator[None]:
 def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str]) -> Path:
     """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, written beside it and then moved
     into place, so an interrupted save never leaves a half-written checkpoint."""
-    from irlhf.data.hf import write_directory
-
     def write(tmp: Path) -> None:
         with quiet_transformers():
             model.save_pretrained(tmp, safe_serialization=True)
@@ -170,6 +166,7 @@ def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str]) ->
 
 
 def check_finite_loss(loss: torch.Tensor, step: int) -> None:
-    """Stop with a clear message instead of training on a NaN/inf loss."""
+    """Stop with a clear message instead of training on a NaN/inf loss: the trainers' one finiteness check per
+    optimiser step (one device sync; the losses themselves do not re-check their inputs)."""
     if not torch.isfinite(loss).all():
         raise ValidationError(f"step {step}: the loss is {float(loss)}; lower the learning rate or check the data")

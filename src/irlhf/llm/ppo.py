@@ -1,41 +1,24 @@
 """PPO-RLHF: fine-tune a causal LM against any reward, with a per-token KL penalty to a frozen reference.
 
-Ziegler et al. (2019), Stiennon et al. (2020), Ouyang et al. (2022, InstructGPT), with the choices of "The N
-implementation details of RLHF with PPO" (Huang et al. 2023). The objective (lecture 004, step 3):
+Objective (Ziegler et al. 2019; Stiennon et al. 2020; Ouyang et al. 2022, InstructGPT; lecture 004, step 3):
 
     max_pi  E_{x ~ D, y ~ pi(.|x)} [ r(x, y) ]  -  beta * KL( pi(.|x) || pi_ref(.|x) )
 
-One rollout (``rollout``):
+Per-token reward on the completion tokens of a rollout (:mod:`irlhf.llm.rollout`):
 
-    prompts (left-padded) --model.generate (sampling at ``temperature``, top_k=0, top_p=1)--> completions,
-    cut after the first EOS; re-laid out right-padded [prompt][completion][pad] with a completion mask.
-    logp_old = log softmax(logits / temperature) under pi, RECOMPUTED by a forward pass (not generate's scores);
-    logp_ref = the same under pi_ref; values V_t; score = reward_fn(prompts, completion texts), minus
-    ``missing_eos_penalty`` for a completion that did not end with EOS within ``max_new_tokens``.
+    r_t = -beta kl_t  (+ the sequence score at the last completion token)
+    kl_t = log pi - log pi_ref ("k1")  or  (rho - 1) - log rho, rho = pi_ref / pi ("k3", Schulman's estimator)
 
-Per-token reward (``per_token_rewards``): on every completion token  r_t = -beta * kl_t,  and the score is
-added at the last completion token (the EOS token). kl_t is "k1" = log pi - log pi_ref, or "k3" =
-(ratio - 1) - log ratio with ratio = pi_ref / pi (Schulman's unbiased, non-negative, low-variance estimator).
+Advantages A_t = GAE(gamma, lambda) over the completion tokens, returns R_t = A_t + V_t, A whitened over the
+rollout. ``ppo_epochs`` passes over minibatches minimise (Schulman et al. 2017, means over completion tokens)
 
-Advantages (``gae``): GAE(gamma, lambda) over the completion tokens only, returns = advantages + values,
-advantages whitened over the batch (``whiten``, masked). Then ``ppo_epochs`` passes over shuffled minibatches of
-``mini_batch_size`` sequences, minimising
+    policy_loss = mean_t max(-A_t rho_t, -A_t clip(rho_t, 1 - clip_range, 1 + clip_range)),  rho_t = pi / pi_old
+    value_loss  = 0.5 mean_t max((V_t - R_t)^2, (V_old_t + clip(V_t - V_old_t, -vf_clip, vf_clip) - R_t)^2)
+    loss        = policy_loss + vf_coef * value_loss - entropy_coef * entropy
 
-    policy_loss  = mean_t max(-A_t ratio_t, -A_t clip(ratio_t, 1 - clip_range, 1 + clip_range))
-    value_loss   = 0.5 mean_t max((V_t - R_t)^2, (V_old_t + clip(V_t - V_old_t, -vf_clip, vf_clip) - R_t)^2)
-    loss         = policy_loss + vf_coef * value_loss - entropy_coef * entropy
-
-(means over the minibatch's completion tokens). beta is fixed, or adapted after each rollout by Ziegler et
-al.'s proportional controller (``AdaptiveKLController``): e = clip(KL / kl_target - 1, -0.2, 0.2),
-beta <- beta (1 + kl_gain * e * n / kl_horizon), with n the sequences in the rollout.
-
-Models. The value function V is a ``ValueHead`` (nn.Linear(hidden, 1)) on the policy's last hidden state:
-policy and value SHARE the backbone (the value loss also trains it, weighted by ``vf_coef``). Pass
-``value_model`` (a second causal LM, trained alongside) for a separate value network. pi_ref is a frozen deep
-copy of the policy, or, for a peft model, the same model with its adapters disabled (no copy). Dropout is
-off throughout (the models are kept in eval mode), so a minibatch's first ratio is exactly 1.
-
-Processes: PPO runs in ONE process (no multi-process / DDP support; ``make_runtime`` only picks the device).
+beta is fixed, or adapted after each rollout (Ziegler et al.): e = clip(KL / kl_target - 1, -0.2, 0.2),
+beta <- beta (1 + kl_gain e n / kl_horizon). Implementation choices follow Huang et al. (2023), "The N
+implementation details of RLHF with PPO"; models, reference and processes are described in docs/llm.md.
 
     result = train(model, tokenizer, prompts, reward_fn, Config(steps=100))
     result.model, result.value_head, result.history   # history rows: "objective/kl", "objective/scores", ...
@@ -46,27 +29,31 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
-from collections.abc import Callable, Iterator, Sequence
+import typing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
+from irlhf.core.config import (BaseConfig, Fraction, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed,
+                               check_choice)
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_open
-from irlhf.llm.logps import completion_logps
-from irlhf.llm.loop import adamw, check_finite_loss, make_runtime, save_checkpoint
-from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
+from irlhf.llm.loop import (Device, MaxGradNorm, Runtime, adamw, check_finite_loss, is_peft, make_runtime,
+                            save_checkpoint)
+from irlhf.llm.rollout import RewardFn, Rollout, ValueHead, encode_prompts, policy_forward, rollout
+from irlhf.llm.tokenize import AddBos, PromptLength
 
 __all__ = ["Config", "Result", "Rollout", "ValueHead", "AdaptiveKLController", "kl_estimate", "per_token_rewards",
            "gae", "whiten", "masked_mean", "policy_loss", "value_loss", "encode_prompts", "rollout", "train"]
+# Rollout, ValueHead, encode_prompts and rollout live in irlhf.llm.rollout; imported here, they stay ppo.* names.
 
-KL_ESTIMATORS = ("k1", "k3")
-RewardFn = Callable[[Sequence[Any], Sequence[str]], Any]
+KLEstimator = Literal["k1", "k3"]
+KL_ESTIMATORS = typing.get_args(KLEstimator)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,64 +81,41 @@ class Config(BaseConfig):
     progress [True]: a tqdm bar over rollouts.  device [None]: "cpu", "cuda", ... (None = cuda if available).
     """
 
-    steps: int = 100
-    batch_size: int = 16
-    mini_batch_size: int = 8
-    ppo_epochs: int = 4
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.0
-    max_new_tokens: int = 32
-    temperature: float = 1.0
-    max_prompt_length: int | None = None
-    add_bos: bool | str = "auto"
-    beta: float = 0.05
-    kl_estimator: str = "k1"
+    steps: PositiveInt = 100
+    batch_size: PositiveInt = 16
+    mini_batch_size: PositiveInt = 8
+    ppo_epochs: PositiveInt = 4
+    learning_rate: Positive = 1e-5
+    weight_decay: NonNegative = 0.0
+    max_new_tokens: PositiveInt = 32
+    temperature: Positive = 1.0
+    max_prompt_length: PromptLength = None
+    add_bos: AddBos = "auto"
+    beta: NonNegative = 0.05
+    kl_estimator: KLEstimator = "k1"
     adaptive_kl: bool = False
-    kl_target: float = 6.0
-    kl_horizon: int = 10000
-    kl_gain: float = 1.0
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip_range: float = 0.2
-    vf_clip: float = 0.2
-    vf_coef: float = 0.1
-    entropy_coef: float = 0.0
+    kl_target: Positive = 6.0
+    kl_horizon: PositiveInt = 10000
+    kl_gain: NonNegative = 1.0
+    gamma: Fraction = 1.0
+    lam: Fraction = 0.95
+    clip_range: Positive = 0.2
+    vf_clip: Positive = 0.2
+    vf_coef: NonNegative = 0.1
+    entropy_coef: NonNegative = 0.0
     whiten_advantages: bool = True
     missing_eos_penalty: float | None = None
-    max_grad_norm: float | None = 1.0
-    seed: int = 0
-    log_every: int = 1
-    save_steps: int = 0
-    eval_steps: int = 0
+    max_grad_norm: MaxGradNorm = 1.0
+    seed: Seed = 0
+    log_every: PositiveInt = 1
+    save_steps: NonNegativeInt = 0
+    eval_steps: NonNegativeInt = 0
     progress: bool = True
-    device: str | None = None
+    device: Device = None
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "mini_batch_size", "ppo_epochs", "max_new_tokens", "kl_horizon",
-                     "log_every"):
-            check_number(name, getattr(self, name), low=1, integer=True)
-        for name in ("save_steps", "eval_steps", "seed"):
-            check_number(name, getattr(self, name), low=0, integer=True)
+    def validate(self) -> None:
         if self.mini_batch_size > self.batch_size:
             raise ValidationError(f"mini_batch_size={self.mini_batch_size}: expected <= batch_size={self.batch_size}")
-        for name in ("learning_rate", "temperature", "kl_target", "clip_range", "vf_clip"):
-            check_number(name, getattr(self, name), low=0, low_open=True)
-        for name in ("weight_decay", "beta", "kl_gain", "vf_coef", "entropy_coef"):
-            check_number(name, getattr(self, name), low=0)
-        check_number("gamma", self.gamma, low=0, high=1)
-        check_number("lam", self.lam, low=0, high=1)
-        if self.max_prompt_length is not None:
-            check_number("max_prompt_length", self.max_prompt_length, low=1, integer=True)
-        if self.missing_eos_penalty is not None:
-            check_number("missing_eos_penalty", self.missing_eos_penalty)
-        if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
-        check_choice("add_bos", self.add_bos, ("auto", True, False))
-        check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
-        for name in ("adaptive_kl", "whiten_advantages", "progress"):
-            check_bool(name, getattr(self, name))
-        if self.device is not None and not isinstance(self.device, str):
-            raise ValidationError(f"device={self.device!r}: expected None or a device name such as 'cpu'")
 
 
 @dataclasses.dataclass
@@ -168,19 +132,6 @@ class Result:
 
 
 # ----------------------------------------------------------------------------------------------- the math
-
-
-class ValueHead(nn.Module):
-    """V(s_t) from a hidden state: (..., hidden) -> (...) fp32. Bias 0, weights N(0, 1/(hidden+1)) (N details)."""
-
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(hidden_size, 1)
-        nn.init.normal_(self.linear.weight, std=1.0 / math.sqrt(hidden_size + 1))
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.linear(hidden.to(self.linear.weight.dtype)).squeeze(-1).float()
 
 
 class AdaptiveKLController:
@@ -308,170 +259,6 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, {"clipfrac": masked_mean((clipped_loss > unclipped_loss).float().detach(), mask)}
 
 
-# -------------------------------------------------------------------------------------------- the rollout
-
-
-def encode_prompts(tokenizer: Any, prompts: Sequence[Any], max_prompt_length: int | None = None,
-                   add_bos: bool | str = "auto") -> list[list[int]]:
-    """Token ids of each prompt (chat messages through the template), BOS prepended per ``add_bos``, keeping
-    the last ``max_prompt_length`` tokens (BOS kept)."""
-    if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__len__") or len(prompts) == 0:
-        raise ValidationError(f"prompts: {describe(prompts)}; expected a non-empty sequence of strings or "
-                              "chat message lists")
-    use_bos = tokenizer_adds_bos(tokenizer) if add_bos == "auto" else add_bos
-    if use_bos and tokenizer.bos_token_id is None:
-        raise ValidationError("add_bos=True but the tokenizer has no bos_token")
-    encoded = []
-    for k, prompt in enumerate(prompts):
-        if not isinstance(prompt, (str, list, tuple)):
-            raise ValidationError(f"prompts[{k}]: {describe(prompt)}; expected a string or a list of chat messages")
-        ids = list(tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"])
-        if use_bos and (not ids or ids[0] != tokenizer.bos_token_id):
-            ids = [tokenizer.bos_token_id] + ids
-        if not ids:
-            raise ValidationError(f"prompts[{k}]: {describe(prompt)} tokenises to no tokens; expected a non-empty "
-                                  "prompt (or add_bos=True)")
-        if max_prompt_length is not None and len(ids) > max_prompt_length:
-            keep = 1 if use_bos else 0
-            ids = ids[:keep] + ids[len(ids) - (max_prompt_length - keep):]
-        encoded.append(ids)
-    return encoded
-
-
-@dataclasses.dataclass
-class Rollout:
-    """One batch of sampled completions, right-padded [prompt][completion][pad], all (B, T) unless noted.
-
-    input_ids, attention_mask, completion_mask (bool); logps, ref_logps, values: per completion token (entry t
-    = about token t given tokens < t; 0 elsewhere); scores (B,) reward_fn's scores; penalised_scores (B,)
-    after missing_eos_penalty; has_eos (B,) bool; completions: the text each completion adds to its prompt
-    (EOS excluded; a leading space kept), as passed to reward_fn.
-    """
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    completion_mask: torch.Tensor
-    logps: torch.Tensor
-    ref_logps: torch.Tensor
-    values: torch.Tensor
-    scores: torch.Tensor
-    penalised_scores: torch.Tensor
-    has_eos: torch.Tensor
-    completions: list[str]
-
-
-def _forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
-             temperature: float, value_head: nn.Module | None = None, value_model: Any = None
-             ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """One forward pass: per-token log-probs (B, T) at ``temperature``, values (B, T) (entry t = V of the state
-    before token t, from the hidden state at t - 1) or None, and the logits (B, T, V)."""
-    need_hidden = value_head is not None and value_model is None
-    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                output_hidden_states=need_hidden)
-    logps = completion_logps(out.logits, input_ids, completion_mask, temperature)
-    if value_head is None:
-        return logps, None, out.logits
-    if value_model is not None:
-        hidden = value_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                             output_hidden_states=True).hidden_states[-1]
-    else:
-        hidden = out.hidden_states[-1]
-    values = torch.zeros_like(logps)
-    values[:, 1:] = value_head(hidden[:, :-1])
-    return logps, torch.where(completion_mask, values, 0.0), out.logits
-
-
-def _reference_logps(model: Any, ref_model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     completion_mask: torch.Tensor, temperature: float) -> torch.Tensor:
-    if ref_model is None:  # a peft model: pi_ref is the base model, adapters off
-        with model.disable_adapter():
-            return _forward(model, input_ids, attention_mask, completion_mask, temperature)[0]
-    return _forward(ref_model, input_ids, attention_mask, completion_mask, temperature)[0]
-
-
-def _completion_text(tokenizer: Any, prompt_ids: list[int], completion_ids: list[int]) -> str:
-    """The text the completion adds to the prompt: decode(prompt + completion) minus decode(prompt), so a word
-    tokenizer's separating space is kept (decoding the completion alone would drop it: "was" + "great")."""
-    prompt_text = tokenizer.decode(prompt_ids, skip_special_tokens=True)
-    full_text = tokenizer.decode(prompt_ids + completion_ids, skip_special_tokens=True)
-    if full_text.startswith(prompt_text):
-        return full_text[len(prompt_text):]
-    return tokenizer.decode(completion_ids, skip_special_tokens=True)
-
-
-def _check_scores(raw: Any, n: int) -> np.ndarray:
-    try:
-        scores = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"reward_fn returned {describe(raw)}; expected an array of {n} finite floats") from None
-    if scores.shape != (n,):
-        raise ValidationError(f"reward_fn returned shape {scores.shape}; expected ({n},), one score per completion")
-    if not np.isfinite(scores).all():
-        raise ValidationError(f"reward_fn returned non-finite scores {describe(scores)}; expected finite floats")
-    return scores
-
-
-@torch.no_grad()
-def rollout(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequence[Sequence[int]],
-            reward_fn: RewardFn, config: Config, *, ref_model: Any = None, value_head: nn.Module | None = None,
-            value_model: Any = None, seed: int = 0) -> Rollout:
-    """Sample one completion per prompt (seeded by ``seed``), score it, and compute old/ref log-probs and values.
-
-    ``prompt_ids``: the prompts' token ids (``encode_prompts``). ``ref_model`` None means a peft model whose
-    adapters are disabled for pi_ref. Without ``value_head`` the values are zeros.
-    """
-    from transformers import GenerationConfig
-
-    device = next(model.parameters()).device
-    pad_id, eos_id = pad_id_of(tokenizer), tokenizer.eos_token_id
-    if eos_id is None:
-        raise ValidationError("tokenizer: no eos_token; PPO stops completions at EOS")
-    n, width = len(prompt_ids), max(len(ids) for ids in prompt_ids)
-    # left padding for generation: every prompt ends at the same column
-    left_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    left_mask = torch.zeros((n, width), dtype=torch.long)
-    for row, ids in enumerate(prompt_ids):
-        left_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        left_mask[row, width - len(ids):] = 1
-    generation = GenerationConfig(do_sample=True, temperature=config.temperature, top_k=0, top_p=1.0,
-                                  max_new_tokens=config.max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id)
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):  # seeded sampling that leaves the global RNG alone
-        torch.manual_seed(seed)
-        generated = model.generate(input_ids=left_ids.to(device), attention_mask=left_mask.to(device),
-                                   generation_config=generation)
-    sampled = generated[:, width:].cpu()
-    # everything after the first EOS is padding; a completion has at least one token
-    is_eos = sampled == eos_id
-    has_eos = is_eos.any(-1)
-    lengths = torch.where(has_eos, is_eos.float().argmax(-1) + 1, sampled.shape[1])
-    total = max(len(ids) + int(k) for ids, k in zip(prompt_ids, lengths))
-    input_ids = torch.full((n, total), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((n, total), dtype=torch.long)
-    completion_mask = torch.zeros((n, total), dtype=torch.bool)
-    completions = []
-    for row, (ids, k) in enumerate(zip(prompt_ids, lengths.tolist())):
-        p = len(ids)
-        input_ids[row, :p] = torch.tensor(ids, dtype=torch.long)
-        input_ids[row, p:p + k] = sampled[row, :k]
-        attention_mask[row, :p + k] = 1
-        completion_mask[row, p:p + k] = True
-        text_ids = sampled[row, :k - 1] if bool(has_eos[row]) else sampled[row, :k]
-        completions.append(_completion_text(tokenizer, list(ids), text_ids.tolist()))
-    scores = torch.tensor(_check_scores(reward_fn(list(prompts), completions), n), dtype=torch.float32)
-    penalised = scores.clone()
-    if config.missing_eos_penalty is not None:
-        penalised = torch.where(has_eos, scores, scores - config.missing_eos_penalty)
-    input_ids, attention_mask, completion_mask = (x.to(device) for x in (input_ids, attention_mask, completion_mask))
-    logps, values, _ = _forward(model, input_ids, attention_mask, completion_mask, config.temperature,
-                                value_head, value_model)
-    ref_logps = _reference_logps(model, ref_model, input_ids, attention_mask, completion_mask, config.temperature)
-    if values is None:
-        values = torch.zeros_like(logps)
-    return Rollout(input_ids, attention_mask, completion_mask, logps, ref_logps, values, scores.to(device),
-                   penalised.to(device), has_eos.to(device), completions)
-
-
 # ------------------------------------------------------------------------------------------- the trainer
 
 
@@ -492,10 +279,6 @@ def _prompt_batches(n_prompts: int, batch_size: int, seed: int) -> Iterator[np.n
         buffer = buffer[batch_size:]
 
 
-def _is_peft(model: Any) -> bool:
-    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
-
-
 def _hidden_size(model: Any) -> int:
     config = model.config
     for name in ("hidden_size", "n_embd", "d_model"):
@@ -505,7 +288,7 @@ def _hidden_size(model: Any) -> int:
 
 
 def _save(model: Any, value_head: nn.Module, value_model: Any, tokenizer: Any, path: Path) -> None:
-    from safetensors.torch import save
+    from safetensors.torch import save  # why: safetensors comes with the optional llm extra
 
     save_checkpoint(model, tokenizer, path)
     with atomic_open(path / "value_head.safetensors", "wb") as handle:
@@ -517,6 +300,55 @@ def _save(model: Any, value_head: nn.Module, value_model: Any, tokenizer: Any, p
 def _sequence_kl(batch: Rollout) -> torch.Tensor:
     """Sequence-level KL estimate sum_t k1 over the completion tokens, (B,)."""
     return torch.where(batch.completion_mask, batch.logps - batch.ref_logps, 0.0).sum(-1)
+
+
+STATS = ("policy/approxkl", "policy/clipfrac", "loss/policy", "loss/value", "val/clipfrac", "policy/entropy")
+
+
+def _ppo_update(batch: Rollout, advantages: torch.Tensor, returns: torch.Tensor, config: Config, model: Any,
+                value_head: nn.Module, value_model: Any, optimizer: torch.optim.Optimizer,
+                trainable: list[torch.nn.Parameter], rt: Runtime, shuffle: np.random.Generator, step: int
+                ) -> dict[str, float]:
+    """``ppo_epochs`` passes over shuffled minibatches of one rollout; returns the mean of each of STATS over the
+    minibatch updates ("policy/entropy" only with entropy_coef > 0). One finiteness check (``check_finite_loss``)
+    and one transfer of the logged numbers per minibatch."""
+    mask = batch.completion_mask
+    totals = [0.0] * len(STATS)
+    n_updates = 0
+    for _ in range(config.ppo_epochs):
+        order = torch.as_tensor(shuffle.permutation(config.batch_size), device=mask.device)
+        for start in range(0, config.batch_size, config.mini_batch_size):
+            rows = order[start:start + config.mini_batch_size]
+            width = int(batch.attention_mask[rows].sum(-1).max())  # drop all-padding columns
+            mb_mask = mask[rows, :width]
+            logps, values, logits = policy_forward(model, batch.input_ids[rows, :width],
+                                                   batch.attention_mask[rows, :width], mb_mask, config.temperature,
+                                                   value_head, value_model)
+            pg_loss, pg_stats = policy_loss(logps, batch.logps[rows, :width], advantages[rows, :width], mb_mask,
+                                            config.clip_range)
+            vf_loss, vf_stats = value_loss(values, batch.values[rows, :width], returns[rows, :width], mb_mask,
+                                           config.vf_clip)
+            loss = pg_loss + config.vf_coef * vf_loss
+            entropy = torch.zeros((), device=loss.device)
+            if config.entropy_coef > 0:
+                # entropy of pi(.|s_t) at the completion positions (logits at t - 1 predict token t)
+                step_logits = (logits[:, :-1].float() / config.temperature)
+                entropy_t = torch.zeros_like(logps)
+                entropy_t[:, 1:] = torch.distributions.Categorical(logits=step_logits).entropy()
+                entropy = masked_mean(entropy_t, mb_mask)
+                loss = loss - config.entropy_coef * entropy
+            check_finite_loss(loss, step)
+            loss.backward()
+            if config.max_grad_norm is not None:
+                rt.clip_grad_norm(trainable, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            stats = torch.stack([pg_stats["approxkl"], pg_stats["clipfrac"], pg_loss, vf_loss, vf_stats["clipfrac"],
+                                 entropy]).detach().float().tolist()
+            totals = [total + value for total, value in zip(totals, stats)]
+            n_updates += 1
+    return {name: total / n_updates for name, total in zip(STATS, totals)
+            if name != "policy/entropy" or config.entropy_coef > 0}
 
 
 def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardFn, config: Config | None = None,
@@ -551,7 +383,7 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
     if rt.world > 1:
         raise ValidationError(f"PPO runs in one process; it was launched with {rt.world} (use plain python)")
     torch.manual_seed(config.seed)
-    if ref_model is None and not _is_peft(model):
+    if ref_model is None and not is_peft(model):
         ref_model = copy.deepcopy(model).requires_grad_(False)
     if ref_model is not None:  # the caller's model keeps its requires_grad flags (it is only read under no_grad)
         ref_model = ref_model.to(rt.device).eval()
@@ -587,7 +419,6 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
 
     steps = range(config.steps)
     if config.progress:
-        from tqdm.auto import tqdm
         steps = tqdm(steps, desc="ppo", unit="rollout")
     batches = _prompt_batches(len(prompt_ids), config.batch_size, config.seed)
     try:
@@ -604,42 +435,8 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
             if config.whiten_advantages:
                 advantages = whiten(advantages, mask)
 
-            sums = {"policy/approxkl": 0.0, "policy/clipfrac": 0.0, "loss/policy": 0.0, "loss/value": 0.0,
-                    "val/clipfrac": 0.0, "policy/entropy": 0.0}
-            n_updates = 0
-            for _ in range(config.ppo_epochs):
-                order = torch.as_tensor(shuffle.permutation(config.batch_size), device=mask.device)
-                for start in range(0, config.batch_size, config.mini_batch_size):
-                    rows = order[start:start + config.mini_batch_size]
-                    width = int(batch.attention_mask[rows].sum(-1).max())  # drop all-padding columns
-                    mb_mask = mask[rows, :width]
-                    logps, values, logits = _forward(model, batch.input_ids[rows, :width],
-                                                     batch.attention_mask[rows, :width], mb_mask,
-                                                     config.temperature, value_head, value_model)
-                    pg_loss, pg_stats = policy_loss(logps, batch.logps[rows, :width], advantages[rows, :width],
-                                                    mb_mask, config.clip_range)
-                    vf_loss, vf_stats = value_loss(values, batch.values[rows, :width], returns[rows, :width],
-                                                   mb_mask, config.vf_clip)
-                    loss = pg_loss + config.vf_coef * vf_loss
-                    if config.entropy_coef > 0:
-                        # entropy of pi(.|s_t) at the completion positions (logits at t - 1 predict token t)
-                        step_logits = (logits[:, :-1].float() / config.temperature)
-                        entropy_t = torch.zeros_like(logps)
-                        entropy_t[:, 1:] = torch.distributions.Categorical(logits=step_logits).entropy()
-                        entropy = masked_mean(entropy_t, mb_mask)
-                        loss = loss - config.entropy_coef * entropy
-                        sums["policy/entropy"] += float(entropy.detach())
-                    check_finite_loss(loss, step)
-                    loss.backward()
-                    if config.max_grad_norm is not None:
-                        rt.clip_grad_norm(trainable, config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    for name, value in (("policy/approxkl", pg_stats["approxkl"]),
-                                        ("policy/clipfrac", pg_stats["clipfrac"]), ("loss/policy", pg_loss),
-                                        ("loss/value", vf_loss), ("val/clipfrac", vf_stats["clipfrac"])):
-                        sums[name] += float(value.detach())
-                    n_updates += 1
+            means = _ppo_update(batch, advantages, returns, config, model, value_head, value_model, optimizer,
+                                trainable, rt, shuffle, step)
 
             sequence_kl = _sequence_kl(batch)
             mean_kl = float(sequence_kl.mean())
@@ -649,8 +446,7 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
                 row = {"step": step + 1, "objective/kl": mean_kl, "objective/scores": float(batch.scores.mean()),
                        "objective/rlhf_reward": float((batch.penalised_scores - beta * sequence_kl).mean()),
                        "objective/per_token_kl": float(masked_mean(kl, mask)),
-                       **{name: total / n_updates for name, total in sums.items()
-                          if name != "policy/entropy" or config.entropy_coef > 0},
+                       **means,
                        "beta": beta, "completion_length": float(mask.sum(-1).float().mean()),
                        "eos_fraction": float(batch.has_eos.float().mean())}
                 log(row)

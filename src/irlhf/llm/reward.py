@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,21 +38,23 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
+from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs, TextRankings
-from irlhf.llm.loop import (adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean, make_runtime,
-                            save_checkpoint, shard)
-from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode, pad_id_of, tokenizer_adds_bos
-from irlhf.preference import plackett_luce
-from irlhf.preference.bradley_terry import loss as bt_loss
+from irlhf.llm.loop import (Device, LRSchedule, MaxGradNorm, MaxSteps, adamw, check_finite_loss, global_batches,
+                            global_mean, make_runtime, quiet_transformers, save_checkpoint, shard)
+from irlhf.llm.tokenize import (AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode, pad_id_of,
+                                tokenizer_adds_bos)
+from irlhf.nn.losses import plackett_luce_loss
+from irlhf.nn.losses import bradley_terry_loss as bt_loss
 
 __all__ = ["Config", "Result", "RewardModel", "make_reward_model", "rewards", "encoded_rewards", "length_groups",
            "pairwise_loss", "train",
            "as_reward_fn", "evaluate"]
 
-LR_SCHEDULES = ("constant", "linear")
+LR_SCHEDULES = typing.get_args(LRSchedule)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -108,7 +111,6 @@ def make_reward_model(source: Any, tokenizer: Any = None, *, seed: int = 0, dtyp
         if not Path(source).is_dir():
             raise ValidationError(f"source={str(source)!r}: no such model directory; expected a local "
                                   "Hugging Face model directory")
-        from irlhf.llm.loop import quiet_transformers
         with quiet_transformers():
             rm = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, **kwargs)
     elif isinstance(source, PretrainedConfig):
@@ -206,36 +208,26 @@ class Config(BaseConfig):
     progress [True]: a tqdm bar.  device [None]: "cpu", "cuda", ... (None = cuda if available).
     """
 
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.0
-    lr_schedule: str = "linear"
-    batch_size: int = 32
-    epochs: int = 1
-    max_steps: int | None = None
-    max_length: int | None = 512
-    max_prompt_length: int | None = None
-    add_bos: bool | str = "auto"
+    learning_rate: Positive = 1e-5
+    weight_decay: NonNegative = 0.0
+    lr_schedule: LRSchedule = "linear"
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 1
+    max_steps: MaxSteps = None
+    max_length: MaxLength | None = 512
+    max_prompt_length: PromptLength = None
+    add_bos: AddBos = "auto"
     add_eos: bool = True
     disable_dropout: bool = True
     use_margin: bool = True
-    center_rewards_coefficient: float | None = None
-    max_grad_norm: float | None = 1.0
-    seed: int = 0
-    log_every: int = 10
-    save_steps: int = 0
-    eval_steps: int = 0
+    center_rewards_coefficient: NonNegative | None = None
+    max_grad_norm: MaxGradNorm = 1.0
+    seed: Seed = 0
+    log_every: PositiveInt = 10
+    save_steps: NonNegativeInt = 0
+    eval_steps: NonNegativeInt = 0
     progress: bool = True
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        check_trainer_fields(self)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        self.tokenize_options()  # validates max_length, max_prompt_length, add_bos, add_eos
-        check_bool("disable_dropout", self.disable_dropout)
-        check_bool("use_margin", self.use_margin)
-        if self.center_rewards_coefficient is not None:
-            check_number("center_rewards_coefficient", self.center_rewards_coefficient, low=0)
-        check_number("eval_steps", self.eval_steps, low=0, integer=True)
+    device: Device = None
 
     def tokenize_options(self) -> TokenizeOptions:
         return TokenizeOptions(self.max_length, self.max_prompt_length, self.add_bos, self.add_eos)
@@ -339,7 +331,6 @@ def train(model: Any, tokenizer: Any, data: TextPairs | TextRankings, config: Co
         metrics_file = open(Path(output_dir) / "metrics.jsonl", "w", encoding="utf-8")
     bar = None
     if config.progress and rt.is_main:
-        from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, desc="reward", unit="step")
     try:
         step = 0
@@ -357,7 +348,7 @@ def train(model: Any, tokenizer: Any, data: TextPairs | TextRankings, config: Co
                 best, worst = r_w, r_l
             else:
                 scores, mask = _ranking_scores(model, [ranked[i] for i in local], pad_id, rt.device)
-                per_row = plackett_luce.loss(scores, mask, reduction="none")
+                per_row = plackett_luce_loss(scores, mask, reduction="none")
                 if config.center_rewards_coefficient:
                     per_row = per_row + config.center_rewards_coefficient * (scores * mask).sum(-1) ** 2
                 # pairwise accuracy: the share of ordered pairs (i better than j) with r_i > r_j, per row

@@ -29,22 +29,25 @@ import dataclasses
 import json
 import math
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
+from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed, check_number
 from irlhf.core.errors import ValidationError
-from irlhf.data.text import _check_prompt, _check_text, read_rows
-from irlhf.llm.loop import (adamw, check_finite_loss, check_trainer_fields, global_batches, global_mean, make_runtime,
-                            save_checkpoint, shard)
-from irlhf.llm.tokenize import Encoded, TokenizeOptions, collate, encode, pad_id_of, tokenizer_adds_bos
+from irlhf.data.text import check_prompt, check_text, read_rows
+from irlhf.llm.loop import (Device, LRSchedule, MaxGradNorm, MaxSteps, adamw, check_finite_loss, global_batches,
+                            global_mean, make_runtime, save_checkpoint, shard)
+from irlhf.llm.tokenize import (AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode, pad_id_of,
+                                tokenizer_adds_bos)
 
 __all__ = ["SFTData", "load_sft_data", "Config", "Result", "pack", "token_losses", "train"]
 
-LR_SCHEDULES = ("constant", "linear")
+LR_SCHEDULES = typing.get_args(LRSchedule)
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -61,10 +64,10 @@ class SFTData:
         if len(self.prompt) != len(self.completion):
             raise ValidationError(f"SFTData: {len(self.prompt)} prompts and {len(self.completion)} completions; "
                                   "expected equal lengths")
-        object.__setattr__(self, "prompt", tuple(p if isinstance(p, str) and p == "" else _check_prompt(
+        object.__setattr__(self, "prompt", tuple(p if isinstance(p, str) and p == "" else check_prompt(
             f"prompt[{k}]", p) for k, p in enumerate(self.prompt)))
         object.__setattr__(self, "completion",
-                           tuple(_check_text(f"completion[{k}]", c) for k, c in enumerate(self.completion)))
+                           tuple(check_text(f"completion[{k}]", c) for k, c in enumerate(self.completion)))
 
     def __len__(self) -> int:
         return len(self.prompt)
@@ -85,7 +88,7 @@ def load_sft_data(source: Any) -> SFTData:
             if "text" not in row or "completion" in row:
                 raise ValidationError(f"row {k}: keys {sorted(row)}; expected {{text}} like row 0")
             prompts.append("")
-            completions.append(_check_text(f"row {k}: text", row["text"]))
+            completions.append(check_text(f"row {k}: text", row["text"]))
         else:
             if "prompt" not in row or "completion" not in row:
                 raise ValidationError(f"row {k}: keys {sorted(row)}; expected prompt and completion (or text)")
@@ -157,29 +160,25 @@ class Config(BaseConfig):
     ``eval_data`` given to ``train`` is scored once, at the last step ("eval/loss", token-weighted).
     """
 
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.0
-    lr_schedule: str = "linear"
-    batch_size: int = 8
-    epochs: int = 1
-    max_steps: int | None = None
-    max_length: int | None = 1024
-    max_prompt_length: int | None = None
-    add_bos: bool | str = "auto"
+    learning_rate: Positive = 2e-5
+    weight_decay: NonNegative = 0.0
+    lr_schedule: LRSchedule = "linear"
+    batch_size: PositiveInt = 8
+    epochs: PositiveInt = 1
+    max_steps: MaxSteps = None
+    max_length: MaxLength | None = 1024
+    max_prompt_length: PromptLength = None
+    add_bos: AddBos = "auto"
     add_eos: bool = True
     packing: bool = False
-    max_grad_norm: float | None = 1.0
-    seed: int = 0
-    log_every: int = 10
-    save_steps: int = 0
+    max_grad_norm: MaxGradNorm = 1.0
+    seed: Seed = 0
+    log_every: PositiveInt = 10
+    save_steps: NonNegativeInt = 0
     progress: bool = True
-    device: str | None = None
+    device: Device = None
 
-    def __post_init__(self) -> None:
-        check_trainer_fields(self)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        self.tokenize_options()  # validates max_length, max_prompt_length, add_bos, add_eos
-        check_bool("packing", self.packing)
+    def validate(self) -> None:
         if self.packing and self.max_length is None:
             raise ValidationError("packing=True with max_length=None: expected a max_length (the block size)")
 
@@ -250,7 +249,6 @@ def train(model: Any, tokenizer: Any, data: Any, config: Config | None = None, *
         metrics_file = open(Path(output_dir) / "metrics.jsonl", "w", encoding="utf-8")
     bar = None
     if config.progress and rt.is_main:
-        from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, desc="sft", unit="step")
     total_tokens = 0
     try:

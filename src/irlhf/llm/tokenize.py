@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 
+from irlhf.core.config import BaseConfig, Check, PositiveInt
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
 
@@ -44,27 +45,24 @@ class Encoded:
         return self.input_ids[self.n_prompt:]
 
 
+def _at_least_two(value: int) -> bool:
+    return value >= 2
+
+
+# field types shared by TokenizeOptions and the trainers' Configs
+MaxLength = Annotated[int, Check(_at_least_two, ">= 2 (a prompt token and a completion token)")]
+PromptLength = PositiveInt | None
+AddBos = Literal["auto", True, False]  # prepend BOS: always, never, or as the tokenizer does ("auto")
+
+
 @dataclasses.dataclass(frozen=True)
-class TokenizeOptions:
+class TokenizeOptions(BaseConfig):
     """max_length [None]: total tokens; max_prompt_length [None]; add_bos ["auto"|True|False]; add_eos [True]."""
 
-    max_length: int | None = None
-    max_prompt_length: int | None = None
-    add_bos: bool | str = "auto"
+    max_length: MaxLength | None = None
+    max_prompt_length: PromptLength = None
+    add_bos: AddBos = "auto"
     add_eos: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("max_length", "max_prompt_length"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValidationError(f"{name}={value!r}: expected None or an int >= 1")
-        if self.max_length is not None and self.max_length < 2:
-            raise ValidationError(f"max_length={self.max_length}: expected >= 2 "
-                                  "(a prompt token and a completion token)")
-        if self.add_bos not in ("auto", True, False):
-            raise ValidationError(f"add_bos={self.add_bos!r}: expected 'auto', True or False")
-        if not isinstance(self.add_eos, bool):
-            raise ValidationError(f"add_eos={self.add_eos!r}: expected True or False")
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
