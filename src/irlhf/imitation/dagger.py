@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.config import BaseConfig, Fraction, PositiveInt, Seed, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.types import Trajectory, Transitions
 from irlhf.envs.gym import checked_actions, make_env
+from irlhf.envs.spaces import random_action, resolve_spaces
 from irlhf.imitation import bc
 from irlhf.nn.policies import Policy
 
@@ -73,36 +74,23 @@ class Config(BaseConfig):
     progress: show a progress bar over rounds.
     """
 
-    rounds: int = 10
-    episodes_per_round: int = 4
-    schedule: str = "linear"
-    beta_rounds: int = 5
-    decay: float = 0.5
-    beta: float = 0.5
+    rounds: PositiveInt = 10
+    episodes_per_round: PositiveInt = 4
+    schedule: Literal["linear", "exponential", "constant"] = "linear"
+    beta_rounds: PositiveInt = 5
+    decay: Fraction = 0.5
+    beta: Fraction = 0.5
     bc: bc.Config = DEFAULT_BC
-    max_steps: int | None = None
-    seed: int = 0
+    max_steps: PositiveInt | None = None
+    seed: Seed = 0
     progress: bool = False
 
-    def __post_init__(self) -> None:
-        check_number("rounds", self.rounds, low=1, integer=True)
-        check_number("episodes_per_round", self.episodes_per_round, low=1, integer=True)
-        check_choice("schedule", self.schedule, ("linear", "exponential", "constant"))
-        check_number("beta_rounds", self.beta_rounds, low=1, integer=True)
-        check_number("decay", self.decay, low=0, high=1)
-        check_number("beta", self.beta, low=0, high=1)
-        bc_config = self.bc
-        if isinstance(bc_config, dict):
-            bc_config = bc.Config.from_dict(bc_config)
-            object.__setattr__(self, "bc", bc_config)
-        if not isinstance(bc_config, bc.Config):
-            raise ValidationError(f"bc={describe(bc_config)}: expected an irlhf.imitation.bc.Config (or a dict of "
+    def validate(self) -> None:
+        if isinstance(self.bc, dict):
+            object.__setattr__(self, "bc", bc.Config.from_dict(self.bc))
+        if not isinstance(self.bc, bc.Config):
+            raise ValidationError(f"bc={describe(self.bc)}: expected an irlhf.imitation.bc.Config (or a dict of "
                                   "its fields)")
-        if self.max_steps is not None:
-            check_number("max_steps", self.max_steps, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        if not isinstance(self.progress, bool):
-            raise ValidationError(f"progress={self.progress!r}: expected True or False")
 
 
 @dataclasses.dataclass
@@ -151,7 +139,7 @@ def _rollout(env: gym.Env, expert: Any, learner: Any, beta: float, rng: np.rando
             from_expert.append(True)
         else:
             if learner is None:  # round 0 with beta_0 < 1: no learner yet, act uniformly at random
-                action = _random_action(space, rng)
+                action = random_action(space, rng)
             else:
                 action = checked_actions(learner, batch, space, "policy")[0]
             from_expert.append(False)
@@ -171,23 +159,18 @@ def _rollout(env: gym.Env, expert: Any, learner: Any, beta: float, rng: np.rando
     return traj, labels_arr, int((~mask).sum())
 
 
-def _random_action(space: gym.Space, rng: np.random.Generator) -> np.ndarray:
-    if isinstance(space, gym.spaces.Discrete):
-        return np.int64(rng.integers(space.start, space.start + space.n))
-    return rng.uniform(space.low, space.high).astype(space.dtype)
-
-
-def train(env_id: str, expert: Any, config: Config = Config()) -> Result:
-    """Run DAgger on the gymnasium environment ``env_id`` with the queryable ``expert``
-    (callable: batch of observations -> batch of actions)."""
+def train(source: str, expert: Any, config: Config | None = None) -> Result:
+    """Run DAgger on the gymnasium environment ``source`` (an id) with the queryable ``expert`` (callable:
+    batch of observations -> batch of actions; the interactive stand-in for the data of other learners)."""
+    config = Config() if config is None else config
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected irlhf.imitation.dagger.Config")
     if not callable(expert):
         raise ValidationError(f"expert={describe(expert)}: expected a callable, batch of observations -> actions")
-    env = make_env(env_id)  # unknown id -> ValidationError
+    env = make_env(source)  # unknown id -> ValidationError
     rng = np.random.default_rng(config.seed)
     spaces_pair = (env.observation_space, env.action_space)
-    bc.resolve_spaces(spaces_pair)  # unsupported spaces -> ValidationError
+    resolve_spaces(spaces_pair)  # unsupported spaces -> ValidationError
     obs_parts, label_parts, next_parts, done_parts = [], [], [], []
     rollouts: list[list[Trajectory]] = []
     bc_results: list[bc.Result] = []

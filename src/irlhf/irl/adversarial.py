@@ -40,19 +40,28 @@ import abc
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
+from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Seed, Widths
 from irlhf.core.errors import ValidationError
-from irlhf.imitation.bc import _check_demos, _demo_arrays, _obs_stats
+from irlhf.data.demos import demo_transitions, obs_stats
+from irlhf.envs.gym import make_env
+from irlhf.envs.spaces import act_dim
+from irlhf.nn.encoders import ObsEncoder, encode
 from irlhf.nn.mlp import ACTIVATIONS
-from irlhf.nn.policies import obs_dim
+from irlhf.rl.pretrain import warm_start_policy
+from irlhf.rl.rewards import RewardFunction
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, check_algo_space, make_model, ppo_from_bc,
+                          relabel_replay_buffer)
+from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "Discriminator", "Features", "Result", "discriminator_loss", "train"]
 
@@ -91,82 +100,51 @@ class Config(BaseConfig):
     seed: seeds SB3, the networks and the minibatches.  progress: a progress bar over timesteps.
     """
 
-    algo: str = "ppo"
-    total_timesteps: int = 100_000
-    rl_kwargs: dict = dataclasses.field(default_factory=dict)
-    round_steps: int | None = None
-    disc_updates: int = 32
-    demo_batch_size: int = 256
-    disc_hidden_sizes: tuple[int, ...] = (64, 64)
-    disc_activation: str = "relu"
-    disc_lr: float = 3e-3
-    grad_penalty: float = 0.0
-    entropy_bonus: float = 0.0
+    algo: Literal["ppo", "sac"] = "ppo"
+    total_timesteps: PositiveInt = 100_000
+    rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
+    round_steps: PositiveInt | None = None
+    disc_updates: NonNegativeInt = 32
+    demo_batch_size: PositiveInt = 256
+    disc_hidden_sizes: Widths = (64, 64)
+    disc_activation: Annotated[str, OneOf(ACTIVATIONS)] = "relu"
+    disc_lr: Positive = 3e-3
+    grad_penalty: NonNegative = 0.0
+    entropy_bonus: NonNegative = 0.0
     normalize_obs: bool = True
     absorbing: bool = True
     normalize_reward: bool | None = None
     bc_warm_start: bool = False
-    log_every: int = 1
-    seed: int = 0
+    log_every: PositiveInt = 1
+    seed: Seed = 0
     progress: bool = False
 
-    def __post_init__(self) -> None:
-        check_choice("algo", self.algo, GENERATORS)
-        check_number("total_timesteps", self.total_timesteps, low=1, integer=True)
-        if not isinstance(self.rl_kwargs, dict):
-            raise ValidationError(f"rl_kwargs={self.rl_kwargs!r}: expected a dict of SB3 arguments")
-        if self.round_steps is not None:
-            check_number("round_steps", self.round_steps, low=1, integer=True)
-        check_number("disc_updates", self.disc_updates, low=0, integer=True)
-        check_number("demo_batch_size", self.demo_batch_size, low=1, integer=True)
-        object.__setattr__(self, "disc_hidden_sizes", check_hidden_sizes("disc_hidden_sizes", self.disc_hidden_sizes))
-        check_choice("disc_activation", self.disc_activation, tuple(ACTIVATIONS))
-        check_number("disc_lr", self.disc_lr, low=0, low_open=True)
-        check_number("grad_penalty", self.grad_penalty, low=0)
-        check_number("entropy_bonus", self.entropy_bonus, low=0)
-        check_bool("normalize_obs", self.normalize_obs)
-        check_bool("absorbing", self.absorbing)
-        if self.normalize_reward is not None:
-            check_bool("normalize_reward", self.normalize_reward)
-            if self.normalize_reward and self.algo == "sac":
-                raise ValidationError("normalize_reward=True with algo='sac': the relabelled replay buffer holds "
-                                      "raw rewards; expected False or None for SAC")
-        check_bool("bc_warm_start", self.bc_warm_start)
+    def validate(self) -> None:
+        if self.normalize_reward and self.algo == "sac":
+            raise ValidationError("normalize_reward=True with algo='sac': the relabelled replay buffer holds "
+                                  "raw rewards; expected False or None for SAC")
         if self.bc_warm_start and self.algo != "ppo":
             raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
-        check_number("log_every", self.log_every, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_bool("progress", self.progress)
 
 
 # -- inputs ---------------------------------------------------------------------------------------------
-class Features(nn.Module):
+class Features(ObsEncoder):
     """Raw (obs, acts) -> network inputs: obs (N, *obs_shape) -> (N, obs_dim) standardised (Box) or one-hot
-    (Discrete), with one more column, the absorbing flag (0 here; ``absorbing_obs`` sets it), when
-    ``absorbing``; acts (N,) -> (N, n) one-hot (Discrete) or (N, *act_shape) -> (N, act_dim) raw (Box)."""
+    (Discrete) by ``irlhf.nn.encoders.ObsEncoder``, with one more column, the absorbing flag (0 here;
+    ``absorbing_obs`` sets it), when ``absorbing``; acts (N,) -> (N, n) one-hot (Discrete) or
+    (N, *act_shape) -> (N, act_dim) raw (Box)."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  obs_mean: np.ndarray | None = None, obs_scale: np.ndarray | None = None, absorbing: bool = False):
-        super().__init__()
-        self.observation_space, self.action_space = observation_space, action_space
+        super().__init__(observation_space, obs_mean, obs_scale)
+        self.action_space = action_space
         self.absorbing = bool(absorbing)
-        self.raw_obs_dim = obs_dim(observation_space)
+        self.raw_obs_dim = self.obs_dim
         self.obs_dim = self.raw_obs_dim + int(self.absorbing)
-        self.act_dim = int(action_space.n) if isinstance(action_space, spaces.Discrete) else int(
-            np.prod(action_space.shape))
-        mean = np.zeros(self.raw_obs_dim) if obs_mean is None else obs_mean
-        scale = np.ones(self.raw_obs_dim) if obs_scale is None else obs_scale
-        self.register_buffer("obs_mean", torch.as_tensor(mean, dtype=torch.float32).reshape(-1))
-        self.register_buffer("obs_scale", torch.as_tensor(scale, dtype=torch.float32).reshape(-1))
+        self.act_dim = act_dim(action_space)
 
     def obs(self, obs: Any) -> torch.Tensor:
-        if isinstance(self.observation_space, spaces.Discrete):
-            idx = torch.as_tensor(np.asarray(obs)).long().reshape(-1) - int(self.observation_space.start)
-            x = nn.functional.one_hot(idx, self.raw_obs_dim).float()
-        else:
-            # a copy: obs may be read-only
-            x = torch.as_tensor(np.array(obs, dtype=np.float32)).reshape(-1, self.raw_obs_dim)
-            x = (x - self.obs_mean) / self.obs_scale
+        x = self.encode(obs)
         return nn.functional.pad(x, (0, 1)) if self.absorbing else x
 
     def absorbing_obs(self, n: int) -> torch.Tensor:
@@ -176,10 +154,7 @@ class Features(nn.Module):
         return x
 
     def acts(self, acts: Any) -> torch.Tensor:
-        if isinstance(self.action_space, spaces.Discrete):
-            idx = torch.as_tensor(np.asarray(acts)).long().reshape(-1) - int(self.action_space.start)
-            return nn.functional.one_hot(idx, self.act_dim).float()
-        return torch.as_tensor(np.asarray(acts), dtype=torch.float32).reshape(-1, self.act_dim)
+        return encode(acts, self.action_space)
 
 
 class Discriminator(nn.Module, abc.ABC):
@@ -241,30 +216,21 @@ def gradient_penalty(disc: Discriminator, x_expert: tuple, x_policy: tuple, done
 
 
 # -- result ---------------------------------------------------------------------------------------------
-class RecoveredReward:
+class RecoveredReward(RewardFunction):
     """``reward(obs (n, ...), acts (n, ...), next_obs (n, ...)) -> (n,)`` numpy from the discriminator's
     ``reward`` (s' treated as non-terminal); one transition (unbatched) gives a float. Usable by
     ``irlhf.rl.wrappers.RewardWrapper`` / ``RewardVecEnvWrapper``."""
 
     def __init__(self, disc: Discriminator, features: Features):
         self.disc, self.features = disc, features
+        self.observation_space, self.action_space = features.observation_space, features.action_space
 
-    def __call__(self, obs: Any, acts: Any, next_obs: Any) -> np.ndarray | float:
-        space = self.features.observation_space
-        x = np.asarray(obs)
-        single = x.shape == tuple(space.shape)
-        n = 1 if single else len(x)
-        if not single and (x.ndim != len(space.shape) + 1 or x.shape[1:] != tuple(space.shape)):
-            raise ValidationError(f"reward: obs shape {x.shape}; expected (n, *{tuple(space.shape)})")
-        a = np.asarray(acts)
-        if len(a.reshape(n, -1)) != n or np.asarray(next_obs).size != x.size:
-            raise ValidationError(f"reward: obs {x.shape}, acts {a.shape}, next_obs {np.asarray(next_obs).shape}; "
-                                  "expected one action and one next observation per observation")
+    def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
+              dones: np.ndarray | None) -> torch.Tensor:
         self.disc.eval()
-        with torch.no_grad():
-            inputs = (self.features.obs(x), self.features.acts(a), self.features.obs(next_obs))
-            out = self.disc.reward(inputs, torch.zeros(n)).numpy().astype(np.float64)
-        return float(out[0]) if single else out
+        inputs = (self.features.obs(obs), self.features.acts(acts),
+                  self.features.obs(obs if next_obs is None else next_obs))
+        return self.disc.reward(inputs, torch.zeros(len(obs)))
 
 
 @dataclasses.dataclass
@@ -305,15 +271,6 @@ def absorbing_inputs(features: Features, x: tuple[torch.Tensor, torch.Tensor, to
     return (obs_x, act_x, next_x), torch.zeros(len(obs_x)), log_pi
 
 
-def _demo_transitions(demos: Any, obs_space: spaces.Space, act_space: spaces.Space) -> dict[str, np.ndarray]:
-    obs, acts, next_obs, dones = _demo_arrays(demos, ("obs", "acts", "next_obs", "dones"), "transition")
-    if next_obs.shape != obs.shape:
-        raise ValidationError(f"demos: obs {obs.shape}, next_obs {next_obs.shape}; expected next_obs shaped like obs")
-    acts = _check_demos(obs, acts, obs_space, act_space)
-    _check_demos(next_obs, acts, obs_space, act_space)
-    return {"obs": obs, "acts": acts, "next_obs": next_obs, "dones": dones.reshape(len(obs)).astype(bool)}
-
-
 def train(env_id: str, demos: Any, config: Config,
           make_discriminator: Callable[[Features], Discriminator], *, name: str,
           callback: Callable[[dict, Any], bool | None] | None = None) -> Result:
@@ -323,35 +280,25 @@ def train(env_id: str, demos: Any, config: Config,
     terminations). make_discriminator(features) builds the algorithm's discriminator. callback(record,
     policy) is called with each history record and may return True to stop.
     """
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    from irlhf.envs.gym import make_env
-    from irlhf.rl.sb3 import SB3Policy, action_log_prob, check_algo_space, make_model, ppo_from_bc, \
-        relabel_replay_buffer
-    from irlhf.rl.wrappers import RewardVecEnvWrapper
-
     if not isinstance(env_id, str):
         raise ValidationError(f"env={env_id!r}: expected a gymnasium environment id (the generator trains on it)")
     env = make_env(env_id)
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
     check_algo_space(config.algo, env_id, act_space)
-    demo = _demo_transitions(demos, obs_space, act_space)
+    demo = demo_transitions(demos, obs_space, act_space)
     n_demo = len(demo["obs"])
 
     torch.manual_seed(config.seed)
-    mean, scale = _obs_stats(demo["obs"], obs_space, config.normalize_obs)
+    mean, scale = obs_stats(demo["obs"], obs_space, config.normalize_obs)
     features = Features(obs_space, act_space, mean, scale, absorbing=config.absorbing)
     disc = make_discriminator(features)
     optimizer = torch.optim.Adam(disc.parameters(), lr=config.disc_lr)
     gen = torch.Generator().manual_seed(config.seed)
 
     if config.bc_warm_start:
-        from irlhf.imitation import bc
-
-        bc_policy = bc.train(env_id, demos, bc.Config(activation="tanh", seed=config.seed)).policy
-        model = ppo_from_bc(env_id, bc_policy, seed=config.seed, **config.rl_kwargs)
+        model = ppo_from_bc(env_id, warm_start_policy(env_id, demos, config.seed), seed=config.seed,
+                            **config.rl_kwargs)
     else:
         model = make_model(config.algo, env_id, seed=config.seed, **config.rl_kwargs)
     n_envs = model.get_env().num_envs

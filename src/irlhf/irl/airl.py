@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from irlhf.core.config import check_bool, check_number
+from irlhf.core.config import Fraction
 from irlhf.core.errors import ValidationError
 from irlhf.irl import adversarial
 from irlhf.nn.mlp import mlp
+from irlhf.rl.sb3 import hyperparams
 
 __all__ = ["AirlDiscriminator", "Config", "shaped_reward", "train"]
 
@@ -45,13 +46,7 @@ class Config(adversarial.Config):
     """
 
     state_only: bool = True
-    gamma: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_bool("state_only", self.state_only)
-        if self.gamma is not None:
-            check_number("gamma", self.gamma, low=0, high=1)
+    gamma: Fraction | None = None
 
 
 class AirlDiscriminator(adversarial.Discriminator):
@@ -100,21 +95,21 @@ def shaped_reward(result: adversarial.Result, obs: Any, acts: Any, next_obs: Any
         return disc.f((x, features.acts(acts), features.obs(next_obs)), d).numpy().astype(np.float64)
 
 
-def train(env_id: str, demos: Any, config: Config = Config(), *,
+def train(source: str, data: Any, config: Config | None = None, *,
           callback: Callable[[dict, Any], bool | None] | None = None) -> adversarial.Result:
-    """Train AIRL on ``env_id`` (a gymnasium id) from ``demos`` (list of ``Trajectory`` or ``Transitions``).
+    """Train AIRL on ``source`` (a gymnasium id) from the demonstrations ``data`` (list of ``Trajectory`` or
+    ``Transitions``).
 
     Returns ``irlhf.irl.adversarial.Result``; its ``reward`` is g. callback(record, policy) as in GAIL.
     """
-    from irlhf.rl.sb3 import hyperparams
-
+    config = Config() if config is None else config
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected irlhf.irl.airl.Config")
     gamma = config.gamma
     if gamma is None:
-        gamma = float(hyperparams(env_id, config.algo, **config.rl_kwargs).get("gamma", 0.99))
+        gamma = float(hyperparams(source, config.algo, **config.rl_kwargs).get("gamma", 0.99))
     return adversarial.train(
-        env_id, demos, config,
+        source, data, config,
         lambda features: AirlDiscriminator(features, config.disc_hidden_sizes, config.disc_activation, gamma,
                                            config.state_only, config.seed),
         name="airl", callback=callback)

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from irlhf.core.config import check_choice
 from irlhf.core.errors import ValidationError
 from irlhf.irl import adversarial
 from irlhf.nn.mlp import mlp
@@ -47,11 +46,7 @@ class Config(adversarial.Config):
     reward_type: the generator's reward from D, one of REWARD_TYPES (module docstring).
     """
 
-    reward_type: str = "-log(1-D)"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("reward_type", self.reward_type, REWARD_TYPES)
+    reward_type: Literal["-log(1-D)", "log(D)", "logit"] = "-log(1-D)"
 
 
 def reward_from_logit(logit: torch.Tensor, reward_type: str) -> torch.Tensor:
@@ -85,17 +80,19 @@ class GailDiscriminator(adversarial.Discriminator):
         return reward_from_logit(self.logit(x, dones, None), self.reward_type)
 
 
-def train(env_id: str, demos: Any, config: Config = Config(), *,
+def train(source: str, data: Any, config: Config | None = None, *,
           callback: Callable[[dict, Any], bool | None] | None = None) -> adversarial.Result:
-    """Train GAIL on ``env_id`` (a gymnasium id) from ``demos`` (list of ``Trajectory`` or ``Transitions``).
+    """Train GAIL on ``source`` (a gymnasium id) from the demonstrations ``data`` (list of ``Trajectory`` or
+    ``Transitions``).
 
     Returns ``irlhf.irl.adversarial.Result`` (policy, reward, discriminator, SB3 model, history).
     callback(record, policy) is called with each history record; returning True stops training.
     """
+    config = Config() if config is None else config
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected irlhf.irl.gail.Config")
     return adversarial.train(
-        env_id, demos, config,
+        source, data, config,
         lambda features: GailDiscriminator(features, config.disc_hidden_sizes, config.disc_activation,
                                            config.reward_type, config.seed),
         name="gail", callback=callback)

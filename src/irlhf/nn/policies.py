@@ -27,69 +27,41 @@ from torch import nn
 
 from irlhf.core.errors import ValidationError
 from irlhf.core.io import atomic_open
+from irlhf.envs.spaces import act_dim, as_batch, check_spaces, obs_dim, space_from_dict, space_to_dict
+from irlhf.nn.encoders import ObsEncoder, to_tensor
 from irlhf.nn.mlp import mlp
+
+# check_spaces, obs_dim, space_to_dict and space_from_dict moved to irlhf.envs.spaces; re-exported here
+__all__ = ["FORMAT", "MLPPolicy", "Policy", "check_spaces", "load_policy", "obs_dim", "read_module", "save_policy",
+           "space_from_dict", "space_to_dict", "write_module"]
 
 FORMAT = "irlhf.policy"
 VERSION = "1"
 
 
-def check_spaces(observation_space: Any, action_space: Any) -> None:
-    """Raise ``ValidationError`` unless the observation space is Box/Discrete and the action space Discrete/Box."""
-    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
-        raise ValidationError(f"observation_space={observation_space!r}: expected a gymnasium Box or Discrete space")
-    if not isinstance(action_space, (spaces.Box, spaces.Discrete)):
-        raise ValidationError(f"action_space={action_space!r}: expected a gymnasium Discrete or Box space")
-    if isinstance(observation_space, spaces.Box) and int(np.prod(observation_space.shape)) < 1:
-        raise ValidationError(f"observation_space={observation_space!r}: expected at least one dimension")
-    if isinstance(action_space, spaces.Box) and int(np.prod(action_space.shape)) < 1:
-        raise ValidationError(f"action_space={action_space!r}: expected at least one dimension")
-
-
-def obs_dim(space: spaces.Space) -> int:
-    """Width of the network input for an observation space (flattened Box, or one-hot Discrete)."""
-    return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
-
-
-def _tensor(x: torch.Tensor | np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` as a ``dtype`` tensor; numpy input is copied (torch warns on read-only arrays, e.g. a Trajectory's)."""
-    return x.to(dtype) if torch.is_tensor(x) else torch.tensor(np.asarray(x), dtype=dtype)
-
-
-class MLPPolicy(nn.Module):
-    """Stochastic policy pi(a|s) for a Discrete or Box action space (see the module docstring)."""
+class MLPPolicy(ObsEncoder):
+    """Stochastic policy pi(a|s) for a Discrete or Box action space (see the module docstring); the observation
+    encoding (buffers ``obs_mean`` / ``obs_scale``) is ``irlhf.nn.encoders.ObsEncoder``'s."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  hidden_sizes: Sequence[int] = (64, 64), activation: str = "relu", *,
                  obs_mean: np.ndarray | None = None, obs_scale: np.ndarray | None = None,
                  log_std_init: float = 0.0, seed: int | None = None):
-        super().__init__()
         check_spaces(observation_space, action_space)
-        self.observation_space = observation_space
+        super().__init__(observation_space, obs_mean, obs_scale)
         self.action_space = action_space
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.activation = activation
         self.discrete = isinstance(action_space, spaces.Discrete)
-        d_in = obs_dim(observation_space)
-        self.act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.net = mlp(d_in, self.hidden_sizes, self.act_dim, activation, seed=seed)
-        mean = np.zeros(d_in) if obs_mean is None else np.asarray(obs_mean, dtype=np.float64).reshape(-1)
-        scale = np.ones(d_in) if obs_scale is None else np.asarray(obs_scale, dtype=np.float64).reshape(-1)
-        if mean.shape != (d_in,) or scale.shape != (d_in,) or not (np.all(np.isfinite(mean)) and np.all(scale > 0)):
-            raise ValidationError(f"obs_mean / obs_scale: shapes {mean.shape} / {scale.shape}; expected ({d_in},), "
-                                  "finite, scale > 0")
-        self.register_buffer("obs_mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("obs_scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.act_dim = act_dim(action_space)
+        self.net = mlp(self.obs_dim, self.hidden_sizes, self.act_dim, activation, seed=seed)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((self.act_dim,), float(log_std_init)))
 
     # -- inputs ---------------------------------------------------------------------------------
     def preprocess(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(N, *obs_shape) raw observations -> (N, d_in) network inputs (one-hot or standardised)."""
-        if isinstance(self.observation_space, spaces.Discrete):
-            idx = _tensor(obs, torch.long).reshape(-1)
-            return nn.functional.one_hot(idx - int(self.observation_space.start), self.obs_mean.shape[0]).float()
-        x = _tensor(obs, torch.float32).reshape(-1, self.obs_mean.shape[0])
-        return (x - self.obs_mean) / self.obs_scale
+        return self.encode(obs)
 
     def forward(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits (N, n) for a Discrete action space, the Gaussian mean (N, act_dim) for a Box."""
@@ -102,14 +74,16 @@ class MLPPolicy(nn.Module):
         std = self.log_std.exp().expand_as(out)
         return torch.distributions.Independent(torch.distributions.Normal(out, std), 1)
 
-    def _action_tensor(self, act: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def action_tensor(self, act: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Actions as the losses take them: (N,) indices 0..n-1 (Discrete) or (N, act_dim) float32 (Box)."""
         if self.discrete:
-            return _tensor(act, torch.long).reshape(-1) - int(self.action_space.start)
-        return _tensor(act, torch.float32).reshape(-1, self.act_dim)
+            return to_tensor(act, torch.long).reshape(-1) - int(self.action_space.start)
+        return to_tensor(act, torch.float32).reshape(-1, self.act_dim)
+
 
     def log_prob(self, obs: torch.Tensor | np.ndarray, act: torch.Tensor | np.ndarray) -> torch.Tensor:
         """log pi(act | obs), (N,)."""
-        return self.distribution(obs).log_prob(self._action_tensor(act))
+        return self.distribution(obs).log_prob(self.action_tensor(act))
 
     def entropy(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Entropy of pi(. | obs), (N,)."""
@@ -162,41 +136,13 @@ class Policy:
         return self.module.action_space
 
     def __call__(self, obs: Any) -> np.ndarray:
-        x = np.asarray(obs)
-        space = self.observation_space
-        single = x.shape == tuple(space.shape)
-        batch = x[None] if single else x
-        if batch.shape[1:] != tuple(space.shape):
-            raise ValidationError(f"obs: shape {x.shape}; expected {tuple(space.shape)} or (N, *{tuple(space.shape)})")
+        batch, single = as_batch(obs, self.observation_space)
         self.module.eval()
         actions = self.module.act(batch, self.deterministic, self._generator)
         return actions[0] if single else actions
 
 
 # -- saving ------------------------------------------------------------------------------------
-def space_to_dict(space: spaces.Space) -> dict[str, Any]:
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.Box):
-        def enc(v: np.ndarray) -> list:
-            return [x if np.isfinite(x) else str(x) for x in np.asarray(v, dtype=np.float64).reshape(-1).tolist()]
-        return {"type": "Box", "shape": list(space.shape), "low": enc(space.low), "high": enc(space.high),
-                "dtype": str(space.dtype)}
-    raise ValidationError(f"space={space!r}: expected a Box or Discrete space")
-
-
-def space_from_dict(d: dict[str, Any]) -> spaces.Space:
-    if d.get("type") == "Discrete":
-        return spaces.Discrete(int(d["n"]), start=int(d["start"]))
-    if d.get("type") == "Box":
-        shape = tuple(int(s) for s in d["shape"])
-        dtype = np.dtype(d["dtype"])
-        low = np.array([float(x) for x in d["low"]]).reshape(shape).astype(dtype)
-        high = np.array([float(x) for x in d["high"]]).reshape(shape).astype(dtype)
-        return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
-    raise ValidationError(f"space description {d!r}: expected type Box or Discrete")
-
-
 def write_module(path: str | os.PathLike[str], module: nn.Module, fmt: str, version: str,
                  spec: dict[str, Any]) -> None:
     """Write a module's state dict as safetensors with ``{"format", "version", "spec" (JSON)}`` metadata.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -28,8 +28,15 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
+from irlhf.core.config import Check
 from irlhf.core.errors import ValidationError, describe
 from irlhf.envs.gym import make_env
+from irlhf.envs.spaces import as_batch
+from irlhf.nn.mlp import ACTIVATIONS
+from irlhf.nn.policies import MLPPolicy, Policy
+
+#: A config field of SB3 arguments (overrides of ``hyperparams``), declared once for every learner's Config.
+RlKwargs = Annotated[dict, Check(lambda value: isinstance(value, dict), "a dict of SB3 arguments")]
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn", "sac")
 ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN, "sac": SAC}
@@ -185,12 +192,7 @@ class SB3Policy:
         return self.model.action_space
 
     def __call__(self, obs: Any) -> np.ndarray:
-        shape = tuple(self.observation_space.shape)
-        x = np.asarray(obs)
-        single = x.shape == shape
-        batch = x[None] if single else x
-        if batch.ndim != len(shape) + 1 or tuple(batch.shape[1:]) != shape:
-            raise ValidationError(f"obs: shape {x.shape}; expected {shape} or (N, *{shape})")
+        batch, single = as_batch(obs, self.observation_space)
         with one_thread():
             actions, _ = self.model.predict(batch, deterministic=True)
         actions = np.asarray(actions)
@@ -298,8 +300,6 @@ def ppo_from_bc(env_id: str, policy: Any, seed: int = 0, **ppo_kwargs: Any) -> P
     SB3's initialisation. ``ppo_kwargs``: PPO arguments (and ``n_envs``) over the zoo defaults of
     ``hyperparams(env_id, "ppo")``; ``use_sde`` is off and the policy architecture is fixed by ``policy``.
     """
-    from irlhf.nn.policies import MLPPolicy, Policy
-
     module = policy.module if isinstance(policy, Policy) else policy
     if not isinstance(module, MLPPolicy):
         raise ValidationError(f"policy: {type(policy).__name__}; expected an irlhf Policy or MLPPolicy")
@@ -310,8 +310,6 @@ def ppo_from_bc(env_id: str, policy: Any, seed: int = 0, **ppo_kwargs: Any) -> P
             f"({obs_space} -> {act_space})")
     if isinstance(act_space, spaces.Discrete) and int(act_space.start) != 0:
         raise ValidationError(f"env={env_id!r}: Discrete action space with start={act_space.start}; SB3 needs 0")
-    from irlhf.nn.mlp import ACTIVATIONS
-
     defaults = hyperparams(env_id, "ppo")
     for key in ("policy_kwargs", "use_sde", "sde_sample_freq"):
         defaults.pop(key, None)
@@ -350,5 +348,6 @@ def copy_actor(module: Any, model: PPO) -> None:
         extractor.obs_scale.copy_(module.obs_scale)
 
 
-__all__ = ["ALGOS", "DEFAULT_HYPERPARAMS", "FALLBACK_HYPERPARAMS", "RECOMMENDED_ALGO", "SB3Policy", "action_log_prob",
+__all__ = ["ALGOS", "DEFAULT_HYPERPARAMS", "FALLBACK_HYPERPARAMS", "RECOMMENDED_ALGO", "RlKwargs", "SB3Policy",
+           "action_log_prob",
            "check_algo", "hyperparams", "make_model", "ppo_from_bc", "relabel_replay_buffer"]
