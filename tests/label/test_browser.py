@@ -173,18 +173,24 @@ def test_walkthrough_every_kind(tmp_path: Path, context: Any, live_server: Calla
 
 def test_two_annotators_share_a_query(tmp_path: Path, browser: Any, live_server: Callable[[Any], str],
                                       expect: Any) -> None:
-    """With n_annotators=2 two people (two browser contexts) both get the query and both labels are stored."""
+    """With n_annotators=2 two people (two browser contexts) both get the query and both labels are stored.
+
+    Alice opens the page before the query exists: it polls the server and shows the query once it is posted
+    (as while a learner computes its next batch)."""
     store = LabelStore(tmp_path / "labels.db")
-    qid = data.add_pair(store, "shared-pair", title="Shared pair", n_annotators=2)
     base = live_server(create_app(store))
     contexts = [browser.new_context() for _ in range(2)]
     try:
-        pages = []
-        for ctx, name in zip(contexts, ("alice", "bob")):
-            page = ctx.new_page()
-            page.goto(f"{base}/label?annotator={name}")
-            expect(page.locator("h2.qtitle")).to_have_text("Shared pair")
-            pages.append(page)
+        early = contexts[0].new_page()
+        early.goto(f"{base}/label?annotator=alice")
+        expect(early.get_by_text("Nothing to label right now")).to_be_visible()
+        qid = data.add_pair(store, "shared-pair", title="Shared pair", n_annotators=2)
+        expect(early.locator("h2.qtitle")).to_have_text("Shared pair")  # the page's poll (every 2 s) found it
+        pages = [early]
+        late = contexts[1].new_page()
+        late.goto(f"{base}/label?annotator=bob")
+        expect(late.locator("h2.qtitle")).to_have_text("Shared pair")
+        pages.append(late)
         pages[0].keyboard.press("1")
         pages[1].get_by_role("button", name="Right").click()
         for page in pages:
@@ -272,6 +278,8 @@ def test_cross_origin_post_is_refused(tmp_path: Path, context: Any, live_server:
     assert _values(store, qid) == [("victim", "left")]
 
 
+@pytest.mark.slow  # covered faster: test_people.py::test_trajectory_train_with_a_person (the loop) and the tests
+# above (keyboard answers to clip pairs; the page polling for queries posted after it opened)
 def test_preference_loop_with_a_person_in_the_browser(tmp_path: Path, context: Any) -> None:
     """Christiano et al.'s loop end to end: trajectory.train asks WebLabeller, which posts clip pairs; a person
     in the browser answers them by keyboard while the learner waits; the reward model is fit on those labels."""

@@ -37,8 +37,11 @@ import numpy as np
 
 from irlhf.core.errors import IrlhfError, ValidationError, describe
 from irlhf.core.seeding import as_generator
+from irlhf.envs.gym import checked_actions
 from irlhf.label import render
 from irlhf.label.store import LabelStore, aggregate, check_payload, check_session
+from irlhf.preference.tamer import Feedback
+from irlhf.preference.trajectory import Segments
 
 __all__ = ["LabelTimeoutError", "WebLabeller", "WebExpert", "WebTrainer", "WebTextRanker", "DEFAULT_ACTION_NAMES"]
 
@@ -164,8 +167,6 @@ def _as_segments(segments: Any, name: str, obs_shape: tuple[int, ...], single: b
 
     single: also accept one unbatched segment (obs (L, *obs_shape)) and make it N = 1.
     """
-    from irlhf.preference.trajectory import Segments
-
     if not all(hasattr(segments, f) for f in ("obs", "acts")):
         raise ValidationError(f"{name}={describe(segments)}: expected trajectory.Segments (obs, acts, mask; a person "
                               "needs observations to watch, true rewards alone cannot be drawn)")
@@ -284,8 +285,6 @@ class WebLabeller(_Adapter):
                 rows_b.append(seg_b)
                 mus.append(mu)
         self._late = still
-        from irlhf.preference.trajectory import Segments
-
         if not mus:
             empty = self._template if self._template is not None else Segments(
                 np.zeros((0, 1, *self.observation_space.shape)), np.zeros((0, 1, *(self.action_space.shape or ()))),
@@ -345,8 +344,6 @@ class WebExpert(_Adapter):
 
     def __call__(self, obs_batch: Any) -> np.ndarray:
         """(N,) int64 actions chosen by the person(s) for obs_batch (N, *obs_shape)."""
-        from irlhf.envs.gym import checked_actions
-
         obs = _check_obs("obs_batch", obs_batch, self.observation_space.shape, "N")
         n = len(obs)
         if n == 0:
@@ -464,8 +461,6 @@ class WebTrainer(_Adapter):
         return DEFAULT_STEP_SECONDS
 
     def _episode_feedback(self) -> list[Any]:
-        from irlhf.preference.tamer import Feedback
-
         if not self._times:
             return []
         times = np.asarray(self._times)

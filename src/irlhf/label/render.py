@@ -144,6 +144,13 @@ def _check_acts(env_id: str, env: gym.Env, acts: object, n: int) -> np.ndarray |
     return arr
 
 
+def _image() -> Any:
+    """Pillow's ``Image`` module."""
+    from PIL import Image  # optional (the `label` extra): only drawing and encoding frames needs it
+
+    return Image
+
+
 def _resize(frame: np.ndarray, width: int | None) -> np.ndarray:
     """(H, W, 3) uint8 -> (round(H * width / W), width, 3) uint8; unchanged when width is None or W.
 
@@ -152,8 +159,7 @@ def _resize(frame: np.ndarray, width: int | None) -> np.ndarray:
     h, w = frame.shape[:2]
     if width is None or width == w:
         return frame
-    from PIL import Image
-
+    Image = _image()
     height = max(1, round(h * width / w))
     resample = Image.Resampling.BOX if width < w else Image.Resampling.LANCZOS
     return np.asarray(Image.fromarray(frame).resize((width, height), resample))
@@ -203,8 +209,7 @@ def encode_gif(frames: np.ndarray, *, fps: float = 20) -> bytes:
     """Animated GIF (loops forever) of frames (T, H, W, 3) uint8, T >= 1; each frame lasts gif_frame_seconds(fps)."""
     arr = _check_frames(frames)
     fps = _check_fps(fps)
-    from PIL import Image
-
+    Image = _image()
     images = [Image.fromarray(f) for f in arr]
     buf = io.BytesIO()
     # duration in ms, a multiple of 10: Pillow truncates to centiseconds, which would make the clip run fast
@@ -218,10 +223,8 @@ def encode_png(frame: np.ndarray) -> bytes:
     arr = np.asarray(frame)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3 or 0 in arr.shape:
         raise ValidationError(f"frame: shape {arr.shape} and dtype {arr.dtype}; expected (H, W, 3) uint8 RGB")
-    from PIL import Image
-
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    _image().fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
 
 
