@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Literal
 
 import numpy as np
 import scipy.optimize
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
-from irlhf.core.errors import ValidationError
+from irlhf.core.config import BaseConfig, Positive, PositiveInt, Seed
 from irlhf.core.seeding import as_generator
 from irlhf.envs.tabular import TabularMDP
 from irlhf.planning.demo_stats import Demos, feature_expectations, feature_matrix, optimal_policy, resolve_planning
@@ -52,25 +52,14 @@ class Config(BaseConfig):
     progress: show a progress bar.
     """
 
-    method: str = "projection"
-    epsilon: float = 1e-2
-    max_iter: int = 100
-    horizon: int | None = None
+    method: Literal["projection", "max_margin"] = "projection"
+    epsilon: Positive = 1e-2
+    max_iter: PositiveInt = 100
+    horizon: PositiveInt | None = None
     infinite_horizon: bool = False
-    initial: str = "demos"
-    seed: int = 0
+    initial: Literal["demos", "mdp"] = "demos"
+    seed: Seed = 0
     progress: bool = False
-
-    def __post_init__(self) -> None:
-        check_choice("method", self.method, ("projection", "max_margin"))
-        check_number("epsilon", self.epsilon, low=0, low_open=True)
-        check_number("max_iter", self.max_iter, low=1, integer=True)
-        if self.horizon is not None:
-            check_number("horizon", self.horizon, low=1, integer=True)
-        if not isinstance(self.infinite_horizon, bool):
-            raise ValidationError(f"infinite_horizon={self.infinite_horizon!r}: expected a bool")
-        check_choice("initial", self.initial, ("demos", "mdp"))
-        check_number("seed", self.seed, low=0, integer=True)
 
 
 @dataclasses.dataclass
@@ -140,12 +129,13 @@ def closest_mixture(mu_E: np.ndarray, mus: np.ndarray) -> np.ndarray:
     return u / u.sum()  # sum(u) > 0: u = 0 leaves residual 1, which u = e_j / (1 + ||m_j||^2) beats
 
 
-def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
+def train(mdp: TabularMDP, demos: Demos, config: Config | None = None, *,
           features: np.ndarray | None = None) -> Result:
     """Run apprenticeship learning. ``demos``: list of Trajectory or an expert occupancy (S,) / (S, A).
 
-    ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F)).
+    ``config`` None = ``Config()``. ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F)).
     """
+    config = Config() if config is None else config
     phi = feature_matrix(mdp, features)
     stats, plan_mdp, H = resolve_planning(mdp, demos, config.horizon, config.infinite_horizon, config.initial)
     mu_E = feature_expectations(phi, stats.rho_E, stats.rho_E_sa)

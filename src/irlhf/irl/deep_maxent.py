@@ -14,28 +14,24 @@ network forward on every state, one backward soft value iteration and one forwar
 
 (the rho's held fixed), whose autograd gradient is minus that of the penalised dual. An Adam (or SGD)
 step follows. The dual is not concave in theta, so the result depends on the (seeded) initialisation.
+The reward penalty keeps the penalised dual bounded when rho_E is attained by no policy (weight decay
+alone does not for a ReLU network; docs/tabular.md, "Deep MaxEnt: why two penalties").
 
-Why two penalties: with finitely many demonstrations under stochastic dynamics the empirical rho_E is
-usually not the occupancy of any policy, and then g grows without bound along some reward direction.
-Linear MaxEnt's l2 on w stops that; a ReLU network's output is (roughly) homogeneous of degree
-(number of layers) in the weights, so weight decay alone does not (on a 32x32 objectworld the reward
-reached 1e6 after 200 steps). The penalty on the reward vector itself bounds the penalised dual.
-
-The trained network transfers: ``result.reward_fn(other_mdp.features)`` scores the states of another
-world with the same kind of features (e.g. an objectworld with re-randomised objects), using the
-feature standardisation fitted on the training world.
+``result.reward_fn(other_mdp.features)`` scores the states of another world with the same kind of
+features, using the feature standardisation fitted on the training world.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
+from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Seed, Widths
 from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
 from irlhf.planning.demo_stats import Demos, demo_log_likelihood, feature_matrix, resolve_planning
@@ -50,12 +46,9 @@ class Config(BaseConfig):
     hidden_sizes: widths of the reward network's hidden layers (Wulfmeier et al. use two); () = linear.
     activation: one of relu, tanh, elu (or any key of ``irlhf.nn.ACTIVATIONS``).
     optimizer: "adam" or "sgd" (plain gradient descent on L).  lr: step size.
-    weight_decay: L2 penalty (weight_decay / 2) ||theta||^2 on every network parameter, >= 0. Finitely
-      many demos make the unpenalised dual unbounded (the reward of visited states grows forever);
-      0.1 was best of 0.01-1 on 16x16 and 32x32 objectworlds with 64 demos (both feature kinds).
-    reward_l2: penalty (reward_l2 / 2) sum_s r(s)^2 on the reward itself, >= 0; keeps the dual bounded
-      (see the module docstring). 0.01 (of 0, 0.001, 0.01, 0.1) gave the lowest EVD on average over those
-      four settings.
+    weight_decay: L2 penalty (weight_decay / 2) ||theta||^2 on every network parameter, >= 0.
+    reward_l2: penalty (reward_l2 / 2) sum_s r(s)^2 on the reward itself, >= 0; keeps the dual bounded.
+      (How both defaults were chosen: docs/tabular.md.)
     iterations: gradient steps (each one soft value iteration + one occupancy pass).
     standardize: z-score each feature column over the states (constant columns become 0) before the
       network; the same shift and scale are applied by ``Result.reward_fn``.
@@ -66,37 +59,20 @@ class Config(BaseConfig):
     progress: show a progress bar.
     """
 
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    activation: str = "relu"
-    optimizer: str = "adam"
-    lr: float = 0.01
-    weight_decay: float = 0.1
-    reward_l2: float = 0.01
-    iterations: int = 200
+    hidden_sizes: Widths = (64, 64)
+    activation: Annotated[str, OneOf(ACTIVATIONS)] = "relu"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Positive = 0.01
+    weight_decay: NonNegative = 0.1
+    reward_l2: NonNegative = 0.01
+    iterations: NonNegativeInt = 200
     standardize: bool = True
-    dtype: str = "float64"
-    seed: int = 0
-    horizon: int | None = None
+    dtype: Annotated[str, OneOf(DTYPES)] = "float64"
+    seed: Seed = 0
+    horizon: PositiveInt | None = None
     infinite_horizon: bool = False
-    initial: str = "demos"
+    initial: Literal["demos", "mdp"] = "demos"
     progress: bool = False
-
-    def __post_init__(self) -> None:
-        # JSON lists come back as tuples
-        object.__setattr__(self, "hidden_sizes", check_hidden_sizes("hidden_sizes", self.hidden_sizes))
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
-        check_number("reward_l2", self.reward_l2, low=0)
-        check_number("iterations", self.iterations, low=0, integer=True)
-        check_bool("standardize", self.standardize)
-        check_choice("dtype", self.dtype, tuple(DTYPES))
-        check_number("seed", self.seed, low=0, integer=True)
-        if self.horizon is not None:
-            check_number("horizon", self.horizon, low=1, integer=True)
-        check_bool("infinite_horizon", self.infinite_horizon)
-        check_choice("initial", self.initial, ("demos", "mdp"))
 
 
 @dataclasses.dataclass
@@ -180,12 +156,14 @@ def objective_and_loss(mdp: TabularMDP, net: torch.nn.Module, x: torch.Tensor, r
     return g, loss, r_t, V, pi, rho_pi
 
 
-def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
+def train(mdp: TabularMDP, demos: Demos, config: Config | None = None, *,
           features: np.ndarray | None = None) -> Result:
     """Fit the reward network. ``demos``: list of Trajectory or an expert state occupancy (S,) / (S, A).
 
-    ``features`` overrides ``mdp.features`` ((S, F) state features; state-action features are not supported).
+    ``config`` None = ``Config()``. ``features`` overrides ``mdp.features`` ((S, F) state features;
+    state-action features are not supported).
     """
+    config = Config() if config is None else config
     phi = feature_matrix(mdp, features)
     if phi.ndim != 2:
         raise ValidationError(f"features: shape {phi.shape}; deep MaxEnt expects state features (S, F)")

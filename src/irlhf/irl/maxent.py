@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Literal
 
 import numpy as np
 import scipy.optimize
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.config import BaseConfig, NonNegative, Positive, PositiveInt
 from irlhf.core.errors import ValidationError
 from irlhf.envs.tabular import TabularMDP
 from irlhf.planning.demo_stats import Demos, demo_log_likelihood, feature_expectations, feature_matrix, resolve_planning
@@ -43,25 +44,15 @@ class Config(BaseConfig):
     progress: show a progress bar.
     """
 
-    horizon: int | None = None
+    horizon: PositiveInt | None = None
     infinite_horizon: bool = False
-    optimizer: str = "lbfgs"
-    max_iter: int = 200
-    lr: float = 0.05
-    l2: float = 0.1
-    tol: float = 1e-6
-    initial: str = "demos"
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    max_iter: PositiveInt = 200
+    lr: Positive = 0.05
+    l2: NonNegative = 0.1
+    tol: Positive = 1e-6
+    initial: Literal["demos", "mdp"] = "demos"
     progress: bool = False
-
-    def __post_init__(self) -> None:
-        if self.horizon is not None:
-            check_number("horizon", self.horizon, low=1, integer=True)
-        check_choice("optimizer", self.optimizer, ("lbfgs", "adam"))
-        check_number("max_iter", self.max_iter, low=1, integer=True)
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("l2", self.l2, low=0)
-        check_number("tol", self.tol, low=0, low_open=True)
-        check_choice("initial", self.initial, ("demos", "mdp"))
 
 
 @dataclasses.dataclass
@@ -94,12 +85,14 @@ def objective_and_gradient(mdp: TabularMDP, phi: np.ndarray, mu_E: np.ndarray, w
     return g, mu_E - mu_pi - l2 * w, V, pi, mu_pi
 
 
-def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
+def train(mdp: TabularMDP, demos: Demos, config: Config | None = None, *,
           features: np.ndarray | None = None, w_init: np.ndarray | None = None) -> Result:
     """Fit w by maximising g(w). ``demos``: list of Trajectory or an expert occupancy (S,) / (S, A).
 
-    ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F)); ``w_init`` (F,) defaults to zeros.
+    ``config`` None = ``Config()``. ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F));
+    ``w_init`` (F,) defaults to zeros.
     """
+    config = Config() if config is None else config
     phi = feature_matrix(mdp, features)
     stats, plan_mdp, H = resolve_planning(mdp, demos, config.horizon, config.infinite_horizon, config.initial)
     mu_E = feature_expectations(phi, stats.rho_E, stats.rho_E_sa)

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Literal
 
 import numpy as np
 import scipy.optimize
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
-from irlhf.core.errors import ValidationError
+from irlhf.core.config import BaseConfig, NonNegative, Positive, PositiveInt
 from irlhf.envs.tabular import TabularMDP
 from irlhf.planning.demo_stats import Demos, ExpertStats, feature_expectations, feature_matrix, optimal_policy, resolve_planning
 
@@ -67,31 +67,17 @@ class Config(BaseConfig):
     progress: show a progress bar.
     """
 
-    solver: str = "constraint_generation"
-    C: float = 10.0
-    loss: str = "hamming"
-    loss_scale: float = 1.0
-    max_iter: int = 200
-    tol: float = 1e-4
-    step_size: float = 1.0
-    horizon: int | None = None
+    solver: Literal["constraint_generation", "subgradient"] = "constraint_generation"
+    C: Positive = 10.0
+    loss: Literal["hamming", "visitation"] = "hamming"
+    loss_scale: NonNegative = 1.0
+    max_iter: PositiveInt = 200
+    tol: Positive = 1e-4
+    step_size: Positive = 1.0
+    horizon: PositiveInt | None = None
     infinite_horizon: bool = False
-    initial: str = "demos"
+    initial: Literal["demos", "mdp"] = "demos"
     progress: bool = False
-
-    def __post_init__(self) -> None:
-        check_choice("solver", self.solver, ("constraint_generation", "subgradient"))
-        check_number("C", self.C, low=0, low_open=True)
-        check_choice("loss", self.loss, ("hamming", "visitation"))
-        check_number("loss_scale", self.loss_scale, low=0)
-        check_number("max_iter", self.max_iter, low=1, integer=True)
-        check_number("tol", self.tol, low=0, low_open=True)
-        check_number("step_size", self.step_size, low=0, low_open=True)
-        if self.horizon is not None:
-            check_number("horizon", self.horizon, low=1, integer=True)
-        if not isinstance(self.infinite_horizon, bool):
-            raise ValidationError(f"infinite_horizon={self.infinite_horizon!r}: expected a bool")
-        check_choice("initial", self.initial, ("demos", "mdp"))
 
 
 @dataclasses.dataclass
@@ -208,12 +194,13 @@ def _slack_search(Delta: np.ndarray, D: np.ndarray, c: float) -> np.ndarray:
     return min(candidates, key=lambda cv: cv[0])[1]
 
 
-def train(mdp: TabularMDP, demos: Demos, config: Config = Config(), *,
+def train(mdp: TabularMDP, demos: Demos, config: Config | None = None, *,
           features: np.ndarray | None = None) -> Result:
     """Run max-margin planning. ``demos``: list of Trajectory or an expert occupancy (S,) / (S, A).
 
-    ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F)).
+    ``config`` None = ``Config()``. ``features`` overrides ``mdp.features`` ((S, F) or (S, A, F)).
     """
+    config = Config() if config is None else config
     phi = feature_matrix(mdp, features)
     stats, plan_mdp, H = resolve_planning(mdp, demos, config.horizon, config.infinite_horizon, config.initial)
     mu_E = feature_expectations(phi, stats.rho_E, stats.rho_E_sa)
