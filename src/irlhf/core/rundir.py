@@ -90,7 +90,7 @@ class RunDir:
 
     def save_figure(self, name: str, figure: Any, dpi: int = 110) -> Path:
         """Save a matplotlib figure as PNG and close it."""
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # why: slow optional plotting dependency, only when saving a figure
 
         target = self.file(name if name.endswith(".png") else f"{name}.png")
         with atomic_open(target, "wb") as handle:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 
 import numpy as np
+
+from irlhf.core.errors import ValidationError
 
 SeedLike = int | np.random.Generator | None
 
@@ -14,8 +17,6 @@ def as_generator(seed: SeedLike) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-        from irlhf.core.errors import ValidationError
-
         raise ValidationError(f"seed={seed!r}: expected a non-negative int, a numpy Generator, or None")
     return np.random.default_rng(seed)
 
@@ -24,9 +25,7 @@ def seed_everything(seed: int) -> None:
     """Seed Python, numpy's legacy global state and torch (for code that uses global RNGs)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is not None:  # a core dependency, but planning code must not need it
-        import torch
+    if importlib.util.find_spec("torch") is not None:
+        import torch  # why: slow (~1 s); only seed_everything needs it, not every user of as_generator
 
         torch.manual_seed(seed)
