@@ -8,3 +8,69 @@ import pytest
 # -- gymnasium: experts and demonstrations -------------------------------------------------------
 
 # -- language models: tiny models and tokenizers ---------------------------------------------------
+# Built locally from configs and small vocabularies (nothing downloaded). Models are returned fresh (a factory,
+# or the function-scoped ``model``): trainers move and train the model they are given in place.
+LM_TEXTS = ["hello world, the film was great and the plot was dull.", "the acting was awful; i loved the music!",
+            "helloworld worldhello great greatness dullness"] * 20
+
+
+def bpe_tokenizer(bos: bool = False, chat: bool = False):
+    """A byte-level BPE tokenizer (vocabulary 300, <pad>=0 <s>=1 </s>=2) trained on LM_TEXTS; ``bos``: it
+    prepends <s> itself (Llama-style); ``chat``: with a minimal chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # why: slow, optional
+    from transformers import PreTrainedTokenizerFast  # why: slow, optional (llm extra)
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(LM_TEXTS, trainer)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    if chat:
+        fast.chat_template = ("{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+                              "{% if add_generation_prompt %}<assistant>{% endif %}")
+    return fast
+
+
+def tiny_gpt2(vocab_size: int, seed: int = 0, dtype=None):
+    """A fresh GPT-2 (2 layers, width 32, context 128, no dropout) drawn with ``seed``, in eval mode."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel  # why: slow, optional (llm extra)
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(config).to(dtype or torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The shared BPE tokenizer (do not modify it: make_tokenizer() builds a private one)."""
+    return bpe_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def make_tokenizer():
+    return bpe_tokenizer
+
+
+@pytest.fixture(scope="session")
+def make_model():
+    """tiny_gpt2: make_model(vocab_size, seed=0, dtype=None) -> a fresh model."""
+    return tiny_gpt2
+
+
+@pytest.fixture
+def model(tokenizer):
+    return tiny_gpt2(len(tokenizer))
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    """The synthetic sentiment task's word-level tokenizer (irlhf.llm.tasks.sentiment.build_tokenizer)."""
+    from irlhf.llm.tasks import sentiment
+
+    return sentiment.build_tokenizer()

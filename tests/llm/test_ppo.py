@@ -386,10 +386,8 @@ def test_encode_prompts_chat_bos_and_truncation(make_tokenizer):
         ppo.encode_prompts(chat, "abc")
 
 
-def test_completion_text_keeps_the_separating_space():
-    from irlhf.llm.tasks.sentiment import build_tokenizer
-
-    words = build_tokenizer()  # word-level: decoding "great ." alone would lose the space after "was"
+def test_completion_text_keeps_the_separating_space(word_tokenizer):
+    words = word_tokenizer  # word-level: decoding "great ." alone would lose the space after "was"
     prompt = words("the film was")["input_ids"]
     completion = words("great .", add_special_tokens=False)["input_ids"]
     assert rollout.completion_text(words, prompt, completion) == " great ."

@@ -13,8 +13,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return task.build_tokenizer()
+def tokenizer(word_tokenizer):
+    return word_tokenizer
 
 
 @pytest.fixture(scope="module")

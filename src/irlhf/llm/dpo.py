@@ -10,22 +10,9 @@ implicit-reward margin
 the DPO loss is  -log sigmoid(beta h)  (``loss``; log-probs summed over the completion tokens). The implicit
 rewards beta (log pi(y|x) - log pi_ref(y|x)) of the chosen and rejected answers are the logged "rewards/...".
 
-The loop (``train``):
-
-    tokenise every pair once ([BOS] prompt completion EOS, irlhf.llm.tokenize)
-    reference log-probs log pi_ref(y_w|x), log pi_ref(y_l|x) of every row: ONE no-grad pass before training
-        (all rows sorted by length, in batches of 2 batch_size rows)
-    for each global batch: one forward call over the chosen and rejected rows of its pairs (GroupedLogps) ->
-        summed completion log-probs -> per-row loss -> mean over the global batch -> AdamW step (clipped)
-
-Padding: the 2B rows of a local batch are split into groups of similar length (reward.length_groups), each padded
-only to its own longest row, and all groups go through the policy in ONE forward call (so DDP still sees one
-forward per backward): a padded token costs as much compute as a real one, and one long row no longer pads all 2B.
-
-Reference model: ``ref_model`` if given; else, for a peft (LoRA) model, the same model with its adapters disabled;
-else the initial policy itself. Because the reference log-probs are computed before the first update, the
-initial policy needs no copy: no second model is held in memory while training (TRL's default keeps a frozen
-copy and runs it every step).
+``train`` scores the reference once, before the first update (no frozen copy of the policy is kept), and
+runs the chosen and rejected rows of each batch through the policy in one forward call, padded in groups of
+similar length; docs/llm.md has the details.
 
     result = train(model, tokenizer, TextPairs.load("pairs.jsonl"), Config(beta=0.1), output_dir="runs/dpo")
     result.model; result.history[-1]["rewards/margins"]

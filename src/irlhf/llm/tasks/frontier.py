@@ -13,8 +13,7 @@ Per seed:
    and the sequence-level KL(pi || pi_ref) = E_{y ~ pi}[log pi(y|x) - log pi_ref(y|x)] (summed over the
    completion tokens, EOS included), estimated from the same samples.
 
-The paper's finding is that DPO's points dominate PPO's (more reward at the same KL), even PPO with the true
-reward. ``run`` returns one row per (method, beta, seed) and ``plot`` draws reward against KL.
+``run`` returns one row per (method, beta, seed) and ``plot`` draws reward against KL (docs/llm.md).
 
     result = run(Config(seeds=(0,)))       # minutes on one CPU core
     plot(result.rows, "frontier.png")
@@ -24,17 +23,32 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
-from irlhf.core.config import BaseConfig, check_bool, check_number
+from irlhf.core.config import BaseConfig, Check, Positive, PositiveInt, Range
 from irlhf.core.errors import ValidationError
 from irlhf.data.text import TextPairs
+from irlhf.llm import dpo, ppo, reward, sft
 from irlhf.llm.tasks import sentiment
+
+
+def _is_seeds(value: Any) -> bool:
+    return (isinstance(value, tuple) and len(value) > 0
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value))
+
+
+def _is_betas(value: Any) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b > 0 for b in value)
+
+
+Betas = Annotated[tuple, Check(_is_betas, "a tuple of numbers > 0")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,50 +66,36 @@ class Config(BaseConfig):
     progress [False]: progress bars of the inner trainers.
     """
 
-    seeds: tuple[int, ...] = (0, 1, 2)
-    n_layer: int = 2
-    n_embd: int = 64
-    corpus_reviews: int = 5000
-    pretrain_steps: int = 600
-    sft_examples: int = 2000
-    sft_steps: int = 200
-    sft_lr: float = 1e-3
-    n_train_prompts: int = 256
-    samples_per_prompt: int = 4
-    n_eval_prompts: int = 64
-    eval_samples: int = 4
-    max_new_tokens: int = 24
-    dpo_betas: tuple[float, ...] = (0.05, 0.1, 1.0, 5.0)
-    dpo_epochs: int = 3
-    dpo_lr: float = 3e-4
-    dpo_batch_size: int = 64
-    reward_epochs: int = 10
-    reward_lr: float = 1e-3
-    ppo_betas: tuple[float, ...] = (0.02, 0.1, 0.5)
-    ppo_steps: int = 60
-    ppo_batch_size: int = 32
-    ppo_lr: float = 3e-4
+    seeds: Annotated[tuple, Check(_is_seeds, "a non-empty tuple of ints >= 0")] = (0, 1, 2)
+    n_layer: PositiveInt = 2
+    n_embd: PositiveInt = 64
+    corpus_reviews: PositiveInt = 5000
+    pretrain_steps: PositiveInt = 600
+    sft_examples: PositiveInt = 2000
+    sft_steps: PositiveInt = 200
+    sft_lr: Positive = 1e-3
+    n_train_prompts: PositiveInt = 256
+    samples_per_prompt: Annotated[int, Range(2)] = 4
+    n_eval_prompts: PositiveInt = 64
+    eval_samples: PositiveInt = 4
+    max_new_tokens: PositiveInt = 24
+    dpo_betas: Betas = (0.05, 0.1, 1.0, 5.0)
+    dpo_epochs: PositiveInt = 3
+    dpo_lr: Positive = 3e-4
+    dpo_batch_size: PositiveInt = 64
+    reward_epochs: PositiveInt = 10
+    reward_lr: Positive = 1e-3
+    ppo_betas: Betas = (0.02, 0.1, 0.5)
+    ppo_steps: PositiveInt = 60
+    ppo_batch_size: PositiveInt = 32
+    ppo_lr: Positive = 3e-4
     progress: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds", tuple(self.seeds))
-        object.__setattr__(self, "dpo_betas", tuple(self.dpo_betas))
-        object.__setattr__(self, "ppo_betas", tuple(self.ppo_betas))
-        if not self.seeds:
-            raise ValidationError("seeds: empty; expected at least one seed")
-        for k, seed in enumerate(self.seeds):
-            check_number(f"seeds[{k}]", seed, low=0, integer=True)
-        for name in ("n_layer", "n_embd", "corpus_reviews", "pretrain_steps", "sft_examples", "sft_steps",
-                     "n_train_prompts", "n_eval_prompts", "eval_samples", "max_new_tokens", "dpo_epochs",
-                     "dpo_batch_size", "reward_epochs", "ppo_steps", "ppo_batch_size"):
-            check_number(name, getattr(self, name), low=1, integer=True)
-        check_number("samples_per_prompt", self.samples_per_prompt, low=2, integer=True)
-        for name in ("sft_lr", "dpo_lr", "reward_lr", "ppo_lr"):
-            check_number(name, getattr(self, name), low=0, low_open=True)
-        for name in ("dpo_betas", "ppo_betas"):
-            for k, beta in enumerate(getattr(self, name)):
-                check_number(f"{name}[{k}]", beta, low=0, low_open=True)
-        check_bool("progress", self.progress)
+        for name in ("seeds", "dpo_betas", "ppo_betas"):  # JSON gives lists: store tuples (checks follow)
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        super().__post_init__()
 
 
 @dataclasses.dataclass
@@ -151,8 +151,6 @@ def label_pairs(prompts: Sequence[str], completions: Sequence[Sequence[str]]) ->
 def evaluate(policy: Any, ref: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, max_new_tokens: int,
              seed: int) -> dict[str, float]:
     """Mean ground-truth reward and sequence KL(pi || pi_ref) over ``n_samples`` completions per prompt."""
-    from irlhf.llm import ppo
-
     config = ppo.Config(max_new_tokens=max_new_tokens, temperature=1.0, progress=False)
     rows = [p for p in prompts for _ in range(n_samples)]
     prompt_ids = ppo.encode_prompts(tokenizer, rows)
@@ -172,8 +170,6 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def run_seed(config: Config, seed: int, log: Callable[[str], None] = print) -> tuple[list[dict], TextPairs, Any, Any]:
     """The whole pipeline for one seed; returns (rows, pairs, pi_SFT, tokenizer)."""
-    from irlhf.llm import dpo, ppo, reward, sft
-
     torch.manual_seed(seed)
     tokenizer = sentiment.build_tokenizer()
     base = sentiment.make_model(tokenizer, seed=seed, n_layer=config.n_layer, n_embd=config.n_embd)
@@ -267,10 +263,10 @@ STYLES = {"SFT": ("black", "s"), "DPO": ("tab:blue", "o"), "PPO (RM)": ("tab:ora
 
 def plot(rows: Sequence[dict[str, Any]], path: Any, title: str = "synthetic sentiment: reward vs KL") -> None:
     """Scatter of ground-truth reward against KL(pi || pi_ref), one point per run, by method."""
-    import matplotlib
+    import matplotlib  # why: matplotlib is slow to import and only plotting needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # why: after choosing the Agg backend
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for method, (color, marker) in STYLES.items():
