@@ -319,6 +319,3 @@ def read_file_rows(source: Path, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     if not rows:
         raise ValidationError(f"path={str(source)!r}: no rows; expected at least one")
     return rows
-
-
-read_file_rows = read_file_rows  # public name: irlhf.data.text reads .jsonl rows with it
