@@ -170,7 +170,7 @@ def load_hf(path: str | os.PathLike[str]) -> list[Trajectory]:
         table = dataset
     elif kind == "parquet":
         import_datasets()  # registers the Array*D extension types with pyarrow
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # why: optional (hf extra), slow to import
 
         try:
             table = pq.read_table(source)
@@ -183,7 +183,7 @@ def load_hf(path: str | os.PathLike[str]) -> list[Trajectory]:
 
 
 def _read_jsonl(source: Path) -> Any:
-    import pyarrow as pa
+    import pyarrow as pa  # why: optional (hf extra), slow to import
 
     rows = []
     try:

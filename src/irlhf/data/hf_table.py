@@ -46,7 +46,7 @@ _DTYPE_COLUMNS = {"obs": "obs_dtype", "act": "act_dtype", "rew": "rew_dtype"}
 def import_datasets() -> Any:
     """The ``datasets`` module, or an IrlhfError saying how to install it."""
     try:
-        import datasets
+        import datasets  # why: optional (hf extra), slow to import
     except ImportError:  # an IrlhfError, so the CLI prints one line instead of a traceback
         raise IrlhfError(
             "Hugging Face `datasets` is not installed; install the extra with: pip install irlhf[hf]"
@@ -118,7 +118,7 @@ def to_hf_dataset(trajectories: Sequence[Trajectory]) -> Any:
     rew_values = np.concatenate([t.rews if t.rews is not None else np.zeros(len(t), rews_dtype)
                                  for t in trajectories]).astype(rews_dtype)
     rew_mask = np.concatenate([np.full(len(t), t.rews is None) for t in trajectories])
-    import pyarrow as pa
+    import pyarrow as pa  # why: optional (hf extra), slow to import
 
     obs_shape, act_shape = first.obs.shape[1:], first.acts.shape[1:]
     columns: dict[str, Any] = {
@@ -153,8 +153,8 @@ def _arrow_to_numpy(array: Any, column: str, row_of: np.ndarray) -> np.ndarray:
     """Numeric numpy array (rows, *item_shape) from an arrow array of numbers or equal-length nested lists.
 
     ``row_of[i]`` is the table row of element ``i`` (for messages)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # why: optional (hf extra), slow to import
+    import pyarrow.compute as pc  # why: optional (hf extra)
 
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks else pa.array([], type=array.type)
@@ -182,7 +182,7 @@ def _arrow_to_numpy(array: Any, column: str, row_of: np.ndarray) -> np.ndarray:
 
 def _table(dataset: Any) -> Any:
     """The arrow table of a ``datasets.Dataset`` (indices applied), or a ``pyarrow.Table`` as is."""
-    import pyarrow as pa
+    import pyarrow as pa  # why: optional (hf extra), slow to import
 
     if isinstance(dataset, pa.Table):
         return dataset
@@ -321,7 +321,7 @@ def from_hf_dataset(dataset: Any) -> list[Trajectory]:
 
     rews, rew_null = None, None
     if "rew" in available:
-        import pyarrow as pa
+        import pyarrow as pa  # why: optional (hf extra), slow to import
 
         column = table.column("rew")
         rew_null = np.asarray(column.is_null().to_numpy(zero_copy_only=False))[order]

@@ -92,7 +92,7 @@ def make_runtime(device: str | None = None) -> Runtime:
     """One process on ``device`` (default: cuda if available, else cpu), or accelerate's processes if launched so."""
     if launched_distributed():
         try:
-            from accelerate import Accelerator
+            from accelerate import Accelerator  # why: optional (llm extra); only multi-process runs need it
         except ImportError:
             raise ValidationError("launched with several processes but accelerate is not installed; "
                                   "pip install 'irlhf[llm]'") from None
@@ -142,7 +142,7 @@ def adamw(model: Any, learning_rate: float, weight_decay: float = 0.0) -> torch.
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Hide transformers' own progress bars (loading / writing weights) inside this block; restored after."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # why: optional (llm extra), slow to import
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()

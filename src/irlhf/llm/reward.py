@@ -103,7 +103,7 @@ def make_reward_model(source: Any, tokenizer: Any = None, *, seed: int = 0, dtyp
     """A ``num_labels=1`` sequence-classification model from a local causal-LM directory, an LM instance (its
     backbone weights are copied) or a ``PretrainedConfig`` (random weights). The head is drawn with ``seed``.
     ``tokenizer`` (optional) sets ``config.pad_token_id`` (Hugging Face's own forward needs one)."""
-    from transformers import AutoModelForSequenceClassification, PretrainedConfig
+    from transformers import AutoModelForSequenceClassification, PretrainedConfig  # why: optional (llm extra), slow
 
     torch.manual_seed(seed)  # the fresh head's initialisation
     kwargs = {} if dtype is None else {"dtype": dtype}

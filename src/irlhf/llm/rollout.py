@@ -162,7 +162,7 @@ def rollout(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequ
     ``prompt_ids``: the prompts' token ids (``encode_prompts``). ``ref_model`` None means a peft model whose
     adapters are disabled for pi_ref. Without ``value_head`` the values are zeros.
     """
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig  # why: optional (llm extra), slow to import
 
     device = next(model.parameters()).device
     pad_id, eos_id = pad_id_of(tokenizer), tokenizer.eos_token_id
