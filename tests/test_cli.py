@@ -6,7 +6,6 @@ import argparse
 import json
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -194,15 +193,13 @@ def test_out_is_a_file(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("irlhf: error: out=")
 
 
-def _fake_job(exc: BaseException) -> types.ModuleType:
-    """A job module as a later issue would write one, whose run raises ``exc``."""
-    module = types.ModuleType("fake_job")
+def _fake_job(exc: BaseException):
+    """A job's parser builder as a later issue would write one, whose run raises ``exc``."""
 
     def run(args):
         raise exc
 
-    module.add_parser = lambda subparsers: cli.add_job(subparsers, "fake", run, help="a test job")
-    return module
+    return lambda subparsers: cli.add_job(subparsers, "fake", run, help="a test job")
 
 
 @pytest.mark.parametrize(
@@ -212,8 +209,7 @@ def _fake_job(exc: BaseException) -> types.ModuleType:
      (PermissionError(13, "Permission denied", "/nope"), 1, "irlhf: error: Permission denied: /nope\n")],
 )
 def test_registered_job_errors(monkeypatch, capsys, exc, code, err):
-    monkeypatch.setitem(sys.modules, "fake_job", _fake_job(exc))
-    monkeypatch.setattr(cli, "JOBS", cli.JOBS + ("fake_job",))
+    monkeypatch.setattr(cli, "JOBS", cli.JOBS + (_fake_job(exc),))
     assert cli.main(["fake", "--seed", "1"]) == code
     assert capsys.readouterr().err == err
 

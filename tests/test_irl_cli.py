@@ -11,7 +11,8 @@ import pytest
 from irlhf import cli
 from irlhf.core.errors import IrlhfError
 from irlhf.data import load_trajectories
-from irlhf.jobs.irl import IrlJobConfig, parse_set
+from irlhf.jobs._common import parse_set
+from irlhf.jobs.irl import IrlJobConfig
 
 TINY = ["--size", "6", "--demos", "8", "--horizon", "4", "--no-progress"]
 

@@ -12,8 +12,8 @@ import torch
 
 from irlhf import cli
 from irlhf.data import load_trajectories, save_trajectories
-from irlhf.jobs.irl_env import IrlEnvJobConfig
-from irlhf.jobs.irl import parse_set
+from irlhf.jobs._common import parse_set
+from irlhf.jobs.irl import IrlEnvJobConfig
 
 FAST = ["--eval-episodes", "2", "--no-progress"]
 

@@ -4,18 +4,15 @@
     irlhf demo --help            options of one job (every job has --seed and --out)
     irlhf demo --n-demos 16      run it: writes runs/demo-<timestamp>/ and prints a summary
 
-Adding a job: write a module with
+This module builds the whole argparse tree and maps each sub-command to a function ``run(args)`` of a job
+module in ``irlhf.jobs``; that module is imported only when its sub-command runs (``job_runner``), so
+``irlhf --help`` imports no torch, gymnasium or matplotlib. Defaults shown here equal the job configs' defaults
+(tests/test_cli.py checks it).
 
-    def add_parser(subparsers):
-        parser = cli.add_job(subparsers, "name", run, help="one line for `irlhf --help`")
-        parser.add_argument("--iters", type=int, default=100, help="...")
-
-    def run(args) -> int | None:     # args has .seed and .out; build a Config first (validates),
-        ...                           # then RunDir.create("name", args.out); return an exit code or None
-
-and add its module path to ``JOBS``. Keep a job module's top-level imports light (standard
-library, ``irlhf.core``, ``irlhf.report``): every module is imported to build the parser, so
-``irlhf --help`` would pay for torch or matplotlib imported at module level.
+Adding a job: write ``irlhf/jobs/<name>.py`` with a ``Config`` and ``def run(args) -> int | None`` (build the
+Config first: it validates; then ``RunDir.create(name, args.out)``; return an exit code or None), and here a
+function ``_name(subparsers)`` that calls ``add_job(subparsers, "name", job_runner("name"), help=...)`` and
+adds its options; append it to ``JOBS``.
 
 Bad input (``IrlhfError``) prints one line ``irlhf: error: <message>`` and exits 2; argparse
 errors exit 2 with a usage line; an OS error (disk full, permission) prints one line and exits 1;
@@ -31,22 +28,28 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from irlhf import __version__
-from irlhf.core.errors import IrlhfError
-
-# Job modules, in the order `irlhf --help` lists them. Each defines add_parser(subparsers) and a run function.
-JOBS: tuple[str, ...] = (
-    "irlhf.jobs.demo",
-    "irlhf.jobs.irl",
-    "irlhf.jobs.imitation",
-    "irlhf.jobs.prefs",
-    "irlhf.jobs.demos",
-    "irlhf.jobs.expert",
-    "irlhf.jobs.tamer",
-    "irlhf.jobs.llm",
-    "irlhf.jobs.label",
-)
+from irlhf.core.errors import IrlhfError, ValidationError
+from irlhf.jobs._common import (EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR, LABEL_EXPORT_FORMATS,
+                                LABELLER_CHOICES, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, SB3_ALGOS, SCHEDULES,
+                                TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
+DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
+
+
+class job_runner:  # noqa: N801  (used like a function: job_runner("irl", "run"))
+    """``run(args)`` of ``irlhf.jobs.<module>``, importing that module only when called: only the chosen job
+    pays for its imports (torch, gymnasium, transformers ...)."""
+
+    def __init__(self, module: str, function: str = "run") -> None:
+        self.__module__ = f"irlhf.jobs.{module}"  # where the function lives (introspection, tests)
+        self.__qualname__ = self.__name__ = function
+
+    def __call__(self, args: argparse.Namespace) -> int | None:
+        return getattr(importlib.import_module(self.__module__), self.__name__)(args)
+
+    def __repr__(self) -> str:
+        return f"job_runner({self.__module__}.{self.__name__})"
 
 
 def add_job(
@@ -71,6 +74,322 @@ def add_job(
     return parser
 
 
+def add_server_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
+    """Add --db, --host, --port, --token, --allow-remote, --n-annotators (and, with ``live``, --label-timeout).
+
+    ``live``: the options of a training job that asks people while it runs (--db then defaults to
+    <run dir>/labels.sqlite and the port to 8765, 0 = a free one).
+    """
+    group = parser.add_argument_group("labelling page (people answer in a browser)" if live else "server")
+    if live:
+        group.add_argument("--db", default=None, metavar="FILE",
+                           help="label store (SQLite) for the queries and answers; default <run dir>/labels.sqlite")
+    group.add_argument("--host", default="127.0.0.1", help="address to serve the labelling page on")
+    group.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the labelling page (0 = a free port)")
+    group.add_argument("--token", default=None, help="secret every browser must present once (in the URL printed)")
+    group.add_argument("--allow-remote", action="store_true",
+                       help="allow a non-loopback --host (set --token too: anyone who can reach the port can label)")
+    group.add_argument("--n-annotators", type=int, default=1, metavar="K", help="people asked per query")
+    if live:
+        group.add_argument("--label-timeout", type=float, default=None, metavar="SECONDS",
+                           help="give up waiting for an answer after this long (default: wait forever)")
+
+
+def _set_option(parser: Any, help: str) -> None:
+    parser.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None, help=help)
+
+
+def _no_progress(parser: Any) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+# -- the jobs, in the order `irlhf --help` lists them ------------------------------------------------------------
+def _demo(subparsers: Any) -> None:
+    parser = add_job(
+        subparsers, "demo", job_runner("demo"),
+        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, "
+        "CartPole GAIL and offline IQ-Learn, "
+        "a Pendulum reward learned from preferences, and DPO on a tiny language model, with a report (seconds)",
+        description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
+        "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
+        "compare behaviour cloning with DAgger on CartPole-v1, learn CartPole-v1 from expert episodes with GAIL "
+        "(adversarial) and offline IQ-Learn (inverse soft-Q), fit a Pendulum-v1 reward model to synthetic "
+        "pairwise preferences (no RL), align a tiny language model with DPO on synthetic sentiment preferences, and "
+        "write figures, metrics and report.html.",
+    )
+    parser.add_argument("--size", type=int, default=32, help="grid side length (size*size states)")
+    parser.add_argument("--horizon", type=int, default=8, help="expert horizon and demo length")
+    parser.add_argument("--n-demos", type=int, default=64, help="number of demonstrations")
+    parser.add_argument("--discount", type=float, default=0.9, help="discount in (0, 1]")
+    parser.add_argument("--deep-iters", type=int, default=200, help="gradient steps of each deep MaxEnt IRL fit")
+    parser.add_argument("--imitation-demos", type=int, default=2,
+                        help="expert episodes of the CartPole BC vs DAgger comparison (DAgger: one per round)")
+    parser.add_argument("--gail-steps", type=int, default=20_480,
+                        help="environment steps of the CartPole GAIL step's PPO generator")
+    parser.add_argument("--iq-updates", type=int, default=2000,
+                        help="gradient steps of the CartPole offline IQ-Learn step")
+    parser.add_argument("--preference-labels", type=int, default=150,
+                        help="oracle labels (segment pairs) the Pendulum reward-from-preferences model is fitted on")
+    parser.add_argument("--dpo-prompts", type=int, default=64,
+                        help="prompts of the DPO step (4 sampled completions each, all pairs labelled)")
+    parser.add_argument("--lm-pretrain-steps", type=int, default=300,
+                        help="pretraining steps of the DPO step's tiny language model")
+    _no_progress(parser)
+
+
+def _irl(subparsers: Any) -> None:
+    parser = add_job(
+        subparsers, "irl", job_runner("irl"),
+        help="inverse RL: tabular (apprenticeship, mmp, maxent, deep-maxent) on a classic world, with EVD, or "
+        "sample-based (gcl, gail, airl, iq-learn) on a gymnasium environment, with returns; and a report",
+        description="Tabular algorithms (apprenticeship, mmp, maxent, deep-maxent): build a world, sample expert "
+        "demonstrations, recover the reward, and write the learned reward, metrics (EVD, reward correlation, demo "
+        "log-likelihood), plots and report.html; options --world, --size, --demos N, --horizon, --discount, "
+        "--continuous, --macrocell. Sample-based algorithms (gcl, gail, airl, iq-learn): load (--demos PATH) or "
+        "collect (--expert, --episodes) demonstrations on a gymnasium environment (--env), train, evaluate the "
+        "learned policy against the expert and a random policy (--eval-episodes), and write the policy, the reward "
+        "network, learning curves and report.html. --set, --seed, --out and --no-progress apply to both; options "
+        "of the other family are ignored.",
+    )
+    parser.add_argument("algorithm", nargs="?", choices=IRL_TABULAR + IRL_SAMPLE, default="maxent",
+                        help="the IRL algorithm (module irlhf.irl.<name>): tabular "
+                        f"{', '.join(IRL_TABULAR)}; sample-based {', '.join(IRL_SAMPLE)}")
+    tabular = parser.add_argument_group("tabular algorithms (apprenticeship, mmp, maxent, deep-maxent)")
+    tabular.add_argument("--world", choices=WORLDS, default="objectworld", help="the tabular world")
+    tabular.add_argument("--size", type=int, default=16, help="grid side length (size*size states)")
+    tabular.add_argument("--horizon", type=int, default=8, help="expert horizon and demo length")
+    tabular.add_argument("--discount", type=float, default=0.9, help="discount in (0, 1]")
+    tabular.add_argument("--continuous", action="store_true", help="objectworld: continuous distance features")
+    tabular.add_argument("--macrocell", type=int, default=None, help="gridworld: k x k block indicator features")
+    sample = parser.add_argument_group("sample-based algorithms (gcl, gail, airl, iq-learn)")
+    sample.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    sample.add_argument("--expert", default="scripted", metavar="KIND|PATH",
+                        help=f"expert to collect demos from when no --demos PATH: {', '.join(EXPERTS)} (cached, "
+                        "`irlhf expert train`) or a path to an SB3 .zip / irlhf .safetensors policy")
+    sample.add_argument("--episodes", type=int, default=4,
+                        help="demonstrations to collect from the expert when no --demos PATH")
+    sample.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
+    both = parser.add_argument_group("both")
+    both.add_argument("--demos", default=None, metavar="N|PATH",
+                      help="tabular: the number of expert demonstrations to sample (default 64); "
+                      "sample-based: demonstrations to learn from (.npz, .parquet, .jsonl or a saved dataset "
+                      "directory; default: collect --episodes from --expert)")
+    _set_option(both, "override a field of the algorithm's Config (VALUE as JSON), e.g. --set lr=0.01 or "
+                "--set total_timesteps=20000; repeatable")
+    _no_progress(both)
+
+
+def _gym_options(parser: Any) -> None:
+    """--env, --eval-episodes, --set and --no-progress of bc and dagger."""
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
+    _set_option(parser, "override a Config field (VALUE as JSON), e.g. --set epochs=20; repeatable")
+    _no_progress(parser)
+
+
+def _bc(subparsers: Any) -> None:
+    parser = add_job(subparsers, "bc", job_runner("imitation", "run_bc_command"),
+                     help="behaviour cloning on a gymnasium environment, with evaluation and a report",
+                     description="Load (--demos) or collect expert demonstrations, fit a policy by behaviour "
+                     "cloning (irlhf.imitation.bc), evaluate it against the expert and a random policy, and write "
+                     "the policy, metrics, learning curve and report.html.")
+    _gym_options(parser)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--demos", default=None, metavar="PATH",
+                        help="demonstrations: .npz, .parquet, .jsonl or a saved dataset directory")
+    source.add_argument("--expert", default="scripted", metavar="KIND|PATH",
+                        help="expert to collect demos from: scripted, ppo, dqn, sac (cached, `irlhf expert train`) "
+                        "or a path to an SB3 .zip / irlhf .safetensors policy")
+    parser.add_argument("--episodes", type=int, default=4,
+                        help="demonstrations to collect from the expert when no --demos")
+
+
+def _dagger(subparsers: Any) -> None:
+    parser = add_job(subparsers, "dagger", job_runner("imitation", "run_dagger_command"),
+                     help="DAgger with an expert (scripted or SB3-trained) on a gymnasium environment, with a report",
+                     description="Run DAgger (irlhf.imitation.dagger): roll out the expert/learner mixture, label "
+                     "visited states with the expert, retrain by behaviour cloning each round; evaluate and write "
+                     "the policy, per-round metrics, plot and report.html. --set bc.KEY=VALUE sets a per-round "
+                     "behaviour-cloning option.")
+    _gym_options(parser)
+    parser.add_argument("--rounds", type=int, default=10, help="DAgger rounds")
+    parser.add_argument("--episodes-per-round", type=int, default=4, help="mixture-policy rollouts per round")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="linear", help="beta schedule")
+    parser.add_argument("--expert", default="scripted", metavar="KIND|PATH",
+                        help="the expert: scripted, ppo, dqn, sac (cached, `irlhf expert train`), a path to an "
+                        "SB3 .zip / irlhf .safetensors policy, or web (people, on the labelling page the job serves)")
+    add_server_options(parser, live=True)
+
+
+def _prefs(subparsers: Any) -> None:
+    parser = subparsers.add_parser("prefs", help="learn from judgements: item scores from comparisons (fit) or a "
+                                   "reward from segment preferences (rl)",
+                                   description="Learning from judgements between items.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
+    fit = add_job(actions, "fit", job_runner("prefs"), help="Bradley-Terry / Plackett-Luce scores, standard "
+                  "errors, ranking and winners from a comparisons or rankings file")
+    source = fit.add_mutually_exclusive_group()
+    source.add_argument("--comparisons", metavar="FILE", help="(i, j, mu) judgements, .jsonl or .csv "
+                        "(mu 1 = i preferred, 0.5 = tie, 0 = j preferred)")
+    source.add_argument("--rankings", metavar="FILE", help='rankings, .jsonl rows {"ranking": [best, ..., worst]}')
+    source.add_argument("--synthetic", type=int, default=0, metavar="N_ITEMS",
+                        help="generate an example with this many items from a known Bradley-Terry model")
+    fit.add_argument("--synthetic-comparisons", type=int, default=2000, help="judgements in the synthetic example")
+    fit.add_argument("--n-items", type=int, default=None, help="number of items (default: largest id + 1)")
+    fit.add_argument("--model", choices=PREF_MODELS, default="auto", help="auto: Bradley-Terry for comparisons, "
+                     "Plackett-Luce for rankings")
+    fit.add_argument("--alpha", type=float, default=0.0, help="prior weight: penalty alpha * ||theta||^2")
+    rl = add_job(actions, "rl", job_runner("prefs", "run_rl_command"), help="deep RL from trajectory preferences "
+                 "(Christiano et al. 2017) with a synthetic labeller: learned reward ensemble + PPO/SAC, evaluation "
+                 "and a report")
+    rl.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    rl.add_argument("--labels", type=int, default=200, help="total queries to the labeller")
+    rl.add_argument("--timesteps", type=int, default=50_000, help="RL environment steps")
+    rl.add_argument("--labeller", choices=LABELLER_CHOICES, default="oracle",
+                    help="synthetic B-Pref teacher answering the queries, or web: people, through the labelling "
+                    "page the job serves while it trains")
+    rl.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
+    _set_option(rl, "override a trajectory.Config field (VALUE as JSON), e.g. --set algo=sac, or a teacher "
+                "parameter with labeller.KEY, e.g. --set labeller.eps=0.2; repeatable")
+    _no_progress(rl)
+    add_server_options(rl, live=True)
+
+
+def _missing_demos_action(args: argparse.Namespace) -> int:
+    raise ValidationError("demos: no action given; expected one of collect, info, convert (see irlhf demos --help)")
+
+
+def _demos(subparsers: Any) -> None:
+    parser = add_job(subparsers, "demos", _missing_demos_action,
+                     help="collect, inspect and convert demonstration files (.npz, .parquet, .jsonl, HF directory)",
+                     description="Collect expert demonstrations (collect), summarise a file (info) or convert "
+                     "between formats (convert). The format follows the path: .npz, .parquet, .jsonl, or a "
+                     "Hugging Face save_to_disk directory. Existing paths are replaced only with --force; no run "
+                     "directory is written.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>")
+    collect = actions.add_parser("collect", help="roll out an expert and save its demonstrations",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    collect.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    collect.add_argument("--episodes", type=int, default=10, help="episodes to collect (reset seeds seed, seed+1, ...)")
+    collect.add_argument("--expert", default="scripted", help="expert kind passed to irlhf.rl.experts.make_expert")
+    collect.add_argument("--save", default=None, metavar="PATH",
+                         help="output (.npz, .parquet, .jsonl, or a directory); default "
+                         "demos/<env>-<expert>-<N>ep-seed<seed>.npz")
+    collect.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed (also before 'collect')")
+    collect.add_argument("--force", action="store_true", help="replace an existing PATH")
+    _no_progress(collect)
+    collect.set_defaults(run=job_runner("demos", "run_collect"))
+    info = actions.add_parser("info", help="summarise a demonstrations file")
+    info.add_argument("path", metavar="PATH", help="demonstrations (.npz, .parquet, .jsonl or a directory)")
+    info.set_defaults(run=job_runner("demos", "run_info"))
+    convert = actions.add_parser("convert", help="convert demonstrations between formats (exact)")
+    convert.add_argument("src", metavar="IN", help="demonstrations to read")
+    convert.add_argument("dst", metavar="OUT", help="path to write; the format follows its suffix")
+    convert.add_argument("--force", action="store_true", help="replace an existing OUT")
+    convert.set_defaults(run=job_runner("demos", "run_convert"))
+
+
+def _expert(subparsers: Any) -> None:
+    parser = add_job(
+        subparsers, "expert", job_runner("expert"),
+        help="train / evaluate / list Stable-Baselines3 experts (cached on disk)",
+        description="train: train an SB3 expert with rl-baselines3-zoo defaults (or reuse the cached one) and "
+        "write a learning curve and report; eval: evaluate an expert (scripted, ppo, dqn, sac or a model file) "
+        "against a random policy and the scripted expert; list: the cached experts. The cache is "
+        "$IRLHF_CACHE_DIR, else $XDG_CACHE_HOME/irlhf, else ~/.cache/irlhf.",
+    )
+    parser.add_argument("action", nargs="?", choices=EXPERT_ACTIONS, default="list", help="what to do")
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
+    parser.add_argument("--algo", choices=SB3_ALGOS, default="ppo", help="train: the SB3 algorithm")
+    parser.add_argument("--timesteps", type=int, default=None,
+                        help="train: environment steps (default: the zoo default for env and algo)")
+    parser.add_argument("--force", action="store_true", help="train: retrain even when the expert is cached")
+    parser.add_argument("--expert", default="scripted", metavar="KIND|PATH",
+                        help="eval: scripted, ppo, dqn, sac (cached, --seed picks the seed) or a path to an SB3 "
+                        ".zip / irlhf .safetensors policy")
+    parser.add_argument("--eval-episodes", "--episodes", dest="eval_episodes", type=int, default=20,
+                        help="evaluation episodes")
+    _no_progress(parser)
+
+
+def _tamer(subparsers: Any) -> None:
+    parser = add_job(subparsers, "tamer", job_runner("tamer", "run_command"),
+                     help="TAMER: learn from scalar feedback (synthetic trainer), with evaluation and a report",
+                     description="Run TAMER (irlhf.preference.tamer): a linear model of the trainer's scalar "
+                     "reinforcement, greedy actions, delay-model credit assignment; the synthetic trainer rates "
+                     "actions by their true advantage. Writes per-episode metrics, the H weights, a learning curve "
+                     "and report.html. --set trainer.KEY=VALUE sets a synthetic-trainer option "
+                     f"({', '.join(TAMER_TRAINER_OPTIONS)}).")
+    parser.add_argument("--env", default="MountainCar-v0", help="gymnasium environment id")
+    parser.add_argument("--episodes", type=int, default=20, help="training episodes")
+    parser.add_argument("--trainer", choices=TAMER_TRAINERS, default="synthetic",
+                        help="who gives the feedback: the synthetic trainer, or web (a person, on the labelling page "
+                        "the job serves)")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
+    _set_option(parser, "override a Config field (VALUE as JSON), e.g. --set credit=window; repeatable")
+    _no_progress(parser)
+    add_server_options(parser, live=True)
+
+
+def _llm(subparsers: Any) -> None:
+    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, PPO-RLHF, and "
+                                   "the synthetic sentiment frontier experiment",
+                                   description="Align local Hugging Face causal LMs with people's preferences.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
+    helps = {"sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
+             "reward": "a reward model from preference pairs (Bradley-Terry) or rankings (Plackett-Luce)",
+             "dpo": "direct preference optimisation on {prompt, chosen, rejected} rows",
+             "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer"}
+    for action in LLM_TRAINERS:
+        p = add_job(actions, action, job_runner("llm", "run_train_command"), help=helps[action])
+        p.add_argument("--model", required=True, metavar="DIR", help="local Hugging Face causal-LM directory")
+        p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
+        if action == "ppo":
+            p.add_argument("--prompts", required=True, metavar="FILE", help=".txt (one per line) or rows with 'prompt'")
+            p.add_argument("--reward", choices=LLM_REWARDS, default="model", help="reward: a reward model or the "
+                           "synthetic sentiment task's ground-truth scorer")
+            p.add_argument("--reward-model", metavar="DIR", help="reward-model directory (from `irlhf llm reward`)")
+            p.add_argument("--eval-prompts", dest="eval_data", metavar="FILE", help="held-out prompts")
+        else:
+            p.add_argument("--data", required=True, metavar="FILE", help="training rows (.jsonl, .parquet, datasets dir)")
+            p.add_argument("--eval-data", metavar="FILE", help="held-out rows")
+        if action in ("dpo", "ppo"):
+            p.add_argument("--ref", metavar="DIR", help="reference model directory (default: the initial model)")
+        p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
+        _set_option(p, "set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
+        _no_progress(p)
+    s = add_job(actions, "sentiment", job_runner("llm", "run_sentiment_command"),
+                help="the synthetic sentiment task: DPO vs PPO reward-KL frontier (minutes; --quick: under one)")
+    s.add_argument("--quick", action="store_true", help="one small seed: a smoke run, not a result")
+    s.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: --seed)")
+    _set_option(s, "set a field of irlhf.llm.tasks.frontier.Config (VALUE as JSON)")
+
+
+def _label(subparsers: Any) -> None:
+    parser = add_job(subparsers, "label", job_runner("label"),
+                     help="serve the labelling page for people (import a task file, export labels, stats)",
+                     description="Serve the labelling web page for one session of a label store (SQLite). "
+                     "--task imports a JSONL task file first (text rankings, clip pairs, DAgger frames; "
+                     "idempotent). --export / --stats write or print the session and exit without serving.")
+    parser.add_argument("--db", required=True, metavar="FILE", help="label store (SQLite file; --task creates it)")
+    parser.add_argument("--task", default=None, metavar="FILE",
+                        help="JSONL task file to import first (media paths relative to its folder)")
+    parser.add_argument("--session", default=None, metavar="NAME",
+                        help="session to serve / export (default with --task: the task file's name without suffix)")
+    parser.add_argument("--export", default=None, metavar="PATH",
+                        help="write the session out and exit: .jsonl (every query, its labels and consensus); "
+                        "with --format pairs, text preference pairs as .jsonl, .parquet or a datasets directory")
+    parser.add_argument("--format", choices=LABEL_EXPORT_FORMATS, default="jsonl", help="what --export writes")
+    parser.add_argument("--stats", action="store_true",
+                        help="print the session's queries, labels per annotator and agreement, and exit")
+    add_server_options(parser, live=False)
+    parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+
+
+# Parser builders, in the order `irlhf --help` lists the jobs; each registers one sub-command (add_job).
+JOBS: tuple[Callable[[Any], None], ...] = (_demo, _irl, _bc, _dagger, _prefs, _demos, _expert, _tamer, _llm, _label)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -79,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(title="jobs", dest="job", metavar="<job>", required=True)
-    for module_name in JOBS:
-        importlib.import_module(module_name).add_parser(subparsers)
+    for add in JOBS:
+        add(subparsers)
     return parser
 
 

@@ -38,87 +38,88 @@ gail_training.png, iq_learn_policy.safetensors, iq_learn_training.png, preferenc
 preference_reward.safetensors, dpo_curves.png, dpo_pairs.jsonl and dpo_model/, summary.txt (also printed)
 and report.html.
 
-Extending (e.g. an IRL recovery section): write ``def recover(demo: Demo) -> dict`` that reads
-what earlier steps left on ``demo`` (``demo.mdp``, ``demo.trajs``, ...), saves artifacts with
-``demo.run``, adds a section to ``demo.report`` and lines to ``demo.summary``, and returns its
-metrics (logged to metrics.jsonl and kept in ``demo.metrics``); append it to ``STEPS``. New
-options go in ``DemoConfig`` (validated) and ``add_parser``.
-
-Heavy imports (scipy, gymnasium, matplotlib, tqdm) live inside the functions that need them so
-that ``irlhf --help`` stays fast.
+Extending: write ``def step(demo: Demo) -> dict`` that reads what earlier steps left on ``demo``, saves
+artifacts with ``demo.run``, adds a section to ``demo.report`` and lines to ``demo.summary``, and returns its
+metrics (logged to metrics.jsonl); append it to ``STEPS``; new options go in ``DemoConfig`` and ``irlhf.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
 import numpy as np
+import torch
+import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the step timings
+from tqdm import tqdm
 
 from irlhf import __version__
-from irlhf.core.config import BaseConfig, check_number
+from irlhf.core.config import BaseConfig, NonNegativeInt, PositiveInt, Range, Seed
 from irlhf.core.rundir import RunDir
-from irlhf.report import Report
-
-if TYPE_CHECKING:
-    from irlhf.data.types import Trajectory
-    from irlhf.envs.tabular import TabularMDP
+from irlhf.data import save_trajectories
+from irlhf.data.types import Trajectory
+from irlhf.envs.gym import collect_demos, evaluate, normalized_score, random_return
+from irlhf.envs.tabular import TabularMDP, objectworld, sample_trajectories
+from irlhf.eval import evaluate_reward
+from irlhf.eval.preferences import fit_reward_to_oracle
+from irlhf.eval.returns import score_policy
+from irlhf.imitation import bc, dagger
+from irlhf.irl import deep_maxent, gail, iq_learn, maxent
+from irlhf.jobs._common import MAX_WORLD_SIZE, print_summary
+from irlhf.llm import dpo
+from irlhf.llm.loop import save_checkpoint
+from irlhf.llm.tasks import frontier, sentiment
+from irlhf.nn.policies import save_policy
+from irlhf.planning import occupancy_measure, soft_value_iteration, value_iteration
+from irlhf.preference import trajectory
+from irlhf.report import Report, plots
+from irlhf.report.artifacts import save_tensors, state_dict_tensors
+from irlhf.report.curves import dpo_curves, irl_curves
+from irlhf.report.rewards import learned_vs_true, reward_maps
+from irlhf.rl.experts import make_expert
+from irlhf.rl.sb3 import one_thread
 
 JOB = "demo"
-MAX_SIZE = 256  # objectworld's nearest-object distances take O(size^4) memory; 256 already needs ~1 GB
+MAX_SIZE = MAX_WORLD_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig(BaseConfig):
     """Options of ``irlhf demo``.
 
-    size: side of the square objectworld (size * size states), >= 2.
+    size: side of the square objectworld (size * size states).
     horizon: length H of the expert's finite-horizon problem and of every demonstration (Levine's
-        objectworld demos have 8 steps), >= 1.
-    n_demos: number of expert demonstrations to sample, >= 1.
-    discount: discount of the world, in (0, 1].
-    seed: seeds both the world layout and the demonstrations, >= 0.
-    deep_iterations: gradient steps of each deep MaxEnt fit, >= 0 (each is one soft value iteration).
+        objectworld demos have 8 steps).
+    n_demos: number of expert demonstrations to sample.  discount: of the world, in (0, 1].
+    seed: seeds both the world layout and the demonstrations.
+    deep_iterations: gradient steps of each deep MaxEnt fit (each is one soft value iteration).
     imitation_demos: expert episodes of the imitation step (CartPole-v1): BC trains on that many expert
-        episodes, DAgger runs that many rounds of one episode each, >= 1.
-    gail_steps: environment steps of the GAIL step's PPO generator (CartPole-v1), >= 1.
-    iq_updates: gradient steps of the offline IQ-Learn step, >= 1.
-    preference_labels: oracle labels (segment pairs) the preferences step fits its reward model on, >= 1.
-    dpo_prompts: training prompts of the alignment step (4 sampled completions each, all pairs labelled), >= 1.
-    lm_pretrain_steps: pretraining steps of the alignment step's tiny language model, >= 1.
+        episodes, DAgger runs that many rounds of one episode each.
+    gail_steps: environment steps of the GAIL step's PPO generator (CartPole-v1).
+    iq_updates: gradient steps of the offline IQ-Learn step.
+    preference_labels: oracle labels (segment pairs) the preferences step fits its reward model on.
+    dpo_prompts: training prompts of the alignment step (4 sampled completions each, all pairs labelled).
+    lm_pretrain_steps: pretraining steps of the alignment step's tiny language model.
     """
 
-    size: int = 32
-    horizon: int = 8
-    n_demos: int = 64
-    discount: float = 0.9
-    seed: int = 0
-    deep_iterations: int = 200
-    imitation_demos: int = 2
-    gail_steps: int = 20_480
-    iq_updates: int = 2000
-    preference_labels: int = 150
-    dpo_prompts: int = 64
-    lm_pretrain_steps: int = 300
-
-    def __post_init__(self) -> None:
-        check_number("size", self.size, low=2, high=MAX_SIZE, integer=True)
-        check_number("horizon", self.horizon, low=1, integer=True)
-        check_number("n_demos", self.n_demos, low=1, integer=True)
-        check_number("discount", self.discount, low=0, high=1, low_open=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_number("deep_iterations", self.deep_iterations, low=0, integer=True)
-        check_number("imitation_demos", self.imitation_demos, low=1, integer=True)
-        check_number("gail_steps", self.gail_steps, low=1, integer=True)
-        check_number("iq_updates", self.iq_updates, low=1, integer=True)
-        check_number("preference_labels", self.preference_labels, low=1, integer=True)
-        check_number("dpo_prompts", self.dpo_prompts, low=1, integer=True)
-        check_number("lm_pretrain_steps", self.lm_pretrain_steps, low=1, integer=True)
+    size: Annotated[int, Range(2, MAX_SIZE)] = 32
+    horizon: PositiveInt = 8
+    n_demos: PositiveInt = 64
+    discount: Annotated[float, Range(0, 1, low_open=True)] = 0.9
+    seed: Seed = 0
+    deep_iterations: NonNegativeInt = 200
+    imitation_demos: PositiveInt = 2
+    gail_steps: PositiveInt = 20_480
+    iq_updates: PositiveInt = 2000
+    preference_labels: PositiveInt = 150
+    dpo_prompts: PositiveInt = 64
+    lm_pretrain_steps: PositiveInt = 300
 
     def command(self) -> str:
         """The command line that reproduces this configuration."""
@@ -151,8 +152,6 @@ class Demo:
 
 
 def build_world(demo: Demo) -> dict[str, Any]:
-    from irlhf.envs.tabular import objectworld
-
     c = demo.config
     mdp = objectworld(n=c.size, discount=c.discount, seed=c.seed)
     demo.mdp = mdp
@@ -181,8 +180,6 @@ def build_world(demo: Demo) -> dict[str, Any]:
 
 
 def solve_expert(demo: Demo) -> dict[str, Any]:
-    from irlhf.planning import occupancy_measure, soft_value_iteration, value_iteration
-
     c, mdp, r = demo.config, demo.mdp, demo.mdp.true_reward
     H = c.horizon
     _, _, pi = soft_value_iteration(mdp, r, horizon=H)
@@ -214,9 +211,6 @@ def solve_expert(demo: Demo) -> dict[str, Any]:
 
 
 def sample_demos(demo: Demo) -> dict[str, Any]:
-    from irlhf.data import save_trajectories
-    from irlhf.envs.tabular import sample_trajectories
-
     c, mdp = demo.config, demo.mdp
     trajs = sample_trajectories(mdp, demo.pi, n=c.n_demos, horizon=c.horizon, seed=c.seed)
     demo.trajs = trajs
@@ -260,8 +254,6 @@ def sample_demos(demo: Demo) -> dict[str, Any]:
 
 
 def plot_maps(demo: Demo) -> dict[str, Any]:
-    from irlhf.report import plots
-
     mdp, n = demo.mdp, demo.config.size
     fig, (ax_r, ax_o, ax_v) = plots.figure_row(3)
     plots.grid_heatmap(ax_r, mdp.true_reward, n, title="true reward (objects by outer colour)", cmap="RdBu",
@@ -293,15 +285,6 @@ IRL_LEARNERS = (
 
 
 def recover_rewards(demo: Demo) -> dict[str, Any]:
-    import importlib
-
-    from irlhf.envs.tabular import objectworld
-    from irlhf.jobs.irl import evaluate_reward, plot_rewards
-
-    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
-
-    from irlhf.irl import deep_maxent
-
     c, mdp = demo.config, demo.mdp
     deep = deep_maxent.Config(iterations=c.deep_iterations, seed=c.seed)
     # the same layout and reward (same seed), with the 4 continuous nearest-object distances as features
@@ -309,7 +292,7 @@ def recover_rewards(demo: Demo) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     rows, panels = [], []
     for key, label, module_name, features in IRL_LEARNERS:
-        module = importlib.import_module(f"irlhf.irl.{module_name}")
+        module = {"maxent": maxent, "deep_maxent": deep_maxent}[module_name]
         config = deep if module_name == "deep_maxent" else module.Config()
         t0 = time.perf_counter()
         result = module.train(mdp, demo.trajs, config, features=distances if features == "distances" else None)
@@ -324,7 +307,7 @@ def recover_rewards(demo: Demo) -> dict[str, Any]:
         panels.append((f"{label}\nEVD {m['evd']:.3g}", result.reward))
     rows.append(["constant reward (for scale)", metrics["irl_evd_constant_reward"], 0.0, "", ""])
     rows.append(["true reward (the expert)", 0.0, 1.0, metrics["irl_expert_demo_log_likelihood"], ""])
-    plot_rewards(demo.run, mdp, panels, name="irl_rewards.png")
+    demo.run.save_figure("irl_rewards.png", reward_maps(mdp, panels))
     n_features = mdp.n_features
     demo.report.section("Inverse RL").text(
         f"Recovering the reward from the {c.n_demos} demonstrations alone (the learners see the dynamics, the "
@@ -356,13 +339,6 @@ IMITATION_EVAL_SEED_OFFSET = 10_000  # evaluation resets never coincide with the
 
 
 def compare_imitation(demo: Demo) -> dict[str, Any]:
-    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
-
-    from irlhf.envs.gym import collect_demos, evaluate, normalized_score, random_return
-
-    from irlhf.rl.experts import make_expert
-    from irlhf.imitation import bc, dagger
-
     c, env_id = demo.config, IMITATION_ENV
     n = c.imitation_demos
     eval_seed = c.seed + IMITATION_EVAL_SEED_OFFSET
@@ -435,10 +411,6 @@ GAIL_DEMOS = 4  # scripted-expert CartPole episodes of the GAIL and IQ-Learn ste
 def _cartpole_demos(demo: Demo) -> list[Trajectory]:
     """GAIL_DEMOS scripted-expert episodes (resets seed, seed + 1, ...), collected once and saved."""
     if demo.cartpole_demos is None:
-        from irlhf.data import save_trajectories
-        from irlhf.envs.gym import collect_demos
-        from irlhf.rl.experts import make_expert
-
         demo.cartpole_demos = collect_demos(IMITATION_ENV, make_expert(IMITATION_ENV, seed=demo.config.seed),
                                             n_episodes=GAIL_DEMOS, seed=demo.config.seed)
         save_trajectories(demo.run.file("cartpole_demos.npz"), demo.cartpole_demos)
@@ -448,16 +420,19 @@ def _cartpole_demos(demo: Demo) -> list[Trajectory]:
 def _cartpole_scores(demo: Demo, policy: Any, prefix: str) -> dict[str, Any]:
     """The policy's return (mean, std) and normalised score next to the expert's and a random policy's, on the
     imitation step's held-out resets."""
-    from irlhf.envs.gym import evaluate, normalized_score, random_return
-    from irlhf.rl.experts import make_expert
+    m = score_policy(IMITATION_ENV, policy, make_expert(IMITATION_ENV, seed=demo.config.seed), IMITATION_EVAL_EPISODES,
+                     demo.config.seed + IMITATION_EVAL_SEED_OFFSET)
+    return {f"{prefix}_return": m["eval_return_mean"], f"{prefix}_return_std": m["eval_return_std"],
+            f"{prefix}_score": m["normalized_score"], f"{prefix}_expert_return": m["expert_return_mean"],
+            f"{prefix}_random_return": m["random_return_mean"]}
 
-    env_id, eval_seed = IMITATION_ENV, demo.config.seed + IMITATION_EVAL_SEED_OFFSET
-    expert_mean = evaluate(env_id, make_expert(env_id, seed=demo.config.seed), IMITATION_EVAL_EPISODES, eval_seed)[0]
-    random_mean = random_return(env_id, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
-    mean, std = evaluate(env_id, policy, n_episodes=IMITATION_EVAL_EPISODES, seed=eval_seed)
-    return {f"{prefix}_return": mean, f"{prefix}_return_std": std,
-            f"{prefix}_score": normalized_score(env_id, mean, expert_mean, random_mean),
-            f"{prefix}_expert_return": expert_mean, f"{prefix}_random_return": random_mean}
+
+def _save_figure(demo: Demo, name: str, figure: Any) -> str | None:
+    """Save ``figure`` (None: nothing to draw) in the run directory; its file name or None."""
+    if figure is None:
+        return None
+    demo.run.save_figure(name, figure)
+    return name
 
 
 def _score_rows(m: dict[str, Any], prefix: str, label: str) -> list[list[Any]]:
@@ -468,12 +443,6 @@ def _score_rows(m: dict[str, Any], prefix: str, label: str) -> list[list[Any]]:
 
 def adversarial_irl(demo: Demo) -> dict[str, Any]:
     """GAIL on CartPole-v1 from GAIL_DEMOS expert episodes; return vs expert vs random."""
-    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
-
-    from irlhf.irl import gail
-    from irlhf.jobs.irl_env import _state_dict, plot_training, save_tensors
-    from irlhf.rl.sb3 import one_thread
-
     c, env_id = demo.config, IMITATION_ENV
     demos = _cartpole_demos(demo)
     config = gail.Config(total_timesteps=c.gail_steps, seed=c.seed, progress=False)
@@ -482,9 +451,9 @@ def adversarial_irl(demo: Demo) -> dict[str, Any]:
         result = gail.train(env_id, demos, config)
     seconds = time.perf_counter() - t0
     result.model.save(str(demo.run.file("gail_policy.zip")))
-    save_tensors(demo.run, "gail_reward.safetensors",
-                 {**_state_dict(result.discriminator), **_state_dict(result.features, "features.")})
-    png = plot_training(demo.run, "gail", result.history, name="gail_training.png")
+    save_tensors(demo.run.file("gail_reward.safetensors"),
+                 {**state_dict_tensors(result.discriminator), **state_dict_tensors(result.features, "features.")})
+    png = _save_figure(demo, "gail_training.png", irl_curves("gail", result.history))
     metrics = _cartpole_scores(demo, result.policy, "gail")
     last = result.history[-1] if result.history else {}
     metrics.update(gail_demos=len(demos), gail_timesteps=c.gail_steps, gail_rounds=len(result.history),
@@ -512,13 +481,6 @@ def adversarial_irl(demo: Demo) -> dict[str, Any]:
 
 def inverse_soft_q(demo: Demo) -> dict[str, Any]:
     """Offline IQ-Learn on CartPole-v1 from the GAIL step's expert episodes; return vs expert vs random."""
-    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
-
-    from irlhf.irl import iq_learn
-    from irlhf.jobs.irl_env import plot_training
-    from irlhf.nn.policies import save_policy
-    from irlhf.rl.sb3 import one_thread
-
     c, env_id = demo.config, IMITATION_ENV
     demos = _cartpole_demos(demo)
     config = iq_learn.Config(updates=c.iq_updates, seed=c.seed, progress=False)
@@ -527,7 +489,7 @@ def inverse_soft_q(demo: Demo) -> dict[str, Any]:
         result = iq_learn.train(env_id, demos, config)
     seconds = time.perf_counter() - t0
     save_policy(demo.run.file("iq_learn_policy.safetensors"), result.policy)
-    png = plot_training(demo.run, "iq-learn", result.history, name="iq_learn_training.png")
+    png = _save_figure(demo, "iq_learn_training.png", irl_curves("iq-learn", result.history))
     metrics = _cartpole_scores(demo, result.policy, "iq_learn")
     last = result.history[-1] if result.history else {}
     metrics.update(iq_learn_demos=len(demos), iq_learn_updates=c.iq_updates, iq_learn_loss=last.get("loss"),
@@ -560,110 +522,22 @@ PREFERENCE_PLOT_STEPS = 2000  # held-out steps drawn in the per-step panel (the 
 
 
 def learn_from_preferences(demo: Demo) -> dict[str, Any]:
-    import torch
-    import torch._dynamo  # noqa: F401  torch.optim imports it on first use (~2 s once): keep it out of the timings
-
-    from irlhf.envs.gym import make_env
-
-    from irlhf.rl.experts import make_expert
-    from irlhf.preference import trajectory
-    from irlhf.preference.labellers import SyntheticOracle
-    from irlhf.report import plots
-    from irlhf.rl.sb3 import one_thread
-
-    c, env_id, length = demo.config, PREFERENCE_ENV, PREFERENCE_SEGMENT
-    expert = make_expert(env_id, seed=c.seed)
-    env = make_env(env_id)
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    low, high = act_space.low, act_space.high
-
-    def behaviour(eps: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
-        rng = np.random.default_rng(seed)
-
-        def policy(obs: np.ndarray) -> np.ndarray:
-            acts = expert(obs)
-            swap = rng.random(len(obs)) < eps
-            return np.where(swap[:, None], rng.uniform(low, high, size=acts.shape), acts).astype(acts.dtype)
-
-        return policy
-
-    def episodes(base: int) -> list[Trajectory]:  # PREFERENCE_STEPS steps of each behaviour policy
-        out: list[Trajectory] = []
-        for i, eps in enumerate(PREFERENCE_NOISE):
-            s = base + 100 * i
-            out += trajectory.rollout_episodes(env_id, behaviour(eps, s), PREFERENCE_STEPS, seed=s)
-        return out
-
-    def pairs(segments: trajectory.Segments, n: int) -> trajectory.Preferences:
-        a, b = segments[np.arange(n)], segments[np.arange(n, 2 * n)]
-        return trajectory.Preferences(a, b, oracle.label_batch(a, b), np.zeros(n, dtype=np.int64))
-
+    """A Pendulum reward from oracle-labelled segment pairs alone (``irlhf.eval.preferences``), tested held out."""
+    c, env_id, length, n, n_test = (demo.config, PREFERENCE_ENV, PREFERENCE_SEGMENT, demo.config.preference_labels,
+                                    PREFERENCE_HELDOUT)
     rng = np.random.default_rng(c.seed)
-    oracle = SyntheticOracle(seed=c.seed)  # deterministic: prefers the higher true return, 0.5 on exact ties
-    n, n_test = c.preference_labels, PREFERENCE_HELDOUT
-    train_episodes = episodes(c.seed)
-    test_episodes = episodes(c.seed + PREFERENCE_EVAL_SEED_OFFSET)
-    train_segments = trajectory.sample_segments(train_episodes, 2 * n, length, rng)
-    data = pairs(train_segments, n)
-    test_segments = trajectory.sample_segments(test_episodes, 2 * n_test, length, rng)
-    test = pairs(test_segments, n_test)
-
-    config = trajectory.Config(seed=c.seed, progress=False)  # the reward-model defaults of `irlhf prefs`
-    model = trajectory.RewardModel(obs_space, act_space, config.ensemble_size, config.reward_hidden_sizes,
-                                   config.reward_activation, seed=c.seed)
-    model.set_input_stats(train_segments)
-    mask = test_segments.mask
-    flat_obs = test_segments.obs.reshape(-1, *test_segments.obs.shape[2:])
-    flat_acts = test_segments.acts.reshape(-1, *test_segments.acts.shape[2:])
-
-    def evaluate() -> tuple[dict[str, float], np.ndarray]:
-        """Held-out loss and accuracy (decided pairs), and the ensemble-mean raw reward of every step."""
-        with torch.no_grad():
-            steps = model.members(flat_obs, flat_acts).mean(dim=0).reshape(mask.shape)
-        returns = (steps * torch.as_tensor(mask, dtype=steps.dtype)).sum(dim=1)
-        ra, rb = returns[:n_test], returns[n_test:]
-        decided = test.mu != 0.5
-        correct = ((ra - rb).numpy() > 0) == (test.mu > 0.5)
-        return ({"loss": float(trajectory.segment_loss(ra, rb, test.mu)),
-                 "accuracy": float(correct[decided].mean()) if decided.any() else float("nan")},
-                steps.numpy())
-
-    with one_thread():  # small networks: extra threads only contend
-        untrained, _ = evaluate()
-        t0 = time.perf_counter()
-        fit = trajectory.fit_reward(model, data, config, rng)
-        fit_seconds = time.perf_counter() - t0
-        heldout, step_learned = evaluate()
-    learned = (step_learned * mask).sum(axis=1)  # learned segment returns
-    true = test_segments.returns()
-    step_learned, step_true = step_learned[mask], test_segments.true_rews[mask]
-
-    def pearson(x: np.ndarray, y: np.ndarray) -> float:
-        return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
-
-    correlation, step_correlation = pearson(learned, true), pearson(step_learned, step_true)
-    trajectory.save_reward_model(demo.run.file("preference_reward.safetensors"), model)
-
-    fig, (ax_seg, ax_step) = plots.figure_row(2)
-    ax_seg.scatter(true, learned, s=8, alpha=0.5)
-    ax_seg.set(xlabel="true segment return", ylabel="learned segment return (ensemble mean)",
-               title=f"held-out segments (Pearson r = {correlation:.3f})")
-    shown = rng.permutation(len(step_true))[:PREFERENCE_PLOT_STEPS]
-    ax_step.scatter(step_true[shown], step_learned[shown], s=3, alpha=0.3)
-    ax_step.set(xlabel="true reward", ylabel="learned reward (ensemble mean)",
-                title=f"held-out steps (Pearson r = {step_correlation:.3f}; {len(shown)} shown)")
-    demo.run.save_figure("preferences.png", fig)
-
-    metrics = {
-        "preference_env": env_id, "preference_labels": n, "preference_heldout_pairs": n_test,
-        "preference_train_ties": float(np.mean(data.mu == 0.5)),
-        "preference_train_loss": fit["loss"], "preference_train_accuracy": fit["accuracy"],
-        "preference_heldout_loss": heldout["loss"], "preference_heldout_accuracy": heldout["accuracy"],
-        "preference_untrained_heldout_accuracy": untrained["accuracy"],
-        "preference_return_correlation": correlation, "preference_reward_correlation": step_correlation,
-        "preference_fit_seconds": fit_seconds,
-    }
+    result = fit_reward_to_oracle(env_id, make_expert(env_id, seed=c.seed), n, seed=c.seed, rng=rng,
+                                  noise=PREFERENCE_NOISE, steps=PREFERENCE_STEPS, segment_length=length,
+                                  n_heldout=n_test, heldout_seed_offset=PREFERENCE_EVAL_SEED_OFFSET)
+    config, m = result.config, result.metrics
+    trajectory.save_reward_model(demo.run.file("preference_reward.safetensors"), result.model)
+    shown = rng.permutation(len(result.true_rewards))[:PREFERENCE_PLOT_STEPS]
+    demo.run.save_figure("preferences.png", learned_vs_true(result.true_returns, result.learned_returns,
+                                                            result.true_rewards, result.learned_rewards, shown))
+    metrics = {"preference_env": env_id, "preference_labels": n, "preference_heldout_pairs": n_test}
+    metrics.update({f"preference_{k}": m[k] for k in (
+        "train_ties", "train_loss", "train_accuracy", "heldout_loss", "heldout_accuracy", "untrained_heldout_accuracy",
+        "return_correlation", "reward_correlation", "fit_seconds")})
     noise = ", ".join(f"{eps:g}" for eps in PREFERENCE_NOISE)
     demo.report.section("Reward from preferences").text(
         f"Learning a reward from pairwise preferences alone (Christiano et al. 2017), without RL: {env_id} "
@@ -679,14 +553,14 @@ def learn_from_preferences(demo: Demo) -> dict[str, Any]:
         "until the pole falls, so a segment's return only counts its live steps and any positive constant "
         "reward would rank every pair correctly."
     ).table(
-        [["held-out pairwise accuracy", heldout["accuracy"]],
-         ["held-out accuracy of the untrained ensemble (for scale)", untrained["accuracy"]],
-         ["training accuracy", fit["accuracy"]],
-         ["held-out Bradley-Terry loss (training)", f"{heldout['loss']:.4f} ({fit['loss']:.4f})"],
-         ["correlation, learned vs true segment return (held-out)", correlation],
-         ["correlation, learned vs true per-step reward (held-out)", step_correlation],
+        [["held-out pairwise accuracy", m["heldout_accuracy"]],
+         ["held-out accuracy of the untrained ensemble (for scale)", m["untrained_heldout_accuracy"]],
+         ["training accuracy", m["train_accuracy"]],
+         ["held-out Bradley-Terry loss (training)", f"{m['heldout_loss']:.4f} ({m['train_loss']:.4f})"],
+         ["correlation, learned vs true segment return (held-out)", m["return_correlation"]],
+         ["correlation, learned vs true per-step reward (held-out)", m["reward_correlation"]],
          ["labels (ties)", f"{n} ({metrics['preference_train_ties']:.0%})"],
-         ["fit seconds", round(fit_seconds, 3)]],
+         ["fit seconds", round(m["fit_seconds"], 3)]],
         header=["quantity", "value"],
     ).image(
         "preferences.png",
@@ -694,10 +568,11 @@ def learn_from_preferences(demo: Demo) -> dict[str, Any]:
         "its true return. Right: the learned per-step reward against the true one (a random sample of steps). Rewards "
         "from preferences are identified only up to shift and scale: look at the ordering, not the values.",
     )
-    demo.summary.append(f"preferences: {env_id}, {n} oracle labels: held-out accuracy {heldout['accuracy']:.3f} "
-                        f"(untrained {untrained['accuracy']:.3f}), return correlation {correlation:.3f}, "
-                        f"per-step reward correlation {step_correlation:.3f}")
+    demo.summary.append(f"preferences: {env_id}, {n} oracle labels: held-out accuracy {m['heldout_accuracy']:.3f} "
+                        f"(untrained {m['untrained_heldout_accuracy']:.3f}), return correlation "
+                        f"{m['return_correlation']:.3f}, per-step reward correlation {m['reward_correlation']:.3f}")
     return metrics
+
 
 
 DPO_EVAL_PROMPTS = 32  # held-out prompts of the alignment step, 4 samples each
@@ -706,14 +581,6 @@ DPO_SAMPLES = 4  # completions per prompt: all 6 pairs labelled
 
 def align_language_model(demo: Demo) -> dict[str, Any]:
     """DPO on the synthetic sentiment task: pretrain, sample, label pairs by the true reward, DPO, evaluate."""
-    import copy
-
-    import torch
-
-    from irlhf.llm import dpo
-    from irlhf.llm.loop import save_checkpoint
-    from irlhf.llm.tasks import frontier, sentiment
-
     c, seed = demo.config, demo.config.seed
     torch.manual_seed(seed)
     tokenizer = sentiment.build_tokenizer()
@@ -731,19 +598,8 @@ def align_language_model(demo: Demo) -> dict[str, Any]:
     save_checkpoint(result.model, tokenizer, demo.run.file("dpo_model"))
     pairs.save(demo.run.file("dpo_pairs.jsonl"))
 
-    from irlhf.report import plots
-
     rows = [r for r in result.history if "loss" in r and "step" in r]
-    fig, (ax_loss, ax_margin) = plots.figure_row(2, panel_size=3.6)
-    ax_loss.plot([r["step"] for r in rows], [r["loss"] for r in rows], "o-", ms=2)
-    ax_loss.set(xlabel="step", ylabel="DPO loss", title="loss (log 2 at step 0)")
-    ax_margin.plot([r["step"] for r in rows], [r["rewards/margins"] for r in rows], "o-", ms=2, label="margin")
-    ax_margin.plot([r["step"] for r in rows], [r["rewards/accuracies"] for r in rows], "o-", ms=2, label="accuracy")
-    ax_margin.set(xlabel="step", title="implicit reward: margin and accuracy")
-    ax_margin.legend(fontsize=7)
-    for ax in (ax_loss, ax_margin):
-        ax.grid(alpha=0.3)
-    demo.run.save_figure("dpo_curves.png", fig)
+    demo.run.save_figure("dpo_curves.png", dpo_curves(result.history))
 
     metrics = {"dpo_pretrain_loss": pre["loss"], "dpo_pairs": len(pairs), "dpo_steps": len(rows),
                "dpo_final_loss": rows[-1]["loss"], "dpo_final_accuracy": rows[-1]["rewards/accuracies"],
@@ -788,8 +644,6 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
 
 def run_demo(config: DemoConfig, out: str | os.PathLike[str] = "runs", *, progress: bool = True) -> Demo:
     """Run every step of ``STEPS`` in a fresh run directory under ``out``; returns the filled ``Demo``."""
-    from tqdm import tqdm
-
     run = RunDir.create(JOB, out)
     run.write_config(config)
     demo = Demo(config=config, run=run, report=Report(f"irlhf demo: objectworld {config.size}x{config.size}"))
@@ -821,44 +675,6 @@ def run_demo(config: DemoConfig, out: str | os.PathLike[str] = "runs", *, progre
     return demo
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from irlhf.cli import add_job
-
-    defaults = DemoConfig()
-    parser = add_job(
-        subparsers, JOB, run,
-        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, "
-        "CartPole GAIL and offline IQ-Learn, "
-        "a Pendulum reward learned from preferences, and DPO on a tiny language model, with a report (seconds)",
-        description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
-        "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
-        "compare behaviour cloning with DAgger on CartPole-v1, learn CartPole-v1 from expert episodes with GAIL "
-        "(adversarial) and offline IQ-Learn (inverse soft-Q), fit a Pendulum-v1 reward model to synthetic "
-        "pairwise preferences (no RL), align a tiny language model with DPO on synthetic sentiment preferences, and "
-        "write figures, metrics and report.html.",
-    )
-    parser.add_argument("--size", type=int, default=defaults.size, help="grid side length (size*size states)")
-    parser.add_argument("--horizon", type=int, default=defaults.horizon, help="expert horizon and demo length")
-    parser.add_argument("--n-demos", type=int, default=defaults.n_demos, help="number of demonstrations")
-    parser.add_argument("--discount", type=float, default=defaults.discount, help="discount in (0, 1]")
-    parser.add_argument("--deep-iters", type=int, default=defaults.deep_iterations,
-                        help="gradient steps of each deep MaxEnt IRL fit")
-    parser.add_argument("--imitation-demos", type=int, default=defaults.imitation_demos,
-                        help="expert episodes of the CartPole BC vs DAgger comparison (DAgger: one per round)")
-    parser.add_argument("--gail-steps", type=int, default=defaults.gail_steps,
-                        help="environment steps of the CartPole GAIL step's PPO generator")
-    parser.add_argument("--iq-updates", type=int, default=defaults.iq_updates,
-                        help="gradient steps of the CartPole offline IQ-Learn step")
-    parser.add_argument("--preference-labels", type=int, default=defaults.preference_labels,
-                        help="oracle labels (segment pairs) the Pendulum reward-from-preferences model is fitted on")
-    parser.add_argument("--dpo-prompts", type=int, default=defaults.dpo_prompts,
-                        help="prompts of the DPO step (4 sampled completions each, all pairs labelled)")
-    parser.add_argument("--lm-pretrain-steps", type=int, default=defaults.lm_pretrain_steps,
-                        help="pretraining steps of the DPO step's tiny language model")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
 def run(args: argparse.Namespace) -> int:
     # validate everything before creating the run directory: bad options leave nothing behind
     config = DemoConfig(size=args.size, horizon=args.horizon, n_demos=args.n_demos, discount=args.discount,
@@ -866,6 +682,4 @@ def run(args: argparse.Namespace) -> int:
                         gail_steps=args.gail_steps, iq_updates=args.iq_updates,
                         preference_labels=args.preference_labels, dpo_prompts=args.dpo_prompts,
                         lm_pretrain_steps=args.lm_pretrain_steps)
-    demo = run_demo(config, args.out, progress=not args.no_progress)
-    print("\n".join(demo.summary))
-    return 0
+    return print_summary(run_demo(config, args.out, progress=not args.no_progress).summary)

@@ -19,9 +19,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from irlhf.core.errors import ValidationError
+import numpy as np
+from tqdm.auto import tqdm
 
-SUFFIXES = (".npz", ".parquet", ".jsonl")
+from irlhf.core.errors import ValidationError
+from irlhf.data import load_demos, save_demos
+from irlhf.envs.gym import collect_demos
+from irlhf.jobs._common import DEMO_SUFFIXES
+from irlhf.rl.experts import make_expert
+
+SUFFIXES = DEMO_SUFFIXES
 
 
 def _check_target(path: str, force: bool) -> Path:
@@ -42,8 +49,6 @@ def default_path(env: str, expert: str, episodes: int, seed: int) -> str:
 
 def stats_lines(demos: list[Any]) -> list[str]:
     """Episodes, steps, shapes and dtypes, return statistics, terminal / truncated counts."""
-    import numpy as np
-
     first = demos[0]
     steps = [len(t) for t in demos]
     lines = [
@@ -64,10 +69,6 @@ def stats_lines(demos: list[Any]) -> list[str]:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from irlhf.data import save_demos
-    from irlhf.envs.gym import collect_demos
-    from irlhf.rl.experts import make_expert
-
     if isinstance(args.episodes, bool) or not isinstance(args.episodes, int) or args.episodes < 1:
         raise ValidationError(f"episodes={args.episodes!r}: expected an int >= 1")
     path = args.save or default_path(args.env, args.expert, args.episodes, args.seed)
@@ -76,8 +77,6 @@ def run_collect(args: argparse.Namespace) -> int:
     demos = []
     episodes = range(args.episodes)
     if not args.no_progress:
-        from tqdm.auto import tqdm
-
         episodes = tqdm(episodes, desc=f"collecting {args.env}", unit="episode", leave=False)
     for k in episodes:
         demos += collect_demos(args.env, expert, n_episodes=1, seed=args.seed + k)
@@ -88,58 +87,14 @@ def run_collect(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from irlhf.data import load_demos
-
     demos = load_demos(args.path)
     print("\n".join([f"{args.path}", *stats_lines(demos)]))
     return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from irlhf.data import load_demos, save_demos
-
     target = _check_target(args.dst, args.force)
     demos = load_demos(args.src)
     save_demos(target, demos)
     print(f"irlhf demos convert: {args.src} -> {target} ({len(demos)} episodes, {sum(len(t) for t in demos)} steps)")
     return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    from irlhf.cli import add_job
-
-    parser = add_job(subparsers, "demos", _run_missing_action,
-                     help="collect, inspect and convert demonstration files (.npz, .parquet, .jsonl, HF directory)",
-                     description="Collect expert demonstrations (collect), summarise a file (info) or convert "
-                     "between formats (convert). The format follows the path: .npz, .parquet, .jsonl, or a "
-                     "Hugging Face save_to_disk directory. Existing paths are replaced only with --force; no run "
-                     "directory is written.")
-    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>")
-
-    collect = actions.add_parser("collect", help="roll out an expert and save its demonstrations",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    collect.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
-    collect.add_argument("--episodes", type=int, default=10, help="episodes to collect (reset seeds seed, seed+1, ...)")
-    collect.add_argument("--expert", default="scripted", help="expert kind passed to irlhf.rl.experts.make_expert")
-    collect.add_argument("--save", default=None, metavar="PATH",
-                         help="output (.npz, .parquet, .jsonl, or a directory); default "
-                         "demos/<env>-<expert>-<N>ep-seed<seed>.npz")
-    collect.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed (also before 'collect')")
-    collect.add_argument("--force", action="store_true", help="replace an existing PATH")
-    collect.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    collect.set_defaults(run=run_collect)
-
-    info = actions.add_parser("info", help="summarise a demonstrations file")
-    info.add_argument("path", metavar="PATH", help="demonstrations (.npz, .parquet, .jsonl or a directory)")
-    info.set_defaults(run=run_info)
-
-    convert = actions.add_parser("convert", help="convert demonstrations between formats (exact)")
-    convert.add_argument("src", metavar="IN", help="demonstrations to read")
-    convert.add_argument("dst", metavar="OUT", help="path to write; the format follows its suffix")
-    convert.add_argument("--force", action="store_true", help="replace an existing OUT")
-    convert.set_defaults(run=run_convert)
-
-
-def _run_missing_action(args: argparse.Namespace) -> int:
-    raise ValidationError("demos: no action given; expected one of collect, info, convert "
-                          "(see irlhf demos --help)")

@@ -23,51 +23,35 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
-from irlhf.core.errors import ValidationError
+from irlhf.core.config import BaseConfig, OneOf, PositiveInt, Seed
 from irlhf.core.rundir import RunDir
+from irlhf.envs.gym import SCRIPTED_EXPERTS, evaluate, make_env, normalized_score, random_return
+from irlhf.jobs._common import EXPERT_ACTIONS, SB3_ALGOS, EnvId, ExpertKind, fmt, print_summary
 from irlhf.report import Report
+from irlhf.report.curves import training_returns
+from irlhf.rl.experts import cache_dir, list_experts, make_expert, train_expert
+from irlhf.rl.sb3 import check_algo_space
 
 JOB = "expert"
-ACTIONS = ("train", "eval", "list")
-ALGOS = ("ppo", "dqn", "sac")
-EXPERT_KINDS = ("scripted", *ALGOS)
-
-
-def check_expert_kind(value: Any) -> None:
-    """``scripted``, ``ppo``, ``dqn``, ``sac``, or a path ending in ``.zip`` / ``.safetensors``."""
-    if isinstance(value, str) and (value in EXPERT_KINDS or value.endswith((".zip", ".safetensors"))):
-        return
-    raise ValidationError(f"expert={value!r}: expected one of {list(EXPERT_KINDS)} or a path ending in .zip "
-                          "(SB3 model) or .safetensors (irlhf policy)")
+ACTIONS = EXPERT_ACTIONS
+ALGOS = SB3_ALGOS
 
 
 @dataclasses.dataclass(frozen=True)
 class ExpertJobConfig(BaseConfig):
     """Options of ``irlhf expert``: action (train / eval / list), env, algo (train), timesteps (train; None =
-    the default), force (train), expert (eval: a kind or path), eval_episodes (>= 1), seed."""
+    the default), force (train), expert (eval: a kind or path), eval_episodes, seed."""
 
-    action: str = "list"
-    env: str = "CartPole-v1"
-    algo: str = "ppo"
-    timesteps: int | None = None
+    action: Annotated[str, OneOf(ACTIONS)] = "list"
+    env: EnvId = "CartPole-v1"
+    algo: Annotated[str, OneOf(ALGOS)] = "ppo"
+    timesteps: PositiveInt | None = None
     force: bool = False
-    expert: str = "scripted"
-    eval_episodes: int = 20
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_choice("action", self.action, ACTIONS)
-        if not isinstance(self.env, str) or not self.env.strip():
-            raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
-        check_choice("algo", self.algo, ALGOS)
-        if self.timesteps is not None:
-            check_number("timesteps", self.timesteps, low=1, integer=True)
-        check_expert_kind(self.expert)
-        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
+    expert: ExpertKind = "scripted"
+    eval_episodes: PositiveInt = 20
+    seed: Seed = 0
 
     def command(self) -> str:
         if self.action == "train":
@@ -87,8 +71,6 @@ class ExpertJobConfig(BaseConfig):
 
 def _references(env: str, n_episodes: int, seed: int) -> tuple[float, float | None]:
     """Random policy's mean return and the scripted expert's (None without one)."""
-    from irlhf.envs.gym import SCRIPTED_EXPERTS, evaluate, random_return
-
     random_mean = random_return(env, n_episodes=n_episodes, seed=seed)
     scripted = evaluate(env, SCRIPTED_EXPERTS[env], n_episodes=n_episodes, seed=seed)[0] \
         if env in SCRIPTED_EXPERTS else None
@@ -96,49 +78,14 @@ def _references(env: str, n_episodes: int, seed: int) -> tuple[float, float | No
 
 
 def _score(env: str, mean: float, scripted: float | None, random_mean: float) -> float | None:
-    from irlhf.envs.gym import normalized_score
-
     if scripted is None or scripted == random_mean:
         return None
     return normalized_score(env, mean, scripted, random_mean)
 
 
-def _fmt(value: Any, spec: str = ".2f") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def plot_learning_curve(run: RunDir, episodes: list[dict], random_mean: float, scripted: float | None,
-                        name: str = "learning_curve.png") -> str:
-    import numpy as np
-
-    from irlhf.report import plots
-
-    fig, (ax,) = plots.figure_row(1, panel_size=4.8)
-    if episodes:
-        steps = np.array([e["timestep"] for e in episodes])
-        returns = np.array([e["return"] for e in episodes])
-        ax.plot(steps, returns, ".", ms=2, alpha=0.35, color="tab:blue", label="training episode")
-        window = max(1, min(50, len(returns) // 10))
-        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, color="tab:blue", label=f"moving mean ({window} episodes)")
-    ax.axhline(random_mean, color="tab:red", ls=":", label="random policy")
-    if scripted is not None:
-        ax.axhline(scripted, color="gray", ls="--", label="scripted expert")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    run.save_figure(name, fig)
-    return name
-
-
 def run_train(job: ExpertJobConfig, out: str = "runs", *,
               progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
     """Train (or reuse) the cached expert, evaluate it against references, write the run directory."""
-    from irlhf.rl.experts import train_expert
-    from irlhf.envs.gym import make_env
-    from irlhf.rl.sb3 import check_algo_space
-
     env = make_env(job.env)  # unknown env -> ValidationError before any training
     check_algo_space(job.algo, job.env, env.action_space)
     env.close()
@@ -158,7 +105,8 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
     for episode in info["training_episodes"]:
         run.log(phase="train", **episode)
     run.log(phase="final", **metrics)
-    png = plot_learning_curve(run, info["training_episodes"], random_mean, scripted)
+    png = "learning_curve.png"
+    run.save_figure(png, training_returns(info["training_episodes"], random_mean, scripted))
     files = ["config.json", "metrics.jsonl", png, "summary.txt", "report.html"]
 
     report = Report(f"irlhf expert train: {job.algo} on {job.env}")
@@ -176,8 +124,8 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
         "score: (expert - random) / (scripted - random).").table([
             ["expert: mean return", mean], ["expert: std of return", std],
             ["random policy: mean return", random_mean],
-            ["scripted expert: mean return", _fmt(scripted, ".4g")],
-            ["normalized score (1 = scripted, 0 = random)", _fmt(metrics["normalized_score"], ".4g")],
+            ["scripted expert: mean return", fmt(scripted, ".4g")],
+            ["normalized score (1 = scripted, 0 = random)", fmt(metrics["normalized_score"], ".4g")],
             ["training seconds", info["train_seconds"]]], header=["metric", "value"]).image(
         png, caption="Return of each training episode (Monitor) against environment steps, with a moving mean.")
     summary = [
@@ -186,7 +134,7 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
         + ("(reused from the cache)" if info["cached"] else f"(trained in {info['train_seconds']:.1f} s)"),
         f"cache: {info['path']}",
         f"return {mean:.2f} +- {std:.2f} over {info['eval_episodes']} episodes; random {random_mean:.2f}, "
-        f"scripted {_fmt(scripted)}; normalized score {_fmt(metrics['normalized_score'], '.3f')}",
+        f"scripted {fmt(scripted)}; normalized score {fmt(metrics['normalized_score'], '.3f')}",
     ] + ([f"note: {info['note']}"] if info.get("note") else []) + [f"report: {run.file('report.html')}"]
     report.finish(run, files, summary)
     return run, metrics, summary
@@ -194,9 +142,6 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
 
 def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any], list[str]]:
     """Evaluate ``make_expert(env, seed, kind=expert)`` against a random policy and the scripted expert."""
-    from irlhf.envs.gym import evaluate, make_env
-    from irlhf.rl.experts import make_expert
-
     make_env(job.env).close()
     expert = make_expert(job.env, seed=job.seed, kind=job.expert)
     t0 = time.perf_counter()
@@ -217,15 +162,15 @@ def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str,
         f"{job.seed}). Normalised score: (expert - random) / (scripted - random).").table([
             ["expert: mean return", mean], ["expert: std of return", std],
             ["random policy: mean return", random_mean],
-            ["scripted expert: mean return", _fmt(scripted, ".4g")],
-            ["normalized score (1 = scripted, 0 = random)", _fmt(metrics["normalized_score"], ".4g")]],
+            ["scripted expert: mean return", fmt(scripted, ".4g")],
+            ["normalized score (1 = scripted, 0 = random)", fmt(metrics["normalized_score"], ".4g")]],
         header=["metric", "value"])
     files = ["config.json", "metrics.jsonl", "summary.txt", "report.html"]
     summary = [
         f"irlhf expert eval -> {run.path}",
         f"expert {job.expert} on {job.env}: return {mean:.2f} +- {std:.2f} over {job.eval_episodes} episodes; "
-        f"random {random_mean:.2f}, scripted {_fmt(scripted)}; normalized score "
-        f"{_fmt(metrics['normalized_score'], '.3f')}",
+        f"random {random_mean:.2f}, scripted {fmt(scripted)}; normalized score "
+        f"{fmt(metrics['normalized_score'], '.3f')}",
         f"report: {run.file('report.html')}",
     ]
     report.finish(run, files, summary)
@@ -233,8 +178,6 @@ def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str,
 
 
 def list_lines() -> list[str]:
-    from irlhf.rl.experts import cache_dir, list_experts
-
     experts = list_experts()
     if not experts:
         return [f"no cached experts in {cache_dir() / 'experts'}; train one with "
@@ -242,47 +185,16 @@ def list_lines() -> list[str]:
     lines = [f"{len(experts)} cached expert(s) in {cache_dir() / 'experts'}:"]
     for e in experts:
         lines.append(f"  {e.get('env_id')}  {e.get('algo')}  seed {e.get('seed')}  {e.get('timesteps')} steps  "
-                     f"return {_fmt(e.get('eval_return_mean'))} +- {_fmt(e.get('eval_return_std'))}  "
+                     f"return {fmt(e.get('eval_return_mean'))} +- {fmt(e.get('eval_return_std'))}  "
                      f"created {e.get('created')}  {e.get('path')}")
     return lines
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from irlhf.cli import add_job
-
-    d = ExpertJobConfig()
-    parser = add_job(
-        subparsers, JOB, run,
-        help="train / evaluate / list Stable-Baselines3 experts (cached on disk)",
-        description="train: train an SB3 expert with rl-baselines3-zoo defaults (or reuse the cached one) and "
-        "write a learning curve and report; eval: evaluate an expert (scripted, ppo, dqn, sac or a model file) "
-        "against a random policy and the scripted expert; list: the cached experts. The cache is "
-        "$IRLHF_CACHE_DIR, else $XDG_CACHE_HOME/irlhf, else ~/.cache/irlhf.",
-    )
-    parser.add_argument("action", nargs="?", choices=ACTIONS, default=d.action, help="what to do")
-    parser.add_argument("--env", default=d.env, help="gymnasium environment id")
-    parser.add_argument("--algo", choices=ALGOS, default=d.algo, help="train: the SB3 algorithm")
-    parser.add_argument("--timesteps", type=int, default=None,
-                        help="train: environment steps (default: the zoo default for env and algo)")
-    parser.add_argument("--force", action="store_true", help="train: retrain even when the expert is cached")
-    parser.add_argument("--expert", default=d.expert, metavar="KIND|PATH",
-                        help="eval: scripted, ppo, dqn, sac (cached, --seed picks the seed) or a path to an SB3 "
-                        ".zip / irlhf .safetensors policy")
-    parser.add_argument("--eval-episodes", "--episodes", dest="eval_episodes", type=int, default=d.eval_episodes,
-                        help="evaluation episodes")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
     job = ExpertJobConfig(action=args.action, env=args.env, algo=args.algo, timesteps=args.timesteps,
                           force=args.force, expert=args.expert, eval_episodes=args.eval_episodes, seed=args.seed)
     if job.action == "list":
-        print("\n".join(list_lines()))
-        return 0
+        return print_summary(list_lines())
     if job.action == "train":
-        _, _, summary = run_train(job, args.out, progress=not args.no_progress)
-    else:
-        _, _, summary = run_eval(job, args.out)
-    print("\n".join(summary))
-    return 0
+        return print_summary(run_train(job, args.out, progress=not args.no_progress)[2])
+    return print_summary(run_eval(job, args.out)[2])

@@ -1,128 +1,89 @@
-"""``irlhf irl ALGORITHM``: tabular inverse RL end to end on a classic world, with metrics and a report.
-
-The sample-based algorithms (``irlhf irl {gcl,gail,airl,iq-learn} --env ENV``) run on a gymnasium
-environment instead: see ``irlhf.jobs.irl_env``; ``run`` dispatches on the algorithm. Below: the tabular job.
+"""``irlhf irl ALGORITHM``: inverse RL end to end, with metrics and a report. Tabular algorithms
+(apprenticeship, mmp, maxent, deep-maxent) recover a reward on a classic world and are scored by EVD; the
+sample-based ones (gcl, gail, airl, iq-learn) learn on a gymnasium environment from demonstrations and are
+scored by the learned policy's returns. ``run`` dispatches on the algorithm.
 
     irlhf irl maxent --world objectworld --size 16 --demos 64
     irlhf irl deep-maxent --world objectworld --continuous --set hidden_sizes=[32,32] --set iterations=300
     irlhf irl maxent --world gridworld --size 16 --macrocell 4
+    irlhf irl gail --env CartPole-v1 --episodes 4 --set total_timesteps=50000
+    irlhf irl airl --env Pendulum-v1 --expert scripted --set algo=sac --set total_timesteps=20000
+    irlhf irl iq-learn --env CartPole-v1 --demos demos.npz --set updates=3000          # offline
+    irlhf irl iq-learn --env CartPole-v1 --set online=true --set env_steps=20000         # online
 
-Pipeline: build the world (seeded by --seed); the expert is the soft-optimal policy of the true
-reward over --horizon steps; sample --demos demonstrations of that length (same seed); train
-``irlhf.irl.<algorithm>`` (module imported by name, ``-`` -> ``_``) with its ``Config`` defaults plus
-any ``--set KEY=VALUE`` (VALUE parsed as JSON, else taken as a string; ``seed`` and ``progress``
-follow --seed and --no-progress when the Config has them); evaluate the learned reward.
+The learner is ``irlhf.irl.<algorithm>`` (``-`` -> ``_``) with its ``Config`` defaults, then ``seed`` /
+``progress`` from --seed / --no-progress when the Config has them, then ``--set KEY=VALUE`` (VALUE parsed as
+JSON, else a string; unknown keys are an error).
 
-Metrics: expected value difference (EVD: true-reward value of the optimal policy minus that of the
-policy optimal for the learned reward, over the horizon from the world's start distribution),
-Pearson correlation of learned and true rewards, and the demonstrations' mean log-likelihood under
-the soft-optimal policy of the learned reward (all three are properties of the reward, so they
-compare algorithms on equal terms), with the expert's and a constant reward's values for scale.
+Tabular: build the world (seeded by --seed); the expert is the soft-optimal policy of the true reward over
+--horizon steps; sample --demos demonstrations of that length (same seed); train; evaluate the learned reward
+(``irlhf.eval.evaluate_reward``: EVD, reward correlation, demo log-likelihood, with the expert's and a constant
+reward's values for scale). Artifacts in ``<out>/irl-<algorithm>-<timestamp>/``: config.json, metrics.jsonl
+(one line per training evaluation, then the final metrics), true_reward.npy, learned_reward.npy, demos.npz,
+the learned parameters (weights.npy, or reward_net.safetensors for a network), rewards.png, training.png,
+summary.txt (also printed) and report.html.
 
-Artifacts in ``<out>/irl-<algorithm>-<timestamp>/``: config.json, metrics.jsonl (one line per
-training evaluation, then the final metrics), true_reward.npy, learned_reward.npy, demos.npz,
-the learned parameters (weights.npy, or reward_net.safetensors for a network), rewards.png (true
-and learned reward side by side), training.png, summary.txt (also printed) and report.html.
+Sample-based: demonstrations from ``--demos PATH`` (``irlhf.data.load_demos``) or ``--episodes`` episodes of
+``--expert`` (``irlhf.rl.experts.make_expert``; reset seeds --seed, --seed+1, ...). GAIL, AIRL and GCL train an
+SB3 generator (PPO by default, ``--set algo=sac`` for Box actions) for ``total_timesteps`` steps; IQ-Learn is
+offline by default (``updates`` gradient steps), ``--set online=true`` makes it act for ``env_steps`` steps.
+Evaluation (``irlhf.eval.returns.score_policy``): the learned policy's mean / std return over --eval-episodes
+episodes, the expert's (without a scripted expert for --env and with --demos: the demonstrations' mean return)
+and a random policy's, and the normalised score (learned - random) / (expert - random). Artifacts in
+``<out>/irl-<algorithm>-<timestamp>/``: config.json, metrics.jsonl (phase "train" records, then "final"), the
+policy (gail / airl / gcl: ``policy.zip``; iq-learn: ``q_net.safetensors`` plus ``policy.safetensors`` for
+Discrete actions or ``actor.safetensors`` for Box actions), ``reward_net.safetensors`` (discriminator / cost
+network / Q network; the adversarial discriminator's input normalisation under ``features.``), demos.npz (when
+collected), training.png, summary.txt and report.html.
+
+Everything (validation, loading or collecting, training, evaluation) happens before the run directory is made,
+so bad input is one ``irlhf: error:`` line, exit code 2, and no run directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import importlib
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+import numpy as np
+
+from irlhf.core.config import BaseConfig, OneOf, PositiveInt, Range, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
+from irlhf.data import load_demos, save_trajectories
+from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos
+from irlhf.envs.tabular import TabularMDP, binaryworld, gridworld, objectworld, sample_trajectories
+from irlhf.eval import evaluate_reward
+from irlhf.eval.returns import score_policy
+from irlhf.imitation.bc import resolve_spaces
+from irlhf.jobs._common import (IRL_SAMPLE, IRL_TABULAR, MAX_WORLD_SIZE, WORLDS, DemosPath, EnvId, ExpertKind,
+                                Overrides, demo_job_command, options_table, parse_set, print_summary, result_table,
+                                score_line, set_flags)
+from irlhf.nn.policies import save_policy
+from irlhf.planning import soft_value_iteration
 from irlhf.report import Report
+from irlhf.report.artifacts import save_arrays, save_tensors, state_dict_tensors
+from irlhf.report.curves import evaluation_curves, irl_curves
+from irlhf.report.rewards import reward_maps
+from irlhf.rl.experts import make_expert
+from irlhf.rl.sb3 import one_thread
 
 JOB = "irl"
-ALGORITHMS = ("apprenticeship", "mmp", "maxent", "deep-maxent")
-WORLDS = ("objectworld", "gridworld", "binaryworld")
-MAX_SIZE = 256  # as `irlhf demo`: objectworld's distances need O(size^4) memory
+ALGORITHMS = IRL_TABULAR
+SAMPLE_ALGORITHMS = IRL_SAMPLE
+MAX_SIZE = MAX_WORLD_SIZE
 
 
-@dataclasses.dataclass(frozen=True)
-class IrlJobConfig(BaseConfig):
-    """Options of ``irlhf irl``.
-
-    algorithm: one of ALGORITHMS.  world: one of WORLDS.  size: grid side (size * size states).
-    demos: number of expert demonstrations, >= 1.  horizon: expert horizon and demo length, >= 1.
-    discount: in (0, 1].  continuous: objectworld's continuous distance features instead of the
-    indicator features.  macrocell: gridworld's k x k block features (k divides size); None = the
-    plain gridworld.  seed: world layout, demonstrations and the learner's seed.
-    options: overrides of the algorithm's Config fields.
-    """
-
-    algorithm: str = "maxent"
-    world: str = "objectworld"
-    size: int = 16
-    demos: int = 64
-    horizon: int = 8
-    discount: float = 0.9
-    continuous: bool = False
-    macrocell: int | None = None
-    seed: int = 0
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_choice("algorithm", self.algorithm, ALGORITHMS)
-        check_choice("world", self.world, WORLDS)
-        check_number("size", self.size, low=2, high=MAX_SIZE, integer=True)
-        check_number("demos", self.demos, low=1, integer=True)
-        check_number("horizon", self.horizon, low=1, integer=True)
-        check_number("discount", self.discount, low=0, high=1, low_open=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        if self.continuous and self.world != "objectworld":
-            raise ValidationError(
-                f"continuous=True: only objectworld has continuous features, not world={self.world!r}")
-        if self.macrocell is not None:
-            if self.world != "gridworld":
-                raise ValidationError(f"macrocell={self.macrocell!r}: only for world='gridworld', not {self.world!r}")
-            check_number("macrocell", self.macrocell, low=1, high=self.size, integer=True)
-            if self.size % self.macrocell:
-                raise ValidationError(f"macrocell={self.macrocell}: expected a divisor of size={self.size}")
-        if not isinstance(self.options, dict):
-            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
-
-    def command(self) -> str:
-        """The command line that reproduces this run."""
-        parts = [f"irlhf irl {self.algorithm} --world {self.world} --size {self.size} --demos {self.demos}",
-                 f"--horizon {self.horizon} --discount {self.discount:g}"]
-        if self.continuous:
-            parts.append("--continuous")
-        if self.macrocell is not None:
-            parts.append(f"--macrocell {self.macrocell}")
-        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
-        parts.append(f"--seed {self.seed}")
-        return " ".join(parts)
-
-
-def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """``["lr=0.1", "hidden_sizes=[32,32]", "optimizer=adam"]`` -> {"lr": 0.1, "hidden_sizes": [32, 32], ...}."""
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValidationError(f"--set {item!r}: expected KEY=VALUE (e.g. --set lr=0.01)")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        options[key.strip()] = value
-    return options
-
-
+# -- shared by both families --------------------------------------------------------------------------------
 def algorithm_module(name: str) -> Any:
-    """The learner module ``irlhf.irl.<name>`` (``deep-maxent`` -> ``irlhf.irl.deep_maxent``), imported now."""
-    import importlib
-
+    """The learner module ``irlhf.irl.<name>`` (``deep-maxent`` -> ``irlhf.irl.deep_maxent``)."""
     return importlib.import_module(f"irlhf.irl.{name.replace('-', '_')}")
 
 
-def algorithm_config(module: Any, job: IrlJobConfig, progress: bool) -> Any:
+def algorithm_config(module: Any, job: Any, progress: bool) -> Any:
     """The learner's Config: its defaults, then seed / progress from the job, then the --set overrides."""
     fields = {f.name for f in dataclasses.fields(module.Config)}
     values: dict[str, Any] = {}
@@ -134,10 +95,54 @@ def algorithm_config(module: Any, job: IrlJobConfig, progress: bool) -> Any:
     return module.Config.from_dict(values)
 
 
-def build_world(job: IrlJobConfig) -> Any:
-    """The TabularMDP of the job's world (validated by the builder)."""
-    from irlhf.envs.tabular import binaryworld, gridworld, objectworld
+# -- tabular ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class IrlJobConfig(BaseConfig):
+    """Options of ``irlhf irl`` with a tabular algorithm.
 
+    algorithm: one of ALGORITHMS.  world: one of WORLDS.  size: grid side (size * size states).
+    demos: number of expert demonstrations.  horizon: expert horizon and demo length.  discount: in (0, 1].
+    continuous: objectworld's continuous distance features instead of the indicator features.
+    macrocell: gridworld's k x k block features (k divides size); None = the plain gridworld.
+    seed: world layout, demonstrations and the learner's seed.  options: overrides of the algorithm's Config.
+    """
+
+    algorithm: Annotated[str, OneOf(ALGORITHMS)] = "maxent"
+    world: Annotated[str, OneOf(WORLDS)] = "objectworld"
+    size: Annotated[int, Range(2, MAX_SIZE)] = 16
+    demos: PositiveInt = 64
+    horizon: PositiveInt = 8
+    discount: Annotated[float, Range(0, 1, low_open=True)] = 0.9
+    continuous: bool = False
+    macrocell: PositiveInt | None = None
+    seed: Seed = 0
+    options: Overrides = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.continuous and self.world != "objectworld":
+            raise ValidationError(
+                f"continuous=True: only objectworld has continuous features, not world={self.world!r}")
+        if self.macrocell is not None:
+            if self.world != "gridworld":
+                raise ValidationError(f"macrocell={self.macrocell!r}: only for world='gridworld', not {self.world!r}")
+            if self.macrocell > self.size:
+                raise ValidationError(f"macrocell={self.macrocell!r}: expected <= {self.size}")
+            if self.size % self.macrocell:
+                raise ValidationError(f"macrocell={self.macrocell}: expected a divisor of size={self.size}")
+
+    def command(self) -> str:
+        """The command line that reproduces this run."""
+        parts = [f"irlhf irl {self.algorithm} --world {self.world} --size {self.size} --demos {self.demos}",
+                 f"--horizon {self.horizon} --discount {self.discount:g}"]
+        if self.continuous:
+            parts.append("--continuous")
+        if self.macrocell is not None:
+            parts.append(f"--macrocell {self.macrocell}")
+        return " ".join(parts + set_flags(self.options) + [f"--seed {self.seed}"])
+
+
+def build_world(job: IrlJobConfig) -> TabularMDP:
+    """The TabularMDP of the job's world (validated by the builder)."""
     if job.world == "objectworld":
         return objectworld(job.size, discount=job.discount, continuous=job.continuous, seed=job.seed)
     if job.world == "gridworld":
@@ -145,97 +150,22 @@ def build_world(job: IrlJobConfig) -> Any:
     return binaryworld(job.size, discount=job.discount, seed=job.seed)
 
 
-def evaluate_reward(mdp: Any, learned: Any, demos: list, horizon: int) -> dict[str, float]:
-    """EVD, reward correlation and demo log-likelihood of a learned reward (S,) or (S, A), with references."""
-    import numpy as np
-
-    from irlhf.eval import demo_log_likelihood, expected_value_difference, reward_correlation
-    from irlhf.planning import soft_value_iteration
-
-    learned = np.asarray(learned, dtype=np.float64)
-    true = mdp.true_reward
-    state_learned = learned if learned.ndim == 1 else learned.mean(axis=1)
-    _, _, pi_learned = soft_value_iteration(mdp, learned, horizon=horizon)
-    _, _, pi_expert = soft_value_iteration(mdp, true, horizon=horizon)
-    return {
-        "evd": expected_value_difference(mdp, learned, horizon=horizon),
-        "evd_constant_reward": expected_value_difference(mdp, np.zeros(mdp.n_states), horizon=horizon),
-        "reward_correlation": reward_correlation(state_learned, true if true.ndim == 1 else true.mean(axis=1)),
-        "demo_log_likelihood": demo_log_likelihood(pi_learned, demos),
-        "expert_demo_log_likelihood": demo_log_likelihood(pi_expert, demos),
-        "uniform_demo_log_likelihood": float(horizon * np.log(1.0 / mdp.n_actions)),
-    }
-
-
 def save_weights(run: RunDir, weights: Any) -> str | None:
     """weights.npy for an array, reward_net.safetensors for a dict of named arrays; returns the file name."""
-    import numpy as np
-
     if weights is None:
         return None
     if isinstance(weights, dict):
-        from safetensors.numpy import save
-
-        from irlhf.core.io import atomic_open
-
-        tensors = {str(k): np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}
-        with atomic_open(run.file("reward_net.safetensors"), "wb") as handle:
-            handle.write(save(tensors))
+        save_arrays(run.file("reward_net.safetensors"), weights)
         return "reward_net.safetensors"
     run.save_array("weights.npy", np.asarray(weights))
     return "weights.npy"
 
 
-def plot_rewards(run: RunDir, mdp: Any, learned: list[tuple[str, Any]], name: str = "rewards.png") -> str:
-    """The true reward and each (title, learned reward) side by side, learned ones minus their mean (objects
-    marked on objectworld); (S, A) rewards are averaged over actions. Returns the file name."""
-    import numpy as np
-
-    from irlhf.report import plots
-
-    n = int(mdp.meta.get("n") or round(mdp.n_states**0.5))
-    per_state = lambda r: r if r.ndim == 1 else r.mean(axis=1)  # noqa: E731
-    fig, axes = plots.figure_row(1 + len(learned))
-    plots.grid_heatmap(axes[0], per_state(mdp.true_reward), n, title="true reward", cmap="RdBu", centered=True)
-    for ax, (title, reward) in zip(axes[1:], learned):
-        reward = per_state(np.asarray(reward, dtype=np.float64))
-        plots.grid_heatmap(ax, reward - reward.mean(), n, title=title, cmap="RdBu", centered=True)
-    if mdp.meta.get("world") == "objectworld":
-        for ax in axes:
-            plots.mark_cells(ax, mdp.meta["object_cells"], n, mdp.meta["outer_colors"], label="outer colour {}")
-    run.save_figure(name, fig)
-    return name
-
-
-def plot_training(run: RunDir, history: list[dict], name: str = "training.png") -> str | None:
-    """Objective and the statistics gap per training evaluation, when the history records them."""
-    from irlhf.report import plots
-
-    keys = [k for k in ("objective", "visitation_gap", "feature_gap", "margin") if history and k in history[0]]
-    keys = [k for k in keys if all(isinstance(r.get(k), (int, float)) for r in history)]
-    if not keys:
-        return None
-    fig, axes = plots.figure_row(len(keys), panel_size=3.6)
-    for ax, key in zip(axes, keys):
-        ax.plot(range(len(history)), [r[key] for r in history], color="tab:blue")
-        ax.set_xlabel("evaluation")
-        ax.set_title(key.replace("_", " "), fontsize=10)
-        ax.grid(alpha=0.3)
-    run.save_figure(name, fig)
-    return name
-
-
 def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
     """Validate, build, train, evaluate and write the run directory; returns (run, final metrics, summary lines)."""
-    import numpy as np
-
     module = algorithm_module(job.algorithm)
     config = algorithm_config(module, job, progress)  # validates the overrides
     mdp = build_world(job)  # validates the world options
-
-    from irlhf.data import save_trajectories
-    from irlhf.envs.tabular import sample_trajectories
-    from irlhf.planning import soft_value_iteration
 
     t0 = time.perf_counter()
     _, _, pi_expert = soft_value_iteration(mdp, mdp.true_reward, horizon=job.horizon)
@@ -263,13 +193,16 @@ def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> t
     label = {"deep-maxent": "deep MaxEnt", "maxent": "MaxEnt", "mmp": "MMP"}.get(job.algorithm, job.algorithm)
     world = f"{job.size}x{job.size} {job.world}" + (" (continuous features)" if job.continuous else "") + \
         (f" (macrocell {job.macrocell})" if job.macrocell else "")
-    rewards_png = plot_rewards(run, mdp, [(f"learned reward, {label} (minus its mean)", learned)])
-    training_png = plot_training(run, history)
+    rewards_png = "rewards.png"
+    run.save_figure(rewards_png, reward_maps(mdp, [(f"learned reward, {label} (minus its mean)", learned)]))
+    curves = evaluation_curves(history)
+    training_png = "training.png" if curves is not None else None
+    if curves is not None:
+        run.save_figure(training_png, curves)
 
     report = Report(f"irlhf irl {job.algorithm}: {world}")
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
-        job.command()).table(sorted((k, json.dumps(v) if isinstance(v, (dict, list, tuple)) else v)
-                                    for k, v in config.to_dict().items()), header=[f"{label} option", "value"])
+        job.command()).table(options_table(config), header=[f"{label} option", "value"])
     report.section("Setup").text(
         f"World: {world}, {mdp.n_states} states, {mdp.n_actions} actions, {mdp.n_features} features, discount "
         f"{job.discount:g}. The expert is soft-optimal for the true reward over {job.horizon} steps; "
@@ -309,55 +242,6 @@ def run_irl(job: IrlJobConfig, out: str = "runs", *, progress: bool = True) -> t
     return run, metrics, summary
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from irlhf.cli import add_job
-    from irlhf.jobs.imitation import EXPERTS
-    from irlhf.jobs.irl_env import SAMPLE_ALGORITHMS, IrlEnvJobConfig
-
-    d, e = IrlJobConfig(), IrlEnvJobConfig()
-    parser = add_job(
-        subparsers, JOB, run,
-        help="inverse RL: tabular (apprenticeship, mmp, maxent, deep-maxent) on a classic world, with EVD, or "
-        "sample-based (gcl, gail, airl, iq-learn) on a gymnasium environment, with returns; and a report",
-        description="Tabular algorithms (apprenticeship, mmp, maxent, deep-maxent): build a world, sample expert "
-        "demonstrations, recover the reward, and write the learned reward, metrics (EVD, reward correlation, demo "
-        "log-likelihood), plots and report.html; options --world, --size, --demos N, --horizon, --discount, "
-        "--continuous, --macrocell. Sample-based algorithms (gcl, gail, airl, iq-learn): load (--demos PATH) or "
-        "collect (--expert, --episodes) demonstrations on a gymnasium environment (--env), train, evaluate the "
-        "learned policy against the expert and a random policy (--eval-episodes), and write the policy, the reward "
-        "network, learning curves and report.html. --set, --seed, --out and --no-progress apply to both; options "
-        "of the other family are ignored.",
-    )
-    parser.add_argument("algorithm", nargs="?", choices=ALGORITHMS + SAMPLE_ALGORITHMS, default=d.algorithm,
-                        help="the IRL algorithm (module irlhf.irl.<name>): tabular "
-                        f"{', '.join(ALGORITHMS)}; sample-based {', '.join(SAMPLE_ALGORITHMS)}")
-    tabular = parser.add_argument_group("tabular algorithms (apprenticeship, mmp, maxent, deep-maxent)")
-    tabular.add_argument("--world", choices=WORLDS, default=d.world, help="the tabular world")
-    tabular.add_argument("--size", type=int, default=d.size, help="grid side length (size*size states)")
-    tabular.add_argument("--horizon", type=int, default=d.horizon, help="expert horizon and demo length")
-    tabular.add_argument("--discount", type=float, default=d.discount, help="discount in (0, 1]")
-    tabular.add_argument("--continuous", action="store_true", help="objectworld: continuous distance features")
-    tabular.add_argument("--macrocell", type=int, default=None, help="gridworld: k x k block indicator features")
-    sample = parser.add_argument_group("sample-based algorithms (gcl, gail, airl, iq-learn)")
-    sample.add_argument("--env", default=e.env, help="gymnasium environment id")
-    sample.add_argument("--expert", default=e.expert, metavar="KIND|PATH",
-                        help=f"expert to collect demos from when no --demos PATH: {', '.join(EXPERTS)} (cached, "
-                        "`irlhf expert train`) or a path to an SB3 .zip / irlhf .safetensors policy")
-    sample.add_argument("--episodes", type=int, default=e.episodes,
-                        help="demonstrations to collect from the expert when no --demos PATH")
-    sample.add_argument("--eval-episodes", type=int, default=e.eval_episodes, help="evaluation episodes")
-    both = parser.add_argument_group("both")
-    both.add_argument("--demos", default=None, metavar="N|PATH",
-                      help=f"tabular: the number of expert demonstrations to sample (default {d.demos}); "
-                      "sample-based: demonstrations to learn from (.npz, .parquet, .jsonl or a saved dataset "
-                      "directory; default: collect --episodes from --expert)")
-    both.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
-                      help="override a field of the algorithm's Config (VALUE as JSON), e.g. --set lr=0.01 or "
-                      "--set total_timesteps=20000; repeatable")
-    both.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
 def tabular_demos(text: str | None, algorithm: str) -> int:
     """--demos of a tabular algorithm: a number of demonstrations (default IrlJobConfig's)."""
     if text is None:
@@ -370,20 +254,163 @@ def tabular_demos(text: str | None, algorithm: str) -> int:
                               "gcl, gail, airl, iq-learn)") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    from irlhf.jobs.irl_env import SAMPLE_ALGORITHMS, IrlEnvJobConfig, run_irl_env
+# -- sample-based ---------------------------------------------------------------------------------------------
+LABELS = {"gcl": "GCL", "gail": "GAIL", "airl": "AIRL", "iq-learn": "IQ-Learn"}
+DESCRIPTIONS = {
+    "gail": "GAIL (Ho & Ermon 2016): a discriminator D(s, a) separates expert from policy state-actions and an "
+            "SB3 generator is trained by RL on a reward that grows with D (irlhf.irl.gail).",
+    "airl": "AIRL (Fu, Luo & Levine 2018): a discriminator of the form exp(f) / (exp(f) + pi) with a shaped "
+            "reward f(s, a, s') = g(s) + gamma h(s') - h(s); the generator is trained by RL on log D - log(1 - D) "
+            "(irlhf.irl.airl).",
+    "gcl": "Guided cost learning (Finn, Levine & Abbeel 2016): sample-based MaxEnt IOC with a neural cost "
+           "c(s, a), the partition function estimated by importance sampling from the generator's episodes; the "
+           "SB3 generator learns on -c (irlhf.irl.gcl).",
+    "iq-learn": "IQ-Learn (Garg et al. 2021): inverse soft-Q learning; one Q network stands for both the policy "
+                "(softmax of Q / alpha) and the reward r = Q(s, a) - gamma V(s') (irlhf.irl.iq_learn).",
+}
+@dataclasses.dataclass(frozen=True)
+class IrlEnvJobConfig(BaseConfig):
+    """Options of ``irlhf irl {gcl,gail,airl,iq-learn}``.
 
+    algorithm: one of SAMPLE_ALGORITHMS.  env: gymnasium id.  demos: path of demonstrations, or None to
+    collect from the expert.  expert: scripted, ppo, dqn, sac or a model path (see make_expert).
+    episodes: demos to collect when demos is None.  eval_episodes: evaluation episodes.
+    seed: collection, training and evaluation seed.  options: overrides of the algorithm's Config fields.
+    """
+
+    algorithm: Annotated[str, OneOf(SAMPLE_ALGORITHMS)] = "gail"
+    env: EnvId = "CartPole-v1"
+    demos: DemosPath | None = None
+    expert: ExpertKind = "scripted"
+    episodes: PositiveInt = 4
+    eval_episodes: PositiveInt = 20
+    seed: Seed = 0
+    options: Overrides = dataclasses.field(default_factory=dict)
+
+    def command(self) -> str:
+        """The command line that reproduces this run."""
+        return demo_job_command(f"irlhf irl {self.algorithm} --env {self.env}", self)
+
+
+def save_model(run: RunDir, algorithm: str, result: Any) -> list[str]:
+    """The policy and reward network files of a result; returns their names."""
+    if algorithm == "iq-learn":
+        save_tensors(run.file("q_net.safetensors"), state_dict_tensors(result.q_net))
+        files = ["q_net.safetensors"]
+        if result.actor is not None:
+            save_tensors(run.file("actor.safetensors"), state_dict_tensors(result.actor))
+            files.append("actor.safetensors")
+        else:
+            save_policy(run.file("policy.safetensors"), result.policy)
+            files.append("policy.safetensors")
+        save_tensors(run.file("reward_net.safetensors"), state_dict_tensors(result.q_net))
+        return files + ["reward_net.safetensors"]
+    result.model.save(str(run.file("policy.zip")))
+    if algorithm == "gcl":
+        reward = state_dict_tensors(result.cost_net)
+    else:
+        reward = {**state_dict_tensors(result.discriminator), **state_dict_tensors(result.features, "features.")}
+    save_tensors(run.file("reward_net.safetensors"), reward)
+    return ["policy.zip", "reward_net.safetensors"]
+
+
+def _progress_line(algorithm: str, config: Any, history: list[dict]) -> str:
+    last = history[-1] if history else {}
+    if not history:
+        unit = "update" if algorithm == "iq-learn" else "round" if algorithm in ("gail", "airl") else "iteration"
+        return f"no training record (the run was shorter than one {unit} or one log_every)"
+    if algorithm in ("gail", "airl"):
+        return (f"{config.algo} generator, {last.get('timesteps', 0)} steps, {last.get('round', 0)} rounds; "
+                f"discriminator loss {last.get('disc_loss', float('nan')):.3f}")
+    if algorithm == "gcl":
+        return (f"{config.algo} generator, {last.get('timesteps', 0)} steps, {last.get('iteration', 0)} iterations; "
+                f"IOC loss {last.get('ioc_loss', float('nan')):.3f}")
+    mode = f"online, {last.get('env_steps', 0)} env steps" if config.online else "offline"
+    return f"{mode}, {last.get('update', 0)} updates; loss {last.get('loss', float('nan')):.4f}"
+
+
+def run_irl_env(job: IrlEnvJobConfig, out: str = "runs", *,
+                progress: bool = True) -> tuple[RunDir, dict[str, Any], list[str]]:
+    """Validate, load or collect demos, train, evaluate, then write the run directory."""
+    module = algorithm_module(job.algorithm)
+    config = algorithm_config(module, job, progress)  # validates the overrides
+    resolve_spaces(job.env)  # unknown env -> ValidationError
+    expert = (make_expert(job.env, seed=job.seed, kind=job.expert)
+              if (job.demos is None or job.env in SCRIPTED_EXPERTS) else None)
+    t0 = time.perf_counter()
+    if job.demos is not None:
+        demos = load_demos(job.demos)
+        if not demos:
+            raise ValidationError(f"demos={job.demos!r}: holds no trajectories; expected at least one")
+    else:
+        demos = collect_demos(job.env, expert, n_episodes=job.episodes, seed=job.seed)
+    t_train = time.perf_counter()
+    with one_thread():  # small networks: extra threads only contend
+        result = module.train(job.env, demos, config)  # demos that do not fit the env -> ValidationError
+    train_seconds = time.perf_counter() - t_train
+    demo_returns = [float(t.rews.sum()) for t in demos if t.rews is not None]
+    fallback = float(np.mean(demo_returns)) if demo_returns and expert is None else None
+    metrics = score_policy(job.env, result.policy, expert, job.eval_episodes, job.seed, fallback)
+    history = list(result.history or [])
+    n_samples = int(sum(len(t) for t in demos))
+    metrics.update(n_samples=n_samples, n_demos=len(demos),
+                   demo_return_mean=float(np.mean(demo_returns)) if demo_returns else None,
+                   train_records=len(history), train_seconds=train_seconds, seconds=time.perf_counter() - t0)
+
+    run = RunDir.create(f"{JOB}-{job.algorithm}", out)
+    run.write_json("config.json", {**job.to_dict(), "algorithm_config": config.to_dict()})
+    for record in history:
+        run.log(phase="train", **record)
+    run.log(phase="final", **metrics)
+    files = ["config.json", "metrics.jsonl", *save_model(run, job.algorithm, result)]
+    if job.demos is None:
+        save_trajectories(run.file("demos.npz"), demos)
+        files.append("demos.npz")
+    figure = irl_curves(job.algorithm, history)
+    curves = "training.png" if figure is not None else None
+    if figure is not None:
+        run.save_figure(curves, figure)
+    files += [f for f in (curves,) if f] + ["summary.txt", "report.html"]
+
+    label = LABELS[job.algorithm]
+    source = (f"{job.demos} ({len(demos)} demonstrations)" if job.demos else
+              f"{len(demos)} episodes of the {job.expert} expert (reset seeds {job.seed}..{job.seed + len(demos) - 1}, "
+              "demos.npz)")
+    report = Report(f"irlhf irl {job.algorithm}: {job.env}")
+    report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
+        job.command()).table(options_table(config), header=[f"{label} option", "value"])
+    report.section("Setup").text(
+        f"Environment {job.env}. Demonstrations: {source}; {n_samples} transitions. {DESCRIPTIONS[job.algorithm]}")
+    report.section("Result").text(
+        f"Returns of the learned policy (deterministic actions) over {job.eval_episodes} episodes (reset seeds from "
+        f"{job.seed}), under the environment's true reward. Normalised score: (learned - random) / "
+        "(expert - random).").table(
+        result_table(metrics) + [["training records", len(history)], ["training seconds", train_seconds]],
+        header=["metric", "value"])
+    if curves:
+        report.section("Training").image(curves, caption="Learning curves per training record (metrics.jsonl, "
+                                         "phase 'train').")
+    summary = [
+        f"irlhf irl {job.algorithm} -> {run.path}",
+        f"env: {job.env}; demos: {len(demos)} ({n_samples} samples); {_progress_line(job.algorithm, config, history)}",
+        score_line(metrics),
+        f"time: {metrics['seconds']:.2f} s (training {train_seconds:.2f} s)",
+        f"report: {run.file('report.html')}",
+    ]
+    report.finish(run, files, summary)
+    return run, metrics, summary
+
+
+# -- command line -----------------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    """``irlhf irl``: the sample-based job for SAMPLE_ALGORITHMS, else the tabular one."""
     if args.algorithm in SAMPLE_ALGORITHMS:
         env_job = IrlEnvJobConfig(algorithm=args.algorithm, env=args.env, demos=args.demos, expert=args.expert,
                                   episodes=args.episodes, eval_episodes=args.eval_episodes, seed=args.seed,
                                   options=parse_set(args.options))
-        _, _, summary = run_irl_env(env_job, args.out, progress=not args.no_progress)
-        print("\n".join(summary))
-        return 0
+        return print_summary(run_irl_env(env_job, args.out, progress=not args.no_progress)[2])
     job = IrlJobConfig(algorithm=args.algorithm, world=args.world, size=args.size,
                        demos=tabular_demos(args.demos, args.algorithm), horizon=args.horizon,
                        discount=args.discount, continuous=args.continuous, macrocell=args.macrocell, seed=args.seed,
                        options=parse_set(args.options))
-    _, _, summary = run_irl(job, args.out, progress=not args.no_progress)
-    print("\n".join(summary))
-    return 0
+    return print_summary(run_irl(job, args.out, progress=not args.no_progress)[2])

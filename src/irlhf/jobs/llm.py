@@ -21,18 +21,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+from irlhf.core.config import BaseConfig, NonNegativeInt, OneOf, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
+from irlhf.data.text import TextPairs, TextRankings, read_rows
+from irlhf.jobs._common import LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary
+from irlhf.llm import reward
+from irlhf.llm.loop import quiet_transformers, save_checkpoint
+from irlhf.llm.sft import load_sft_data
+from irlhf.llm.tasks import frontier, sentiment
 from irlhf.report import Report
+from irlhf.report.curves import loss_and_metric
 
-TRAINERS = ("sft", "reward", "dpo", "ppo")
-REWARDS = ("model", "sentiment")
+TRAINERS = LLM_TRAINERS
+REWARDS = LLM_REWARDS
 # the metric drawn beside the loss in curves.png, per trainer
 KEY_METRIC = {"sft": "mean_token_accuracy", "reward": "accuracy", "dpo": "rewards/margins", "ppo": "objective/scores"}
 
@@ -49,24 +57,20 @@ class TrainJobConfig(BaseConfig):
     full fine-tuning; needs peft).  options: trainer Config fields.  seed: the trainer's seed.
     """
 
-    action: str
+    action: Annotated[str, OneOf(TRAINERS)]
     model: str
     data: str | None = None
     prompts: str | None = None
     tokenizer: str | None = None
     eval_data: str | None = None
     ref: str | None = None
-    reward: str = "model"
+    reward: Annotated[str, OneOf(REWARDS)] = "model"
     reward_model: str | None = None
-    lora: int = 0
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int = 0
+    lora: NonNegativeInt = 0
+    options: Overrides = dataclasses.field(default_factory=dict)
+    seed: Seed = 0
 
-    def __post_init__(self) -> None:
-        check_choice("action", self.action, TRAINERS)
-        check_choice("reward", self.reward, REWARDS)
-        check_number("lora", self.lora, low=0, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
+    def validate(self) -> None:
         if self.action == "ppo":
             if self.prompts is None:
                 raise ValidationError("llm ppo: --prompts FILE is required")
@@ -96,7 +100,7 @@ class TrainJobConfig(BaseConfig):
 
 
 def load_tokenizer(path: str) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers: slow to import, only the llm trainers need it
 
     try:
         return AutoTokenizer.from_pretrained(path)
@@ -105,9 +109,7 @@ def load_tokenizer(path: str) -> Any:
 
 
 def load_causal_lm(path: str) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    from irlhf.llm.loop import quiet_transformers
+    from transformers import AutoModelForCausalLM  # transformers: slow to import, only the llm trainers need it
 
     try:
         with quiet_transformers():
@@ -119,7 +121,7 @@ def load_causal_lm(path: str) -> Any:
 def with_lora(model: Any, rank: int) -> Any:
     """Wrap ``model`` with LoRA adapters of this rank on every linear layer (peft)."""
     try:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model  # peft: optional (the llm extra), only --lora needs it
     except ImportError:
         raise ValidationError("--lora needs peft: pip install 'irlhf[llm]'") from None
     return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
@@ -134,8 +136,6 @@ def read_prompts(path: str) -> list[Any]:
             raise ValidationError(f"--prompts {path!r}: no such file")
         prompts = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
-        from irlhf.data.text import read_rows
-
         rows = read_rows(path, "--prompts")
         bad = [k for k, r in enumerate(rows) if "prompt" not in r]
         if bad:
@@ -155,11 +155,9 @@ def _load_data(job: TrainJobConfig, path: str | None) -> Any:
     if path is None:
         return None
     if job.action == "sft":
-        from irlhf.llm.sft import load_sft_data
         return load_sft_data(path)
     if job.action == "ppo":
         return read_prompts(path)
-    from irlhf.data.text import TextPairs, TextRankings, read_rows
     rows = read_rows(path, "--data")
     if job.action == "reward" and rows and "ranking" in rows[0]:
         return TextRankings.from_rows(rows)
@@ -168,16 +166,13 @@ def _load_data(job: TrainJobConfig, path: str | None) -> Any:
 
 def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) -> tuple[RunDir, list[str]]:
     """Load and validate everything, make the run directory, train into it, then write plots and the report."""
-    import importlib
-
     module = importlib.import_module(f"irlhf.llm.{job.action}")
     config = _trainer_config(module, job, progress)
     tokenizer = load_tokenizer(job.tokenizer or job.model)
     data = _load_data(job, job.prompts if job.action == "ppo" else job.data)
     eval_data = _load_data(job, job.eval_data)
     if job.action == "reward":
-        from irlhf.llm.reward import make_reward_model
-        model = make_reward_model(job.model, tokenizer, seed=job.seed)
+        model = reward.make_reward_model(job.model, tokenizer, seed=job.seed)
     else:
         model = load_causal_lm(job.model)
     if job.lora:
@@ -188,9 +183,8 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     reward_fn = None
     if job.action == "ppo":
         if job.reward == "sentiment":
-            from irlhf.llm.tasks.frontier import true_reward as reward_fn
+            reward_fn = frontier.true_reward
         else:
-            from irlhf.llm import reward
             reward_fn = reward.as_reward_fn(reward.make_reward_model(job.reward_model, tokenizer), tokenizer)
         if eval_data is not None:
             kwargs["eval_prompts"] = eval_data
@@ -207,7 +201,10 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     seconds = time.perf_counter() - start
     history = [row for row in result.history if not any(k.startswith("eval/") for k in row)]
     evals = [row for row in result.history if any(k.startswith("eval/") for k in row)]
-    curve = _plot_curves(run, history, KEY_METRIC[job.action])
+    figure = loss_and_metric(history, KEY_METRIC[job.action])
+    curve = "curves.png" if figure is not None else None
+    if figure is not None:
+        run.save_figure(curve, figure)
     last = history[-1] if history else {}
     shown = {k: v for k, v in last.items() if isinstance(v, (int, float))}
     final_eval = {k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval/")}
@@ -216,8 +213,7 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     report.section("Setup").text(
         f"{job.action.upper()} on {Path(job.model).name} ({sum(p.numel() for p in result.model.parameters()):,} "
         f"parameters{', LoRA rank ' + str(job.lora) if job.lora else ''}), {seconds:.1f} s.").table(
-        sorted((k, json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in config.to_dict().items()),
-        header=["option", "value"])
+        options_table(config), header=["option", "value"])
     report.section("Result").table(sorted([k, v] for k, v in {**shown, **final_eval}.items()),
                                    header=["metric (last logged step)", "value"])
     if curve:
@@ -237,33 +233,9 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
-def _plot_curves(run: RunDir, history: list[dict[str, Any]], metric: str) -> str | None:
-    from irlhf.report import plots
-
-    loss_key = "loss" if any("loss" in r for r in history) else "loss/policy"
-    rows = [r for r in history if r.get(loss_key) is not None]
-    if not rows:
-        return None
-    fig, axes = plots.figure_row(2, panel_size=3.8)
-    steps = [r.get("step", k + 1) for k, r in enumerate(rows)]
-    axes[0].plot(steps, [r[loss_key] for r in rows], "o-", ms=2)
-    axes[0].set(xlabel="step", ylabel=loss_key)
-    values = [(s, r[metric]) for s, r in zip(steps, rows) if r.get(metric) is not None]
-    if values:
-        axes[1].plot(*zip(*values), "o-", ms=2, color="tab:orange")
-    axes[1].set(xlabel="step", ylabel=metric)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    run.save_figure("curves.png", fig)
-    return "curves.png"
-
-
 # ----------------------------------------------------------------------------------------------- sentiment
 def run_sentiment(config: Any, out: str = "runs") -> tuple[RunDir, list[str]]:
     """The frontier experiment (``irlhf.llm.tasks.frontier``) with its artifacts."""
-    from irlhf.llm.loop import save_checkpoint
-    from irlhf.llm.tasks import frontier
-
     lines: list[str] = []
     start = time.perf_counter()
     result = frontier.run(config, log=lambda line: (lines.append(line), print(line, flush=True)))
@@ -274,7 +246,6 @@ def run_sentiment(config: Any, out: str = "runs") -> tuple[RunDir, list[str]]:
         run.log(**row)
     save_checkpoint(result.sft, result.tokenizer, run.file("sft"))
     result.pairs.save(run.file("pairs.jsonl"))
-    from irlhf.llm.tasks import sentiment
     run.write_text("prompts.txt", "\n".join(sentiment.make_prompts(config.n_train_prompts,
                                                                    seed=30_000 + config.seeds[0])) + "\n")
     frontier.plot(result.rows, run.file("frontier.png"))
@@ -300,9 +271,6 @@ def run_sentiment(config: Any, out: str = "runs") -> tuple[RunDir, list[str]]:
 
 
 def sentiment_config(args: argparse.Namespace) -> Any:
-    from irlhf.jobs.irl import parse_set
-    from irlhf.llm.tasks import frontier
-
     config = frontier.Config(seeds=tuple(args.seeds) if args.seeds else (args.seed,))
     if args.quick:
         config = config.replace(pretrain_steps=300, sft_steps=100, n_train_prompts=64, n_eval_prompts=32,
@@ -311,60 +279,14 @@ def sentiment_config(args: argparse.Namespace) -> Any:
     return frontier.Config.from_dict({**config.to_dict(), **options}) if options else config
 
 
-# ----------------------------------------------------------------------------------------------- parser
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from irlhf.cli import add_job
-
-    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, PPO-RLHF, and "
-                                   "the synthetic sentiment frontier experiment",
-                                   description="Align local Hugging Face causal LMs with people's preferences.")
-    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
-    helps = {"sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
-             "reward": "a reward model from preference pairs (Bradley-Terry) or rankings (Plackett-Luce)",
-             "dpo": "direct preference optimisation on {prompt, chosen, rejected} rows",
-             "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer"}
-    for action in TRAINERS:
-        p = add_job(actions, action, run_train_command, help=helps[action])
-        p.add_argument("--model", required=True, metavar="DIR", help="local Hugging Face causal-LM directory")
-        p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
-        if action == "ppo":
-            p.add_argument("--prompts", required=True, metavar="FILE", help=".txt (one per line) or rows with 'prompt'")
-            p.add_argument("--reward", choices=REWARDS, default="model", help="reward: a reward model or the "
-                           "synthetic sentiment task's ground-truth scorer")
-            p.add_argument("--reward-model", metavar="DIR", help="reward-model directory (from `irlhf llm reward`)")
-            p.add_argument("--eval-prompts", dest="eval_data", metavar="FILE", help="held-out prompts")
-        else:
-            p.add_argument("--data", required=True, metavar="FILE", help="training rows (.jsonl, .parquet, datasets dir)")
-            p.add_argument("--eval-data", metavar="FILE", help="held-out rows")
-        if action in ("dpo", "ppo"):
-            p.add_argument("--ref", metavar="DIR", help="reference model directory (default: the initial model)")
-        p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
-        p.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
-                       help="set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
-        p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    s = add_job(actions, "sentiment", run_sentiment_command,
-                help="the synthetic sentiment task: DPO vs PPO reward-KL frontier (minutes; --quick: under one)")
-    s.add_argument("--quick", action="store_true", help="one small seed: a smoke run, not a result")
-    s.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: --seed)")
-    s.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
-                   help="set a field of irlhf.llm.tasks.frontier.Config (VALUE as JSON)")
-    return parser
-
-
 def run_train_command(args: argparse.Namespace) -> int:
-    from irlhf.jobs.irl import parse_set
-
     job = TrainJobConfig(action=args.action, model=args.model, data=getattr(args, "data", None),
                          prompts=getattr(args, "prompts", None), tokenizer=args.tokenizer, eval_data=args.eval_data,
                          ref=getattr(args, "ref", None), reward=getattr(args, "reward", "model"),
                          reward_model=getattr(args, "reward_model", None), lora=args.lora,
                          options=parse_set(args.options), seed=args.seed)
-    _, summary = run_train(job, args.out, progress=not args.no_progress)
-    print("\n".join(summary))
-    return 0
+    return print_summary(run_train(job, args.out, progress=not args.no_progress)[1])
 
 
 def run_sentiment_command(args: argparse.Namespace) -> int:
-    _, summary = run_sentiment(sentiment_config(args), args.out)
-    print("\n".join(summary))
-    return 0
+    return print_summary(run_sentiment(sentiment_config(args), args.out)[1])

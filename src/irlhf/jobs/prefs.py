@@ -35,19 +35,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
+import io
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+import numpy as np
+
+from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, OneOf, PositiveInt, Range, Seed
 from irlhf.core.errors import ValidationError
+from irlhf.core.io import atomic_open
 from irlhf.core.rundir import RunDir
-from irlhf.jobs.label import WEB, WebSession, add_server_options, web_options
+from irlhf.data.preferences import Comparisons, Rankings
+from irlhf.envs.gym import SCRIPTED_EXPERTS, make_env
+from irlhf.eval.returns import score_policy
+from irlhf.jobs._common import (LABELLER_CHOICES, PREF_MODELS, WEB, EnvId, Overrides, fmt, options_table,
+                                parse_set, print_summary, score_line, set_flags)
+from irlhf.label.live import WebSession, web_options
+from irlhf.preference import bradley_terry, duel, plackett_luce, trajectory
+from irlhf.preference.labellers import make_labeller
 from irlhf.report import Report
+from irlhf.report.curves import return_vs_labels
+from irlhf.report.rewards import preference_matrix, score_intervals
 
-MODELS = ("auto", "bradley-terry", "plackett-luce")
-LABELLERS = ("oracle", "mistake", "noisy", "skip", "myopic", "equal")  # = irlhf.preference.labellers.LABELLERS
-LABELLER_CHOICES = (*LABELLERS, WEB)  # synthetic teachers, or people through the labelling page
+MODELS = PREF_MODELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +65,7 @@ class FitJobConfig(BaseConfig):
     """Options of ``irlhf prefs fit``.
 
     comparisons / rankings: path of a comparisons (.jsonl/.csv) or rankings (.jsonl) file; exactly one of
-    them or ``synthetic``.  synthetic: number of items of a generated example (0 = off); it draws
+    them or ``synthetic``.  synthetic: number of items of a generated example (0 = off, else >= 2); it draws
     ``synthetic_comparisons`` judgements from a Bradley-Terry model with standard-normal scores.
     n_items: number of items (None = largest id + 1).  model: "auto" (Bradley-Terry for comparisons,
     Plackett-Luce for rankings), or force one (rankings are rank-broken into pairs for Bradley-Terry).
@@ -64,29 +74,21 @@ class FitJobConfig(BaseConfig):
 
     comparisons: str | None = None
     rankings: str | None = None
-    synthetic: int = 0
-    synthetic_comparisons: int = 2000
-    n_items: int | None = None
-    model: str = "auto"
-    alpha: float = 0.0
-    seed: int = 0
+    synthetic: NonNegativeInt = 0
+    synthetic_comparisons: PositiveInt = 2000
+    n_items: Annotated[int, Range(2)] | None = None
+    model: Annotated[str, OneOf(MODELS)] = "auto"
+    alpha: NonNegative = 0.0
+    seed: Seed = 0
 
-    def __post_init__(self) -> None:
-        sources = [self.comparisons is not None, self.rankings is not None, self.synthetic != 0]
-        if sum(sources) != 1:
+    def validate(self) -> None:
+        if sum([self.comparisons is not None, self.rankings is not None, self.synthetic != 0]) != 1:
             raise ValidationError("prefs fit: give exactly one of --comparisons FILE, --rankings FILE or "
                                   "--synthetic N_ITEMS")
-        check_number("synthetic", self.synthetic, low=0, integer=True)
-        if self.synthetic:
-            check_number("synthetic", self.synthetic, low=2, integer=True)
-        check_number("synthetic_comparisons", self.synthetic_comparisons, low=1, integer=True)
-        if self.n_items is not None:
-            check_number("n_items", self.n_items, low=2, integer=True)
-        check_choice("model", self.model, MODELS)
+        if self.synthetic == 1:
+            raise ValidationError(f"synthetic={self.synthetic!r}: expected >= 2 (or 0: no synthetic example)")
         if self.model == "plackett-luce" and self.comparisons is not None:
             raise ValidationError("model='plackett-luce' needs --rankings; comparisons fit with bradley-terry")
-        check_number("alpha", self.alpha, low=0)
-        check_number("seed", self.seed, low=0, integer=True)
 
     def command(self) -> str:
         source = (f"--comparisons {self.comparisons}" if self.comparisons else
@@ -98,10 +100,6 @@ class FitJobConfig(BaseConfig):
 
 def synthetic_comparisons(n_items: int, n_comparisons: int, seed: int) -> tuple[Any, Any]:
     """(true scores (n,), Comparisons) drawn from Bradley-Terry with theta ~ N(0, 1), uniform random pairs."""
-    import numpy as np
-
-    from irlhf.data.preferences import Comparisons
-
     rng = np.random.default_rng(seed)
     theta = rng.normal(size=n_items)
     i = rng.integers(0, n_items, n_comparisons)
@@ -112,11 +110,6 @@ def synthetic_comparisons(n_items: int, n_comparisons: int, seed: int) -> tuple[
 
 def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any], list[str]]:
     """Load or generate the judgements, fit, compute winners, write the run directory."""
-    import numpy as np
-
-    from irlhf.data.preferences import Comparisons, Rankings
-    from irlhf.preference import bradley_terry, duel, plackett_luce
-
     truth = None
     rankings = None
     if job.comparisons is not None:
@@ -169,8 +162,9 @@ def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any
         f"{k},{result.scores[k]:.10g},{'' if se is None else f'{se[k]:.10g}'},{rank_of[k]}" for k in range(n)]
     run.write_text("scores.csv", "\n".join(rows) + "\n")
     run.write_json("winners.json", winners)
-    files = ["config.json", "metrics.jsonl", "scores.csv", "winners.json", _plot_scores(run, result, truth),
-             _plot_matrix(run, fitted, order)]
+    run.save_figure("scores.png", score_intervals(result.scores, result.standard_errors, order, truth))
+    run.save_figure("preference_matrix.png", preference_matrix(fitted, order))
+    files = ["config.json", "metrics.jsonl", "scores.csv", "winners.json", "scores.png", "preference_matrix.png"]
 
     top = order[: min(n, 10)]
     table = [[int(rank_of[k]), int(k), result.scores[k], None if se is None else se[k]] for k in top]
@@ -205,82 +199,30 @@ def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any
     return run, metrics, summary
 
 
-def _plot_scores(run: RunDir, result: Any, truth: Any) -> str:
-    import numpy as np
-
-    from irlhf.report import plots
-
-    order = result.ranking()
-    shown = order[: min(len(order), 60)]
-    fig, (ax,) = plots.figure_row(1, panel_size=4.2)
-    fig.set_size_inches(max(5.0, 0.18 * len(shown) + 2), 3.6)
-    x = np.arange(len(shown))
-    err = None if result.standard_errors is None else 1.96 * result.standard_errors[shown]
-    ax.errorbar(x, result.scores[shown], yerr=err, fmt="o", ms=3, capsize=2, label="fitted score")
-    if truth is not None:
-        ax.plot(x, truth[shown], "x", color="tab:red", ms=4, label="true score")
-        ax.legend(fontsize=8)
-    ax.set_xticks(x, [str(int(k)) for k in shown], fontsize=6, rotation=90)
-    ax.set_xlabel("item (best first)")
-    ax.set_ylabel("score (log-strength)")
-    ax.grid(alpha=0.3)
-    run.save_figure("scores.png", fig)
-    return "scores.png"
-
-
-def _plot_matrix(run: RunDir, P: Any, order: Any) -> str:
-    from irlhf.report import plots
-
-    shown = order[: min(len(order), 40)]
-    fig, (ax,) = plots.figure_row(1, panel_size=4.2)
-    image = ax.imshow(P[shown][:, shown], vmin=0, vmax=1, cmap="RdBu_r")
-    ax.set_title("P(row > column)", fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    run.save_figure("preference_matrix.png", fig)
-    return "preference_matrix.png"
-
-
 # -- prefs rl ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class RlJobConfig(BaseConfig):
-    """Options of ``irlhf prefs rl``: env (gymnasium id), labels (query budget, >= 1), timesteps (RL steps,
-    >= 1), labeller (one of LABELLERS), eval_episodes (>= 1), seed, options (``trajectory.Config`` overrides;
-    keys ``labeller.<name>`` are teacher parameters)."""
+    """Options of ``irlhf prefs rl``: env (gymnasium id), labels (query budget), timesteps (RL steps), labeller
+    (one of LABELLER_CHOICES), eval_episodes, seed, options (``trajectory.Config`` overrides; keys
+    ``labeller.<name>`` are teacher parameters)."""
 
-    env: str = "CartPole-v1"
-    labels: int = 200
-    timesteps: int = 50_000
-    labeller: str = "oracle"
-    eval_episodes: int = 20
-    seed: int = 0
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.env, str) or not self.env.strip():
-            raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. CartPole-v1)")
-        check_number("labels", self.labels, low=1, integer=True)
-        check_number("timesteps", self.timesteps, low=1, integer=True)
-        check_choice("labeller", self.labeller, LABELLER_CHOICES)
-        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        if not isinstance(self.options, dict):
-            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
+    env: EnvId = "CartPole-v1"
+    labels: PositiveInt = 200
+    timesteps: PositiveInt = 50_000
+    labeller: Annotated[str, OneOf(LABELLER_CHOICES)] = "oracle"
+    eval_episodes: PositiveInt = 20
+    seed: Seed = 0
+    options: Overrides = dataclasses.field(default_factory=dict)
 
     def command(self) -> str:
         parts = [f"irlhf prefs rl --env {self.env} --labels {self.labels} --timesteps {self.timesteps} "
                  f"--labeller {self.labeller} --eval-episodes {self.eval_episodes}"]
-        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
-        return " ".join(parts + [f"--seed {self.seed}"])
+        return " ".join(parts + set_flags(self.options) + [f"--seed {self.seed}"])
 
 
 def rl_setup(job: RlJobConfig, progress: bool) -> tuple[Any, Any]:
     """(trajectory.Config, labeller) from the job: defaults, then labels / timesteps / seed, then --set.
     The labeller is None for ``web`` (people: the caller's ``WebSession`` makes it once the server runs)."""
-    from irlhf.preference import trajectory
-    from irlhf.preference.labellers import make_labeller
-
     values: dict[str, Any] = {"n_labels": job.labels, "total_timesteps": job.timesteps, "seed": job.seed,
                               "progress": progress}
     teacher: dict[str, Any] = {}
@@ -307,26 +249,17 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
     ``web`` (with ``job.labeller == "web"``): people label through that session's page; it is started after
     validation, so its run directory (session name, default label store) exists before training.
     """
-    import io
-
-    from irlhf.core.io import atomic_open
-    from irlhf.envs.gym import SCRIPTED_EXPERTS
-    from irlhf.jobs.imitation import evaluate_all
-    from irlhf.preference import trajectory
-
     config, labeller = rl_setup(job, progress)
     if (job.labeller == WEB) != (web is not None):
         raise ValidationError(f"labeller={job.labeller!r}: a WebSession is needed exactly with --labeller web")
     if web is not None:
-        from irlhf.envs.gym import make_env
-
         make_env(job.env).close()  # unknown env -> ValidationError before a server starts
         web.start()
         labeller = web.labeller(job.env, seed=job.seed + 1)
     t0 = time.perf_counter()
     result = trajectory.train(job.env, labeller, config)
     seconds = time.perf_counter() - t0
-    metrics = evaluate_all(job.env, result.policy, SCRIPTED_EXPERTS.get(job.env), job.eval_episodes, job.seed)
+    metrics = score_policy(job.env, result.policy, SCRIPTED_EXPERTS.get(job.env), job.eval_episodes, job.seed)
     last = result.history[-1]
     fitted = [r for r in result.history if r.get("train_accuracy") is not None]
     metrics.update(seconds=seconds, timesteps=last["timesteps"], queries=last["queries"], labels=last["labels"],
@@ -346,16 +279,14 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
     with atomic_open(run.file("policy.zip"), "wb") as handle:
         handle.write(buffer.getvalue())
     result.dataset.save(run.file("preferences.npz"))
-    curve = _plot_rl_curve(run, result.history, metrics)
+    curve = "learning_curve.png"
+    run.save_figure(curve, return_vs_labels(result.history, metrics["expert_return_mean"],
+                                            metrics["random_return_mean"]))
     files = ["config.json", "metrics.jsonl", curve, "reward_model.safetensors", "policy.zip", "preferences.npz",
              "summary.txt", "report.html"]
     people = web.export() if web is not None else None
     if people is not None:
         files.insert(-2, people[0])
-    fmt = (lambda v, spec=".3f": "n/a" if v is None else format(v, spec))
-    score_line = (f"return {metrics['eval_return_mean']:.2f} +- {metrics['eval_return_std']:.2f} over "
-                  f"{metrics['eval_episodes']} episodes; expert {fmt(metrics['expert_return_mean'], '.2f')}, random "
-                  f"{metrics['random_return_mean']:.2f}; normalized score {fmt(metrics['normalized_score'])}")
     report = Report(f"irlhf prefs rl: {job.env}")
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(job.command())
     report.section("Setup").text(
@@ -364,9 +295,8 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
         f"({metrics['queries']} queries) between {config.segment_length}-step segments from labeller "
         f"{labeller!r}, {config.selection} query selection, {config.rounds} rounds, "
         f"{metrics['timesteps']} timesteps, {seconds:.1f} s.").table(
-        sorted((k, json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in config.to_dict().items()),
-        header=["option", "value"])
-    report.section("Result").text(score_line).table(
+        options_table(config), header=["option", "value"])
+    report.section("Result").text(score_line(metrics)).table(
         [["learned policy: mean return", metrics["eval_return_mean"]],
          ["expert: mean return", fmt(metrics["expert_return_mean"], ".4g")],
          ["random policy: mean return", metrics["random_return_mean"]],
@@ -375,8 +305,9 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
          ["reward model: correlation with true segment returns", fmt(metrics["reward_correlation"], ".3f")]],
         header=["quantity", "value"])
     report.section("Rounds").table(
-        [[r["round"], r["timesteps"], r["queries"], r["labels"], fmt(r.get("heldout_accuracy")),
-          fmt(r.get("train_loss")), fmt(r.get("reward_correlation")), fmt(r.get("mean_true_return"), ".1f")]
+        [[r["round"], r["timesteps"], r["queries"], r["labels"], fmt(r.get("heldout_accuracy"), ".3f"),
+          fmt(r.get("train_loss"), ".3f"), fmt(r.get("reward_correlation"), ".3f"),
+          fmt(r.get("mean_true_return"), ".1f")]
          for r in result.history],
         header=["round", "timesteps", "queries", "labels", "held-out accuracy", "train loss",
                 "reward correlation", "mean true return"]).image(
@@ -384,89 +315,26 @@ def run_rl(job: RlJobConfig, out: str = "runs", *, progress: bool = True,
     summary = [f"irlhf prefs rl -> {run.path}",
                f"{job.env}: {config.algo} on a learned reward, {metrics['labels']} labels ({metrics['queries']} "
                f"queries, labeller {job.labeller}), {metrics['timesteps']} timesteps, {seconds:.1f} s",
-               score_line,
-               f"reward model: training accuracy {fmt(metrics['train_accuracy'])}, correlation with true segment "
-               f"returns {fmt(metrics['reward_correlation'])}",
+               score_line(metrics),
+               f"reward model: training accuracy {fmt(metrics['train_accuracy'], '.3f')}, correlation with true segment "
+               f"returns {fmt(metrics['reward_correlation'], '.3f')}",
                *([people[1]] if people is not None else []),
                f"report: {run.file('report.html')}"]
     report.finish(run, files, summary)
     return run, metrics, summary
 
 
-def _plot_rl_curve(run: RunDir, history: list[dict], metrics: dict[str, Any]) -> str:
-    from irlhf.report import plots
-
-    rows = [r for r in history if r.get("mean_true_return") is not None]
-    fig, axes = plots.figure_row(2, panel_size=3.8)
-    for ax, key, label in ((axes[0], "timesteps", "timesteps"), (axes[1], "labels", "labels so far")):
-        ax.plot([r[key] for r in rows], [r["mean_true_return"] for r in rows], "o-", ms=3, label="learned reward")
-        if metrics.get("expert_return_mean") is not None:
-            ax.axhline(metrics["expert_return_mean"], color="tab:green", ls="--", lw=1, label="scripted expert")
-        ax.axhline(metrics["random_return_mean"], color="gray", ls=":", lw=1, label="random policy")
-        ax.set_xlabel(label)
-        ax.set_ylabel("mean true return (training episodes)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    run.save_figure("learning_curve.png", fig)
-    return "learning_curve.png"
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from irlhf.cli import add_job
-
-    parser = subparsers.add_parser("prefs", help="learn from judgements: item scores from comparisons (fit) or a "
-                                   "reward from segment preferences (rl)",
-                                   description="Learning from judgements between items.")
-    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
-    d = FitJobConfig(synthetic=2)
-    fit = add_job(actions, "fit", run, help="Bradley-Terry / Plackett-Luce scores, standard errors, ranking and "
-                  "winners from a comparisons or rankings file")
-    source = fit.add_mutually_exclusive_group()
-    source.add_argument("--comparisons", metavar="FILE", help="(i, j, mu) judgements, .jsonl or .csv "
-                        "(mu 1 = i preferred, 0.5 = tie, 0 = j preferred)")
-    source.add_argument("--rankings", metavar="FILE", help='rankings, .jsonl rows {"ranking": [best, ..., worst]}')
-    source.add_argument("--synthetic", type=int, default=0, metavar="N_ITEMS",
-                        help="generate an example with this many items from a known Bradley-Terry model")
-    fit.add_argument("--synthetic-comparisons", type=int, default=d.synthetic_comparisons,
-                     help="judgements in the synthetic example")
-    fit.add_argument("--n-items", type=int, default=None, help="number of items (default: largest id + 1)")
-    fit.add_argument("--model", choices=MODELS, default=d.model, help="auto: Bradley-Terry for comparisons, "
-                     "Plackett-Luce for rankings")
-    fit.add_argument("--alpha", type=float, default=d.alpha, help="prior weight: penalty alpha * ||theta||^2")
-    r = RlJobConfig()
-    rl = add_job(actions, "rl", run_rl_command, help="deep RL from trajectory preferences (Christiano et al. "
-                 "2017) with a synthetic labeller: learned reward ensemble + PPO/SAC, evaluation and a report")
-    rl.add_argument("--env", default=r.env, help="gymnasium environment id")
-    rl.add_argument("--labels", type=int, default=r.labels, help="total queries to the labeller")
-    rl.add_argument("--timesteps", type=int, default=r.timesteps, help="RL environment steps")
-    rl.add_argument("--labeller", choices=LABELLER_CHOICES, default=r.labeller,
-                    help="synthetic B-Pref teacher answering the queries, or web: people, through the labelling "
-                    "page the job serves while it trains")
-    rl.add_argument("--eval-episodes", type=int, default=r.eval_episodes, help="evaluation episodes")
-    rl.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
-                    help="override a trajectory.Config field (VALUE as JSON), e.g. --set algo=sac, or a teacher "
-                    "parameter with labeller.KEY, e.g. --set labeller.eps=0.2; repeatable")
-    rl.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_server_options(rl, live=True)
-    return parser
-
-
 def run_rl_command(args: argparse.Namespace) -> int:
-    from irlhf.jobs.irl import parse_set
-
     job = RlJobConfig(env=args.env, labels=args.labels, timesteps=args.timesteps, labeller=args.labeller,
                       eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
     options = web_options(args, job.labeller == WEB, "--labeller web")
     with WebSession(options, "prefs-rl", args.out) if options is not None else contextlib.nullcontext() as web:
         _, _, summary = run_rl(job, args.out, progress=not args.no_progress, web=web)
-    print("\n".join(summary))
-    return 0
+    return print_summary(summary)
 
 
 def run(args: argparse.Namespace) -> int:
     job = FitJobConfig(comparisons=args.comparisons, rankings=args.rankings, synthetic=args.synthetic,
                        synthetic_comparisons=args.synthetic_comparisons, n_items=args.n_items, model=args.model,
                        alpha=args.alpha, seed=args.seed)
-    _, _, summary = run_fit(job, args.out)
-    print("\n".join(summary))
-    return 0
+    return print_summary(run_fit(job, args.out)[2])

@@ -34,57 +34,49 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from irlhf.core.config import BaseConfig, check_choice, check_number
+import numpy as np
+
+from irlhf.core.config import BaseConfig, Check, OneOf, PositiveInt, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.jobs.irl import parse_set
-from irlhf.jobs.label import WEB, WebSession, add_server_options, web_options
+from irlhf.envs.gym import evaluate, make_env, random_return
+from irlhf.jobs._common import (TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WEB, Overrides, options_table, parse_set,
+                                print_summary, set_flags)
+from irlhf.label.live import WebSession, web_options
+from irlhf.preference import tamer
 from irlhf.report import Report
+from irlhf.report.curves import episode_returns
 
-TRAINERS = ("synthetic", WEB)  # WEB: people, through the labelling page
-TRAINER_OPTIONS = ("p", "noise", "delay_min", "delay_max", "tol", "grid")
+TRAINERS = TAMER_TRAINERS  # WEB: people, through the labelling page
+TRAINER_OPTIONS = TAMER_TRAINER_OPTIONS
 EVAL_SEED_OFFSET = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
 class TamerJobConfig(BaseConfig):
-    """Options of ``irlhf tamer``: env, episodes (>= 1), trainer (one of TRAINERS), eval_episodes (>= 1),
-    seed, options (``tamer.Config`` overrides and ``trainer.<option>`` overrides)."""
+    """Options of ``irlhf tamer``: env, episodes, trainer (one of TRAINERS), eval_episodes, seed, options
+    (``tamer.Config`` overrides and ``trainer.<option>`` overrides)."""
 
-    env: str = "MountainCar-v0"
-    episodes: int = 20
-    trainer: str = "synthetic"
-    eval_episodes: int = 20
-    seed: int = 0
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.env, str) or not self.env.strip():
-            raise ValidationError(f"env={self.env!r}: expected a gymnasium environment id (e.g. MountainCar-v0)")
-        check_number("episodes", self.episodes, low=1, integer=True)
-        check_choice("trainer", self.trainer, TRAINERS)
-        check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        if not isinstance(self.options, dict):
-            raise ValidationError(f"options={self.options!r}: expected a dict of Config overrides")
+    env: Annotated[str, Check(lambda v: isinstance(v, str) and bool(v.strip()),
+                              "a gymnasium environment id (e.g. MountainCar-v0)")] = "MountainCar-v0"
+    episodes: PositiveInt = 20
+    trainer: Annotated[str, OneOf(TRAINERS)] = "synthetic"
+    eval_episodes: PositiveInt = 20
+    seed: Seed = 0
+    options: Overrides = dataclasses.field(default_factory=dict)
 
     def command(self) -> str:
         parts = [f"irlhf tamer --env {self.env} --episodes {self.episodes} --trainer {self.trainer} "
                  f"--eval-episodes {self.eval_episodes}"]
-        parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items()]
-        parts.append(f"--seed {self.seed}")
-        return " ".join(parts)
+        return " ".join(parts + set_flags(self.options) + [f"--seed {self.seed}"])
 
 
 def split_options(job: TamerJobConfig, progress: bool) -> tuple[Any, dict[str, Any]]:
     """``tamer.Config`` (defaults, then episodes / seed / progress, then the overrides) and the trainer's
     keyword options (``trainer.KEY`` overrides, validated by name here and by value by the trainer)."""
-    from irlhf.preference import tamer
-
     top: dict[str, Any] = {}
     trainer: dict[str, Any] = {}
     for key, value in job.options.items():
@@ -103,35 +95,10 @@ def split_options(job: TamerJobConfig, progress: bool) -> tuple[Any, dict[str, A
     return config, trainer
 
 
-def plot_learning_curve(run: RunDir, history: list[dict], reference: float | None,
-                        name: str = "learning_curve.png") -> str:
-    from irlhf.report import plots
-
-    fig, (ax,) = plots.figure_row(1, panel_size=4.2)
-    episodes = [r["episode"] + 1 for r in history]
-    ax.plot(episodes, [r["return"] for r in history], marker="o", ms=3, color="tab:blue", label="TAMER")
-    goal = [(r["episode"] + 1, r["return"]) for r in history if r["reached_goal"]]
-    if goal:
-        ax.scatter(*zip(*goal), s=14, color="tab:green", zorder=3, label="reached goal")
-    if reference is not None:
-        ax.axhline(reference, color="gray", ls="--", lw=1, label="trainer's greedy policy on Q*")
-    ax.set_xlabel("episode")
-    ax.set_ylabel("return")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    run.save_figure(name, fig)
-    return name
-
-
 def run_tamer(job: TamerJobConfig, out: str = "runs", *, progress: bool = True,
               web: WebSession | None = None) -> tuple[RunDir, dict[str, Any], list[str]]:
     """Validate, train, evaluate, then write the run directory. ``web`` (with ``job.trainer == "web"``): a person
     gives the feedback through that session's labelling page (started after validation)."""
-    import numpy as np
-
-    from irlhf.envs.gym import evaluate, make_env, random_return
-    from irlhf.preference import tamer
-
     config, trainer_options = split_options(job, progress)
     make_env(job.env).close()  # unknown env -> ValidationError
     if (job.trainer == WEB) != (web is not None):
@@ -171,7 +138,8 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *, progress: bool = True,
         run.log(phase="episode", **record)
     run.log(phase="final", **metrics)
     run.save_array("h_weights.npy", result.weights)
-    curve = plot_learning_curve(run, hist, oracle_mean)
+    curve = "learning_curve.png"
+    run.save_figure(curve, episode_returns(hist, oracle_mean))
     files = ["config.json", "metrics.jsonl", "h_weights.npy", curve, "summary.txt", "report.html"]
     people = web.export() if web is not None else None
     if people is not None:
@@ -192,8 +160,7 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *, progress: bool = True,
                    f"the last {config.window} steps, equal credit")
     report = Report(f"irlhf tamer: {job.env}")
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(
-        job.command()).table(sorted((k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else v)
-                                    for k, v in config.to_dict().items()), header=["tamer option", "value"])
+        job.command()).table(options_table(config), header=["tamer option", "value"])
     report.section("Setup").text(
         f"Environment {job.env}. TAMER learns a linear model H_hat(s, a) of the trainer's reinforcement "
         f"({config.features} features, {result.weights.shape[1]} per action) and acts greedily on it. "
@@ -226,34 +193,10 @@ def run_tamer(job: TamerJobConfig, out: str = "runs", *, progress: bool = True,
     return run, metrics, summary
 
 
-def add_parser(subparsers: Any) -> None:
-    from irlhf.cli import add_job
-
-    d = TamerJobConfig()
-    parser = add_job(subparsers, "tamer", run_command,
-                     help="TAMER: learn from scalar feedback (synthetic trainer), with evaluation and a report",
-                     description="Run TAMER (irlhf.preference.tamer): a linear model of the trainer's scalar "
-                     "reinforcement, greedy actions, delay-model credit assignment; the synthetic trainer rates "
-                     "actions by their true advantage. Writes per-episode metrics, the H weights, a learning curve "
-                     "and report.html. --set trainer.KEY=VALUE sets a synthetic-trainer option "
-                     f"({', '.join(TRAINER_OPTIONS)}).")
-    parser.add_argument("--env", default=d.env, help="gymnasium environment id")
-    parser.add_argument("--episodes", type=int, default=d.episodes, help="training episodes")
-    parser.add_argument("--trainer", choices=TRAINERS, default=d.trainer,
-                        help="who gives the feedback: the synthetic trainer, or web (a person, on the labelling page "
-                        "the job serves)")
-    parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="evaluation episodes")
-    parser.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None,
-                        help="override a Config field (VALUE as JSON), e.g. --set credit=window; repeatable")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_server_options(parser, live=True)
-
-
 def run_command(args: argparse.Namespace) -> int:
     job = TamerJobConfig(env=args.env, episodes=args.episodes, trainer=args.trainer,
                          eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
     options = web_options(args, job.trainer == WEB, "--trainer web")
     with WebSession(options, "tamer", args.out) if options is not None else contextlib.nullcontext() as web:
         _, _, summary = run_tamer(job, args.out, progress=not args.no_progress, web=web)
-    print("\n".join(summary))
-    return 0
+    return print_summary(summary)
