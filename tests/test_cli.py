@@ -132,6 +132,7 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert 'src="dpo_curves.png"' in page and "alignment: DPO on" in summary
 
 
+@pytest.mark.slow  # two whole demo runs (~7 s); test_demo_writes_one_complete_run covers a full run in the default suite
 def test_demo_same_seed_same_demos(tmp_path):
     argv = ["demo", "--size", "8", "--n-demos", "4", "--seed", "3", "--deep-iters", "5", "--imitation-demos", "1",
             "--gail-steps", "256", "--iq-updates", "20",
@@ -225,3 +226,48 @@ def test_real_process_error_and_light_imports(tmp_path):
              "print(sorted(m for m in ('matplotlib', 'torch', 'gymnasium', 'scipy', 'tqdm') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("argv, module, config, fields", [
+    (["demo"], "demo", "DemoConfig", {"size": "size", "horizon": "horizon", "n_demos": "n_demos",
+                                      "discount": "discount", "deep_iters": "deep_iterations",
+                                      "imitation_demos": "imitation_demos", "gail_steps": "gail_steps",
+                                      "iq_updates": "iq_updates", "preference_labels": "preference_labels",
+                                      "dpo_prompts": "dpo_prompts", "lm_pretrain_steps": "lm_pretrain_steps"}),
+    (["irl"], "irl", "IrlJobConfig", {k: k for k in ("algorithm", "world", "size", "horizon", "discount",
+                                                     "continuous", "macrocell")}),
+    (["irl"], "irl", "IrlEnvJobConfig", {k: k for k in ("env", "expert", "episodes", "eval_episodes")}),
+    (["bc"], "imitation", "BcJobConfig", {k: k for k in ("env", "demos", "expert", "episodes", "eval_episodes")}),
+    (["dagger"], "imitation", "DaggerJobConfig", {k: k for k in ("env", "rounds", "episodes_per_round", "schedule",
+                                                                 "expert", "eval_episodes")}),
+    (["prefs", "rl"], "prefs", "RlJobConfig", {k: k for k in ("env", "labels", "timesteps", "labeller",
+                                                              "eval_episodes")}),
+    (["prefs", "fit", "--synthetic", "2"], "prefs", "FitJobConfig", {k: k for k in (
+        "comparisons", "rankings", "synthetic_comparisons", "n_items", "model", "alpha")}),
+    (["expert"], "expert", "ExpertJobConfig", {k: k for k in ("action", "env", "algo", "timesteps", "force",
+                                                              "expert", "eval_episodes")}),
+    (["tamer"], "tamer", "TamerJobConfig", {k: k for k in ("env", "episodes", "trainer", "eval_episodes")}),
+])
+def test_parser_defaults_are_the_job_configs_defaults(argv, module, config, fields):
+    """cli.py spells the defaults out (it imports no job module); they must stay the job configs' defaults."""
+    import importlib
+
+    args = cli.build_parser().parse_args(argv)
+    cls = getattr(importlib.import_module(f"irlhf.jobs.{module}"), config)
+    defaults = cls(synthetic=2) if config == "FitJobConfig" else cls()
+    assert {dest: getattr(args, dest) for dest in fields} == {dest: getattr(defaults, f) for dest, f in fields.items()}
+    assert args.seed == defaults.seed
+
+
+def test_server_option_defaults_are_the_web_options_defaults():
+    from irlhf.label.live import SERVER_OPTIONS, WebOptions
+
+    for argv in (["dagger"], ["tamer"], ["prefs", "rl"]):
+        args = cli.build_parser().parse_args(argv)
+        defaults = WebOptions()
+        assert {n: getattr(args, n) for n in SERVER_OPTIONS} == {
+            n: getattr(defaults, "timeout" if n == "label_timeout" else n) for n in SERVER_OPTIONS}
+    from irlhf.jobs.irl import IrlJobConfig
+
+    irl_help = " ".join(_subparsers(cli.build_parser())["irl"].format_help().split())
+    assert f"(default {IrlJobConfig().demos})" in irl_help  # --demos N of the tabular algorithms

@@ -1,42 +1,32 @@
-"""``irlhf demo``: the expert side of Levine et al.'s objectworld, end to end, on built-in defaults.
+"""``irlhf demo``: the expert side of Levine et al.'s objectworld, end to end, on built-in defaults, then one
+short section per family of the library (imitation, adversarial and inverse soft-Q IRL, preferences, DPO).
 
-Pipeline (each a step function, run in order under one progress bar):
+Pipeline (step functions in ``STEPS``, run in order under one progress bar; artifacts in brackets):
 
-  world      objectworld(n=size, seed=seed), discount 0.9; save true_reward.npy
-  expert     soft value iteration on the true reward, finite horizon H; exact state occupancy
-             (occupancy.npy) and expected discounted return, next to the optimal and random policies
-  demos      n_demos expert trajectories of H actions (demos.npz); empirical discounted visitation
-             (visitation.npy) and its L1 gap to the exact occupancy
-  figure     heatmaps.png: true reward with objects, exact occupancy, empirical visitation
-  irl        recover the reward from the demos: MaxEnt IRL (linear in the indicator features) and deep
-             MaxEnt IRL (a network of the same features, and of the 4 continuous distance features);
-             irl_rewards.png shows them beside the true reward; EVD, reward correlation, demo
-             log-likelihood per learner
-  imitation  CartPole-v1 with the scripted expert: behaviour cloning from imitation_demos expert
-             episodes vs DAgger with the same expert-episode budget (one episode per round), both
-             evaluated on held-out resets next to the expert and a random policy
-  gail       CartPole-v1 GAIL (adversarial IRL, irlhf.irl.gail) from GAIL_DEMOS scripted-expert episodes
-             (cartpole_demos.npz): a discriminator against a PPO generator for gail_steps environment steps;
-             return vs expert vs random; gail_policy.zip, gail_reward.safetensors, gail_training.png
-  iq_learn   offline IQ-Learn (inverse soft-Q, non-adversarial, irlhf.irl.iq_learn) from the same demos,
-             iq_updates gradient steps and no environment steps; return vs expert vs random;
-             iq_learn_policy.safetensors, iq_learn_training.png
-  preferences  Pendulum-v1 reward from pairwise preferences, no RL (Christiano et al. 2017): segments of
-             the scripted expert with 0-100% random actions, preference_labels pairs labelled by a synthetic
-             oracle (higher true return wins), a 3-member reward ensemble fitted by Bradley-Terry on segment
-             sums; held-out pairwise accuracy and learned-vs-true return correlation; preferences.png,
-             preference_reward.safetensors
-  alignment  a tiny GPT-2 pretrained on the synthetic review language (irlhf.llm.tasks.sentiment), 4 samples
-             for each of dpo_prompts prompts, all pairs labelled by the ground-truth sentiment scorer, DPO
-             (beta 0.1) from those pairs; held-out mean reward and KL(pi || pi_ref) before and after;
-             dpo_curves.png, dpo_pairs.jsonl, dpo_model/ (safetensors + tokenizer)
+  world      objectworld(n=size, seed=seed), discount 0.9 [true_reward.npy]
+  expert     soft value iteration on the true reward, horizon H; exact state occupancy and expected discounted
+             return, next to the optimal and random policies [occupancy.npy]
+  demos      n_demos expert trajectories of H actions; empirical discounted visitation and its L1 gap to the
+             exact occupancy [demos.npz, visitation.npy]
+  figure     true reward with objects, exact occupancy, empirical visitation [heatmaps.png]
+  irl        MaxEnt IRL (linear in the indicator features) and deep MaxEnt IRL (on the same features, and on the
+             4 continuous distances) recover the reward; EVD, reward correlation, demo log-likelihood
+             (``irlhf.eval.evaluate_reward``) [<learner>_reward.npy, irl_rewards.png]
+  imitation  CartPole-v1, scripted expert: BC from imitation_demos episodes vs DAgger with the same budget
+  gail       CartPole-v1 GAIL from GAIL_DEMOS expert episodes, gail_steps generator steps [cartpole_demos.npz,
+             gail_policy.zip, gail_reward.safetensors, gail_training.png]
+  iq_learn   offline IQ-Learn from the same demos, iq_updates gradient steps [iq_learn_policy.safetensors,
+             iq_learn_training.png]
+  preferences  Pendulum-v1 reward from preference_labels oracle-labelled segment pairs, no RL (Christiano et
+             al. 2017; ``irlhf.eval.preferences``); held-out accuracy and return correlation [preferences.png,
+             preference_reward.safetensors]
+  alignment  DPO on a tiny GPT-2 pretrained on the synthetic review language, dpo_prompts prompts x 4 samples
+             labelled by the true sentiment; held-out reward and KL before and after [dpo_curves.png,
+             dpo_pairs.jsonl, dpo_model/]
 
-Artifacts in ``<out>/demo-<timestamp>/``: config.json, metrics.jsonl (one line per step with its
-metrics and seconds), the arrays and demos above, heatmaps.png, the learned rewards
-(<learner>_reward.npy) and irl_rewards.png, cartpole_demos.npz, gail_policy.zip, gail_reward.safetensors,
-gail_training.png, iq_learn_policy.safetensors, iq_learn_training.png, preferences.png and
-preference_reward.safetensors, dpo_curves.png, dpo_pairs.jsonl and dpo_model/, summary.txt (also printed)
-and report.html.
+The CartPole policies are scored on held-out resets next to the expert and a random policy
+(``irlhf.eval.returns.score_policy``). Every run directory ``<out>/demo-<timestamp>/`` also holds config.json,
+metrics.jsonl (one line per step with its metrics and seconds), summary.txt (also printed) and report.html.
 
 Extending: write ``def step(demo: Demo) -> dict`` that reads what earlier steps left on ``demo``, saves
 artifacts with ``demo.run``, adds a section to ``demo.report`` and lines to ``demo.summary``, and returns its
@@ -78,10 +68,10 @@ from irlhf.llm.tasks import frontier, sentiment
 from irlhf.nn.policies import save_policy
 from irlhf.planning import occupancy_measure, soft_value_iteration, value_iteration
 from irlhf.preference import trajectory
-from irlhf.report import Report, plots
+from irlhf.report import Report
 from irlhf.report.artifacts import save_tensors, state_dict_tensors
 from irlhf.report.curves import dpo_curves, irl_curves
-from irlhf.report.rewards import learned_vs_true, reward_maps
+from irlhf.report.rewards import learned_vs_true, occupancy_maps, reward_maps
 from irlhf.rl.experts import make_expert
 from irlhf.rl.sb3 import one_thread
 
@@ -91,22 +81,10 @@ MAX_SIZE = MAX_WORLD_SIZE
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig(BaseConfig):
-    """Options of ``irlhf demo``.
-
-    size: side of the square objectworld (size * size states).
-    horizon: length H of the expert's finite-horizon problem and of every demonstration (Levine's
-        objectworld demos have 8 steps).
-    n_demos: number of expert demonstrations to sample.  discount: of the world, in (0, 1].
-    seed: seeds both the world layout and the demonstrations.
-    deep_iterations: gradient steps of each deep MaxEnt fit (each is one soft value iteration).
-    imitation_demos: expert episodes of the imitation step (CartPole-v1): BC trains on that many expert
-        episodes, DAgger runs that many rounds of one episode each.
-    gail_steps: environment steps of the GAIL step's PPO generator (CartPole-v1).
-    iq_updates: gradient steps of the offline IQ-Learn step.
-    preference_labels: oracle labels (segment pairs) the preferences step fits its reward model on.
-    dpo_prompts: training prompts of the alignment step (4 sampled completions each, all pairs labelled).
-    lm_pretrain_steps: pretraining steps of the alignment step's tiny language model.
-    """
+    """Options of ``irlhf demo`` (the --help of ``irlhf demo`` says what each does): the objectworld's size
+    (size * size states), horizon H (expert horizon and demo length), n_demos, discount and seed (world layout and
+    every sample), then one budget per later step: deep MaxEnt iterations, imitation_demos (BC episodes = DAgger
+    rounds), gail_steps, iq_updates, preference_labels, dpo_prompts and lm_pretrain_steps."""
 
     size: Annotated[int, Range(2, MAX_SIZE)] = 32
     horizon: PositiveInt = 8
@@ -254,19 +232,8 @@ def sample_demos(demo: Demo) -> dict[str, Any]:
 
 
 def plot_maps(demo: Demo) -> dict[str, Any]:
-    mdp, n = demo.mdp, demo.config.size
-    fig, (ax_r, ax_o, ax_v) = plots.figure_row(3)
-    plots.grid_heatmap(ax_r, mdp.true_reward, n, title="true reward (objects by outer colour)", cmap="RdBu",
-                       centered=True)
-    plots.mark_cells(ax_r, mdp.meta["object_cells"], n, mdp.meta["outer_colors"], label="outer colour {}")
-    # one colour scale for both, set by the exact occupancy: sparse samples make sharp peaks that would
-    # otherwise wash the exact map out; clipped cells show at the top colour (arrow on the colour bar)
-    vmax = float(demo.occupancy.max()) or 1.0
-    plots.grid_heatmap(ax_o, demo.occupancy, n, title="exact expert occupancy", cmap="magma", vmin=0, vmax=vmax)
-    plots.grid_heatmap(ax_v, demo.visitation, n, title=f"empirical visitation ({demo.config.n_demos} demos)",
-                       cmap="magma", vmin=0, vmax=vmax,
-                       extend="max" if demo.visitation.max() > vmax else "neither")
-    demo.run.save_figure("heatmaps.png", fig)
+    demo.run.save_figure("heatmaps.png", occupancy_maps(demo.mdp, demo.occupancy, demo.visitation,
+                                                       demo.config.n_demos))
     demo.report.section("Maps").image(
         "heatmaps.png",
         caption="Left: true reward (blue +5, red -10) with objects marked by outer colour. Middle: the expert's "
@@ -435,10 +402,19 @@ def _save_figure(demo: Demo, name: str, figure: Any) -> str | None:
     return name
 
 
-def _score_rows(m: dict[str, Any], prefix: str, label: str) -> list[list[Any]]:
-    return [[label, f"{m[prefix + '_return']:.1f} ({m[prefix + '_return_std']:.1f})", round(m[prefix + "_score"], 3)],
-            ["expert (scripted)", f"{m[prefix + '_expert_return']:.1f}", 1.0],
-            ["uniform random", f"{m[prefix + '_random_return']:.1f}", 0.0]]
+def _cartpole_report(demo: Demo, m: dict[str, Any], prefix: str, title: str, label: str, text: str,
+                     seconds: float, png: str | None, caption: str, head: str) -> None:
+    """The report section (text, returns next to the expert and random, curves) and summary line of a CartPole
+    learner's step."""
+    section = demo.report.section(title).text(text).table(
+        [[label, f"{m[prefix + '_return']:.1f} ({m[prefix + '_return_std']:.1f})", round(m[prefix + "_score"], 3)],
+         ["expert (scripted)", f"{m[prefix + '_expert_return']:.1f}", 1.0],
+         ["uniform random", f"{m[prefix + '_random_return']:.1f}", 0.0],
+         ["training seconds", round(seconds, 3), ""]], header=["policy", "return, mean (std)", "normalised score"])
+    if png:
+        section.image(png, caption=caption)
+    demo.summary.append(f"{head}: return {m[prefix + '_return']:.1f} (score {m[prefix + '_score']:.2f}); expert "
+                        f"{m[prefix + '_expert_return']:.1f}, random {m[prefix + '_random_return']:.1f}")
 
 
 def adversarial_irl(demo: Demo) -> dict[str, Any]:
@@ -458,7 +434,7 @@ def adversarial_irl(demo: Demo) -> dict[str, Any]:
     last = result.history[-1] if result.history else {}
     metrics.update(gail_demos=len(demos), gail_timesteps=c.gail_steps, gail_rounds=len(result.history),
                    gail_disc_loss=last.get("disc_loss"), gail_seconds=seconds)
-    section = demo.report.section("Adversarial IRL: GAIL").text(
+    _cartpole_report(demo, metrics, "gail", "Adversarial IRL: GAIL", f"GAIL ({c.gail_steps} steps)",
         f"GAIL (Ho & Ermon 2016) on {env_id} from {len(demos)} scripted-expert episodes "
         f"({sum(len(t) for t in demos)} transitions, cartpole_demos.npz): a discriminator D(s, a) learns to tell "
         "expert state-actions from the generator's, and a PPO generator is trained by RL on the reward "
@@ -466,16 +442,9 @@ def adversarial_irl(demo: Demo) -> dict[str, Any]:
         "ends go through an absorbing state so that the learned reward does not favour short or long episodes "
         "(irlhf.irl.gail, defaults). Unlike BC, the learner acts in the environment (but never sees its reward). "
         f"Returns of the deterministic policy over {IMITATION_EVAL_EPISODES} held-out resets, as in the "
-        "imitation step; normalised score = (return - random) / (expert - random)."
-    ).table(_score_rows(metrics, "gail", f"GAIL ({c.gail_steps} steps)")
-            + [["training seconds", round(seconds, 3), ""]],
-            header=["policy", "return, mean (std)", "normalised score"])
-    if png:
-        section.image(png, caption="GAIL per discriminator round: discriminator loss, accuracy on expert and "
-                      "policy data, and the generator's mean episode return (true reward).")
-    demo.summary.append(f"gail: {env_id}, {len(demos)} expert episodes, {c.gail_steps} steps: return "
-                        f"{metrics['gail_return']:.1f} (score {metrics['gail_score']:.2f}); expert "
-                        f"{metrics['gail_expert_return']:.1f}, random {metrics['gail_random_return']:.1f}")
+        "imitation step; normalised score = (return - random) / (expert - random).", seconds, png,
+        "GAIL per discriminator round: discriminator loss, accuracy on expert and policy data, and the generator's "
+        "mean episode return (true reward).", f"gail: {env_id}, {len(demos)} expert episodes, {c.gail_steps} steps")
     return metrics
 
 
@@ -494,21 +463,14 @@ def inverse_soft_q(demo: Demo) -> dict[str, Any]:
     last = result.history[-1] if result.history else {}
     metrics.update(iq_learn_demos=len(demos), iq_learn_updates=c.iq_updates, iq_learn_loss=last.get("loss"),
                    iq_learn_expert_accuracy=last.get("expert_accuracy"), iq_learn_seconds=seconds)
-    section = demo.report.section("Inverse soft-Q: IQ-Learn").text(
+    _cartpole_report(demo, metrics, "iq_learn", "Inverse soft-Q: IQ-Learn", f"IQ-Learn ({c.iq_updates} updates)",
         f"Offline IQ-Learn (Garg et al. 2021) on the same {len(demos)} expert episodes: a single network Q(s, a) "
         "is both the policy (softmax of Q / alpha) and the reward r = Q(s, a) - gamma V(s'); the inverse soft-Q "
         "objective with the chi^2 divergence is minimised on expert transitions only "
         f"({c.iq_updates} Adam steps, batch {config.batch_size}, alpha {config.alpha:g}; no environment steps, "
-        "no adversary, no RL inner loop). Evaluation as for GAIL."
-    ).table(_score_rows(metrics, "iq_learn", f"IQ-Learn ({c.iq_updates} updates)")
-            + [["training seconds", round(seconds, 3), ""]],
-            header=["policy", "return, mean (std)", "normalised score"])
-    if png:
-        section.image(png, caption="IQ-Learn per logged update: loss and the greedy policy's accuracy on the "
-                      "expert's actions.")
-    demo.summary.append(f"iq_learn: {env_id}, offline, {len(demos)} expert episodes, {c.iq_updates} updates: return "
-                        f"{metrics['iq_learn_return']:.1f} (score {metrics['iq_learn_score']:.2f}); expert "
-                        f"{metrics['iq_learn_expert_return']:.1f}, random {metrics['iq_learn_random_return']:.1f}")
+        "no adversary, no RL inner loop). Evaluation as for GAIL.", seconds, png,
+        "IQ-Learn per logged update: loss and the greedy policy's accuracy on the expert's actions.",
+        f"iq_learn: {env_id}, offline, {len(demos)} expert episodes, {c.iq_updates} updates")
     return metrics
 
 
@@ -626,16 +588,9 @@ def align_language_model(demo: Demo) -> dict[str, Any]:
 
 # Steps in order; append (name, function) to add a section to the same run, metrics and report.
 STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
-    ("world", build_world),
-    ("expert", solve_expert),
-    ("demos", sample_demos),
-    ("figure", plot_maps),
-    ("irl", recover_rewards),
-    ("imitation", compare_imitation),
-    ("gail", adversarial_irl),
-    ("iq_learn", inverse_soft_q),
-    ("preferences", learn_from_preferences),
-    ("alignment", align_language_model),
+    ("world", build_world), ("expert", solve_expert), ("demos", sample_demos), ("figure", plot_maps),
+    ("irl", recover_rewards), ("imitation", compare_imitation), ("gail", adversarial_irl),
+    ("iq_learn", inverse_soft_q), ("preferences", learn_from_preferences), ("alignment", align_language_model),
 ]
 
 

@@ -58,7 +58,7 @@ from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos
 from irlhf.envs.tabular import TabularMDP, binaryworld, gridworld, objectworld, sample_trajectories
 from irlhf.eval import evaluate_reward
 from irlhf.eval.returns import score_policy
-from irlhf.imitation.bc import resolve_spaces
+from irlhf.envs.spaces import resolve_spaces
 from irlhf.jobs._common import (IRL_SAMPLE, IRL_TABULAR, MAX_WORLD_SIZE, WORLDS, DemosPath, EnvId, ExpertKind,
                                 Overrides, demo_job_command, options_table, parse_set, print_summary, result_table,
                                 score_line, set_flags)

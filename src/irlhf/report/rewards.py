@@ -86,3 +86,20 @@ def learned_vs_true(true_returns: np.ndarray, learned_returns: np.ndarray, true_
     ax_step.set(xlabel="true reward", ylabel="learned reward (ensemble mean)",
                 title=f"held-out steps (Pearson r = {_pearson(learned_rewards, true_rewards):.3f}; {len(shown)} shown)")
     return fig
+
+
+def occupancy_maps(mdp: TabularMDP, occupancy: np.ndarray, visitation: np.ndarray, n_demos: int) -> Figure:
+    """The true reward with objects marked by outer colour (objectworld), the expert's exact discounted state
+    occupancy, and the demonstrations' empirical visitation, the last two on the exact map's colour scale
+    (sparse samples make sharp peaks that would otherwise wash the exact map out; clipped cells show at the top
+    colour, with an arrow on the colour bar)."""
+    n = int(mdp.meta.get("n") or round(mdp.n_states**0.5))
+    fig, (ax_r, ax_o, ax_v) = figure_row(3)
+    grid_heatmap(ax_r, mdp.true_reward, n, title="true reward (objects by outer colour)", cmap="RdBu", centered=True)
+    if "object_cells" in mdp.meta:
+        mark_cells(ax_r, mdp.meta["object_cells"], n, mdp.meta["outer_colors"], label="outer colour {}")
+    vmax = float(occupancy.max()) or 1.0
+    grid_heatmap(ax_o, occupancy, n, title="exact expert occupancy", cmap="magma", vmin=0, vmax=vmax)
+    grid_heatmap(ax_v, visitation, n, title=f"empirical visitation ({n_demos} demos)", cmap="magma", vmin=0,
+                 vmax=vmax, extend="max" if visitation.max() > vmax else "neither")
+    return fig
