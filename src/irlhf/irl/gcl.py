@@ -1,89 +1,43 @@
 """Guided cost learning (Finn, Levine & Abbeel 2016, "Guided Cost Learning: Deep Inverse Optimal Control via
 Policy Optimization"): sample-based MaxEnt IOC with a neural cost, no dynamics model.
 
-Model: trajectories are exponentially less likely the more they cost, p(tau) = exp(-c_theta(tau)) / Z with
-c_theta(tau) = sum_t c_theta(s_t, a_t) (undiscounted) and an MLP c_theta (standardised observations + one-hot
-Discrete / raw Box action). Z = int exp(-c_theta(tau)) dtau is estimated by importance sampling from
-background trajectories tau_j ~ z (dynamics cancel in z(tau) / p(tau), so only the policies' action
-likelihoods enter):
+Model: p(tau) = exp(-c_theta(tau)) / Z with c_theta(tau) = sum_t c_theta(s_t, a_t) (undiscounted), c_theta an
+MLP on standardised observations and one-hot Discrete / raw Box actions. Z is estimated by importance sampling
+from background trajectories tau_j ~ z (the dynamics cancel in z(tau) / p(tau)):
 
-    L_IOC(theta) = (1/N) sum_{i in demos} c_theta(tau_i) + log (1/M) sum_{j in bg} exp(-c_theta(tau_j)) / z(tau_j)
-                 = mean_i c_theta(tau_i) + logsumexp_j(-c_theta(tau_j) - log z(tau_j)) - log M,
+    L_IOC(theta) = mean_i c_theta(tau_i) + logsumexp_j(-c_theta(tau_j) - log z(tau_j)) - log M,
 
     log z(tau_j) = logsumexp_k log q_k(tau_j) - log K      (the mixture of the K sampling distributions),
-    log q_k(tau) = sum_t log pi_k(a_t | s_t)               (``irlhf.rl.sb3.action_log_prob``).
+    log q_k(tau) = sum_t log pi_k(a_t | s_t)               (``irlhf.rl.sb3.action_log_prob``),
 
-The gradient is E_demos[grad c] - sum_j w_j grad c(tau_j) with self-normalised weights
-w_j proportional to exp(-c(tau_j)) / z(tau_j): push the demos' cost down, the (re-weighted) samples' cost up.
+i over the demos, j over the M background trajectories. Its gradient is E_demos[grad c] - sum_j w_j grad
+c(tau_j), w_j proportional to exp(-c(tau_j)) / z(tau_j).
 
-Fusion of demonstrations and samples (paper, section 4): each minibatch of demonstrations is also added to the
-background minibatch, and z is a mixture. What is computed here (K = 2 components per trajectory):
+Fusion (paper, section 4): each demo minibatch is also added to the background (``demos_in_background``;
+without it L_IOC is unbounded below), and z mixes K = 2 components per trajectory: for a policy sample the
+policies that generated it (log-likelihoods recorded at generation time) and the current policy; for a
+demo the current policy. ``demo_density="bc"`` (default) mixes in a behaviour-cloning density q_bc fitted
+once on the demos, 1:1 for every background trajectory, z = (q_bc + q_policy) / 2. ``ioc_loss`` takes any
+(M, K) matrix of component log-densities.
 
-- a policy sample tau_j: log z = logmeanexp(log q_gen(tau_j), log pi_cur(tau_j)), where q_gen is the product of
-  the action probabilities of the policies that actually generated it, recorded step by step *at generation
-  time* (PPO's policy is fixed during a rollout, SAC's changes every step; both are exact this way), and
-  pi_cur is the current policy (re-evaluated at each iteration on the whole pool);
-- a demonstration: its density is unknown; the paper calls for a rough demo density. ``demo_density="bc"``
-  (default): a behaviour-cloning policy q_bc fitted once on the demos (``irlhf.imitation.bc``, tanh units),
-  mixed 1:1 with the policy part, for *every* background trajectory (the fused mixture
-  z = (q_bc + q_policy) / 2): a demo's q_policy is pi_cur, a sample's is the mean of (q_gen, pi_cur) above.
-  ``demo_density="policy"`` (the earlier form): no BC; demos get log z = log pi_cur(tau_i), samples the
-  2-component (q_gen, pi_cur) mixture.
+Episode ends (``absorbing=True``; the absorbing state of Kostrikov et al. 2019): trajectories span one
+horizon H (``Config.horizon``, default the env's ``max_episode_steps``); one that terminated after T < H
+steps continues in an absorbing state of learned cost c_abs (``CostNet.absorbing_cost``),
 
-This replaces the paper's full mixture (1/k) sum_k q_k(tau_j) over every past sampling policy (which needs
-each trajectory evaluated under every past policy) by its two most informative components; ``ioc_loss``
-itself takes any (M, K) matrix of component log-densities. Without the demos in the background
-(``demos_in_background=False``) L_IOC is unbounded below once the cost separates demos from samples (measured:
-the loss ran to -2e4 in 10k CartPole steps), which is why the paper adds them.
+    c(tau) = sum_{t<T} c(s_t, a_t) + (H - T) c_abs                (``padded_trajectory_costs``),
 
-Episode ends (``absorbing=True``, default; the absorbing state of Kostrikov et al. 2019): the MaxEnt model is
-over trajectories of one fixed horizon H (``Config.horizon``, default the env's ``max_episode_steps``,
-500 on CartPole-v1). A trajectory that really terminated after T < H steps continues in an absorbing state
-whose cost per step is a learned scalar c_abs (``CostNet.absorbing_cost``, initialised at 0):
+and the policy's reward is -c(s, a) per step plus, on a terminating step, -gamma / (1 - gamma) c_abs.
 
-    c(tau) = sum_{t<T} c(s_t, a_t) + (H - T) c_abs            (a time-limit cut: the plain sum, no padding)
+Regularisers (paper, section 4.1; weight 0 = off):
 
-(``padded_trajectory_costs``). The absorbing state has one action with probability 1, so z(tau) is unchanged.
-Now every trajectory spans H steps and L_IOC is invariant to adding b to c(s, a) and c_abs together; only
-c - c_abs matters, and c_abs is learned from how the demos' and the weighted samples' lengths differ. The
-policy's reward is the same model seen by a discounted learner: -c(s, a) per step, and on a step that
-terminates the episode (the wrapper's ``terminated``, not a time-limit cut) also the discounted absorbing
-tail -sum_{k>=1} gamma^k c_abs = -gamma / (1 - gamma) c_abs (gamma: the RL model's). So ending an episode
-pays off for the policy only when c_abs < c on the states it would otherwise visit. ``absorbing=False``: the
-plain sums of the length effect below.
+    g_lcr(tau)  = sum_{t=1..T-2} ((c_{t+1} - c_t) - (c_t - c_{t-1}))^2     local constancy, demos and samples
+    g_mono(tau) = sum_{t=1..T-1} max(0, c_t - c_{t-1} - margin)^2          monotonic decrease, demos only
 
-BC warm start (``bc_warm_start``, default on for PPO): the PPO generator's actor starts as the BC policy
-(``irlhf.rl.sb3.ppo_from_bc``), the paper's "initialise the policy" step, so that early samples resemble the
-demos.
-
-What it does on CartPole-v1 (``benchmarks/gcl_cartpole.py``: 4 scripted-expert trajectories, 50k steps,
-seeds 0-2; docs/RESULTS.md): the policy ends at 110 (BC warm start) and 165 (none) of 500, and a fresh PPO on
-the learned cost does not balance the pole. The importance weights sit on the demos from the first phases on
-(effective sample size 4.0 of 204 background trajectories): a demo's log z sums ~500 steps of near-deterministic
-BC log-likelihood (log z ~ -25) while a short sample's is ~ -7, so exp(-c) / z favours the demos by ~e^18 even
-at c = 0; L_IOC then sits at its demos-only floor and gives the samples' costs and c_abs almost no gradient.
-This is the variance problem of trajectory-level importance sampling that AIRL's per-step discriminator
-removes. Without the BC demo density (``demo_density="policy"``) an earlier run's ESS was lower still (1-2).
-
-Regularisers (paper, section 4.1), both off by default (weight 0):
-
-    g_lcr(tau)  = sum_{t=1..T-2} ((c_{t+1} - c_t) - (c_t - c_{t-1}))^2     local constancy, on demos and samples
-    g_mono(tau) = sum_{t=1..T-1} max(0, c_t - c_{t-1} - margin)^2          monotonic decrease, on demos only
-
-each averaged over the minibatch's trajectories and added with weights ``lcr_weight`` / ``mono_weight``.
-
-Loop ("partial policy optimisation"): an SB3 PPO (or SAC, Box actions) from ``irlhf.rl.sb3.make_model`` learns
-on the reward -c_theta(s, a) through a ``RewardVecEnvWrapper``; every ``steps_per_iteration`` environment steps
-(at the end of a rollout) the finished episodes join a pool of the ``sample_pool`` most recent ones, and the
-cost takes ``cost_updates_per_iteration`` Adam steps on minibatches of demos and pool samples; SAC's replay
-buffer is relabelled with the new reward. The policy is never trained to convergence on any one cost.
-
-Episodes of different lengths without padding (``absorbing=False``; CartPole terminates early): the costs are
-plain sums, as the objective says. A consequence: the level of c is identified. Adding b to every per-step
-cost changes L_IOC by b (mean demo length - sum_j w_j T_j), so when the demos are longer than the weighted
-samples (a CartPole expert lasts 500 steps, a poor policy ~20) the gradient lowers c everywhere, i.e. the
-reward -c carries a survival bonus; when the expert's episodes are the short ones it carries a penalty for
-living. With equal lengths L_IOC is invariant to that shift.
+Loop ("partial policy optimisation"): an SB3 PPO (or SAC, Box actions) learns on -c_theta through a
+``RewardVecEnvWrapper``; every ``steps_per_iteration`` environment steps the finished episodes join a pool
+of the ``sample_pool`` most recent ones and the cost takes ``cost_updates_per_iteration`` Adam steps; SAC's
+replay buffer is relabelled with the new reward. ``bc_warm_start`` (default for PPO) starts the actor from
+the BC policy. What the method does on CartPole, and why, is in docs/irl.md.
 
     result = gcl.train("CartPole-v1", demos, gcl.Config(total_timesteps=50_000))
     actions = result.policy(obs_batch)                  # the SB3 policy (deterministic)
@@ -97,21 +51,34 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
+from irlhf.core.config import BaseConfig, Check, NonNegative, OneOf, Positive, PositiveInt, Seed, Widths
 from irlhf.core.errors import ValidationError, describe
+from irlhf.data.demos import check_demos, obs_stats
 from irlhf.data.types import Trajectory
-from irlhf.imitation.bc import _check_demos
+from irlhf.envs.spaces import act_dim
+from irlhf.nn.encoders import ObsEncoder, encode
 from irlhf.nn.mlp import ACTIVATIONS, mlp
+from irlhf.rl.pretrain import warm_start_policy
+from irlhf.rl.rewards import RewardFunction
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, check_algo_space, env_spaces, make_model, one_thread,
+                          ppo_from_bc, relabel_replay_buffer)
+from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "CostNet", "CostReward", "Result", "ioc_loss", "lcr_penalty", "mixture_log_density",
            "mono_penalty", "padded_trajectory_costs", "train"]
+
+
+def _is_algo(value: Any) -> bool:
+    return isinstance(value, str) and value.lower() in ("ppo", "sac")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,66 +112,35 @@ class Config(BaseConfig):
     seed: seeds the cost initialisation, the minibatches and the RL model.  progress: tqdm bar over steps.
     """
 
-    algo: str = "ppo"
-    total_timesteps: int = 50_000
-    rl_kwargs: dict = dataclasses.field(default_factory=dict)
-    steps_per_iteration: int = 1024
-    cost_updates_per_iteration: int = 20
-    hidden_sizes: tuple[int, ...] = (32, 32)
-    activation: str = "relu"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    demo_batch_size: int = 8
-    sample_batch_size: int = 32
-    sample_pool: int = 200
+    algo: Annotated[str, Check(_is_algo, "'ppo' or 'sac' (any case; a stochastic policy with a likelihood)")] = "ppo"
+    total_timesteps: PositiveInt = 50_000
+    rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
+    steps_per_iteration: PositiveInt = 1024
+    cost_updates_per_iteration: PositiveInt = 20
+    hidden_sizes: Widths = (32, 32)
+    activation: Annotated[str, OneOf(ACTIVATIONS)] = "relu"
+    lr: Positive = 1e-3
+    weight_decay: NonNegative = 0.0
+    demo_batch_size: PositiveInt = 8
+    sample_batch_size: PositiveInt = 32
+    sample_pool: PositiveInt = 200
     demos_in_background: bool = True
-    lcr_weight: float = 0.0
-    mono_weight: float = 0.0
+    lcr_weight: NonNegative = 0.0
+    mono_weight: NonNegative = 0.0
     mono_margin: float = 1.0
     normalize_reward: bool = False
     normalize_obs: bool = True
     absorbing: bool = True
-    horizon: int | None = None
-    demo_density: str = "bc"
+    horizon: PositiveInt | None = None
+    demo_density: Literal["bc", "policy"] = "bc"
     bc_warm_start: bool | None = None
-    seed: int = 0
+    seed: Seed = 0
     progress: bool = False
 
-    def __post_init__(self) -> None:
-        from irlhf.rl.sb3 import ALGOS
-
-        if not isinstance(self.algo, str) or self.algo.lower() not in ("ppo", "sac"):
-            raise ValidationError(f"algo={describe(self.algo)}: unknown or unsupported algorithm; expected 'ppo' "
-                                  f"or 'sac' (a stochastic policy with a likelihood; sb3 knows {list(ALGOS)})")
+    def validate(self) -> None:
         object.__setattr__(self, "algo", self.algo.lower())
-        check_number("total_timesteps", self.total_timesteps, low=1, integer=True)
-        if not isinstance(self.rl_kwargs, dict):
-            raise ValidationError(f"rl_kwargs={describe(self.rl_kwargs)}: expected a dict of make_model overrides")
-        check_number("steps_per_iteration", self.steps_per_iteration, low=1, integer=True)
-        check_number("cost_updates_per_iteration", self.cost_updates_per_iteration, low=1, integer=True)
-        object.__setattr__(self, "hidden_sizes", check_hidden_sizes("hidden_sizes", self.hidden_sizes))
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
-        check_number("demo_batch_size", self.demo_batch_size, low=1, integer=True)
-        check_number("sample_batch_size", self.sample_batch_size, low=1, integer=True)
-        check_number("sample_pool", self.sample_pool, low=1, integer=True)
-        check_bool("demos_in_background", self.demos_in_background)
-        check_number("lcr_weight", self.lcr_weight, low=0)
-        check_number("mono_weight", self.mono_weight, low=0)
-        check_number("mono_margin", self.mono_margin)
-        check_bool("normalize_reward", self.normalize_reward)
-        check_bool("normalize_obs", self.normalize_obs)
-        check_bool("absorbing", self.absorbing)
-        if self.horizon is not None:
-            check_number("horizon", self.horizon, low=1, integer=True)
-        check_choice("demo_density", self.demo_density, ("bc", "policy"))
-        if self.bc_warm_start is not None:
-            check_bool("bc_warm_start", self.bc_warm_start)
-            if self.bc_warm_start and self.algo != "ppo":
-                raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
-        check_number("seed", self.seed, low=0, integer=True)
-        check_bool("progress", self.progress)
+        if self.bc_warm_start and self.algo != "ppo":
+            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
 
 
 # -- the objective ------------------------------------------------------------------------------
@@ -293,7 +229,7 @@ def mono_penalty(step_costs: torch.Tensor, lengths: Sequence[int], margin: float
 
 
 # -- the cost network ---------------------------------------------------------------------------------
-class CostNet(torch.nn.Module):
+class CostNet(ObsEncoder):
     """c_theta(s, a): an MLP on [(s - mean) / scale, one_hot(a) (Discrete) or a (Box)] -> one cost per step,
     and a learned scalar ``absorbing_cost`` c_abs (the absorbing state's cost per step; 0 at the start).
 
@@ -303,34 +239,22 @@ class CostNet(torch.nn.Module):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, hidden_sizes: Sequence[int],
                  activation: str = "relu", obs_mean: np.ndarray | None = None, obs_scale: np.ndarray | None = None,
                  seed: int = 0):
-        super().__init__()
-        self.observation_space, self.action_space = observation_space, action_space
-        self.obs_dim = int(np.prod(observation_space.shape))
+        super().__init__(observation_space, obs_mean, obs_scale)
+        self.action_space = action_space
         self.discrete = isinstance(action_space, spaces.Discrete)
-        self.act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.act_dim = act_dim(action_space)
         self.net = mlp(self.obs_dim + self.act_dim, list(hidden_sizes), 1, activation, seed=seed)
-        mean = np.zeros(self.obs_dim) if obs_mean is None else np.asarray(obs_mean).reshape(-1)
-        scale = np.ones(self.obs_dim) if obs_scale is None else np.asarray(obs_scale).reshape(-1)
-        self.register_buffer("obs_mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("obs_scale", torch.as_tensor(scale, dtype=torch.float32))
         # c_abs: the cost of one step in the absorbing state after a real termination (``Config.absorbing``)
         self.absorbing_cost = torch.nn.Parameter(torch.zeros(()))
 
     def features(self, obs: Any, acts: Any) -> torch.Tensor:
-        x = torch.as_tensor(np.array(obs, dtype=np.float32) if not torch.is_tensor(obs) else obs).float()
-        x = (x.reshape(len(x), -1) - self.obs_mean) / self.obs_scale
-        a = torch.as_tensor(np.array(acts) if not torch.is_tensor(acts) else acts)
-        if self.discrete:
-            a = torch.nn.functional.one_hot(a.reshape(-1).long() - int(self.action_space.start), self.act_dim).float()
-        else:
-            a = a.reshape(len(a), -1).float()
-        return torch.cat([x, a], dim=1)
+        return torch.cat([self.encode(obs), encode(acts, self.action_space)], dim=1)
 
     def forward(self, obs: Any, acts: Any) -> torch.Tensor:
         return self.net(self.features(obs, acts))[:, 0]
 
 
-class CostReward:
+class CostReward(RewardFunction):
     """The learned reward -c_theta(s, a) / scale (next_obs is ignored).
 
     ``reward(obs (n, ...), acts (n, ...), next_obs (n, ...), terminated (n,) bool = None) -> (n,)`` float64
@@ -342,23 +266,14 @@ class CostReward:
 
     def __init__(self, cost_net: CostNet, scale: float = 1.0, tail: float = 0.0):
         self.cost_net, self.scale, self.tail = cost_net, float(scale), float(tail)
+        self.observation_space, self.action_space = cost_net.observation_space, cost_net.action_space
 
-    def __call__(self, obs: Any, acts: Any, next_obs: Any = None, terminated: Any = None) -> np.ndarray | float:
-        shape = tuple(self.cost_net.observation_space.shape)
-        x = np.array(obs, dtype=np.float32)
-        single = x.shape == shape
-        a = np.asarray(acts)
-        if single:
-            x, a = x[None], a.reshape(1, *a.shape)
-        if x.shape[1:] != shape or len(a) != len(x):
-            raise ValidationError(f"reward: obs {x.shape}, acts {a.shape}; expected (n, *{shape}) and n actions")
-        with torch.no_grad():
-            cost = self.cost_net(x, a).double()
-            if terminated is not None and self.tail:
-                done = torch.as_tensor(np.asarray(terminated, dtype=bool).reshape(-1))
-                cost = cost + done.double() * self.tail * float(self.cost_net.absorbing_cost)
-            out = (-cost / self.scale).numpy()
-        return float(out[0]) if single else out
+    def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
+              dones: np.ndarray | None) -> torch.Tensor:
+        cost = self.cost_net(obs, acts).double()
+        if dones is not None and self.tail:
+            cost = cost + torch.as_tensor(dones).double() * self.tail * float(self.cost_net.absorbing_cost)
+        return -cost / self.scale
 
 
 @dataclasses.dataclass
@@ -408,7 +323,7 @@ def _demo_trajectories(demos: Any, obs_space: spaces.Space, act_space: spaces.Sp
             raise ValidationError(f"demos[{k}]: {len(obs)} observations for {len(acts)} actions; expected "
                                   "len(obs) == len(acts) + 1")
         try:
-            acts = _check_demos(obs, acts, obs_space, act_space)
+            acts = check_demos(obs, acts, obs_space, act_space)
         except ValidationError as exc:
             raise ValidationError(f"demos[{k}] do not fit the environment: {exc}") from None
         out.append((obs[:-1].astype(np.float32), acts))
@@ -420,9 +335,6 @@ def _make_sampler(venv: Any, reward_fn: Callable, model: Any, max_episodes: int)
     """A RewardVecEnvWrapper (reward_fn(obs, acts, next_obs, terminated)) that also sums log pi(a_t | s_t) of
     each step's acting policy (at generation time) and hands finished episodes out as (Trajectory, log_q)
     through ``take()``."""
-    from irlhf.rl.sb3 import action_log_prob
-    from irlhf.rl.wrappers import RewardVecEnvWrapper
-
     class _Sampler(RewardVecEnvWrapper):
         def __init__(self) -> None:
             super().__init__(venv, reward_fn, record=True, max_episodes=max(max_episodes, venv.num_envs),
@@ -463,23 +375,16 @@ def _make_sampler(venv: Any, reward_fn: Callable, model: Any, max_episodes: int)
 
 
 # -- training -----------------------------------------------------------------------------------
-def train(env_id: str, demos: Any, config: Config | None = None, *,
+def train(source: str, data: Any, config: Config | None = None, *,
           callback: Callable[[dict, Any], bool | None] | None = None) -> Result:
-    """Guided cost learning on ``env_id`` (a gymnasium id) from ``demos`` (a list of whole-episode
-    ``Trajectory``; module docstring). callback(record, policy), called with each iteration's history record
-    and the current ``SB3Policy``, may return True to stop. Torch runs on one thread meanwhile."""
-    from irlhf.rl.sb3 import one_thread
-
+    """Guided cost learning on ``source`` (a gymnasium id) from the demonstrations ``data`` (a list of
+    whole-episode ``Trajectory``; module docstring). callback(record, policy), called with each iteration's
+    history record and the current ``SB3Policy``, may return True to stop. Torch runs on one thread meanwhile."""
     with one_thread():
-        return _train(env_id, demos, Config() if config is None else config, callback)
+        return _train(source, data, Config() if config is None else config, callback)
 
 
 def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from irlhf.rl.sb3 import SB3Policy, action_log_prob, check_algo_space, env_spaces, make_model, ppo_from_bc, \
-        relabel_replay_buffer
-
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected irlhf.irl.gcl.Config")
     obs_space, act_space = env_spaces(env_id)
@@ -493,18 +398,12 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     demo_terminal = [bool(getattr(d, "terminal", True)) for d in (demos if isinstance(demos, Sequence) else [demos])]
     horizon = config.horizon
     if config.absorbing and horizon is None:
-        import gymnasium
-
         horizon = gymnasium.spec(env_id).max_episode_steps
         if horizon is None:
             raise ValidationError(f"env={env_id!r} has no max_episode_steps; expected Config.horizon (the length "
                                   "every trajectory is padded to) or absorbing=False")
 
-    mean = scale = None
-    if config.normalize_obs:
-        x = demo_obs.reshape(len(demo_obs), -1).astype(np.float64)
-        mean, std = x.mean(axis=0), x.std(axis=0)
-        scale = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    mean, scale = obs_stats(demo_obs, obs_space, config.normalize_obs)
     cost_net = CostNet(obs_space, act_space, config.hidden_sizes, config.activation, mean, scale, seed=config.seed)
     optimizer = torch.optim.Adam(cost_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
@@ -512,9 +411,7 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     warm_start = config.algo == "ppo" if config.bc_warm_start is None else config.bc_warm_start
     bc_module = None
     if warm_start or config.demo_density == "bc":
-        from irlhf.imitation import bc
-
-        bc_policy = bc.train(env_id, demos, bc.Config(activation="tanh", seed=config.seed)).policy
+        bc_policy = warm_start_policy(env_id, demos, config.seed)
         bc_module = bc_policy.module.eval()
     if warm_start:
         model = ppo_from_bc(env_id, bc_policy, seed=config.seed, **config.rl_kwargs)
