@@ -51,15 +51,17 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import gymnasium as gym
 import numpy as np
+import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_number
+from irlhf.core.config import BaseConfig, NonNegative, Positive, PositiveInt, Range, Seed, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.envs.gym import make_env
+from irlhf.envs.spaces import one_hot
 
 __all__ = ["Config", "Feedback", "Trainer", "TamerAgent", "SyntheticTrainer", "Result", "credit",
            "mountaincar_q", "make_synthetic_trainer", "train"]
@@ -90,32 +92,25 @@ class Config(BaseConfig):
     progress: show a progress bar over episodes.
     """
 
-    episodes: int = 20
-    lr: float = 0.2
-    features: str = "tiles"
-    rbf_centers: int = 12
-    rbf_width: float = 1.0
-    tiles: int = 8
-    n_tilings: int = 8
+    episodes: PositiveInt = 20
+    lr: Positive = 0.2
+    features: Literal["rbf", "tiles"] = "tiles"
+    rbf_centers: Annotated[int, Range(2)] = 12
+    rbf_width: Positive = 1.0
+    tiles: PositiveInt = 8
+    n_tilings: PositiveInt = 8
     obs_low: tuple[float, ...] | None = None
     obs_high: tuple[float, ...] | None = None
-    credit: str = "uniform"
-    delay_min: float = 0.2
-    delay_max: float = 4.0
-    window: int = 4
-    step_seconds: float = 0.25
-    max_steps: int | None = None
-    seed: int = 0
+    credit: Literal["uniform", "window"] = "uniform"
+    delay_min: NonNegative = 0.2
+    delay_max: NonNegative = 4.0
+    window: PositiveInt = 4
+    step_seconds: Positive = 0.25
+    max_steps: PositiveInt | None = None
+    seed: Seed = 0
     progress: bool = False
 
-    def __post_init__(self) -> None:
-        check_number("episodes", self.episodes, low=1, integer=True)
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_choice("features", self.features, ("rbf", "tiles"))
-        check_number("rbf_centers", self.rbf_centers, low=2, integer=True)
-        check_number("rbf_width", self.rbf_width, low=0, low_open=True)
-        check_number("tiles", self.tiles, low=1, integer=True)
-        check_number("n_tilings", self.n_tilings, low=1, integer=True)
+    def validate(self) -> None:
         for name in ("obs_low", "obs_high"):
             value = getattr(self, name)
             if value is None:
@@ -127,22 +122,12 @@ class Config(BaseConfig):
             object.__setattr__(self, name, tuple(float(v) for v in value))
         if (self.obs_low is None) != (self.obs_high is None):
             raise ValidationError(f"obs_low={self.obs_low!r}, obs_high={self.obs_high!r}: expected both or neither")
-        if self.obs_low is not None:
-            if len(self.obs_low) != len(self.obs_high) or not all(
-                    lo < hi for lo, hi in zip(self.obs_low, self.obs_high)):
-                raise ValidationError(f"obs_low={list(self.obs_low)}, obs_high={list(self.obs_high)}: expected "
-                                      "lists of equal length with obs_low[i] < obs_high[i]")
-        check_choice("credit", self.credit, ("uniform", "window"))
-        check_number("delay_min", self.delay_min, low=0)
-        check_number("delay_max", self.delay_max, low=0)
+        if self.obs_low is not None and (len(self.obs_low) != len(self.obs_high) or not all(
+                lo < hi for lo, hi in zip(self.obs_low, self.obs_high))):
+            raise ValidationError(f"obs_low={list(self.obs_low)}, obs_high={list(self.obs_high)}: expected "
+                                  "lists of equal length with obs_low[i] < obs_high[i]")
         if self.delay_max <= self.delay_min:
             raise ValidationError(f"delay_max={self.delay_max!r}: expected > delay_min={self.delay_min!r}")
-        check_number("window", self.window, low=1, integer=True)
-        check_number("step_seconds", self.step_seconds, low=0, low_open=True)
-        if self.max_steps is not None:
-            check_number("max_steps", self.max_steps, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_bool("progress", self.progress)
 
 
 # -- credit assignment ---------------------------------------------------------------------------
@@ -191,7 +176,7 @@ class Features:
     def __init__(self, space: gym.Space, config: Config):
         self.kind = "onehot" if isinstance(space, gym.spaces.Discrete) else config.features
         if self.kind == "onehot":
-            self.n_features, self.start = int(space.n), int(space.start)
+            self.space, self.n_features = space, int(space.n)
             return
         if not isinstance(space, gym.spaces.Box):
             raise ValidationError(f"observation space {space}: unsupported; expected Box or Discrete")
@@ -218,10 +203,7 @@ class Features:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs)
         if self.kind == "onehot":
-            idx = obs.reshape(-1).astype(np.int64) - self.start
-            out = np.zeros((len(idx), self.n_features))
-            out[np.arange(len(idx)), idx] = 1.0
-            return out
+            return one_hot(obs, self.space)
         x = (obs.reshape(len(obs), -1).astype(np.float64) - self.low) / (self.high - self.low)
         x = np.clip(x, 0.0, 1.0)
         if self.kind == "rbf":
@@ -407,8 +389,6 @@ def _mountaincar_values(n: int) -> np.ndarray:
     """V*(grid point) of MountainCar-v0 (reward -1 per step, undiscounted): value iteration on an n x n
     (position x velocity) grid; next states off the grid are interpolated bilinearly between the 4 corners
     (Munos & Moore's barycentric discretisation: a stochastic tabular MDP with 4 successors per row)."""
-    import scipy.sparse as sp
-
     pos, vel = np.meshgrid(np.linspace(_MC["min_pos"], _MC["max_pos"], n),
                            np.linspace(-_MC["max_speed"], _MC["max_speed"], n), indexing="ij")
     pos, vel = pos.ravel(), vel.ravel()
@@ -479,14 +459,16 @@ class Result:
     config: Config
 
 
-def train(env_id: str, trainer: Trainer, config: Config = Config()) -> Result:
-    """Run TAMER for ``config.episodes`` episodes of ``env_id`` (Discrete actions) with ``trainer``."""
+def train(source: str, trainer: Trainer, config: Config | None = None) -> Result:
+    """Run TAMER for ``config.episodes`` episodes of the gymnasium id ``source`` (Discrete actions) with
+    ``trainer``, who gives the feedback (this learner's data)."""
+    config = Config() if config is None else config
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected irlhf.preference.tamer.Config")
     if not (callable(getattr(trainer, "watch", None)) and callable(getattr(trainer, "poll", None))):
         raise ValidationError(f"trainer={describe(trainer)}: expected an object with watch(t, obs, action) and "
                               "poll(t) -> list[Feedback]")
-    env = make_env(env_id)
+    env = make_env(source)
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise ValidationError(f"action space {env.action_space}: unsupported; TAMER needs Discrete actions")

@@ -62,20 +62,29 @@ import dataclasses
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
+from tqdm.auto import tqdm
 
-from irlhf.core.config import BaseConfig, check_bool, check_choice, check_hidden_sizes, check_number
+from irlhf.core.config import (BaseConfig, Fraction, NonNegative, OneOf, Positive, PositiveInt, Range, Seed, Widths,
+                               check_number)
 from irlhf.core.errors import ValidationError, describe
-from irlhf.core.io import atomic_open
 from irlhf.core.seeding import as_generator
 from irlhf.data.types import Trajectory
+from irlhf.envs.gym import make_env
+from irlhf.envs.spaces import flat_dim, space_from_dict, space_to_dict
+from irlhf.nn.encoders import encode
 from irlhf.nn.losses import bradley_terry_loss as bt_loss
+from irlhf.nn.mlp import ACTIVATIONS, mlp
+from irlhf.nn.policies import read_module, write_module
+from irlhf.preference.segments import Preferences, Segments, sample_segments
+from irlhf.rl.sb3 import RlKwargs, SB3Policy, check_algo_space, make_model, one_thread, relabel_replay_buffer
+from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "Result", "Segments", "Preferences", "RewardModel", "sample_segments", "rollout_episodes",
            "label_schedule", "select_disagreement", "select_random", "preference_probabilities", "segment_loss",
@@ -107,170 +116,35 @@ class Config(BaseConfig):
     hyperparameters (``irlhf.rl.sb3.make_model``).  seed [0].  progress [True]: a tqdm bar over timesteps.
     """
 
-    total_timesteps: int = 50_000
-    n_labels: int = 200
-    rounds: int = 10
-    segment_length: int = 25
-    ensemble_size: int = 3
-    candidates_factor: int = 10
-    selection: str = "disagreement"
-    initial_label_fraction: float = 0.25
-    schedule_tau: float = 0.1
-    random_rollout_steps: int = 2000
-    episode_pool: int = 100
-    reward_hidden_sizes: tuple[int, ...] = (64, 64)
-    reward_activation: str = "relu"
-    reward_lr: float = 1e-3
-    reward_epochs: int = 30
-    reward_batch_size: int = 64
-    reward_weight_decay: float = 1e-4
-    reward_dropout: float = 0.0
-    reward_normalization: str = "auto"
-    normalization_samples: int = 5000
-    algo: str = "ppo"
-    rl_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int = 0
+    total_timesteps: PositiveInt = 50_000
+    n_labels: PositiveInt = 200
+    rounds: PositiveInt = 10
+    segment_length: PositiveInt = 25
+    ensemble_size: PositiveInt = 3
+    candidates_factor: PositiveInt = 10
+    selection: Literal["disagreement", "random"] = "disagreement"
+    initial_label_fraction: Fraction = 0.25
+    schedule_tau: Positive = 0.1
+    random_rollout_steps: PositiveInt = 2000
+    episode_pool: PositiveInt = 100
+    reward_hidden_sizes: Widths = (64, 64)
+    reward_activation: Annotated[str, OneOf(sorted(ACTIVATIONS))] = "relu"
+    reward_lr: Positive = 1e-3
+    reward_epochs: PositiveInt = 30
+    reward_batch_size: PositiveInt = 64
+    reward_weight_decay: NonNegative = 1e-4
+    reward_dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0
+    reward_normalization: Literal["auto", "scale", "standard", "none"] = "auto"
+    normalization_samples: PositiveInt = 5000
+    algo: Literal["ppo", "sac", "dqn"] = "ppo"
+    rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
+    seed: Seed = 0
     progress: bool = True
-
-    def __post_init__(self) -> None:
-        from irlhf.nn.mlp import ACTIVATIONS
-
-        check_number("total_timesteps", self.total_timesteps, low=1, integer=True)
-        check_number("n_labels", self.n_labels, low=1, integer=True)
-        check_number("rounds", self.rounds, low=1, integer=True)
-        check_number("segment_length", self.segment_length, low=1, integer=True)
-        check_number("ensemble_size", self.ensemble_size, low=1, integer=True)
-        check_number("candidates_factor", self.candidates_factor, low=1, integer=True)
-        check_choice("selection", self.selection, SELECTIONS)
-        check_number("initial_label_fraction", self.initial_label_fraction, low=0, high=1)
-        check_number("schedule_tau", self.schedule_tau, low=0, low_open=True)
-        check_number("random_rollout_steps", self.random_rollout_steps, low=1, integer=True)
-        check_number("episode_pool", self.episode_pool, low=1, integer=True)
-        object.__setattr__(self, "reward_hidden_sizes", check_hidden_sizes("reward_hidden_sizes",
-                                                                           self.reward_hidden_sizes))
-        check_choice("reward_activation", self.reward_activation, sorted(ACTIVATIONS))
-        check_number("reward_lr", self.reward_lr, low=0, low_open=True)
-        check_number("reward_epochs", self.reward_epochs, low=1, integer=True)
-        check_number("reward_batch_size", self.reward_batch_size, low=1, integer=True)
-        check_number("reward_weight_decay", self.reward_weight_decay, low=0)
-        check_number("reward_dropout", self.reward_dropout, low=0, high=1, high_open=True)
-        check_choice("reward_normalization", self.reward_normalization, NORMALIZATIONS)
-        check_number("normalization_samples", self.normalization_samples, low=1, integer=True)
-        check_choice("algo", self.algo, ("ppo", "sac", "dqn"))
-        if not isinstance(self.rl_kwargs, dict):
-            raise ValidationError(f"rl_kwargs={describe(self.rl_kwargs)}: expected a dict of SB3 hyperparameters")
-        check_number("seed", self.seed, low=0, integer=True)
-        check_bool("progress", self.progress)
-
-
-# -- segments ----------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, eq=False)
-class Segments:
-    """N segments of L steps: obs (N, L, *obs_shape), acts (N, L, *act_shape), true_rews (N, L) (0 on padding),
-    mask (N, L) bool (False on the absorbing steps after a terminated episode's end)."""
-
-    obs: np.ndarray
-    acts: np.ndarray
-    true_rews: np.ndarray
-    mask: np.ndarray
-
-    def __post_init__(self) -> None:
-        n, length = np.shape(self.true_rews)[:2] if np.ndim(self.true_rews) == 2 else (None, None)
-        for name in ("obs", "acts", "mask"):
-            shape = np.shape(getattr(self, name))
-            if n is None or len(shape) < 2 or shape[:2] != (n, length):
-                raise ValidationError(f"Segments.{name}: shape {shape}; expected (N, L, ...) with (N, L) = "
-                                      f"true_rews' shape {np.shape(self.true_rews)}")
-
-    def __len__(self) -> int:
-        return len(self.true_rews)
-
-    @property
-    def length(self) -> int:
-        return int(self.true_rews.shape[1])
-
-    def __getitem__(self, index: Any) -> "Segments":
-        index = np.atleast_1d(np.asarray(index)) if not isinstance(index, slice) else index
-        return Segments(self.obs[index], self.acts[index], self.true_rews[index], self.mask[index])
-
-    def returns(self) -> np.ndarray:
-        """(N,) true segment returns."""
-        return self.true_rews.sum(axis=1)
-
-    @staticmethod
-    def concatenate(parts: Sequence["Segments"]) -> "Segments":
-        return Segments(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("obs", "acts", "true_rews",
-                                                                                     "mask")))
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Preferences:
-    """The labelled dataset: pairs (segments_a[k], segments_b[k]) with mu[k] in {1, 0.5, 0} (skipped queries are
-    not stored), and the round each label was asked in."""
-
-    segments_a: Segments
-    segments_b: Segments
-    mu: np.ndarray
-    round: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.mu)
-
-    def __getitem__(self, index: Any) -> "Preferences":
-        return Preferences(self.segments_a[index], self.segments_b[index], self.mu[index], self.round[index])
-
-    @staticmethod
-    def concatenate(parts: Sequence["Preferences"]) -> "Preferences":
-        return Preferences(Segments.concatenate([p.segments_a for p in parts]),
-                           Segments.concatenate([p.segments_b for p in parts]),
-                           np.concatenate([p.mu for p in parts]), np.concatenate([p.round for p in parts]))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the pairs as a compressed .npz (atomic)."""
-        arrays = {f"{side}_{f}": getattr(getattr(self, f"segments_{side}"), f)
-                  for side in ("a", "b") for f in ("obs", "acts", "true_rews", "mask")}
-        with atomic_open(path, "wb") as handle:
-            np.savez_compressed(handle, mu=self.mu, round=self.round, **arrays)
-
-
-def sample_segments(episodes: Sequence[Trajectory], n: int, length: int, seed: Any = 0) -> Segments:
-    """``n`` segments of ``length`` steps drawn uniformly over all valid start positions of ``episodes``.
-
-    A terminated episode can start a segment at any of its steps (the part past its end is padded with its last
-    observation, its last action, true reward 0 and mask False); an episode cut by a time limit only where
-    the whole segment fits. Raises ``ValidationError`` when no episode can hold a segment. Same seed, same
-    segments.
-    """
-    check_number("n", n, low=1, integer=True)
-    check_number("length", length, low=1, integer=True)
-    rng = as_generator(seed)
-    starts = np.array([len(e) if e.terminal else max(len(e) - length + 1, 0) for e in episodes], dtype=np.int64)
-    if len(episodes) == 0 or starts.sum() == 0:
-        longest = max((len(e) for e in episodes), default=0)
-        raise ValidationError(f"segment_length={length}: longer than every episode to cut it from (longest "
-                              f"{longest} steps, none terminated); expected segment_length <= episode length")
-    picks = rng.choice(len(episodes), size=n, p=starts / starts.sum())
-    offsets = np.floor(rng.random(n) * starts[picks]).astype(np.int64)
-    first = episodes[0]
-    obs = np.empty((n, length, *first.obs.shape[1:]), dtype=first.obs.dtype)
-    acts = np.empty((n, length, *first.acts.shape[1:]), dtype=first.acts.dtype)
-    rews = np.zeros((n, length))
-    mask = np.zeros((n, length), dtype=bool)
-    for k, (e, t0) in enumerate(zip(picks, offsets)):
-        ep = episodes[e]
-        t1 = min(t0 + length, len(ep))
-        m = t1 - t0
-        obs[k, :m], acts[k, :m], rews[k, :m], mask[k, :m] = ep.obs[t0:t1], ep.acts[t0:t1], ep.rews[t0:t1], True
-        if m < length:  # absorbing steps after the end
-            obs[k, m:], acts[k, m:] = ep.obs[t1], ep.acts[t1 - 1]
-    return Segments(obs, acts, rews, mask)
 
 
 def rollout_episodes(env_id: str, policy: Any, n_steps: int, seed: int = 0) -> list[Trajectory]:
     """Roll out ``policy`` (batch of obs -> actions, or None = uniformly random) for at least ``n_steps`` steps
     in whole episodes; episode k resets with seed + k. Returns Trajectories with true rewards."""
-    from irlhf.envs.gym import make_env
-
     env = make_env(env_id)
     env.action_space.seed(seed)
     episodes, total, k = [], 0, 0
@@ -295,13 +169,6 @@ def rollout_episodes(env_id: str, policy: Any, n_steps: int, seed: int = 0) -> l
 
 
 # -- reward model ------------------------------------------------------------------------------------------
-def _input_dim(observation_space: gym.Space, action_space: gym.Space) -> int:
-    obs = int(observation_space.n) if isinstance(observation_space, gym.spaces.Discrete) else int(
-        np.prod(observation_space.shape))
-    act = int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else int(np.prod(action_space.shape))
-    return obs + act
-
-
 def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
     for what, space in (("observation", observation_space), ("action", action_space)):
         if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
@@ -318,13 +185,11 @@ class RewardModel(nn.Module):
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, ensemble_size: int = 3,
                  hidden_sizes: Sequence[int] = (64, 64), activation: str = "relu", dropout: float = 0.0,
                  seed: int = 0):
-        from irlhf.nn.mlp import mlp
-
         super().__init__()
         check_spaces("?", observation_space, action_space)
         self.observation_space, self.action_space = observation_space, action_space
         self.hidden_sizes, self.activation, self.dropout = tuple(hidden_sizes), activation, float(dropout)
-        dim = _input_dim(observation_space, action_space)
+        dim = flat_dim(observation_space) + flat_dim(action_space)
         nets = []
         for m in range(ensemble_size):
             net = mlp(dim, self.hidden_sizes, 1, activation, seed=seed * 1000 + m)
@@ -349,13 +214,7 @@ class RewardModel(nn.Module):
 
     def features(self, obs: Any, acts: Any) -> torch.Tensor:
         """(N, D) float32 network inputs (one-hot for Discrete spaces), before standardisation."""
-        def part(x: Any, space: gym.Space) -> torch.Tensor:
-            x = torch.as_tensor(np.array(x))  # a copy: inputs may be read-only
-            if isinstance(space, gym.spaces.Discrete):
-                return nn.functional.one_hot((x.reshape(-1).long() - int(space.start)), int(space.n)).float()
-            return x.reshape(x.shape[0], -1).float()
-
-        return torch.cat([part(obs, self.observation_space), part(acts, self.action_space)], dim=1)
+        return torch.cat([encode(obs, self.observation_space), encode(acts, self.action_space)], dim=1)
 
     def members(self, obs: Any, acts: Any) -> torch.Tensor:
         x = (self.features(obs, acts) - self.in_mean) / self.in_std
@@ -430,8 +289,6 @@ def fit_reward(model: RewardModel, data: Preferences, config: Config, seed: Any 
     """Fit every member on its bootstrap resample of ``data`` (Adam, ``reward_epochs`` passes, L2 via weight
     decay), continuing from the current weights. Returns the mean training loss and the ensemble's accuracy
     on the non-tied pairs. Torch runs on one thread meanwhile."""
-    from irlhf.rl.sb3 import one_thread
-
     with one_thread():
         return _fit_reward(model, data, config, seed)
 
@@ -566,17 +423,11 @@ def _add_late(new: Preferences, late: Any, r: int) -> Preferences:
 def train(env_id: str, labeller: Any, config: Config | None = None) -> Result:
     """Learn a policy from ``labeller``'s preferences between segments of its own rollouts (module docstring).
     Torch runs on one thread meanwhile (small networks; extra threads only contend)."""
-    from irlhf.rl.sb3 import one_thread
-
     with one_thread():
         return _train(env_id, labeller, config)
 
 
 def _train(env_id: str, labeller: Any, config: Config | None) -> Result:
-    from irlhf.envs.gym import make_env
-    from irlhf.rl.sb3 import SB3Policy, check_algo_space, make_model
-    from irlhf.rl.wrappers import RewardVecEnvWrapper
-
     config = Config() if config is None else config
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected a trajectory.Config")
@@ -677,8 +528,6 @@ class _RoundCallback(BaseCallback):
         self.times, self.venv, self.do_round, self.config = collections.deque(times), venv, do_round, config
         self.next_round, self.shown, self.bar = 1, 0, None
         if config.progress:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(total=config.total_timesteps, desc="prefs rl", unit="step", leave=False)
 
     def _on_step(self) -> bool:
@@ -698,8 +547,6 @@ class _RoundCallback(BaseCallback):
             recent = [float(e.rews.sum()) for e in episodes[-20:]]
             self.do_round(self.next_round, episodes, int(self.num_timesteps), float(np.mean(recent)))
             self.next_round += 1
-            from irlhf.rl.sb3 import relabel_replay_buffer
-
             relabel_replay_buffer(self.model, self.venv.reward_fn)
 
     def close(self) -> None:
@@ -711,8 +558,6 @@ class _RoundCallback(BaseCallback):
 def save_reward_model(path: str | os.PathLike[str], model: RewardModel) -> None:
     """Write the ensemble's weights (and its input / output normalisation) as safetensors; spaces and
     architecture go in the metadata as JSON. Atomic."""
-    from irlhf.nn.policies import space_to_dict, write_module
-
     if not isinstance(model, RewardModel):
         raise ValidationError(f"model: {type(model).__name__}; expected a trajectory.RewardModel")
     spec = {"observation_space": space_to_dict(model.observation_space),
@@ -723,8 +568,6 @@ def save_reward_model(path: str | os.PathLike[str], model: RewardModel) -> None:
 
 def load_reward_model(path: str | os.PathLike[str]) -> RewardModel:
     """Read a reward model written by ``save_reward_model``."""
-    from irlhf.nn.policies import read_module, space_from_dict
-
     spec, tensors = read_module(path, FORMAT)
     model = RewardModel(space_from_dict(spec["observation_space"]), space_from_dict(spec["action_space"]),
                         spec["ensemble_size"], spec["hidden_sizes"], spec["activation"], spec["dropout"])
