@@ -6,6 +6,37 @@ from __future__ import annotations
 import pytest
 
 # -- gymnasium: experts and demonstrations -------------------------------------------------------
+@pytest.fixture(scope="session")
+def cartpole_expert():
+    """The scripted CartPole-v1 expert (``make_expert("CartPole-v1")``), a stateless callable."""
+    from irlhf.rl.experts import make_expert
+
+    return make_expert("CartPole-v1")
+
+
+@pytest.fixture(scope="session")
+def gym_demos():
+    """gym_demos(env_id, n_episodes=1, seed=0) -> the scripted expert's ``collect_demos`` episodes, built once
+    per (env_id, n_episodes, seed) for the session (Trajectory lists: copy before changing one)."""
+    from irlhf.envs.gym import collect_demos
+    from irlhf.rl.experts import make_expert
+
+    cache: dict[tuple, list] = {}
+
+    def demos(env_id: str, n_episodes: int = 1, seed: int = 0) -> list:
+        key = (env_id, n_episodes, seed)
+        if key not in cache:
+            cache[key] = collect_demos(env_id, make_expert(env_id), n_episodes, seed=seed)
+        return cache[key]
+
+    return demos
+
+
+@pytest.fixture(scope="session")
+def cartpole_demos(gym_demos):
+    """Four scripted-expert CartPole-v1 episodes (seed 0)."""
+    return gym_demos("CartPole-v1", 4, 0)
+
 
 # -- language models: tiny models and tokenizers ---------------------------------------------------
 # Built locally from configs and small vocabularies (nothing downloaded). Models are returned fresh (a factory,

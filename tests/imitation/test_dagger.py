@@ -5,7 +5,6 @@ import pytest
 
 from irlhf.core.errors import IrlhfError
 from irlhf.envs.gym import evaluate
-from irlhf.rl.experts import make_expert
 from irlhf.imitation import bc, dagger
 
 ENV = "CartPole-v1"
@@ -19,8 +18,8 @@ def tiny(**changes):
 
 
 @pytest.fixture(scope="module")
-def expert():
-    return make_expert(ENV)
+def expert(cartpole_expert):
+    return cartpole_expert
 
 
 @pytest.fixture(scope="module")

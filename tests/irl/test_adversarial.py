@@ -9,8 +9,7 @@ import torch
 from gymnasium import spaces
 
 from irlhf.core.errors import ValidationError
-from irlhf.envs.gym import collect_demos, evaluate, random_return
-from irlhf.rl.experts import make_expert
+from irlhf.envs.gym import evaluate, random_return
 from irlhf.envs.tabular import random_mdp
 from irlhf.irl import adversarial, airl, gail
 from irlhf.planning import soft_value_iteration
@@ -110,11 +109,22 @@ def test_airl_discriminator_optimum_recovers_the_soft_advantage():
     np.testing.assert_allclose(f[reached], np.log(pi_e[s, a])[reached], atol=1e-2)
 
 
-@pytest.fixture(scope="module")
-def cartpole_demos():
-    return collect_demos("CartPole-v1", make_expert("CartPole-v1"), n_episodes=4, seed=0)
+def test_gail_loop_records_and_reward_forms(cartpole_demos):
+    """The fast default-suite check of GAIL's loop (the learning check below is ``slow``)."""
+    records = []
+    result = gail.train("CartPole-v1", cartpole_demos, gail.Config(total_timesteps=768, disc_updates=4, seed=0),
+                        callback=lambda rec, policy: records.append(rec))
+    assert records == result.history and len(records) == 3  # one record per 256-step PPO rollout
+    assert {"disc_loss", "acc_expert", "acc_policy", "expert_score", "policy_score", "mean_return",
+            "mean_length", "grad_penalty", "disc_entropy", "seconds"} <= set(records[-1])
+    demo = cartpole_demos[0]
+    r = result.reward(demo.obs[:-1], demo.acts, demo.obs[1:])
+    assert r.shape == (len(demo.acts),) and r.dtype == np.float64 and np.all(r > 0)  # -log(1 - D) > 0
+    assert result.reward(demo.obs[0], demo.acts[0], demo.obs[1]) == pytest.approx(r[0], rel=1e-5)
+    assert result.policy(demo.obs[:3]).shape == (3,)
 
 
+@pytest.mark.slow  # ~5 s; test_gail_loop_records_and_reward_forms covers the loop, records and reward forms
 def test_gail_short_cartpole_run_beats_random(cartpole_demos):
     records = []
     result = gail.train("CartPole-v1", cartpole_demos, gail.Config(total_timesteps=12_000, seed=0),
@@ -144,8 +154,8 @@ def test_callback_stops_and_airl_reward_is_g(cartpole_demos):
     assert disc.gamma == pytest.approx(0.98)  # CartPole's PPO discount (rl-zoo)
 
 
-def test_bad_input(cartpole_demos):
-    pend = collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), n_episodes=1, seed=0)
+def test_bad_input(gym_demos, cartpole_demos):
+    pend = gym_demos("Pendulum-v1", 1, 0)
     with pytest.raises(ValidationError, match="demos.obs: shape"):
         gail.train("CartPole-v1", pend, gail.Config(total_timesteps=256))
     obs = np.zeros((2, 4))

@@ -9,7 +9,6 @@ from gymnasium import spaces
 from irlhf.core.errors import ValidationError
 from irlhf.data.types import Trajectory
 from irlhf.envs.gym import collect_demos, evaluate, random_policy
-from irlhf.rl.experts import make_expert
 from irlhf.irl import gcl
 
 torch.set_num_threads(1)
@@ -163,9 +162,9 @@ def _mean_reward(reward, trajs):
     return float(np.mean(reward(obs, acts, obs)))
 
 
-def test_cartpole_reward_ranks_expert_above_random():
+def test_cartpole_reward_ranks_expert_above_random(gym_demos):
     env = "CartPole-v1"
-    demos = collect_demos(env, make_expert(env), 5, seed=100)
+    demos = gym_demos(env, 5, 100)
     seen = []
     result = gcl.train(env, demos, gcl.Config(total_timesteps=5000, steps_per_iteration=1024, seed=0,
                                               bc_warm_start=False, demo_density="policy"),
@@ -190,9 +189,9 @@ def test_cartpole_reward_ranks_expert_above_random():
     assert result.policy(o).shape == (3,)
 
 
-def test_cartpole_default_policy_beats_random():
+def test_cartpole_default_policy_beats_random(gym_demos):
     env = "CartPole-v1"
-    demos = collect_demos(env, make_expert(env), 5, seed=100)
+    demos = gym_demos(env, 5, 100)
     result = gcl.train(env, demos, gcl.Config(total_timesteps=4096, steps_per_iteration=1024, seed=0))
     mean_return, _ = evaluate(env, result.policy, 10, seed=100)
     random_return, _ = evaluate(env, random_policy(env, 0), 10, seed=100)
@@ -203,9 +202,9 @@ def test_cartpole_default_policy_beats_random():
     assert {"absorbing_cost", "sample_length"} <= set(result.history[-1])
 
 
-def test_sac_smoke_on_pendulum():
+def test_sac_smoke_on_pendulum(gym_demos):
     env = "Pendulum-v1"
-    demos = collect_demos(env, make_expert(env), 2, seed=0)
+    demos = gym_demos(env, 2, 0)
     result = gcl.train(env, demos, gcl.Config(algo="sac", total_timesteps=320, steps_per_iteration=160,
                                               cost_updates_per_iteration=3, lcr_weight=0.1, mono_weight=0.1,
                                               normalize_reward=True,
@@ -216,8 +215,8 @@ def test_sac_smoke_on_pendulum():
 
 # -- (d) bad input -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cart_demos():
-    return collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
+def cart_demos(gym_demos):
+    return gym_demos("CartPole-v1", 1, 0)
 
 
 @pytest.mark.parametrize("changes, match", [
@@ -234,14 +233,14 @@ def test_bad_config(changes, match):
         gcl.Config(**changes)
 
 
-def test_bad_demos_and_env(cart_demos):
+def test_bad_demos_and_env(gym_demos, cart_demos):
     with pytest.raises(ValidationError, match="empty"):
         gcl.train("CartPole-v1", [], gcl.Config())
     bad = types.SimpleNamespace(obs=np.full((3, 4), np.nan), acts=np.zeros(2, dtype=np.int64))
     with pytest.raises(ValidationError, match="non-finite"):
         gcl.train("CartPole-v1", [bad], gcl.Config())
     with pytest.raises(ValidationError, match="do not fit"):  # Pendulum demos on CartPole: obs shape (3,)
-        gcl.train("CartPole-v1", collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), 1), gcl.Config())
+        gcl.train("CartPole-v1", gym_demos("Pendulum-v1", 1, 0), gcl.Config())
     wrong_action = Trajectory(obs=np.zeros((3, 4)), acts=np.array([0, 2]))
     with pytest.raises(ValidationError, match="do not fit"):
         gcl.train("CartPole-v1", [wrong_action], gcl.Config())

@@ -8,8 +8,7 @@ from gymnasium import spaces
 
 from irlhf.core.errors import ValidationError
 from irlhf.data.types import Trajectory, Transitions, flatten_trajectories
-from irlhf.envs.gym import collect_demos, evaluate
-from irlhf.rl.experts import make_expert
+from irlhf.envs.gym import evaluate
 from irlhf.envs.tabular import random_mdp, sample_trajectories
 from irlhf.irl import iq_learn
 from irlhf.planning import soft_value_iteration
@@ -79,8 +78,8 @@ def test_tabular_chi2_recovers_the_soft_optimal_expert():
     assert isinstance(result.reward(3, 0, 1), float)
 
 
-def test_cartpole_offline_beats_random():
-    demos = collect_demos("CartPole-v1", make_expert("CartPole-v1"), 2, seed=0)
+def test_cartpole_offline_beats_random(gym_demos):
+    demos = gym_demos("CartPole-v1", 2, 0)
     config = iq_learn.Config(hidden_sizes=(), updates=500, log_every=100, seed=0)
     result = iq_learn.train("CartPole-v1", demos, config)
     mean, _ = evaluate("CartPole-v1", result.policy, n_episodes=10, seed=100)
@@ -93,16 +92,16 @@ def test_cartpole_offline_beats_random():
     assert result.reward(obs, demos[0].acts[:5], demos[0].obs[1:6]).shape == (5,)
 
 
-def test_callback_stops_early():
-    demos = collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
+def test_callback_stops_early(gym_demos):
+    demos = gym_demos("CartPole-v1", 1, 0)
     seen = []
     result = iq_learn.train("CartPole-v1", demos, iq_learn.Config(updates=50, log_every=10, hidden_sizes=(8,)),
                             callback=lambda record, policy: seen.append(record["update"]) or len(seen) == 2)
     assert seen == [10, 20] and len(result.history) == 2
 
 
-def test_bad_input():
-    cartpole = collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
+def test_bad_input(gym_demos):
+    cartpole = gym_demos("CartPole-v1", 1, 0)
     with pytest.raises(ValidationError, match="empty"):
         iq_learn.train("CartPole-v1", [], iq_learn.Config())
     t = flatten_trajectories(cartpole)
@@ -255,8 +254,8 @@ def test_continuous_offline_learns_a_nonlinear_expert():
     assert isinstance(result.reward(obs[0], demos.acts[0], nxt[0]), float)
 
 
-def test_online_cartpole_beats_random():
-    demos = collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
+def test_online_cartpole_beats_random(gym_demos):
+    demos = gym_demos("CartPole-v1", 1, 0)
     config = iq_learn.Config(online=True, env_steps=2000, learning_starts=500, hidden_sizes=(64,), log_every=500,
                              use_target=True, seed=0)
     result = iq_learn.train("CartPole-v1", demos, config)
@@ -268,10 +267,10 @@ def test_online_cartpole_beats_random():
     assert last["episode_return"] > 30 and last["expert_q"] > last["policy_q"]
 
 
-def test_online_is_seeded_and_accepts_an_env():
+def test_online_is_seeded_and_accepts_an_env(gym_demos):
     import gymnasium
 
-    demos = collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
+    demos = gym_demos("CartPole-v1", 1, 0)
     config = iq_learn.Config(online=True, env_steps=150, learning_starts=100, hidden_sizes=(8,), log_every=25,
                              use_target=True, eval_every=50, eval_episodes=1, seed=3)
     a = iq_learn.train("CartPole-v1", demos, config)
@@ -284,9 +283,9 @@ def test_online_is_seeded_and_accepts_an_env():
     assert [h["env_steps"] for h in a.history] == [125, 150]
 
 
-def test_online_and_continuous_bad_input():
-    cartpole = collect_demos("CartPole-v1", make_expert("CartPole-v1"), 1, seed=0)
-    pendulum = collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), 1, seed=0)
+def test_online_and_continuous_bad_input(gym_demos):
+    cartpole = gym_demos("CartPole-v1", 1, 0)
+    pendulum = gym_demos("Pendulum-v1", 1, 0)
     online = iq_learn.Config(online=True, env_steps=100, learning_starts=10)
     with pytest.raises(ValidationError, match="online IQ-Learn acts in the environment"):
         iq_learn.train((spaces.Box(-5, 5, (4,)), spaces.Discrete(2)), cartpole, online)
@@ -317,10 +316,10 @@ def test_online_and_continuous_bad_input():
             iq_learn.Config(**{field: value})
 
 
-def test_online_continuous_runs_and_logs():
+def test_online_continuous_runs_and_logs(gym_demos):
     """A smoke run of online actor-critic IQ-Learn on Pendulum-v1 (one 200-step random episode, then 100
     updates): the history has the online and actor-critic fields, the policy acts within the bounds."""
-    demos = collect_demos("Pendulum-v1", make_expert("Pendulum-v1"), 1, seed=0)
+    demos = gym_demos("Pendulum-v1", 1, 0)
     config = iq_learn.Config(online=True, env_steps=300, learning_starts=200, hidden_sizes=(16,), log_every=50,
                              batch_size=16, seed=0)
     result = iq_learn.train("Pendulum-v1", demos, config)

@@ -69,7 +69,7 @@ def check_demos(obs: np.ndarray, acts: np.ndarray, obs_space: spaces.Space, act_
         lo, hi = int(act_space.start), int(act_space.start + act_space.n - 1)
         bad = np.flatnonzero((acts != np.round(acts)) | (acts < lo) | (acts > hi))
         if bad.size:
-            raise ValidationError(f"demos.acts[{int(bad[0])}]={acts[bad[0]]!r}: expected an integer in [{lo}, {hi}] "
+            raise ValidationError(f"demos.acts[{int(bad[0])}]={acts[bad[0]].item()!r}: expected an integer in [{lo}, {hi}] "
                                   f"for {act_space}")
         return acts.astype(np.int64)
     if acts.shape[1:] != tuple(act_space.shape):
