@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import nn
 
 from irlhf.core.errors import ValidationError
@@ -147,8 +149,6 @@ def write_module(path: str | os.PathLike[str], module: nn.Module, fmt: str, vers
                  spec: dict[str, Any]) -> None:
     """Write a module's state dict as safetensors with ``{"format", "version", "spec" (JSON)}`` metadata.
     Atomic: a failed write leaves any old file intact. Shared by every model file irlhf writes."""
-    from safetensors.torch import save
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     data = save(tensors, metadata={"format": fmt, "version": version, "spec": json.dumps(spec)})
     with atomic_open(path, "wb") as handle:
@@ -158,8 +158,6 @@ def write_module(path: str | os.PathLike[str], module: nn.Module, fmt: str, vers
 def read_module(path: str | os.PathLike[str], fmt: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read a file written by :func:`write_module` with metadata format ``fmt``: (spec, tensors).
     A missing, corrupt or foreign file raises ``ValidationError`` naming the path."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}

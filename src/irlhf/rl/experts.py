@@ -23,10 +23,15 @@ import datetime as _dt
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import gymnasium
+import stable_baselines3
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from tqdm.auto import tqdm
 
 from irlhf import __version__
 from irlhf.core.errors import ValidationError, describe
@@ -76,19 +81,12 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
 
 
 def _versions() -> dict[str, str]:
-    import gymnasium
-    import stable_baselines3
-    import torch
-
-
     return {"stable_baselines3": stable_baselines3.__version__, "gymnasium": gymnasium.__version__,
             "torch": torch.__version__, "irlhf": __version__}
 
 
 def _algo_from_zip(path: Path) -> str | None:
     """Guess the algorithm from the policy class module in the zip's ``data`` entry (None if unknown)."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             data = json.loads(archive.read("data"))
@@ -182,8 +180,6 @@ def _callback(total: int, progress: bool, desc: str) -> Any:
 
         def _on_training_start(self) -> None:
             if progress:
-                from tqdm.auto import tqdm
-
                 self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
 
         def _on_step(self) -> bool:
