@@ -95,7 +95,7 @@ class Config(BaseConfig):
       ``VecNormalize(norm_reward=True)``); None = on for PPO, off for SAC (whose relabelled buffer holds raw
       rewards, so it cannot be on there).
     bc_warm_start: start the PPO generator's actor from behaviour cloning on the demonstrations
-      (``irlhf.imitation.bc`` defaults with tanh units, ``ppo_from_bc``).
+      (``irlhf.rl.pretrain.warm_start_policy``: BC defaults with tanh units, ``ppo_from_bc``).
     log_every: rounds between history records (and callback calls).
     seed: seeds SB3, the networks and the minibatches.  progress: a progress bar over timesteps.
     """
