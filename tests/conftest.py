@@ -3,7 +3,19 @@ tiny language models). A test that mutates what a fixture returns must copy it f
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n auto``: one worker per core) each worker runs torch on one thread; with
+    torch's default of one thread per core, two workers on two cores would run four and slow each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch  # only in workers: a plain serial run keeps torch's default threads
+
+        torch.set_num_threads(1)
+
 
 # -- gymnasium: experts and demonstrations -------------------------------------------------------
 @pytest.fixture(scope="session")
