@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors.torch import save
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -288,7 +289,6 @@ def _hidden_size(model: Any) -> int:
 
 
 def _save(model: Any, value_head: nn.Module, value_model: Any, tokenizer: Any, path: Path) -> None:
-    from safetensors.torch import save  # why: safetensors comes with the optional llm extra
 
     save_checkpoint(model, tokenizer, path)
     with atomic_open(path / "value_head.safetensors", "wb") as handle:
