@@ -420,11 +420,11 @@ def _add_late(new: Preferences, late: Any, r: int) -> Preferences:
     return Preferences.concatenate([new, extra])
 
 
-def train(env_id: str, labeller: Any, config: Config | None = None) -> Result:
-    """Learn a policy from ``labeller``'s preferences between segments of its own rollouts (module docstring).
-    Torch runs on one thread meanwhile (small networks; extra threads only contend)."""
+def train(source: str, labeller: Any, config: Config | None = None) -> Result:
+    """Learn a policy on the gymnasium id ``source`` from ``labeller``'s preferences between segments of its own
+    rollouts (module docstring). Torch runs on one thread meanwhile (small networks; extra threads only contend)."""
     with one_thread():
-        return _train(env_id, labeller, config)
+        return _train(source, labeller, config)
 
 
 def _train(env_id: str, labeller: Any, config: Config | None) -> Result:
