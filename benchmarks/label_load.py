@@ -3,7 +3,7 @@
 A fresh store holds ``--queries`` two-response text queries, each to be labelled by ``--annotators`` people
 (``n_annotators`` = all of them). The server runs in its own process (``irlhf.label.server.serve``, uvicorn,
 one worker); every annotator is a client thread with its own keep-alive connection that does what the page
-does: GET /label (CSRF cookie), then repeatedly GET /api/next and POST /api/label, and POSTs every label a
+does: GET /label (CSRF cookie), then repeatedly POST /api/next and POST /api/label, and POSTs every label a
 second time (a double click / a retry after a lost answer), which must be stored once. Afterwards the store
 must hold exactly one label per (query, annotator): none lost, none duplicated.
 
@@ -76,19 +76,23 @@ class Annotator:
         self.csrf = match.group(1)
         self.latencies: list[float] = []
 
+    def _post_json(self, path: str, body: dict) -> http.client.HTTPResponse:
+        """POST ``body`` as the page does: JSON, with the CSRF header and cookie."""
+        self.con.request("POST", path, json.dumps(body), {"Content-Type": "application/json",
+                                                          "X-CSRF-Token": self.csrf,
+                                                          "Cookie": f"irlhf_csrf={self.csrf}"})
+        return self.con.getresponse()
+
     def next_query(self) -> dict | None:
-        self.con.request("GET", f"/api/next?annotator={self.name}")
-        response = self.con.getresponse()
+        response = self._post_json("/api/next", {"annotator": self.name})
         body = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"POST /api/next answered {response.status}: {body}")
         return body["query"]
 
     def post(self, query_id: str, value: object) -> bool:
-        body = json.dumps({"query_id": query_id, "annotator": self.name, "value": value})
         t0 = time.perf_counter()
-        self.con.request("POST", "/api/label", body, {"Content-Type": "application/json",
-                                                       "X-CSRF-Token": self.csrf,
-                                                       "Cookie": f"irlhf_csrf={self.csrf}"})
-        response = self.con.getresponse()
+        response = self._post_json("/api/label", {"query_id": query_id, "annotator": self.name, "value": value})
         answer = json.loads(response.read())
         self.latencies.append(time.perf_counter() - t0)
         if response.status != 200:
@@ -181,7 +185,7 @@ def main() -> None:
           f"{machine}")
     print("| path | labels stored / expected | seconds | labels/s | POST p50 / p95 / max ms |")
     print("|---|---|---|---|---|")
-    print(f"| HTTP (GET next + 2 POSTs per label) | {web['labels_stored']} / {web['expected']} | "
+    print(f"| HTTP (next + 2 label POSTs per label) | {web['labels_stored']} / {web['expected']} | "
           f"{web['seconds']:.1f} | {web['labels_per_s']:.0f} | {web['post_ms_p50']:.1f} / {web['post_ms_p95']:.1f} / "
           f"{web['post_ms_max']:.0f} |")
     print(f"| direct LabelStore.add_label (x2) | {direct['labels_stored']} / {direct['expected']} | "

@@ -75,7 +75,8 @@ def add_job(
 
 
 def add_server_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
-    """Add --db, --host, --port, --token, --allow-remote, --n-annotators (and, with ``live``, --label-timeout).
+    """Add --db, --host, --port, --token, --token-file, --allow-remote, --n-annotators (and, with ``live``,
+    --label-timeout).
 
     ``live``: the options of a training job that asks people while it runs (--db then defaults to
     <run dir>/labels.sqlite and the port to 8765, 0 = a free one).
@@ -86,7 +87,11 @@ def add_server_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
                            help="label store (SQLite) for the queries and answers; default <run dir>/labels.sqlite")
     group.add_argument("--host", default="127.0.0.1", help="address to serve the labelling page on")
     group.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the labelling page (0 = a free port)")
-    group.add_argument("--token", default=None, help="secret every browser must present once (in the URL printed)")
+    group.add_argument("--token", default=None,
+                       help="secret every browser must present once (in the URL printed); visible in `ps`: prefer "
+                       "--token-file or the environment variable IRLHF_LABEL_TOKEN")
+    group.add_argument("--token-file", default=None, metavar="FILE",
+                       help="read the --token secret from the first line of FILE (kept out of `ps`)")
     group.add_argument("--allow-remote", action="store_true",
                        help="allow a non-loopback --host (set --token too: anyone who can reach the port can label)")
     group.add_argument("--n-annotators", type=int, default=1, metavar="K", help="people asked per query")

@@ -4,6 +4,8 @@
         url = live_server(app)            # http://127.0.0.1:<free port>
         page = browser.new_page(); page.goto(url + "/")
 
+``rebinding_browser`` is a second chromium in which evil.example resolves to 127.0.0.1 (a DNS rebinding attack).
+
 Browser tests skip (with the reason) when playwright is not installed or there is no chromium binary;
 Playwright's own browser downloads are never used.
 """
@@ -43,8 +45,8 @@ def _chromium_path() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """A headless chromium ``playwright.sync_api.Browser`` shared by the session (launch takes ~1 s)."""
+def _chromium() -> Iterator[Callable[[list[str]], Any]]:
+    """Factory: launch a headless system chromium with these extra arguments (one Playwright for the session)."""
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
@@ -55,15 +57,35 @@ def browser() -> Iterator[Any]:
         pytest.skip("no chromium binary (apt-get install chromium): browser tests skipped")
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never fetch Playwright's own browsers
     with sync_playwright() as playwright:
+        launched: list[Any] = []
+
+        def launch(extra_args: list[str]) -> Any:
+            try:
+                # headless=True makes Playwright pass --headless, chromium's new headless mode since v132
+                browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                                     args=CHROMIUM_ARGS + extra_args)
+            except PlaywrightError as exc:
+                pytest.skip(f"chromium at {executable} did not start: {str(exc).splitlines()[0]}")
+            launched.append(browser)
+            return browser
+
         try:
-            # headless=True makes Playwright pass --headless, chromium's new headless mode since v132
-            launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            pytest.skip(f"chromium at {executable} did not start: {str(exc).splitlines()[0]}")
-        try:
-            yield launched
+            yield launch
         finally:
-            launched.close()
+            for browser in launched:
+                browser.close()
+
+
+@pytest.fixture(scope="session")
+def browser(_chromium: Callable[[list[str]], Any]) -> Any:
+    """A headless chromium ``playwright.sync_api.Browser`` shared by the session (launch takes ~1 s)."""
+    return _chromium([])
+
+
+@pytest.fixture(scope="session")
+def rebinding_browser(_chromium: Callable[[list[str]], Any]) -> Any:
+    """A chromium in which evil.example resolves to 127.0.0.1, as after a DNS rebinding attack."""
+    return _chromium(["--host-resolver-rules=MAP evil.example 127.0.0.1"])
 
 
 def _free_port() -> int:

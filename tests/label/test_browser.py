@@ -252,6 +252,11 @@ def test_cross_origin_post_is_refused(tmp_path: Path, context: Any, live_server:
     assert outcome == {"simple": "opaque", "cors": "blocked"}
     assert statuses == [403]  # the simple POST got through the browser and the server refused it
     assert store.labels() == []
+    # a cross-site <img src=".../api/next"> leases nothing: no GET changes state (405)
+    bait = data.add_pair(store, "bait-pair", title="Bait")
+    page.evaluate("url => new Promise(done => { const i = new Image(); i.onload = i.onerror = done; i.src = url; })",
+                  base + "/api/next?annotator=mallory")
+    assert store.next_query("bystander").id == bait  # still free: not leased to mallory
 
     # the same request from about:blank (an opaque "null" origin): refused by chromium or by the server
     blank = context.new_page()
@@ -314,3 +319,67 @@ def test_preference_loop_with_a_person_in_the_browser(tmp_path: Path, context: A
     labels = store.labels(session="prefs")
     assert sorted(label.query_id for label in labels) == sorted(answered) and len(answered) == 4
     assert {label.value for label in labels} == {"left"} and len(results[0].dataset) == 4
+
+
+def test_dns_rebinding_page_is_refused(tmp_path: Path, rebinding_browser: Any,
+                                       live_server: Callable[[Any], str]) -> None:
+    """evil.example resolves to 127.0.0.1: the browser treats the page as evil.example's own, the server does not."""
+    store = LabelStore(tmp_path / "labels.db")
+    data.add_pair(store, "target-pair", title="Target")
+    port = int(live_server(create_app(store)).rsplit(":", 1)[1])
+    context = rebinding_browser.new_context()
+    try:
+        page = context.new_page()
+        response = page.goto(f"http://evil.example:{port}/label?annotator=mallory")
+        assert response is not None and response.status == 421
+        assert "evil.example" in response.json()["error"]
+        assert context.cookies() == []  # no CSRF cookie for the attacker's page
+    finally:
+        context.close()
+    assert store.next_query("someone", session=None).id == "target-pair"  # nothing leased to mallory
+
+
+def test_token_leaves_the_address_bar(tmp_path: Path, context: Any, live_server: Callable[[Any], str],
+                                      expect: Any) -> None:
+    """The printed URL's ?token= is exchanged for a cookie on the first visit and is gone from the address bar."""
+    store = LabelStore(tmp_path / "labels.db")
+    qid = data.add_pair(store, "token-pair", title="With a token")
+    base = live_server(create_app(store, token="s3cret-Token"))
+    page = context.new_page()
+    page.goto(f"{base}/label?annotator=Ada&token=s3cret-Token")
+    expect(page.locator("h2.qtitle")).to_have_text("With a token")
+    assert page.url == f"{base}/label?annotator=Ada"
+    assert "s3cret" not in page.evaluate("() => history.length + location.href + document.referrer")
+    page.keyboard.press("1")
+    expect(page.get_by_text("Nothing to label right now")).to_be_visible()
+    assert _values(store, qid) == [("Ada", "left")]
+
+
+def test_token_link_on_another_site(tmp_path: Path, context: Any, live_server: Callable[[Any], str],
+                                    expect: Any) -> None:
+    """The URL with ?token= shared as a link on another site (a web mail): the page opens, the token leaves the
+    address bar and the history, and the SameSite=Strict cookie carries it from then on (reload included)."""
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    store = LabelStore(tmp_path / "labels.db")
+    data.add_pair(store, "linked-pair", title="Linked")
+    base = live_server(create_app(store, token="s3cret-Token"))
+    mail = FastAPI()
+
+    @mail.get("/")
+    def inbox() -> HTMLResponse:
+        """Another site (localhost is not the site 127.0.0.1) showing the printed URL as a link."""
+        return HTMLResponse(f'<!doctype html><a id="link" href="{base}/label?annotator=Ada&token=s3cret-Token">'
+                            "label here</a>")
+
+    inbox_url = live_server(mail).replace("127.0.0.1", "localhost") + "/"
+    page = context.new_page()
+    page.goto(inbox_url)
+    page.click("#link")
+    expect(page.locator("h2.qtitle")).to_have_text("Linked")
+    assert page.url == f"{base}/label?annotator=Ada"
+    page.reload()
+    expect(page.locator("h2.qtitle")).to_have_text("Linked")
+    page.go_back()
+    assert page.url == inbox_url  # the URL with the token is not in the history

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
 import pytest
 
 from irlhf.core.errors import IrlhfError
-from irlhf.label.live import DEFAULT_PORT, WebOptions, WebSession, check_server_options, web_options
+from irlhf import cli
+from irlhf.label.live import (DEFAULT_PORT, TOKEN_ENV, WebOptions, WebSession, check_server_options, resolve_token,
+                              web_options)
 
 
 def namespace(**changes) -> argparse.Namespace:
     values = dict(db=None, host="127.0.0.1", port=DEFAULT_PORT, token=None, allow_remote=False, n_annotators=1,
-                  label_timeout=None)
+                  label_timeout=None, token_file=None)
     return argparse.Namespace(**{**values, **changes})
 
 
@@ -64,3 +68,59 @@ def test_empty_run_directory_is_removed_on_close(tmp_path):
     with WebSession(WebOptions(port=0, db=str(tmp_path / "elsewhere.sqlite")), "dagger", str(tmp_path / "o")) as s:
         run = s.start()
     assert not run.path.exists() and (tmp_path / "elsewhere.sqlite").exists()
+
+
+# ------------------------------------------------------------------- the token, kept out of `ps` (issue 19)
+
+
+def test_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-Token\n")
+    assert resolve_token(None, None) is None
+    assert resolve_token(None, str(secret)) == "s3cret-Token"
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert resolve_token(None, None) == "from-env"
+    assert resolve_token(None, str(secret)) == "s3cret-Token"  # an option given beats the environment
+    assert resolve_token("given", None) == "given"
+
+
+@pytest.mark.parametrize("token, content, message", [
+    ("tok", "other", "--token, --token-file: expected one of them"),
+    (None, None, "--token-file '{path}': cannot read it"),
+    (None, " \n", "--token-file '{path}' is empty: expected the token on its first line"),
+])
+def test_bad_token_sources_name_the_option(tmp_path, monkeypatch, token, content, message):
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(IrlhfError) as info:
+        resolve_token(token, str(path))
+    assert str(info.value).startswith(message.format(path=path))
+
+
+def test_label_job_takes_the_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    from irlhf.label import server
+
+    calls = []
+    monkeypatch.setattr(server, "serve", lambda store, **kw: calls.append(kw["token"]))
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    example = Path(__file__).resolve().parents[2] / "examples" / "label_texts.jsonl"
+    argv = ["label", "--db", str(tmp_path / "l.sqlite"), "--task", str(example)]
+    (tmp_path / "token").write_text("from-file\n")
+    assert cli.main([*argv, "--token-file", str(tmp_path / "token")]) == 0
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert cli.main(argv) == 0
+    assert calls == ["from-file", "from-env"]
+
+
+def test_live_jobs_take_the_token_file_too(tmp_path, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    (tmp_path / "token").write_text("from-file")
+    options = web_options(namespace(token_file=str(tmp_path / "token")), enabled=True, choice="--expert web")
+    assert options.token == "from-file"
+    monkeypatch.setenv(TOKEN_ENV, "from-env")  # the environment alone is no option given to a job asking nobody
+    assert web_options(namespace(), enabled=False, choice="--expert web") is None
+    assert web_options(namespace(), enabled=True, choice="--expert web").token == "from-env"
+    with pytest.raises(IrlhfError, match="--token-file: labelling-page options only apply with --expert web"):
+        web_options(namespace(token_file="t"), enabled=False, choice="--expert web")

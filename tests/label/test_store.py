@@ -14,6 +14,7 @@ from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.data.text import TextPairs
 from irlhf.label.store import (
     KINDS,
+    SCHEMA_VERSION,
     LabelError,
     LabelStore,
     StoreError,
@@ -51,7 +52,7 @@ def test_schema_created_and_reopen_keeps_everything(tmp_path):
     assert store.add_label(qid, "alice", "left") and store.add_label(tid, "bob", {"ranking": [[2], [1, 0]]})
     store.close()
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"sessions", "queries", "media", "labels", "assignments"} <= tables
@@ -445,3 +446,100 @@ def test_export_text_pairs_to_hugging_face_dataset_directory(db, tmp_path):
                                 {"prompt": "Count", "chosen": "three", "rejected": "one"},
                                 {"prompt": "Count", "chosen": "two", "rejected": "one"}]
     assert TextPairs.load(out).to_rows() == loaded.to_list()
+
+
+# -- one transaction for many writes (issue 19, item 3)
+
+
+def test_batch_commits_every_write_or_none(db):
+    with pytest.raises(RuntimeError, match="disk full"):
+        with db.batch():
+            add_pair(db, query_id="q1")
+            db.add_label("q1", "alice", "left")
+            raise RuntimeError("disk full")
+    assert db.queries() == [] and db.labels() == [] and db.sessions() == []
+    with db.batch():
+        add_pair(db, query_id="q1")
+        with pytest.raises(StoreError, match="already exists"):
+            add_pair(db, session="other", query_id="q1")
+        assert db.next_query("alice").id == "q1"  # reads inside a batch see its writes
+        assert db.stats()["n_queries"] == 1 and db.progress("alice")["n_queries"] == 1
+    assert [q.id for q in db.queries()] == ["q1"] and db.sessions() == ["s"]
+
+
+# -- progress counts kept by the store, cheap for every poll of the page (issue 19, item 7)
+
+
+def test_progress_counts_match_stats(db):
+    assert db.progress("alice") == {"n_queries": 0, "n_complete": 0, "pending": 0, "n_labels": 0}
+    p1, p2 = add_pair(db, query_id="p1", n_annotators=2), add_pair(db, query_id="p2")
+    add_pair(db, query_id="p3")
+    add_pair(db, session="other", query_id="o1")
+    for qid, who in [(p1, "alice"), (p1, "bob"), (p1, "carol"), (p2, "alice"), ("o1", "alice"), (p1, "alice")]:
+        db.add_label(qid, who, "left")  # carol's label is past n_annotators; alice's second on p1 is refused
+    for session in (None, "s", "other", "missing"):
+        stats = db.stats(session)
+        for who in ("alice", "bob", "carol", "nobody"):
+            assert db.progress(who, session=session) == {
+                "n_queries": stats["n_queries"], "n_complete": stats["n_complete"], "pending": stats["pending"],
+                "n_labels": stats["per_annotator"].get(who, 0)}
+    assert db.progress("alice", session="s") == {"n_queries": 3, "n_complete": 2, "pending": 1, "n_labels": 2}
+    with pytest.raises(LabelError, match="annotator"):
+        db.progress("bad/name")
+    with pytest.raises(ValidationError, match="session"):
+        db.progress("alice", session="a b")
+
+
+def vm_steps(store, call):
+    """SQLite virtual-machine instructions that ``call()`` runs on this thread's connection: its cost."""
+    con = store._db.connection()
+    steps = [0]
+
+    def tick():
+        steps[0] += 1
+        return 0
+
+    con.set_progress_handler(tick, 1)
+    try:
+        call()
+    finally:
+        con.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def add_labelled(store, first, n, annotators=("alice", "bob")):
+    """``n`` text queries, each labelled by every one of ``annotators``, in one transaction."""
+    with store.batch():
+        for k in range(first, first + n):
+            qid = store.add_query("text", TEXT, session="s", query_id=f"t{k}", n_annotators=len(annotators))
+            for who in annotators:
+                store.add_label(qid, who, "skip")
+
+
+def test_progress_cost_does_not_grow_with_the_number_of_labels(db):
+    add_labelled(db, 0, 10)
+    small = vm_steps(db, lambda: db.progress("alice", session="s"))
+    add_labelled(db, 10, 1000)
+    assert db.progress("alice", session="s") == {"n_queries": 1010, "n_complete": 1010, "pending": 0,
+                                                 "n_labels": 1010}
+    assert vm_steps(db, lambda: db.progress("alice", session="s")) == small
+    assert vm_steps(db, lambda: db.progress("alice")) < 2 * small
+    assert vm_steps(db, lambda: db.stats("s")) > 100 * small  # what every poll of the page used to cost
+
+
+def test_next_query_cost_does_not_grow_with_the_number_of_labels(tmp_path):
+    steps = []
+    for n_done in (10, 1000):
+        with LabelStore(tmp_path / f"{n_done}.db") as store:
+            add_labelled(store, 0, n_done)
+            store.add_query("text", TEXT, session="s", query_id="half", n_annotators=2)
+            store.add_label("half", "alice", "skip")  # still open, for someone else
+            store.add_query("text", TEXT, session="s", query_id="open", n_annotators=2)
+            store.add_query("text", TEXT, session="other", query_id="elsewhere")
+            first = vm_steps(store, lambda: store.next_query("alice", session="s"))  # finds the open query
+            again = vm_steps(store, lambda: store.next_query("alice", session="s"))  # her own lease (a poll)
+            anywhere = vm_steps(store, lambda: store.next_query("carol"))  # in every session
+            assert store.next_query("alice", session="s").id == "open" and store.next_query("carol").id == "half"
+            steps.append((first, again, anywhere))
+    small, big = steps
+    assert all(b <= 1.2 * s for s, b in zip(small, big)), steps

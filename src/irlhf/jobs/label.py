@@ -9,8 +9,10 @@
 Task files (``irlhf.label.tasks``) are JSONL, one query per line: text rankings, clip pairs, DAgger frames,
 with media paths relative to the task file's folder. Every row is checked before anything is written, so a
 bad row is one ``irlhf: error: FILE:LINE: ...`` line, exit code 2, and nothing imported; importing the same
-file twice adds nothing. The same server options and startup (``irlhf.label.live``) serve the jobs that learn
-from people live: ``irlhf prefs rl --labeller web``, ``irlhf dagger --expert web``, ``irlhf tamer --trainer web``.
+file twice adds nothing. The access token comes from ``--token``, ``--token-file`` or ``$IRLHF_LABEL_TOKEN``
+(the last two keep it out of ``ps``). The same server options and startup (``irlhf.label.live``) serve the
+jobs that learn from people live: ``irlhf prefs rl --labeller web``, ``irlhf dagger --expert web``,
+``irlhf tamer --trainer web``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from irlhf.core.errors import ValidationError
 from irlhf.label import LabelStore, export_jsonl, export_text_pairs
-from irlhf.label.live import check_server_options
+from irlhf.label.live import check_server_options, resolve_token
 from irlhf.label.store import check_session
 from irlhf.label.tasks import default_session, format_stats, import_task, read_task
 
@@ -31,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("label: give --task FILE (import it, then serve) or --session NAME (an existing "
                               "session of --db)")
     serving = args.export is None and not args.stats
+    token = resolve_token(args.token, args.token_file) if serving else None
     if serving:  # before touching anything: a refused server should leave no store behind
-        check_server_options(args.host, args.port, args.token, args.allow_remote)
+        check_server_options(args.host, args.port, token, args.allow_remote)
     if isinstance(args.n_annotators, bool) or args.n_annotators < 1:
         raise ValidationError(f"--n-annotators {args.n_annotators}: expected an int >= 1")
     session = check_session(args.session if args.session is not None else default_session(args.task))
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from irlhf.label import server  # FastAPI / uvicorn: the `label` extra, needed only to serve
 
-        server.serve(store, host=args.host, port=args.port, session=session, token=args.token,
+        server.serve(store, host=args.host, port=args.port, session=session, token=token,
                      open_browser=args.open, allow_remote=args.allow_remote)
     return 0
 

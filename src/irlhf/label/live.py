@@ -5,7 +5,9 @@ people through the adapters of ``irlhf.label.people`` (``WebLabeller`` for segme
 for DAgger actions, ``WebTrainer`` for TAMER feedback), made by the session on its store and session name.
 ``WebOptions`` are the server options (``--db``, ``--host``, ``--port``, ``--token``, ``--allow-remote``,
 ``--n-annotators``, ``--label-timeout``), validated once; ``check_server_options`` refuses a non-loopback
-host without ``allow_remote``, before anything is written. Used by ``irlhf prefs rl --labeller web``,
+host without ``allow_remote``, before anything is written. ``resolve_token`` reads the access token from
+``--token``, ``--token-file`` or the environment variable ``IRLHF_LABEL_TOKEN`` (the last two keep it out of
+``ps``). Used by ``irlhf prefs rl --labeller web``,
 ``irlhf dagger --expert web`` and ``irlhf tamer --trainer web``.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -25,6 +28,36 @@ from irlhf.label.store import LabelStore, export_jsonl
 
 DEFAULT_PORT = 8765
 SERVER_OPTIONS = ("db", "host", "port", "token", "allow_remote", "n_annotators", "label_timeout")  # attribute names
+TOKEN_ENV = "IRLHF_LABEL_TOKEN"  # the access token, when neither --token nor --token-file gives it
+
+
+def resolve_token(token: str | None, token_file: str | None) -> str | None:
+    """The access token: ``--token``, else the first line of ``--token-file``, else $IRLHF_LABEL_TOKEN, else None.
+
+    A command-line value is visible to every user in ``ps``; the file and the environment are not.
+    """
+    if token is not None and token_file is not None:
+        raise ValidationError("--token, --token-file: expected one of them (--token-file keeps the token out of "
+                              "`ps`)")
+    if token is not None:
+        return token
+    if token_file is not None:
+        return _read_token_file(token_file)
+    return os.environ.get(TOKEN_ENV, "").strip() or None
+
+
+def _read_token_file(path: str) -> str:
+    """The first line of ``path`` without surrounding blanks, else ValidationError naming the file."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValidationError(f"--token-file {path!r}: cannot read it ({reason}); expected a file holding the "
+                              "token") from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise ValidationError(f"--token-file {path!r} is empty: expected the token on its first line")
+    return token
 
 
 def check_server_options(host: Any, port: Any, token: Any, allow_remote: bool) -> None:
@@ -78,15 +111,18 @@ class WebOptions:
 
 
 def web_options(args: Any, enabled: bool, choice: str) -> WebOptions | None:
-    """The validated server options of a job (``args`` has the attributes SERVER_OPTIONS, e.g. an argparse
-    namespace) when it asks people (``enabled``), else None; refuses server options given to a job that does
-    not (``choice``, e.g. "--labeller web", names what would use them)."""
+    """The validated server options of a job (``args`` has the attributes SERVER_OPTIONS and ``token_file``, e.g.
+    an argparse namespace) when it asks people (``enabled``), else None; refuses server options given to a job
+    that does not (``choice``, e.g. "--labeller web", names what would use them)."""
     values = {name: getattr(args, name) for name in SERVER_OPTIONS}
+    token_file = getattr(args, "token_file", None)
     if enabled:
+        values["token"] = resolve_token(values["token"], token_file)
         return WebOptions(**{("timeout" if k == "label_timeout" else k): v for k, v in values.items()})
     defaults = WebOptions()
     given = [f"--{name.replace('_', '-')}" for name, value in values.items()
              if value != getattr(defaults, "timeout" if name == "label_timeout" else name)]
+    given += ["--token-file"] if token_file is not None else []
     if given:
         raise ValidationError(f"{', '.join(given)}: labelling-page options only apply with {choice}; expected "
                               f"{choice} or none of them")
@@ -172,7 +208,7 @@ class WebSession:
             if self.store is not None:
                 self.store.close()
                 self.store = None
-            if self.run is not None and self.run.path.is_dir() and not any(self.run.path.iterdir()):
+            if self.run is not None and self.run.path.is_dir() and self.run.is_empty():
                 shutil.rmtree(self.run.path, ignore_errors=True)  # nothing to keep: do not leave an empty run
 
     def __enter__(self) -> WebSession:

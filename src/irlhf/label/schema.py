@@ -3,12 +3,15 @@
 One file holds a store (stdlib ``sqlite3``, WAL journal, ``synchronous=FULL``, schema version in
 ``PRAGMA user_version``): ``sessions``, ``queries`` (payload as JSON), ``media`` (bytes as BLOBs), ``labels``
 (one per query and annotator) and ``assignments`` (leases handed out by ``LabelStore.next_query``).
+``session_counts`` (queries and complete queries per session) and ``annotator_counts`` (labels per session and
+annotator) are kept by triggers in the transaction of every write, so progress is a lookup, not a scan.
 
 ``Database(path)`` opens a file only if it is ours: a new or empty file gets the schema, an older version of
 ours is migrated step by step (``MIGRATIONS``), anything else (not SQLite, corrupt, another schema, a newer
 version) raises ``StoreError`` without being touched. Every write runs in a ``BEGIN IMMEDIATE`` transaction
-committed before ``write()`` exits; each thread (and process) uses its own connection with a 30 s busy
-timeout, so many labellers and a training loop can share one file without losing a label.
+committed before the outermost ``write()`` exits (a ``write()`` inside another is a savepoint of it); each
+thread (and process) uses its own connection with a 30 s busy timeout, so many labellers and a training loop
+can share one file without losing a label.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from pathlib import Path
 
 from irlhf.core.errors import IrlhfError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30.0
-TABLES = ("sessions", "queries", "media", "labels", "assignments")
+TABLES = ("sessions", "queries", "media", "labels", "assignments", "session_counts", "annotator_counts")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _V1 = """
@@ -70,9 +73,47 @@ CREATE TABLE assignments (
 CREATE INDEX assignments_annotator ON assignments(annotator, expires);
 """
 
+# Counters for the labelling page's progress line, filled in from the data already there, then kept by triggers
+# (queries and labels are never deleted, so inserts and the n_labels update are all they follow); and the open
+# queries of a session in order, so next_query never walks past the complete ones.
+_V2 = """
+CREATE TABLE session_counts (
+    session TEXT PRIMARY KEY REFERENCES sessions(name),
+    n_queries INTEGER NOT NULL,
+    n_complete INTEGER NOT NULL
+);
+CREATE TABLE annotator_counts (
+    annotator TEXT NOT NULL,
+    session TEXT NOT NULL REFERENCES sessions(name),
+    n_labels INTEGER NOT NULL,
+    PRIMARY KEY (annotator, session)
+);
+INSERT INTO session_counts (session, n_queries, n_complete)
+    SELECT session, COUNT(*), SUM(n_labels >= n_annotators) FROM queries GROUP BY session;
+INSERT INTO annotator_counts (annotator, session, n_labels)
+    SELECT l.annotator, q.session, COUNT(*) FROM labels l JOIN queries q ON q.id = l.query_id
+    GROUP BY l.annotator, q.session;
+CREATE INDEX queries_open_session ON queries(session, seq) WHERE n_labels < n_annotators;
+CREATE TRIGGER count_query AFTER INSERT ON queries BEGIN
+    INSERT INTO session_counts (session, n_queries, n_complete)
+        VALUES (NEW.session, 1, NEW.n_labels >= NEW.n_annotators)
+        ON CONFLICT (session) DO UPDATE SET n_queries = n_queries + 1, n_complete = n_complete + excluded.n_complete;
+END;
+CREATE TRIGGER count_complete AFTER UPDATE OF n_labels, n_annotators ON queries
+    WHEN (OLD.n_labels >= OLD.n_annotators) != (NEW.n_labels >= NEW.n_annotators) BEGIN
+    UPDATE session_counts SET n_complete = n_complete + CASE WHEN NEW.n_labels >= NEW.n_annotators THEN 1 ELSE -1 END
+        WHERE session = NEW.session;
+END;
+CREATE TRIGGER count_label AFTER INSERT ON labels BEGIN
+    INSERT INTO annotator_counts (annotator, session, n_labels)
+        VALUES (NEW.annotator, (SELECT session FROM queries WHERE id = NEW.query_id), 1)
+        ON CONFLICT (annotator, session) DO UPDATE SET n_labels = n_labels + 1;
+END;
+"""
+
 # MIGRATIONS[v]: the SQL that takes a store from user_version v to v + 1 (v = 0: an empty file).
 # A new schema version appends one entry and raises SCHEMA_VERSION; stores on disk then upgrade when opened.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 class StoreError(IrlhfError):
@@ -92,6 +133,19 @@ def needs_migration(version: int, tables: set[str]) -> bool:
     return (version == 0 and not tables) or 0 < version < SCHEMA_VERSION
 
 
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, each complete (a trigger's body keeps its inner ``;``)."""
+    out, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:60]!r}")
+    return [statement for statement in out if statement.strip(" \n\t;")]
+
+
 def migrate(con: sqlite3.Connection) -> None:
     """Bring the database of ``con`` to SCHEMA_VERSION, one step per version, inside the caller's
     transaction; does nothing when another process migrated it meanwhile."""
@@ -99,9 +153,8 @@ def migrate(con: sqlite3.Connection) -> None:
     if not needs_migration(version, tables):
         return
     for step in range(version, SCHEMA_VERSION):
-        for statement in MIGRATIONS[step].split(";"):
-            if statement.strip():
-                con.execute(statement)
+        for statement in statements(MIGRATIONS[step]):  # not executescript: it would COMMIT the caller's transaction
+            con.execute(statement)
         con.execute(f"PRAGMA user_version = {step + 1}")
 
 
@@ -171,29 +224,74 @@ class Database:
         except BaseException:
             con.close()
             raise
-        self._local.con, self._local.pid = con, os.getpid()
+        self._local.con, self._local.pid, self._local.depth = con, os.getpid(), 0
         with self._lock:
             self._all.append(con)
         return con
 
+    def _depth(self) -> int:
+        """How many ``write()`` blocks this thread is inside (0: none)."""
+        return getattr(self._local, "depth", 0)
+
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: takes the write lock up front so two writers never deadlock on an upgrade."""
+        """A write transaction: takes the write lock up front so two writers never deadlock on an upgrade.
+
+        Inside another ``write()`` of this thread it is a savepoint: an exception undoes only its own writes,
+        and nothing is committed before the outermost one ends.
+        """
         con = self.connection()
+        depth = self._depth()
+        if depth:
+            yield from self._savepoint(con, depth)
+            return
         # threads of this process queue here; SQLite's own busy handler (for other processes) backs off by sleeping
         with self._write_lock:
             con.execute("BEGIN IMMEDIATE")
+            self._local.depth = 1
             try:
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            else:
+                self._commit(con)
+            finally:
+                self._local.depth = 0
+
+    @staticmethod
+    def _commit(con: sqlite3.Connection) -> None:
+        """COMMIT; if that fails (disk full, I/O error), roll back so the connection is not left mid-transaction."""
+        try:
             con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+
+    def _savepoint(self, con: sqlite3.Connection, depth: int) -> Iterator[sqlite3.Connection]:
+        """The body of a ``write()`` nested ``depth`` deep: a savepoint of the enclosing transaction."""
+        name = f"nested_{depth}"
+        con.execute(f"SAVEPOINT {name}")
+        self._local.depth = depth + 1
+        try:
+            yield con
+        except BaseException:
+            con.execute(f"ROLLBACK TO {name}")
+            con.execute(f"RELEASE {name}")
+            raise
+        else:
+            con.execute(f"RELEASE {name}")
+        finally:
+            self._local.depth = depth
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: one consistent snapshot across several SELECTs."""
+        """A read transaction: one consistent snapshot across several SELECTs (inside a ``write()``: its own)."""
         con = self.connection()
+        if self._depth():
+            yield con
+            return
         con.execute("BEGIN")
         try:
             yield con

@@ -2,7 +2,8 @@
 serves from a background thread for a training loop that waits on people.
 
 Both refuse a non-loopback host unless ``allow_remote=True`` (anyone who can reach the port could label; set a
-``token`` then). ``create_app`` and the security constants are re-exported here.
+``token`` then), bind the port themselves (so port 0 prints the port really bound) and let the app answer only
+to the Host names of that address. ``create_app`` and the security constants are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = ["create_app", "serve", "start_server", "serve_url", "is_loopback", "R
            "TOKEN_COOKIE"]
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_WILDCARDS = ("0.0.0.0", "::", "[::]")
 
 
 def is_loopback(host: str) -> bool:
@@ -50,6 +52,31 @@ def _check_address(host: Any, port: Any, allow_remote: bool) -> None:
         )
 
 
+def _allowed_hosts(host: str) -> list[str]:
+    """The Host names a server bound to ``host`` answers to besides the loopback names: the host given, or for a
+    wildcard address the machine's name (connections by IP address are allowed by the app itself)."""
+    return [socket.gethostname()] if host in _WILDCARDS else [host]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), port 0 = a free one; ValidationError when it cannot listen there."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets it sees as TCP (else a ~40 ms stall per poll)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as err:
+        sock.close()
+        raise ValidationError(f"port {port} on {host}: cannot listen ({err}); expected a free port (or 0)") from None
+    return sock
+
+
+def _shown_host(host: str) -> str:
+    """The host to put in the printed URL: loopback for a wildcard address."""
+    return "127.0.0.1" if host in _WILDCARDS else host
+
+
 def serve_url(host: str, port: int, token: str | None = None) -> str:
     """The URL to open in a browser (with ``?token=`` when a token is set)."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -69,7 +96,7 @@ def serve(
     title: str = "irlhf label",
     max_body: int = 1_000_000,
 ) -> None:
-    """Run the labelling app with uvicorn until interrupted; prints the URL to open.
+    """Run the labelling app with uvicorn until interrupted; prints the URL to open (with the port bound).
 
     A host other than loopback is refused unless ``allow_remote=True`` (anyone who can reach the port
     could label; set a ``token`` then). Blocks until the server stops.
@@ -77,18 +104,24 @@ def serve(
     _check_address(host, port, allow_remote)
     import uvicorn  # optional (the `label` extra) and only serving needs it
 
-    app = create_app(store, session=session, token=token, max_body=max_body, title=title)
+    app = create_app(store, session=session, token=token, max_body=max_body, title=title,
+                     allowed_hosts=_allowed_hosts(host))
+    sock = _bind(host, port)
+    bound = int(sock.getsockname()[1])
     if not is_loopback(host) and token is None:
         print(
-            f"warning: serving on {host} without a token: anyone who can reach port {port} can label",
+            f"warning: serving on {host} without a token: anyone who can reach port {bound} can label",
             file=sys.stderr,
             flush=True,
         )
-    url = serve_url("127.0.0.1" if host in ("0.0.0.0", "::") else host, port, token)
+    url = serve_url(_shown_host(host), bound, token)
     print(f"irlhf label: open {url}", flush=True)
     if open_browser:
-        threading.Timer(1.0, webbrowser.open, args=(url,)).start()  # after uvicorn has bound the port
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()  # the socket listens once uvicorn runs
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 class RunningServer:
@@ -144,15 +177,9 @@ def start_server(
     _check_address(host, port, allow_remote)
     import uvicorn  # optional (the `label` extra) and only serving needs it
 
-    app = create_app(store, session=session, token=token, max_body=max_body, title=title)
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-    except OSError as err:
-        sock.close()
-        raise ValidationError(f"port {port} on {host}: cannot listen ({err}); expected a free port (or 0)") from None
+    app = create_app(store, session=session, token=token, max_body=max_body, title=title,
+                     allowed_hosts=_allowed_hosts(host))
+    sock = _bind(host, port)
     bound = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     # uvicorn skips installing signal handlers off the main thread, so Ctrl-C still reaches the training loop
@@ -168,5 +195,4 @@ def start_server(
             raise ValidationError(f"label server on {host}:{bound} did not start within {startup_timeout:g} s; "
                                   "expected a free loopback port")
         time.sleep(0.01)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return RunningServer(server, thread, sock, host, bound, serve_url(shown, bound, token))
+    return RunningServer(server, thread, sock, host, bound, serve_url(_shown_host(host), bound, token))

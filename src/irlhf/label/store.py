@@ -2,9 +2,10 @@
 
 ``LabelStore`` keeps everything in one SQLite file (``irlhf.label.schema``: tables, version, migrations,
 connections), safe for many labellers and a training loop at once; every write is committed before the
-call returns. ``aggregate`` turns several annotators' labels on a query into one training target;
-``export_jsonl`` / ``export_text_pairs`` write a session out. The kinds of query, their payloads and label
-values are in ``irlhf.label.kinds`` (checked by ``check_payload`` and ``check_label``; re-exported here).
+call returns, or with the others of a ``with store.batch():`` block when that ends. ``aggregate`` turns
+several annotators' labels on a query into one training target; ``export_jsonl`` / ``export_text_pairs``
+write a session out. The kinds of query, their payloads and label values are in ``irlhf.label.kinds``
+(checked by ``check_payload`` and ``check_label``; re-exported here).
 
     store = LabelStore("labels.db")
     qid = store.add_query("pair", {"left": "a", "right": "b"}, session="run1",
@@ -15,13 +16,14 @@ values are in ``irlhf.label.kinds`` (checked by ``check_payload`` and ``check_la
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,16 @@ class LabelStore:
     def __repr__(self) -> str:
         return f"LabelStore({str(self.path)!r})"
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[LabelStore]:
+        """Every write of this thread inside the block in one transaction: all committed when it ends, none if
+        it raises (a failed call inside that is caught undoes only itself).
+
+        Other writers (threads and processes) wait until the block ends; reads inside it see its writes.
+        """
+        with self._db.write():
+            yield self
+
     # -- queries
 
     def add_query(self, kind: str, payload: Mapping[str, Any], *, session: str,
@@ -250,8 +262,9 @@ class LabelStore:
         with self._db.write() as con:
             con.execute("DELETE FROM assignments WHERE expires <= ?", (now,))
             params = {"who": annotator, "session": session, "now": now}
+            # CROSS JOIN keeps assignments the outer loop: the annotator's few leases, not every query in order
             row = con.execute(
-                f"SELECT {self._QUERY_COLUMNS} FROM queries q JOIN assignments a ON a.query_id = q.id "
+                f"SELECT {self._QUERY_COLUMNS} FROM assignments a CROSS JOIN queries q ON q.id = a.query_id "
                 f"WHERE a.annotator = :who AND q.n_labels < q.n_annotators {in_session} AND {not_labelled} "
                 "ORDER BY q.seq LIMIT 1",
                 params).fetchone()
@@ -378,6 +391,27 @@ class LabelStore:
         return {"n_queries": n_queries, "n_complete": n_complete, "pending": n_queries - n_complete,
                 "n_labels": sum(per_annotator.values()), "per_annotator": per_annotator,
                 "agreement": agree / pairs if pairs else None}
+
+    def progress(self, annotator: str, session: str | None = None) -> dict[str, int]:
+        """The labelling page's counts, the numbers ``stats`` gives, from counters kept on every write.
+
+        ``{"n_queries", "n_complete", "pending", "n_labels" (``annotator``'s)}`` of ``session`` (None: all); a few
+        primary-key lookups, so its cost does not grow with the number of queries or labels.
+        """
+        check_annotator(annotator)
+        if session is not None:
+            check_session(session)
+        in_session = "" if session is None else "AND session = :session"
+        params = {"who": annotator, "session": session}
+        with self._db.read() as con:
+            n_queries, n_complete = con.execute(
+                "SELECT COALESCE(SUM(n_queries), 0), COALESCE(SUM(n_complete), 0) FROM session_counts "
+                f"WHERE 1 {in_session}", params).fetchone()
+            (n_labels,) = con.execute(
+                f"SELECT COALESCE(SUM(n_labels), 0) FROM annotator_counts WHERE annotator = :who {in_session}",
+                params).fetchone()
+        return {"n_queries": n_queries, "n_complete": n_complete, "pending": n_queries - n_complete,
+                "n_labels": n_labels}
 
     def queries(self, session: str | None = None) -> list[Query]:
         """Every query (of ``session``, if given), oldest first."""

@@ -1,4 +1,5 @@
-// irlhf label page: fetches /api/next, renders one query per kind, POSTs the label to /api/label.
+// irlhf label page: POSTs to /api/next for a query, renders one query per kind, POSTs the label to /api/label.
+// Both are POSTs with a JSON body and the CSRF header: no GET changes state on the server.
 // All text from the server (prompts, responses, titles, action names) goes through textContent /
 // createTextNode only; nothing built from data is ever assigned to innerHTML.
 "use strict";
@@ -106,11 +107,20 @@
     clear(main);
   }
 
+  function postJson(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+      body: JSON.stringify(body),
+    });
+  }
+
   async function loadNext() {
     let data;
     try {
-      const resp = await fetch("/api/next?annotator=" + encodeURIComponent(annotator),
-        {credentials: "same-origin", cache: "no-store"});
+      const resp = await postJson("/api/next", {annotator: annotator});
       if (!resp.ok) throw new Error(await readError(resp));
       data = await resp.json();
     } catch (e) {
@@ -143,12 +153,7 @@
     setBusy(true);
     const queryId = current.id;
     try {
-      const resp = await fetch("/api/label", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-        body: JSON.stringify({query_id: queryId, annotator: annotator, value: value}),
-      });
+      const resp = await postJson("/api/label", {query_id: queryId, annotator: annotator, value: value});
       if (!resp.ok) throw new Error(await readError(resp));
       await resp.json();
     } catch (e) {
