@@ -566,3 +566,17 @@ def test_serve_prints_the_port_it_bound(store: LabelStore, monkeypatch: pytest.M
     serve(store, port=0)
     match = re.search(r"open http://127\.0\.0\.1:(\d+)/", capsys.readouterr().out)
     assert match and bound == [int(match.group(1))] and bound[0] != 0
+
+
+def test_next_reads_the_kept_counters_not_the_full_statistics(store: LabelStore, monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    _add_all_kinds(store)
+    client = _opened(create_app(store))
+
+    def full_scan(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("POST /api/next must not compute store.stats (every open tab polls it)")
+
+    monkeypatch.setattr(store, "stats", full_scan)
+    r = _next(client, "ann")
+    assert r.status_code == 200
+    assert r.json()["progress"] == {"done_by_you": 0, "total": 4, "pending": 4}
