@@ -17,6 +17,19 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+@pytest.fixture
+def torch_warns_every_time():
+    """torch gives some warnings (a read-only numpy array, float() of a tensor that requires grad) once per
+    process; here every time, so a warning from irlhf's code (an error under pyproject's filterwarnings) fails
+    the test whatever ran before it."""
+    import torch
+
+    before = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    yield
+    torch.set_warn_always(before)
+
+
 # -- gymnasium: experts and demonstrations -------------------------------------------------------
 @pytest.fixture(scope="session")
 def cartpole_expert():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -12,8 +13,11 @@ import pytest
 
 from irlhf import __version__, cli
 from irlhf.core.errors import ValidationError
+from irlhf.core.rundir import RunDir
 from irlhf.data import load_trajectories
+from irlhf.jobs import demo as demo_job
 from irlhf.jobs.demo import DemoConfig
+from irlhf.report import Report
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -60,7 +64,7 @@ def test_every_job_has_help_seed_and_out():
             args = root.parse_args(name.split())
         except SystemExit:  # an action with required positional arguments (e.g. `demos info PATH`)
             continue
-        assert args.seed == 0 and args.out == "runs", name
+        assert args.seed == 0 and args.out == ("demos" if name.startswith("demos") else "runs"), name
         assert callable(args.run)
         checked += 1
     assert checked >= 6
@@ -82,6 +86,7 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
             "gail_reward.safetensors", "gail_training.png", "iq_learn_policy.safetensors",
             "iq_learn_training.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
     config = DemoConfig.from_dict(json.loads((run / "config.json").read_text()))
     assert config == DemoConfig(n_demos=8, deep_iterations=20, imitation_demos=1, gail_steps=512, iq_updates=300,
@@ -206,13 +211,73 @@ def _fake_job(exc: BaseException):
 @pytest.mark.parametrize(
     "exc, code, err",
     [(ValidationError("x=1: expected\nsomething else"), 2, "irlhf: error: x=1: expected something else\n"),
-     (KeyboardInterrupt(), 130, ""),
+     (KeyboardInterrupt(), 130, "irlhf: interrupted\n"),
      (PermissionError(13, "Permission denied", "/nope"), 1, "irlhf: error: Permission denied: /nope\n")],
 )
 def test_registered_job_errors(monkeypatch, capsys, exc, code, err):
     monkeypatch.setattr(cli, "JOBS", cli.JOBS + (_fake_job(exc),))
     assert cli.main(["fake", "--seed", "1"]) == code
     assert capsys.readouterr().err == err
+
+
+def _interrupting_step(demo):
+    raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a step
+
+
+def test_demo_interrupted_marks_its_run_and_exits_130(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo_job, "STEPS", [demo_job.STEPS[0], ("expert", _interrupting_step)])
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--out", str(out), "--size", "4", "--no-progress"]) == 130
+    (run,) = list(out.iterdir())
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "interrupted" and status["step"] == "expert" and status["job"] == "demo"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err == (f"irlhf: interrupted during step 'expert'; run directory {run} is unfinished (status "
+                   "'interrupted' in run.json)\n")
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == ["world"]
+    page = (run / "report.html").read_text()  # what the finished steps made, flagged as unfinished at the top
+    assert page.index('class="unfinished"') < page.index("<h2>Objectworld</h2>") and "<h2>Expert</h2>" not in page
+
+
+def test_every_job_marks_its_run_interrupted_or_failed(tmp_path, monkeypatch, capsys):
+    def job(exc):
+        def run(args):
+            RunDir.create("fake", args.out).write_text("partial.txt", "half")
+            raise exc
+        return lambda subparsers: cli.add_job(subparsers, "fake", run, help="a test job")
+
+    monkeypatch.setattr(cli, "JOBS", cli.JOBS + (job(KeyboardInterrupt()),))
+    assert cli.main(["fake", "--out", str(tmp_path / "a")]) == 130
+    (run,) = list((tmp_path / "a").iterdir())
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert capsys.readouterr().err == (f"irlhf: interrupted; run directory {run} is unfinished (status "
+                                       "'interrupted' in run.json)\n")
+    monkeypatch.setattr(cli, "JOBS", cli.JOBS[:-1] + (job(ValidationError("x=1: expected 2")),))
+    assert cli.main(["fake", "--out", str(tmp_path / "b")]) == 2
+    (run,) = list((tmp_path / "b").iterdir())
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "failed" and status["error"] == "ValidationError: x=1: expected 2"
+
+
+def test_a_finished_job_marks_its_run_finished(tmp_path, monkeypatch):
+    def run(args):
+        RunDir.create("fake", args.out)
+
+    monkeypatch.setattr(cli, "JOBS", cli.JOBS + (lambda sub: cli.add_job(sub, "fake", run, help="a test job"),))
+    assert cli.main(["fake", "--out", str(tmp_path)]) == 0
+    (run_dir,) = list(tmp_path.iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_alignment_step_shows_bars_that_end_at_their_totals(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo_job, "DPO_EVAL_PROMPTS", 2)  # keep it fast: the bars are the point here
+    config = DemoConfig(dpo_prompts=4, lm_pretrain_steps=3)
+    demo = demo_job.Demo(config=config, run=RunDir.create("demo", tmp_path), report=Report("t"), progress=True)
+    metrics = demo_job.align_language_model(demo)
+    bars = re.findall(r"(pretraining|dpo): +\d+%\|[^|]*\| *(\d+)/(\d+)", capsys.readouterr().err)
+    final = {desc: (int(n), int(total)) for desc, n, total in bars}  # each bar's last state
+    assert final == {"pretraining": (3, 3), "dpo": (metrics["dpo_steps"], metrics["dpo_steps"])}
 
 
 def test_real_process_error_and_light_imports(tmp_path):
@@ -270,4 +335,4 @@ def test_server_option_defaults_are_the_web_options_defaults():
     from irlhf.jobs.irl import IrlJobConfig
 
     irl_help = " ".join(_subparsers(cli.build_parser())["irl"].format_help().split())
-    assert f"(default {IrlJobConfig().demos})" in irl_help  # --demos N of the tabular algorithms
+    assert f"({IrlJobConfig().demos} if not given)" in irl_help  # --demos N of the tabular algorithms

@@ -47,6 +47,16 @@ def test_collect_to_directory_default_path_and_overwrite(tmp_path, monkeypatch, 
     assert (tmp_path / "demos" / "CartPole-v1-scripted-1ep-seed0.npz").is_file()
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_collect_writes_its_default_file_into_out(tmp_path, monkeypatch, capsys, where):
+    monkeypatch.chdir(tmp_path)
+    out = ["--out", str(tmp_path / "mine")]
+    assert cli.main(["demos", *out, *COLLECT[1:]] if where == "before" else [*COLLECT, *out]) == 0
+    written = tmp_path / "mine" / "CartPole-v1-scripted-2ep-seed0.npz"
+    assert len(load_trajectories(written)) == 2 and str(written) in capsys.readouterr().out
+    assert not (tmp_path / "demos").exists()
+
+
 @pytest.mark.parametrize("name", ["c.parquet", "c.jsonl", "c_dir"])
 def test_convert_both_ways_exact(tmp_path, npz, name, capsys):
     mid, back = tmp_path / name, tmp_path / "back.npz"

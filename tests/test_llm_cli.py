@@ -85,3 +85,23 @@ def test_bad_input_is_one_line_and_no_run_dir(tmp_path, files, capsys, argv, mes
 def test_sentiment_quick_options_validated(tmp_path, capsys):
     assert cli.main(["llm", "sentiment", "--set", "bogus=1", "--out", str(tmp_path / "o")]) == 2
     assert "unknown field" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_llm_output_is_only_the_summary(tmp_path, files, capfd):
+    """No transformers load report (with its ANSI colours), peft / transformers warnings or display-probing
+    errors: a reward model's fresh head and LoRA on GPT-2's Conv1D layers are expected, not news."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_one(tmp_path / "rm", ["llm", "reward", "--model", str(files / "model"), "--data",
+                                  str(files / "pairs.jsonl"), "--set", "max_steps=1", "--set", "batch_size=4"])
+        run_one(tmp_path / "dpo", ["llm", "dpo", "--model", str(files / "model"), "--data", str(files / "pairs.jsonl"),
+                                   "--set", "max_steps=1", "--set", "batch_size=4", "--lora", "2"])
+    captured = capfd.readouterr()
+    text = captured.out + captured.err
+    assert "\x1b[" not in text and "LOAD REPORT" not in text and "XDG_RUNTIME_DIR" not in text, text
+    assert [line for line in captured.out.splitlines() if not line.startswith(("irlhf llm", "model:", "report:"))
+            and "logged steps" not in line] == [], captured.out
+    assert captured.err == "", captured.err
+    assert [str(w.message) for w in caught] == []

@@ -61,6 +61,7 @@ def test_synthetic_is_seeded_and_recovers_scores(tmp_path):
         (["prefs", "fit", "--synthetic", "1"], "synthetic=1"),
         (["prefs", "fit", "--synthetic", "5", "--alpha", "-1"], "alpha=-1"),
         (["prefs", "fit", "--comparisons", "missing.jsonl"], "no such file"),
+        (["prefs", "fit", "--synthetic", "5", "--model", "plackett-luce"], "model='plackett-luce' needs --rankings"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
@@ -124,3 +125,19 @@ def test_prefs_rl_bad_input(tmp_path, capsys, argv, message):
 def test_prefs_rl_unknown_labeller_is_a_usage_error(capsys):
     assert cli.main(["prefs", "rl", "--labeller", "human"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fields", [{"comparisons": "c.jsonl", "n_items": 4}, {"synthetic": 5, "seed": 2}])
+def test_the_reproducing_command_gives_only_options_the_fit_uses(fields):
+    import shlex
+
+    from irlhf.jobs.prefs import FitJobConfig, reject_unused_fit_options
+
+    job = FitJobConfig(alpha=0.1, **fields)
+    argv = shlex.split(job.command())[1:]
+    args = cli.build_parser().parse_args(argv)
+    args.given = cli.given_options(argv)
+    reject_unused_fit_options(args)  # the command must run again as printed
+    assert FitJobConfig(comparisons=args.comparisons, rankings=args.rankings, synthetic=args.synthetic,
+                        synthetic_comparisons=args.synthetic_comparisons, n_items=args.n_items, model=args.model,
+                        alpha=args.alpha, seed=args.seed) == job

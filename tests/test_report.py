@@ -65,3 +65,18 @@ def test_grid_heatmap_png(tmp_path):
         plots.grid_heatmap(axes[0], np.zeros(15))
     with pytest.raises(IrlhfError, match="cell ids"):
         plots.mark_cells(axes[0], [16], 4)
+
+
+@pytest.mark.parametrize("status, shown", [("interrupted", True), ("failed", True), ("running", False),
+                                           ("finished", False)])
+def test_report_of_an_unfinished_run_says_so_at_the_top(tmp_path, status, shown):
+    run = RunDir.create("demo", out=tmp_path)
+    run.begin_step("gail")
+    if status != "running":
+        run.close(status, error=RuntimeError("boom") if status == "failed" else None)
+    page = Report("T").section("One").text("hello").write(run).read_text()
+    assert ('class="unfinished"' in page) is shown
+    if shown:
+        banner = page[page.index('class="unfinished"'):]
+        assert page.index('class="unfinished"') < page.index("<h1>") and f"{status} during step" in banner
+        assert "gail" in banner.split("</p>")[0]

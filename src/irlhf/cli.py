@@ -12,23 +12,27 @@ module in ``irlhf.jobs``; that module is imported only when its sub-command runs
 Adding a job: write ``irlhf/jobs/<name>.py`` with a ``Config`` and ``def run(args) -> int | None`` (build the
 Config first: it validates; then ``RunDir.create(name, args.out)``; return an exit code or None), and here a
 function ``_name(subparsers)`` that calls ``add_job(subparsers, "name", job_runner("name"), help=...)`` and
-adds its options; append it to ``JOBS``.
+adds its options; append it to ``JOBS``. ``args.given`` holds the options the user typed (``given_options``):
+a job refuses those its chosen algorithm or action would ignore with ``jobs._common.reject_options``.
 
 Bad input (``IrlhfError``) prints one line ``irlhf: error: <message>`` and exits 2; argparse
 errors exit 2 with a usage line; an OS error (disk full, permission) prints one line and exits 1;
-Ctrl-C exits 130 without a traceback.
+Ctrl-C exits 130 without a traceback, printing where the job stopped. Every run directory a job creates is
+marked in its run.json: finished, interrupted (with the step) or failed (``irlhf.core.rundir.closing_runs``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from irlhf import __version__
 from irlhf.core.errors import IrlhfError, ValidationError
+from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR, LABEL_EXPORT_FORMATS,
                                 LABELLER_CHOICES, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, SB3_ALGOS, SCHEDULES,
                                 TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
@@ -52,6 +56,20 @@ class job_runner:  # noqa: N801  (used like a function: job_runner("irl", "run")
         return f"job_runner({self.__module__}.{self.__name__})"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help only where it informs: not when the help already says its
+    default in words, and not for None (no value) or False (a flag left off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if "default" in help_text.lower() or action.default is None or action.default is False:
+            return help_text
+        return super()._get_help_string(action)
+
+
+RUNS_HELP = "parent directory of run directories; each run writes DIR/<job>-<timestamp>/"
+
+
 def add_job(
     subparsers: Any,
     name: str,
@@ -59,17 +77,13 @@ def add_job(
     *,
     help: str,
     description: str | None = None,
+    out: tuple[str, str] = ("runs", RUNS_HELP),
 ) -> argparse.ArgumentParser:
-    """Register sub-command ``name`` running ``run(args)``, with the options every job shares."""
-    parser = subparsers.add_parser(
-        name,
-        help=help,
-        description=description or help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    """Register sub-command ``name`` running ``run(args)``, with the options every job shares; ``out`` is the
+    default and help of --out (a job that writes no run directory says where else it writes)."""
+    parser = subparsers.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter)
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
-    parser.add_argument("--out", default="runs", metavar="DIR",
-                        help="parent directory of run directories; each run writes DIR/<job>-<timestamp>/")
+    parser.add_argument("--out", default=out[0], metavar="DIR", help=out[1])
     parser.set_defaults(run=run, job=name)
     return parser
 
@@ -153,8 +167,8 @@ def _irl(subparsers: Any) -> None:
         "--continuous, --macrocell. Sample-based algorithms (gcl, gail, airl, iq-learn): load (--demos PATH) or "
         "collect (--expert, --episodes) demonstrations on a gymnasium environment (--env), train, evaluate the "
         "learned policy against the expert and a random policy (--eval-episodes), and write the policy, the reward "
-        "network, learning curves and report.html. --set, --seed, --out and --no-progress apply to both; options "
-        "of the other family are ignored.",
+        "network, learning curves and report.html. --set, --seed, --out and --no-progress apply to both; an option "
+        "of the other family is an error.",
     )
     parser.add_argument("algorithm", nargs="?", choices=IRL_TABULAR + IRL_SAMPLE, default="maxent",
                         help="the IRL algorithm (module irlhf.irl.<name>): tabular "
@@ -169,16 +183,17 @@ def _irl(subparsers: Any) -> None:
     sample = parser.add_argument_group("sample-based algorithms (gcl, gail, airl, iq-learn)")
     sample.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
     sample.add_argument("--expert", default="scripted", metavar="KIND|PATH",
-                        help=f"expert to collect demos from when no --demos PATH: {', '.join(EXPERTS)} (cached, "
+                        help="expert to collect demos from when no --demos PATH, and to score the learned policy "
+                        f"against where --env has a scripted expert: {', '.join(EXPERTS)} (cached, "
                         "`irlhf expert train`) or a path to an SB3 .zip / irlhf .safetensors policy")
     sample.add_argument("--episodes", type=int, default=4,
-                        help="demonstrations to collect from the expert when no --demos PATH")
+                        help="demonstrations to collect from the expert (not with --demos PATH)")
     sample.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
     both = parser.add_argument_group("both")
     both.add_argument("--demos", default=None, metavar="N|PATH",
-                      help="tabular: the number of expert demonstrations to sample (default 64); "
+                      help="tabular: the number of expert demonstrations to sample (64 if not given); "
                       "sample-based: demonstrations to learn from (.npz, .parquet, .jsonl or a saved dataset "
-                      "directory; default: collect --episodes from --expert)")
+                      "directory; if not given, --episodes are collected from --expert)")
     _set_option(both, "override a field of the algorithm's Config (VALUE as JSON), e.g. --set lr=0.01 or "
                 "--set total_timesteps=20000; repeatable")
     _no_progress(both)
@@ -206,7 +221,7 @@ def _bc(subparsers: Any) -> None:
                         help="expert to collect demos from: scripted, ppo, dqn, sac (cached, `irlhf expert train`) "
                         "or a path to an SB3 .zip / irlhf .safetensors policy")
     parser.add_argument("--episodes", type=int, default=4,
-                        help="demonstrations to collect from the expert when no --demos")
+                        help="demonstrations to collect from the expert (not with --demos)")
 
 
 def _dagger(subparsers: Any) -> None:
@@ -264,23 +279,28 @@ def _missing_demos_action(args: argparse.Namespace) -> int:
     raise ValidationError("demos: no action given; expected one of collect, info, convert (see irlhf demos --help)")
 
 
+DEMOS_OUT_HELP = "collect: directory of the file it writes without --save, DIR/<env>-<expert>-<N>ep-seed<seed>.npz"
+
+
 def _demos(subparsers: Any) -> None:
-    parser = add_job(subparsers, "demos", _missing_demos_action,
+    parser = add_job(subparsers, "demos", _missing_demos_action, out=("demos", DEMOS_OUT_HELP),
                      help="collect, inspect and convert demonstration files (.npz, .parquet, .jsonl, HF directory)",
                      description="Collect expert demonstrations (collect), summarise a file (info) or convert "
                      "between formats (convert). The format follows the path: .npz, .parquet, .jsonl, or a "
                      "Hugging Face save_to_disk directory. Existing paths are replaced only with --force; no run "
-                     "directory is written.")
+                     "directory is written (--out is the directory of collect's default file).")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>")
     collect = actions.add_parser("collect", help="roll out an expert and save its demonstrations",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=HelpFormatter)
     collect.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
     collect.add_argument("--episodes", type=int, default=10, help="episodes to collect (reset seeds seed, seed+1, ...)")
     collect.add_argument("--expert", default="scripted", help="expert kind passed to irlhf.rl.experts.make_expert")
     collect.add_argument("--save", default=None, metavar="PATH",
                          help="output (.npz, .parquet, .jsonl, or a directory); default "
-                         "demos/<env>-<expert>-<N>ep-seed<seed>.npz")
+                         "DIR/<env>-<expert>-<N>ep-seed<seed>.npz with DIR from --out")
     collect.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="random seed (also before 'collect')")
+    collect.add_argument("--out", default=argparse.SUPPRESS, metavar="DIR",
+                         help=f"{DEMOS_OUT_HELP} (also before 'collect'; demos if not given)")
     collect.add_argument("--force", action="store_true", help="replace an existing PATH")
     _no_progress(collect)
     collect.set_defaults(run=job_runner("demos", "run_collect"))
@@ -307,7 +327,7 @@ def _expert(subparsers: Any) -> None:
     parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
     parser.add_argument("--algo", choices=SB3_ALGOS, default="ppo", help="train: the SB3 algorithm")
     parser.add_argument("--timesteps", type=int, default=None,
-                        help="train: environment steps (default: the zoo default for env and algo)")
+                        help="train: environment steps (default: rl-baselines3-zoo's for the env and algo)")
     parser.add_argument("--force", action="store_true", help="train: retrain even when the expert is cached")
     parser.add_argument("--expert", default="scripted", metavar="KIND|PATH",
                         help="eval: scripted, ppo, dqn, sac (cached, --seed picks the seed) or a path to an SB3 "
@@ -408,19 +428,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every sub-command's parser below it."""
+    yield parser
+    for action in parser._actions:  # argparse has no public listing of a parser's arguments
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def _shown(flag: str, action: argparse.Action, value: Any) -> str:
+    """An option as the user typed it: ``--continuous``, ``--env Foo-v0``, ``--seeds 1 2``, ``--set a=1 --set b=2``."""
+    if not isinstance(value, list):
+        return flag if value is True else f"{flag} {value}"
+    if action.nargs is None:  # repeatable (action="append"): one flag per value
+        return " ".join(f"{flag} {item}" for item in value)
+    return " ".join([flag, *value])
+
+
+def given_options(argv: Sequence[str]) -> dict[str, str]:
+    """The options typed in ``argv``, by dest, each as typed (``{"env": "--env Foo-v0"}``), in typing order.
+
+    A second parse in which no option has a default or a type: only the options given appear, with their words
+    unconverted. Jobs compare them with the options their chosen algorithm uses (``jobs._common.reject_options``):
+    a default cannot be told from the same value typed on purpose.
+    """
+    parser = build_parser()
+    actions: dict[str, list[argparse.Action]] = {}
+    for sub in _parsers(parser):
+        for action in sub._actions:
+            if action.option_strings and action.dest not in (argparse.SUPPRESS, "help", "version"):
+                action.default, action.type = argparse.SUPPRESS, None
+                actions.setdefault(action.dest, []).append(action)
+    values = vars(parser.parse_args(list(argv)))
+    typed = [word.split("=", 1)[0] for word in argv]
+    given = {}
+    for dest, group in sorted(actions.items(), key=lambda item: _typed_at(item[1], typed)):
+        if dest in values:
+            flags = [flag for action in group for flag in action.option_strings]
+            flag = next((word for word in typed if word in flags), max(flags, key=len))  # abbreviated: the full name
+            given[dest] = _shown(flag, group[0], values[dest])
+    return given
+
+
+def _typed_at(group: list[argparse.Action], typed: list[str]) -> int:
+    """Where the first of these options' flags appears in the typed words (len(typed) if nowhere)."""
+    flags = {flag for action in group for flag in action.option_strings}
+    return next((k for k, word in enumerate(typed) if word in flags), len(typed))
+
+
+def _off_screen() -> None:
+    """Jobs draw frames off-screen only (gymnasium's rgb_array renderers, through pygame): without these, SDL
+    probes for a display and a sound server and prints XDG_RUNTIME_DIR / ALSA errors where there is none."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
 def _error(message: str) -> None:
     print(f"{PROG}: error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
+def _interrupted(runs: list[Any]) -> None:
+    """Say where Ctrl-C stopped the job: one line per run directory it left unfinished."""
+    for line in [stop_message(run) for run in unfinished(runs)] or ["interrupted"]:
+        print(f"{PROG}: {line}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen job and return its exit code."""
+    runs: list[Any] = []  # the run directories the job creates, marked finished / interrupted / failed
+    _off_screen()
     try:
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        code = args.run(args)
+        args.given = given_options(sys.argv[1:] if argv is None else argv)
+        with closing_runs() as runs:
+            code = args.run(args)
         return 0 if code is None else int(code)
     except IrlhfError as exc:
         _error(str(exc))
@@ -429,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
     except KeyboardInterrupt:
+        _interrupted(runs)
         return 130
 
 

@@ -45,3 +45,13 @@ def test_body_raising_without_old_file_leaves_nothing(tmp_path):
             handle.write("x")
             raise KeyboardInterrupt
     assert _names(tmp_path) == []
+
+
+def test_errors_name_the_target_not_the_temp_file(tmp_path):
+    """A failure to put the file in place names the path the user asked for; the temp file is gone."""
+    target = tmp_path / "out.txt"
+    target.mkdir()  # a directory where the file should go
+    with pytest.raises(OSError) as info:
+        atomic_write_text(target, "new")
+    assert info.value.filename == str(target) and info.value.filename2 is None
+    assert ".tmp" not in str(info.value) and _names(tmp_path) == ["out.txt"]

@@ -7,6 +7,7 @@ import dataclasses
 import math
 from typing import Annotated, Literal
 
+import numpy as np
 import pytest
 
 from irlhf.core.config import (BaseConfig, Check, Fraction, NonNegative, OneOf, Positive, PositiveInt, Range, Widths,
@@ -174,3 +175,28 @@ def test_subclass_inherits_and_extends_constraints():
         Child(steps=0)
     with pytest.raises(ValidationError, match="extra=0"):
         Child(extra=0)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Full(activation=np.str_("gelu")), r"^activation='gelu': expected one of \['relu', 'tanh'\]$"),
+        (lambda: Full(patience=np.int64(0)), r"^patience=0: expected >= 1$"),
+        (lambda: Full(share=np.float64(1.5)), r"^share=1.5: expected <= 1$"),
+        (lambda: Full(widths=np.array([4, 0])), r"^widths=\[4, 0\]: expected a tuple of ints >= 1"),
+        (lambda: check_number("lr", np.float32(-0.5), low=0), r"^lr=-0.5: expected >= 0$"),
+        (lambda: check_choice("algo", np.str_("x"), ["a", np.str_("b")]), r"^algo='x': expected one of \['a', 'b'\]$"),
+    ],
+)
+def test_messages_show_numpy_values_as_written(build, message):
+    """A numpy scalar or small array is shown as the number, text or list it holds, not as np.int64(0)."""
+    with pytest.raises(ValidationError, match=message) as info:
+        build()
+    assert "np." not in str(info.value) and "array(" not in str(info.value)
+
+
+def test_numpy_scalars_are_taken_as_the_python_values_they_hold():
+    config = Full(patience=np.int64(3), flag=np.bool_(True), activation=np.str_("tanh"), share=np.float64(0.5))
+    assert (config.patience, config.flag, config.activation, config.share) == (3, True, "tanh", 0.5)
+    assert [type(v) for v in (config.patience, config.flag, config.activation, config.share)] == [int, bool, str,
+                                                                                                   float]

@@ -74,3 +74,36 @@ def test_standard_errors_inverse_and_laplacian_pseudo_inverse():
     L = np.array([[1.0, -1.0], [-1.0, 1.0]])  # pinv(L) = L / 4: variances 1/4
     np.testing.assert_allclose(newton.standard_errors(L, shift_invariant=True), [0.5, 0.5], rtol=1e-12)
     np.testing.assert_allclose(np.diag(np.linalg.pinv(L)) ** 0.5, [0.5, 0.5], rtol=1e-12)
+
+
+# -- BLAS threads: a busy machine makes multithreaded BLAS spin-wait, costing 10x on small systems -----------------
+def blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_small_dense_work_runs_on_one_blas_thread(monkeypatch):
+    seen = []
+    solve = newton.scipy.linalg.lapack.dposv
+
+    def recording_solve(H, rhs):
+        seen.append(blas_threads())
+        return solve(H, rhs)
+
+    monkeypatch.setattr(newton.scipy.linalg.lapack, "dposv", recording_solve)
+    H = np.array([[2.0, 1.0], [1.0, 2.0]])
+    newton.solve_spd(H, np.array([3.0, 3.0]))
+    with newton.blas_threads_limited(2):
+        assert set(blas_threads()) == {1}
+    assert seen and all(set(threads) == {1} for threads in seen)
+
+
+def test_large_dense_work_keeps_the_blas_threads():
+    before = blas_threads()
+    with newton.blas_threads_limited(newton.ONE_THREAD_MAX_N + 1):
+        assert blas_threads() == before
+    assert blas_threads() == before  # and a limited block gives them back
+    with newton.blas_threads_limited(3):
+        pass
+    assert blas_threads() == before

@@ -1,4 +1,4 @@
-"""irlhf.core.rundir.RunDir: fresh directories, JSON lines, array and JSON round trips."""
+"""irlhf.core.rundir.RunDir: fresh directories, JSON lines, array and JSON round trips, the run's status."""
 
 import datetime
 import json
@@ -10,7 +10,7 @@ import pytest
 import irlhf.core.rundir as rundir
 from irlhf.core.config import BaseConfig
 from irlhf.core.errors import IrlhfError
-from irlhf.core.rundir import RunDir
+from irlhf.core.rundir import RunDir, closing_runs, read_status, stop_message
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def frozen_clock(monkeypatch):
 def test_create_names_dir_after_job_and_timestamp(tmp_path, frozen_clock):
     run = RunDir.create("bc", out=tmp_path)
     assert run.path == tmp_path / "bc-20240102-030405"
-    assert run.path.is_dir() and list(run.path.iterdir()) == []
+    assert run.path.is_dir() and [p.name for p in run.path.iterdir()] == ["run.json"] and run.is_empty()
 
 
 def test_create_never_reuses_existing_directory(tmp_path, frozen_clock):
@@ -38,7 +38,7 @@ def test_create_never_reuses_existing_directory(tmp_path, frozen_clock):
     paths = [RunDir.create("bc", out=tmp_path).path for _ in range(3)]
     assert paths == [tmp_path / f"bc-20240102-030405-{k}" for k in (1, 2, 3)]
     assert (existing / "config.json").read_text() == "keep me"
-    assert all(list(p.iterdir()) == [] for p in paths)
+    assert all([f.name for f in p.iterdir()] == ["run.json"] for p in paths)
 
 
 def test_create_twice_without_clock_gives_distinct_dirs(tmp_path):
@@ -125,3 +125,66 @@ def test_save_array_keeps_npy_suffix_and_overwrites(tmp_path):
 
 def test_write_text(tmp_path):
     assert RunDir(tmp_path).write_text("r.html", "<p>hi</p>").read_text() == "<p>hi</p>"
+
+
+# -- the run's status (run.json) -------------------------------------------------------------------------------
+def test_create_marks_the_run_running(tmp_path):
+    run = RunDir.create("bc", out=tmp_path)
+    status = json.loads((run.path / "run.json").read_text())
+    assert status["job"] == "bc" and status["status"] == "running" and status["step"] is None
+    assert read_status(run.path) == status and "started" in status
+
+
+def test_is_empty_ignores_only_the_status_file(tmp_path):
+    run = RunDir.create("bc", out=tmp_path)
+    assert run.is_empty()
+    run.write_text("notes.txt", "x")
+    assert not run.is_empty()
+
+
+def test_begin_step_records_where_the_run_is(tmp_path):
+    run = RunDir.create("demo", out=tmp_path)
+    run.begin_step("expert")
+    assert read_status(run.path)["step"] == "expert" and read_status(run.path)["status"] == "running"
+
+
+def test_closing_runs_marks_the_runs_it_saw_finished(tmp_path):
+    before = RunDir.create("other", out=tmp_path)  # made outside the block: left alone
+    with closing_runs() as runs:
+        run = RunDir.create("bc", out=tmp_path)
+    assert runs == [run]
+    status = read_status(run.path)
+    assert status["status"] == "finished" and "ended" in status and "error" not in status
+    assert read_status(before.path)["status"] == "running"
+
+
+def test_closing_runs_marks_a_ctrl_c_interrupted_at_its_step(tmp_path):
+    with pytest.raises(KeyboardInterrupt), closing_runs() as runs:
+        run = RunDir.create("demo", out=tmp_path)
+        run.begin_step("alignment")
+        raise KeyboardInterrupt
+    status = read_status(run.path)
+    assert runs == [run] and status["status"] == "interrupted" and status["step"] == "alignment"
+    assert stop_message(run) == (f"interrupted during step 'alignment'; run directory {run.path} is unfinished "
+                                 "(status 'interrupted' in run.json)")
+
+
+def test_closing_runs_marks_an_error_failed_with_the_error(tmp_path):
+    with pytest.raises(RuntimeError), closing_runs():
+        run = RunDir.create("bc", out=tmp_path)
+        raise RuntimeError("disk on fire")
+    status = read_status(run.path)
+    assert status["status"] == "failed" and status["error"] == "RuntimeError: disk on fire"
+    assert stop_message(run) == f"failed; run directory {run.path} is unfinished (status 'failed' in run.json)"
+
+
+def test_a_run_closed_inside_the_block_keeps_its_status(tmp_path):
+    with pytest.raises(KeyboardInterrupt), closing_runs() as runs:
+        run = RunDir.create("demo", out=tmp_path)
+        run.close("failed", error=ValueError("bad"))
+        raise KeyboardInterrupt
+    assert runs == [run] and read_status(run.path)["status"] == "failed"
+
+
+def test_read_status_of_a_directory_without_run_json(tmp_path):
+    assert read_status(tmp_path) == {"status": "unknown"}

@@ -58,3 +58,8 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     assert (random.random(), np.random.random(), torch.rand(1).item()) == first
     seed_everything(12)
     assert random.random() != first[0]
+
+
+def test_bad_numpy_seed_is_shown_as_written():
+    with pytest.raises(ValidationError, match=r"^seed=-1: expected a non-negative int"):
+        as_generator(np.int64(-1))

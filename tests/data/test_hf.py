@@ -220,3 +220,30 @@ def test_load_demos_dispatch(tmp_path):
     assert_same(load_demos(tmp_path / "d"), trajs[:1])
     with pytest.raises(ValidationError, match="npz is not a Hugging Face format"):
         save_hf(tmp_path / "a.npz", trajs)
+
+
+def test_write_directory_has_the_usual_modes_and_names_the_target_in_errors(tmp_path):
+    """mkdtemp makes 0700 directories and safetensors 0600 files: the result gets what a plain mkdir / open would
+    (0o777 / 0o666 less the umask); a failed write names the target, not its temp sibling."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        def write(tmp):
+            (tmp / "weights.bin").write_bytes(b"w")
+            os.chmod(tmp / "weights.bin", 0o600)
+
+        target = hf.write_directory(tmp_path / "model", write)
+        assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~0o022
+        assert stat.S_IMODE((target / "weights.bin").stat().st_mode) == 0o666 & ~0o022
+
+        def fail(tmp):
+            raise PermissionError(13, "Permission denied", str(tmp / "weights.bin"))
+
+        with pytest.raises(PermissionError) as info:
+            hf.write_directory(tmp_path / "other", fail)
+        assert info.value.filename == str(tmp_path / "other" / "weights.bin") and ".tmp" not in str(info.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    finally:
+        os.umask(umask)

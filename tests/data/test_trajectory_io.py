@@ -1,5 +1,6 @@
 """irlhf.data.io: exact .npz round trip, atomic writes, clear errors on bad files."""
 
+import io
 import json
 
 import numpy as np
@@ -181,6 +182,32 @@ def test_load_plain_npy_named_npz(tmp_path):
         np.save(handle, np.arange(3))
     with pytest.raises(IrlhfError, match="not a readable .npz file"):
         load_trajectories(tmp_path / "a.npz")
+
+
+def _pickled_npy() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return buffer.getvalue()
+
+
+def test_load_pickled_objects_is_refused_in_plain_words(tmp_path, monkeypatch):
+    """Pickled objects can run code when loaded: refused, with the user's path and no numpy loading hints."""
+    monkeypatch.chdir(tmp_path)
+    np.savez("objects.npz", format=np.array("irlhf.trajectories"), obs=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(IrlhfError) as info:
+        load_trajectories("objects.npz")
+    message = str(info.value)
+    assert message.startswith("path='objects.npz': ") and "pickled Python objects" in message
+    assert "allow_pickle" not in message and "pickle.load" not in message
+
+
+@pytest.mark.parametrize("data", [b"hello world", b"PK\x03\x04 truncated zip", b"\x80\x04 pickle-like",
+                                  _pickled_npy()])
+def test_load_bytes_that_are_no_npz_say_so_without_numpy_hints(tmp_path, data):
+    (tmp_path / "x.npz").write_bytes(data)
+    with pytest.raises(IrlhfError, match="not a readable .npz file") as info:
+        load_trajectories(tmp_path / "x.npz")
+    assert "allow_pickle" not in str(info.value) and "Error:" not in str(info.value)
 
 
 def test_load_every_single_byte_corruption_is_clean(tmp_path):

@@ -152,3 +152,54 @@ def test_inputs_are_copied():
     mdp = make(features=features, initial=initial)
     features[0, 0], initial[0] = 5.0, 0.0
     assert mdp.features[0, 0] == 1.0 and mdp.initial[0] == 1 / S
+
+
+# -- low-precision input (e.g. seals' float32 tabular environments) ------------------------------------
+def float32_P(S_=50, A_=4, seed=0):
+    """Dense (S, A, S) float32 probabilities: rows sum to 1 only up to float32 rounding."""
+    return np.random.default_rng(seed).dirichlet(np.ones(S_), size=(S_, A_)).astype(np.float32)
+
+
+def test_float32_rows_off_by_rounding_are_renormalised_once(caplog):
+    from irlhf.envs import tabular
+
+    P = float32_P()
+    assert np.abs(P.astype(np.float64).sum(-1) - 1.0).max() > tabular.ROW_SUM_TOL  # rounding alone exceeds 1e-8
+    tabular._note_renormalised.cache_clear()
+    with caplog.at_level("INFO", logger="irlhf.envs.tabular"):
+        for _ in range(2):
+            mdp = TabularMDP(P, np.eye(50), np.full(50, 1 / 50, dtype=np.float32))
+    assert mdp.transitions.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(mdp.transitions.sum(axis=1)).ravel(), 1.0, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(mdp.dense_transitions(), P, rtol=1e-6)  # the same probabilities, rescaled
+    notes = [r.getMessage() for r in caplog.records if "renormalised" in r.getMessage()]
+    assert len(notes) == 2 and "transitions" in notes[0] and "float32" in notes[0]  # once each for P and initial
+    assert "initial" in notes[1]
+
+
+def test_float32_row_really_wrong_is_still_rejected():
+    P = float32_P()
+    P[3, 1] *= np.float32(0.999)
+    with pytest.raises(IrlhfError, match=r"transitions: row 13 \(state 3, action 1\) sums to 0\.999.*float32"):
+        TabularMDP(P, np.eye(50), np.full(50, 1 / 50))
+
+
+def test_float64_tolerance_is_unchanged_and_ints_are_exact():
+    P = dense_P().astype(np.float32).astype(np.float64)  # float32 rounding, but stored as float64: rejected
+    with pytest.raises(IrlhfError, match="transitions: row"):
+        make(transitions=P)
+    deterministic = np.zeros((S, A, S), dtype=np.int64)
+    deterministic[:, :, 0] = 1
+    assert make(transitions=deterministic).transitions.nnz == S * A
+    deterministic[0, 0, 1] = 1
+    with pytest.raises(IrlhfError, match=r"transitions: row 0 .* sums to 2"):
+        make(transitions=deterministic)
+
+
+def test_float32_initial_off_by_rounding_is_accepted_and_wrong_one_rejected():
+    initial = np.full(50, 1 / 50, dtype=np.float32)  # sums to 1 - 2.2e-8 in float32
+    mdp = TabularMDP(float32_P(), np.eye(50), initial)
+    assert mdp.initial.dtype == np.float64 and abs(mdp.initial.sum() - 1.0) < 1e-15
+    initial[0] += np.float32(0.01)
+    with pytest.raises(IrlhfError, match="initial"):
+        TabularMDP(float32_P(), np.eye(50), initial)

@@ -109,6 +109,7 @@ def test_airl_discriminator_optimum_recovers_the_soft_advantage():
     np.testing.assert_allclose(f[reached], np.log(pi_e[s, a])[reached], atol=1e-2)
 
 
+@pytest.mark.usefixtures("torch_warns_every_time")  # read-only demo arrays must not warn
 def test_gail_loop_records_and_reward_forms(cartpole_demos):
     """The fast default-suite check of GAIL's loop (the learning check below is ``slow``)."""
     records = []
@@ -140,6 +141,7 @@ def test_gail_short_cartpole_run_beats_random(cartpole_demos):
     assert isinstance(result.reward(cartpole_demos[0].obs[0], 1, cartpole_demos[0].obs[1]), float)
 
 
+@pytest.mark.usefixtures("torch_warns_every_time")  # read-only demo arrays must not warn
 def test_callback_stops_and_airl_reward_is_g(cartpole_demos):
     result = airl.train("CartPole-v1", cartpole_demos, airl.Config(total_timesteps=20_000, seed=0),
                         callback=lambda rec, policy: rec["round"] >= 3)

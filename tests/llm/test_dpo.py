@@ -164,6 +164,7 @@ def test_grouped_step_has_the_loss_and_gradients_of_one_padded_batch(tokenizer, 
         torch.testing.assert_close(grouped_grads[key], grad, rtol=1e-5, atol=1e-6, msg=key)
 
 
+@pytest.mark.usefixtures("torch_warns_every_time")
 def test_train_step_matches_one_padded_batch(tokenizer, make_model):
     data = uneven_pairs()
     chosen, rejected, _ = encode_pairs(tokenizer, data, config(max_length=128).tokenize_options)
@@ -181,9 +182,9 @@ def test_train_step_matches_one_padded_batch(tokenizer, make_model):
     losses.mean().backward()
     grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
     first = result.history[0]
-    assert first["loss"] == pytest.approx(float(losses.mean()), rel=1e-5)
+    assert first["loss"] == pytest.approx(losses.mean().item(), rel=1e-5)
     assert first["grad_norm"] == pytest.approx(grad_norm, rel=1e-5)
-    assert first["logps/chosen"] == pytest.approx(float(logps[:n].mean()), rel=1e-5)
+    assert first["logps/chosen"] == pytest.approx(logps[:n].mean().item(), rel=1e-5)
 
 
 # -- training ------------------------------------------------------------------------------------------------
@@ -282,6 +283,7 @@ def test_train_rejects_bad_data(tokenizer, model):
         dpo.train(model, tokenizer, tiny_pairs(2), {"beta": 0.1})
 
 
+@pytest.mark.usefixtures("torch_warns_every_time")
 def test_train_stops_on_a_non_finite_loss(tokenizer, make_model):
     model = make_model(len(tokenizer))
     with torch.no_grad():

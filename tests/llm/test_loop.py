@@ -77,3 +77,17 @@ def test_check_finite_loss_names_the_step():
     check_finite_loss(torch.tensor(0.5), step=3)
     with pytest.raises(ValidationError, match="step 3: the loss is inf; lower the learning rate"):
         check_finite_loss(torch.tensor(float("inf")), step=3)
+
+
+def test_a_saved_checkpoint_has_the_usual_modes(tmp_path, model, tokenizer):
+    """Written in a temp directory and moved into place, it still gets what a plain mkdir / open would."""
+    import os
+    import stat
+
+    from irlhf.llm.loop import save_checkpoint
+
+    umask = os.umask(0)
+    os.umask(umask)
+    saved = save_checkpoint(model, tokenizer, tmp_path / "final")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o777 & ~umask
+    assert {stat.S_IMODE(p.stat().st_mode) for p in saved.iterdir()} == {0o666 & ~umask}

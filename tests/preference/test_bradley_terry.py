@@ -25,7 +25,7 @@ def test_golden_values():
 
 def test_stationary_point_and_hessian_standard_errors():
     theta, data = _sample(8, 400)
-    result = bt.fit(8, data)
+    result = bt.fit(8, data, standard_errors=True)
     eps = 1e-6
     for k in range(8):  # the log-likelihood gradient vanishes at the MLE (checked by finite differences)
         e = np.zeros(8)
@@ -148,3 +148,57 @@ def test_fit_network_orders_items():
     assert np.corrcoef(result.scores, true)[0, 1] > 0.9
     again = bt.fit_network(phi, Comparisons(i, j, win.astype(float), 20), hidden_sizes=(32,), epochs=150, seed=0)
     np.testing.assert_array_equal(result.scores, again.scores)
+
+
+# -- BLAS threads and standard errors --------------------------------------------------------------------
+def test_fit_solves_on_one_blas_thread(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from irlhf.core import newton
+
+    seen = []
+    solve = newton.scipy.linalg.lapack.dposv
+
+    def recording_solve(H, rhs):
+        seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return solve(H, rhs)
+
+    monkeypatch.setattr(newton.scipy.linalg.lapack, "dposv", recording_solve)
+    bt.fit(20, _sample(20, 400)[1])
+    assert seen and all(threads == {1} for threads in seen)
+
+
+def test_standard_errors_only_when_asked():
+    _, data = _sample(8, 400)
+    assert bt.fit(8, data).standard_errors is None
+    assert bt.fit(8, data, alpha=0.5).standard_errors is None
+    with_se = bt.fit(8, data, standard_errors=True)
+    np.testing.assert_array_equal(with_se.scores, bt.fit(8, data).scores)
+    with pytest.raises(ValidationError, match="standard_errors=None: expected True or False"):
+        bt.fit(8, data, standard_errors=None)
+
+
+def test_standard_errors_two_items_closed_form():
+    # 7 wins of 0 over 1 in 10: p = 0.7, d = theta_0 - theta_1 has variance 1 / (c p (1 - p)); each
+    # mean-centred score is +-d / 2, so its standard error is 1 / (2 sqrt(c p (1 - p)))
+    data = Comparisons([0] * 10, [1] * 10, [1.0] * 7 + [0.0] * 3)
+    result = bt.fit(2, data, standard_errors=True)
+    np.testing.assert_allclose(result.standard_errors, 1 / (2 * np.sqrt(10 * 0.7 * 0.3)), rtol=1e-9)
+
+
+def test_standard_errors_with_prior_are_the_inverse_hessian():
+    _, data = _sample(6, 300, seed=5)
+    alpha = 0.2
+    result = bt.fit(6, data, alpha=alpha, standard_errors=True)
+    eps = 1e-4  # the objective's Hessian by central differences of the log-likelihood, plus the prior's 2 alpha I
+
+    def objective(theta):
+        return -bt.log_likelihood(theta, data) + alpha * theta @ theta
+
+    H = np.empty((6, 6))
+    for k in range(6):
+        for m in range(6):
+            ek, em = np.eye(6)[k] * eps, np.eye(6)[m] * eps
+            H[k, m] = (objective(result.scores + ek + em) - objective(result.scores + ek - em)
+                       - objective(result.scores - ek + em) + objective(result.scores - ek - em)) / (4 * eps**2)
+    np.testing.assert_allclose(result.standard_errors, np.sqrt(np.diag(np.linalg.inv(H))), rtol=1e-5)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
 
 from irlhf.core.errors import ValidationError
 from irlhf.nn.policies import MLPPolicy, Policy
-from irlhf.rl.sb3 import (ALGOS, DEFAULT_HYPERPARAMS, FALLBACK_HYPERPARAMS, SB3Policy, env_spaces, hyperparams,
-                          make_model, ppo_from_bc)
+from irlhf.rl import experts
+from irlhf.rl.sb3 import (ALGOS, DEFAULT_HYPERPARAMS, FALLBACK_HYPERPARAMS, SB3Policy, advance, env_spaces, hyperparams,
+                          learn_timesteps, make_model, ppo_from_bc, timestep_bar)
 
 
 def test_defaults_cover_the_classic_envs():
@@ -123,3 +126,32 @@ def test_relabel_replay_buffer_uses_next_obs_and_terminations():
     assert relabel_replay_buffer(sac, lambda o, a, n, d: n[:, 1] + a[:, 0] + d, with_dones=True) == 60
     expected = buf.next_observations[:60, 0, 1] + sac.policy.unscale_action(buf.actions[:60, 0])[:, 0]
     np.testing.assert_allclose(buf.rewards[:60, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+# -- progress bars over SB3 timesteps: totals equal the steps SB3 really takes ----------------------------------
+@pytest.mark.parametrize("algo, overrides, asked, done", [
+    ("ppo", dict(n_envs=2, n_steps=8, batch_size=16, n_epochs=1), 40, 48),  # whole rollouts of 2 * 8 steps
+    ("ppo", dict(n_envs=2, n_steps=8, batch_size=16, n_epochs=1), 32, 32),
+    ("dqn", dict(train_freq=4, learning_starts=1000), 10, 12),  # rollouts of train_freq steps
+])
+def test_learn_timesteps_is_what_learn_does(algo, overrides, asked, done):
+    model = make_model(algo, "CartPole-v1", seed=0, **overrides)
+    assert learn_timesteps(model, asked) == done
+    model.learn(asked)
+    assert model.num_timesteps == done
+
+
+def test_timestep_bar_ends_at_its_total():
+    model = make_model("ppo", "CartPole-v1", seed=0, n_envs=2, n_steps=8, batch_size=16, n_epochs=1)
+    bar = timestep_bar(model, 40, desc="t", file=io.StringIO())
+    advance(bar, 16)
+    assert (bar.n, bar.total) == (16, 48)
+    advance(bar, 64)  # a learner that goes past the plan (episode-based train_freq) never overshoots the bar
+    assert bar.n == bar.total == 48
+
+
+def test_expert_callback_bar_ends_at_its_total_when_rollouts_overshoot():
+    model = make_model("ppo", "CartPole-v1", seed=0, n_envs=2, n_steps=8, batch_size=16, n_epochs=1)
+    callback = experts._callback(40, progress=True, desc="t")  # 40 steps asked; PPO does 3 rollouts of 16
+    model.learn(40, callback=callback)
+    assert model.num_timesteps == 48 and callback.bar.n == callback.bar.total == 48

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 
 import numpy as np
 
-from irlhf.core.errors import ValidationError
+from irlhf.core.errors import ValidationError, plain, shown
 
 C = TypeVar("C", bound="BaseConfig")
 
@@ -60,7 +60,7 @@ class OneOf:
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """Any predicate: ``test(value)`` true, else ``{name}={value!r}: expected {expected}``."""
+    """Any predicate: ``test(value)`` true, else ``{name}={value}: expected {expected}`` (value as written)."""
 
     test: Callable[[Any], bool]
     expected: str
@@ -80,33 +80,39 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
     kind = "an int" if integer else "a number"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
     if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
-        raise ValidationError(f"{name}={value!r}: expected {kind}")
+        raise ValidationError(f"{name}={shown(value)}: expected {kind}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValidationError(f"{name}={value!r}: expected {'>' if low_open else '>='} {low}")
+        raise ValidationError(f"{name}={shown(value)}: expected {'>' if low_open else '>='} {low}")
     if high is not None and (value >= high if high_open else value > high):
-        raise ValidationError(f"{name}={value!r}: expected {'<' if high_open else '<='} {high}")
+        raise ValidationError(f"{name}={shown(value)}: expected {'<' if high_open else '<='} {high}")
 
 
 def check_choice(name: str, value: Any, choices: tuple[Any, ...] | list[Any]) -> None:
     """Raise ``ValidationError`` unless ``value`` is one of ``choices``."""
     if isinstance(value, bool) and not any(isinstance(c, bool) for c in choices) or value not in choices:
-        raise ValidationError(f"{name}={value!r}: expected one of {list(choices)}")
+        raise ValidationError(f"{name}={shown(value)}: expected one of {plain(list(choices))}")
 
 
 def check_bool(name: str, value: Any) -> None:
     """Raise ``ValidationError`` unless ``value`` is True or False."""
     if not isinstance(value, bool):
-        raise ValidationError(f"{name}={value!r}: expected True or False")
+        raise ValidationError(f"{name}={shown(value)}: expected True or False")
 
 
 def check_hidden_sizes(name: str, value: Any) -> tuple[int, ...]:
     """Validate MLP hidden widths (an int, or a tuple/list of ints >= 1, possibly empty); return a tuple."""
     sizes = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
-        raise ValidationError(f"{name}={value!r}: expected a tuple of ints >= 1 (may be empty)")
+        raise ValidationError(f"{name}={shown(value)}: expected a tuple of ints >= 1 (may be empty)")
     for k, width in enumerate(sizes):
         check_number(f"{name}[{k}]", width, low=1, integer=True)
     return tuple(sizes)
+
+
+def _python_scalar(value: Any) -> Any:
+    """A numpy scalar as the Python bool, int, float or str it holds (a user who passes np.int64(3) means 3);
+    anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +130,8 @@ class _FieldRule:
         """Check ``value``; return it, normalised where the rule says so (widths -> tuple)."""
         if value is None and self.optional:
             return value
+        if self.base is not None or self.choices is not None:
+            value = _python_scalar(value)
         if self.widths:
             value = check_hidden_sizes(name, value)
         elif self.choices is not None:
@@ -136,7 +144,7 @@ class _FieldRule:
                          high_open=bounds.high_open, integer=self.base is int)
         for check in self.checks:
             if not check.test(value):
-                raise ValidationError(f"{name}={value!r}: expected {check.expected}")
+                raise ValidationError(f"{name}={shown(value)}: expected {check.expected}")
         return value
 
 

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from irlhf.core.errors import ValidationError
+from irlhf.core.errors import ValidationError, shown
 
 SeedLike = int | np.random.Generator | None
 
@@ -17,7 +17,7 @@ def as_generator(seed: SeedLike) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-        raise ValidationError(f"seed={seed!r}: expected a non-negative int, a numpy Generator, or None")
+        raise ValidationError(f"seed={shown(seed)}: expected a non-negative int, a numpy Generator, or None")
     return np.random.default_rng(seed)
 
 

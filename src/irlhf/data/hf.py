@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from irlhf.core.errors import ValidationError
-from irlhf.core.io import atomic_open
+from irlhf.core.io import atomic_open, naming_target, temp_sibling_prefix, usual_mode
 from irlhf.data.hf_table import REQUIRED, from_hf_dataset, import_datasets, to_hf_dataset
 from irlhf.data.io import load_trajectories, save_trajectories
 from irlhf.data.types import Trajectory
@@ -123,17 +123,34 @@ def save_hf(path: str | os.PathLike[str], trajectories: Sequence[Trajectory]) ->
 
 def write_directory(target: str | os.PathLike[str], write: Any) -> Path:
     """Call ``write(tmp)`` on a fresh temp sibling directory, then move it to ``target``; an existing ``target``
-    is replaced only once the new one is complete, and a failed write leaves nothing behind."""
+    is replaced only once the new one is complete, and a failed write leaves nothing behind. The result has the
+    usual modes (not mkdtemp's 0700), and an OSError names ``target``, not the temp directory."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_sibling_prefix(target), suffix=".tmp"))
+    except OSError as exc:
+        raise naming_target(exc, target) from None
     try:
         write(tmp)
+        _usual_modes(tmp)
         _replace_dir(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise naming_target(exc, target) from None
         raise
     return target
+
+
+def _usual_modes(root: Path) -> None:
+    """Give ``root`` and everything under it the modes a plain mkdir / open would (0700 / 0600 otherwise)."""
+    os.chmod(root, usual_mode(directory=True))
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), usual_mode(directory=True))
+        for name in files:
+            os.chmod(os.path.join(folder, name), usual_mode())
 
 
 def save_table(target: str | os.PathLike[str], dataset: Any) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,11 +83,7 @@ def load_trajectories(path: str | os.PathLike[str]) -> list[Trajectory]:
     source = Path(path)
     if not source.is_file():
         raise ValidationError(f"path={str(source)!r}: no such file")
-    try:
-        with np.load(source, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
-    except Exception as exc:  # any failure to decode the bytes (zip, zlib, npy header, ...) means unreadable
-        raise ValidationError(f"path={str(source)!r}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    data = _read_npz(source)
     if not _is_scalar(data.get("format"), str) or data["format"].item() != FORMAT:
         raise ValidationError(f"path={str(source)!r}: not an irlhf trajectories file (missing format={FORMAT!r})")
 
@@ -144,6 +141,36 @@ def load_trajectories(path: str | os.PathLike[str]) -> list[Trajectory]:
             raise corrupt(f"trajectory {k}: {exc}") from None
         trajectories.append(traj)
     return trajectories
+
+
+def _read_npz(source: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file. Unreadable bytes raise a ValidationError in irlhf's words (numpy's own
+    messages suggest ``allow_pickle``, which would let a file run code)."""
+    def unreadable(why: str) -> ValidationError:
+        return ValidationError(f"path={str(source)!r}: not a readable .npz file ({why}); expected demonstrations "
+                               "written by irlhf (save_trajectories / save_demos)")
+
+    if not zipfile.is_zipfile(source):  # np.load would try the bytes as .npy, then as a pickle
+        raise unreadable("not a zip archive, which every .npz is; truncated, or another format")
+    try:
+        with np.load(source, allow_pickle=False) as npz:
+            pickled = [key for key in npz.files if _holds_objects(npz.zip, key)]
+            if pickled:
+                raise ValidationError(f"path={str(source)!r}: array {pickled[0]!r} holds pickled Python objects, "
+                                      "which irlhf never loads (unpickling can run code); expected numeric arrays")
+            return {key: npz[key] for key in npz.files}
+    except ValidationError:
+        raise
+    except Exception:  # any failure to decode the bytes (zip, zlib, npy header, CRC ...) means damaged
+        raise unreadable("damaged: its arrays cannot be decoded") from None
+
+
+def _holds_objects(archive: zipfile.ZipFile, key: str) -> bool:
+    """Whether array ``key`` of an .npz archive has an object dtype (stored pickled), read from its header."""
+    with archive.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return header(member)[2].hasobject
 
 
 def _is_scalar(array: object, kind: type | tuple[type, ...]) -> bool:

@@ -75,7 +75,7 @@ class Trajectory:
                 )
             object.__setattr__(self, "infos", list(self.infos))
         if not isinstance(self.terminal, (bool, np.bool_)):
-            raise ValidationError(f"Trajectory.terminal={self.terminal!r}: expected a bool")
+            raise ValidationError(f"Trajectory.terminal={describe(self.terminal)}: expected a bool")
         object.__setattr__(self, "terminal", bool(self.terminal))
 
     def __len__(self) -> int:

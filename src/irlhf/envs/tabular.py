@@ -9,6 +9,8 @@ grid stays put. Every builder is deterministic given its ``seed``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 from typing import Any
 
 import gymnasium as gym
@@ -20,8 +22,65 @@ from irlhf.core.seeding import SeedLike, as_generator
 from irlhf.data.types import Trajectory
 
 ROW_SUM_TOL = 1e-8
+# a sum of k probabilities each rounded once to a dtype is off by at most k eps / 2; twice that leaves room for
+# the producer's own normalising division
+ROUNDING_SLACK = 4
 GRID_MOVES = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)])  # (d_row, d_col) per action
 ACTION_NAMES = ("stay", "up", "down", "left", "right")
+
+
+def _rounding_tolerance(dtype: np.dtype, n_terms: np.ndarray) -> np.ndarray:
+    """How far from 1 sums of ``n_terms`` probabilities stored as ``dtype`` may be from rounding alone: a few
+    eps of the dtype per term, never below ROW_SUM_TOL (so float64 keeps 1e-8; integers must be exact)."""
+    eps = np.finfo(dtype).eps if np.issubdtype(dtype, np.floating) else 0.0
+    return np.maximum(ROW_SUM_TOL, ROUNDING_SLACK * eps * np.maximum(n_terms, 1))
+
+
+@functools.cache
+def _note_renormalised(name: str, dtype: str) -> None:
+    """Say once per (field, dtype) that rounding-only errors were corrected, not on every MDP built."""
+    logging.getLogger(__name__).warning(
+        "%s: stored as %s, some probabilities sum to 1 only up to rounding; renormalised in float64 "
+        "(noted once)", name, dtype)
+
+
+def _input_dtype(value: Any) -> np.dtype:
+    return value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+
+
+def _stochastic_rows(P: sp.csr_matrix, dtype: np.dtype) -> sp.csr_matrix:
+    """P (float64 CSR, values >= 0) with rows that sum to 1: rows off by rounding of ``dtype`` are rescaled in
+    place; a row off by more is rejected with its index and sum."""
+    per_row = np.diff(P.indptr)
+    row_sums = np.asarray(P.sum(axis=1)).ravel()
+    error = np.abs(row_sums - 1.0)
+    tolerance = _rounding_tolerance(dtype, per_row)
+    bad = np.flatnonzero(error > tolerance)
+    if bad.size:
+        r, A = int(bad[0]), P.shape[0] // P.shape[1]
+        raise ValidationError(
+            f"transitions: row {r} (state {r // A}, action {r % A}) sums to {row_sums[r]:.10g}; expected 1 "
+            f"(within {tolerance[r]:.1g} for {dtype} input; {bad.size} bad rows)")
+    if (error > ROW_SUM_TOL).any():
+        P.data /= np.repeat(row_sums, per_row)
+        _note_renormalised("transitions", str(dtype))
+    return P
+
+
+def _distribution(name: str, value: Any, size: int) -> np.ndarray:
+    """``value`` as a float64 probability vector of length ``size``; a sum off by the input dtype's rounding
+    only is renormalised (noted once)."""
+    p = _finite_float_array(name, value)
+    if p.shape != (size,) or (p < 0).any():
+        raise ValidationError(f"{name}: {describe(value)}; expected a probability vector of shape ({size},)")
+    error = abs(p.sum() - 1.0)
+    if error > _rounding_tolerance(_input_dtype(value), np.count_nonzero(p)):
+        raise ValidationError(f"{name}: {describe(value)} (sum {p.sum():.10g}); expected a probability vector of "
+                              f"shape ({size},)")
+    if error > ROW_SUM_TOL:
+        p /= p.sum()
+        _note_renormalised(name, str(_input_dtype(value)))
+    return p
 
 
 def _finite_float_array(name: str, value: Any) -> np.ndarray:
@@ -42,6 +101,9 @@ class TabularMDP:
     features: (S, F) state features.  initial: (S,) start distribution.
     discount: in (0, 1] (1 only with a finite horizon).  horizon: int >= 1 or None (infinite).
     true_reward: (S,) or (S, A) or None.  meta: free-form description (grid size, objects, ...).
+    Rows of transitions and initial sum to 1 within 1e-8, or within the rounding of their dtype when given in
+    lower precision (e.g. float32, as seals' tabular environments store them): those are renormalised in
+    float64, with a logged note (once per field and dtype).
     """
 
     transitions: sp.csr_matrix
@@ -54,6 +116,7 @@ class TabularMDP:
 
     def __post_init__(self) -> None:
         P = self.transitions
+        dtype = _input_dtype(P) if isinstance(P, np.ndarray) or sp.issparse(P) else np.dtype(np.float64)
         if isinstance(P, np.ndarray) and P.ndim == 3:
             if P.shape[0] != P.shape[2]:
                 raise ValidationError(f"transitions: dense shape {P.shape}; expected (S, A, S)")
@@ -70,29 +133,14 @@ class TabularMDP:
             raise ValidationError(f"transitions: shape {P.shape}; expected (S*A, S) with S, A >= 1")
         if not np.all(np.isfinite(P.data)) or (P.data < 0).any():
             raise ValidationError("transitions: negative, NaN or inf probabilities; expected values in [0, 1]")
-        row_sums = np.asarray(P.sum(axis=1)).ravel()
-        bad = np.flatnonzero(np.abs(row_sums - 1.0) > ROW_SUM_TOL)
-        if bad.size:
-            r = int(bad[0])
-            A = P.shape[0] // S
-            raise ValidationError(
-                f"transitions: row {r} (state {r // A}, action {r % A}) sums to {row_sums[r]:.6g}; expected 1 "
-                f"({bad.size} bad rows)"
-            )
-        object.__setattr__(self, "transitions", P)
+        object.__setattr__(self, "transitions", _stochastic_rows(P, dtype))
 
         features = _finite_float_array("features", self.features)
         if features.ndim != 2 or features.shape[0] != S:
             raise ValidationError(f"features: shape {features.shape}; expected (S, F) = ({S}, F)")
         object.__setattr__(self, "features", features)
 
-        initial = _finite_float_array("initial", self.initial)
-        if initial.shape != (S,) or (initial < 0).any() or abs(initial.sum() - 1.0) > ROW_SUM_TOL:
-            raise ValidationError(
-                f"initial: {describe(self.initial)} (sum {initial.sum() if initial.size else 0:.6g}); "
-                f"expected a probability vector of shape ({S},)"
-            )
-        object.__setattr__(self, "initial", initial)
+        object.__setattr__(self, "initial", _distribution("initial", self.initial, S))
 
         if isinstance(self.discount, bool) or not isinstance(self.discount, (int, float, np.floating)) or not (0 < self.discount <= 1):
             raise ValidationError(f"discount={self.discount!r}: expected a number in (0, 1]")

@@ -48,19 +48,18 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
-from tqdm.auto import tqdm
 
 from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Seed, Widths
 from irlhf.core.errors import ValidationError
 from irlhf.data.demos import demo_transitions, obs_stats
 from irlhf.envs.gym import make_env
 from irlhf.envs.spaces import act_dim
-from irlhf.nn.encoders import ObsEncoder, encode
+from irlhf.nn.encoders import ObsEncoder, encode, to_tensor
 from irlhf.nn.mlp import ACTIVATIONS
 from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, check_algo_space, make_model, ppo_from_bc,
-                          relabel_replay_buffer)
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, make_model, ppo_from_bc,
+                          relabel_replay_buffer, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "Discriminator", "Features", "Result", "discriminator_loss", "train"]
@@ -319,7 +318,7 @@ def train(env_id: str, demos: Any, config: Config,
         lp = log_pi(obs, acts)
         with torch.no_grad():
             x = (features.obs(obs), features.acts(acts), features.obs(next_obs))
-            d = torch.as_tensor(np.asarray(dones, dtype=np.float32)).reshape(-1)
+            d = to_tensor(dones, torch.float32).reshape(-1)  # a copy: torch warns on read-only arrays
             if not config.absorbing:
                 return disc.policy_reward(disc.logit(x, d, lp), lp).numpy()
             n = len(d)
@@ -335,17 +334,17 @@ def train(env_id: str, demos: Any, config: Config,
                   else venv)
 
     demo_x = (features.obs(demo["obs"]), features.acts(demo["acts"]), features.obs(demo["next_obs"]))
-    demo_d = torch.as_tensor(demo["dones"], dtype=torch.float32)
+    demo_d = to_tensor(demo["dones"], torch.float32)
     if config.absorbing:
         demo_x, demo_d, _ = absorbing_inputs(features, demo_x, demo_d, None)
     n_demo_rows = len(demo_d)
     history: list[dict] = []
-    state = {"round": 0, "stop": False, "t0": time.perf_counter(), "callback_seconds": 0.0, "last": 0}
+    state = {"round": 0, "stop": False, "t0": time.perf_counter(), "callback_seconds": 0.0}
 
     def disc_round() -> dict[str, float]:
         batch = venv.recent_transitions(round_steps)
         pol_x = (features.obs(batch["obs"]), features.acts(batch["acts"]), features.obs(batch["next_obs"]))
-        pol_d = torch.as_tensor(batch["dones"], dtype=torch.float32)
+        pol_d = to_tensor(batch["dones"], torch.float32)
         pol_lp = log_pi(batch["obs"], batch["acts"])
         demo_lp = log_pi(demo["obs"], demo["acts"])
         if config.absorbing:
@@ -376,15 +375,14 @@ def train(env_id: str, demos: Any, config: Config,
             relabel_replay_buffer(model, policy_reward, with_dones=True)
         return {k: v / max(config.disc_updates, 1) for k, v in sums.items()}
 
-    bar = tqdm(total=config.total_timesteps, desc=name, unit="step", disable=not config.progress, leave=False)
+    bar = timestep_bar(model, config.total_timesteps, desc=name, disable=not config.progress, leave=False)
 
     class RoundCallback(BaseCallback):
         def _on_step(self) -> bool:
             return not state["stop"]
 
         def _on_rollout_end(self) -> None:
-            bar.update(self.num_timesteps - state["last"])
-            state["last"] = self.num_timesteps
+            advance(bar, self.num_timesteps)
             if self.num_timesteps < (state["round"] + 1) * round_steps:
                 return
             state["round"] += 1

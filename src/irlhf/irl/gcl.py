@@ -58,7 +58,6 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from tqdm.auto import tqdm
 
 from irlhf.core.config import BaseConfig, Check, NonNegative, OneOf, Positive, PositiveInt, Seed, Widths
 from irlhf.core.errors import ValidationError, describe
@@ -69,8 +68,8 @@ from irlhf.nn.encoders import ObsEncoder, encode
 from irlhf.nn.mlp import ACTIVATIONS, mlp
 from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, check_algo_space, env_spaces, make_model, one_thread,
-                          ppo_from_bc, relabel_replay_buffer)
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, env_spaces, make_model,
+                          one_thread, ppo_from_bc, relabel_replay_buffer, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "CostNet", "CostReward", "Result", "ioc_loss", "lcr_penalty", "mixture_log_density",
@@ -541,9 +540,9 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     class _Loop(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.next_at, self.shown = config.steps_per_iteration, 0
-            self.bar = tqdm(total=config.total_timesteps, desc="gcl", unit="step", leave=False,
-                            disable=not config.progress)
+            self.next_at = config.steps_per_iteration
+            self.bar = timestep_bar(model, config.total_timesteps, desc="gcl", leave=False,
+                                    disable=not config.progress)
 
         def _on_step(self) -> bool:
             if config.algo == "sac" and self.num_timesteps >= self.next_at:
@@ -551,14 +550,13 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
             return not state["stop"]
 
         def _on_rollout_end(self) -> None:
+            advance(self.bar, self.num_timesteps)  # every rollout, so the bar also moves between iterations
             if config.algo != "sac" and self.num_timesteps >= self.next_at:
                 self._iterate()
 
         def _iterate(self) -> None:
             while self.next_at <= self.num_timesteps:
                 self.next_at += config.steps_per_iteration
-            self.bar.update(self.num_timesteps - self.shown)
-            self.shown = self.num_timesteps
             iteration(self.num_timesteps)
 
     loop = _Loop()

@@ -8,6 +8,7 @@ the standard library and ``irlhf.core`` at module level, nothing that pulls in t
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from irlhf.core.config import Check
@@ -86,6 +87,17 @@ def demo_job_command(head: str, job: Any) -> str:
     parts = [head, f"--demos {job.demos}" if job.demos else f"--expert {job.expert} --episodes {job.episodes}",
              f"--eval-episodes {job.eval_episodes}", *set_flags(job.options), f"--seed {job.seed}"]
     return " ".join(parts)
+
+
+# -- options the chosen algorithm does not use -------------------------------------------------------------------
+def reject_options(args: Any, dests: Collection[str], reason: str) -> None:
+    """Refuse the options among ``dests`` that the user typed (``args.given``, dest -> the option as typed, set by
+    ``irlhf.cli``): the chosen algorithm or action would ignore them, and an ignored option hides a mistake.
+    ``reason`` completes "<options>: ...", e.g. "not used by irl maxent (a tabular algorithm)"."""
+    given = getattr(args, "given", {})  # absent when a job is called without the command line
+    typed = [shown for dest, shown in given.items() if dest in dests]
+    if typed:
+        raise ValidationError(f"{', '.join(typed)}: {reason}")
 
 
 # -- reports and printing -----------------------------------------------------------------------------------

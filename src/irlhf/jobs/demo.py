@@ -26,7 +26,13 @@ Pipeline (step functions in ``STEPS``, run in order under one progress bar; arti
 
 The CartPole policies are scored on held-out resets next to the expert and a random policy
 (``irlhf.eval.returns.score_policy``). Every run directory ``<out>/demo-<timestamp>/`` also holds config.json,
-metrics.jsonl (one line per step with its metrics and seconds), summary.txt (also printed) and report.html.
+metrics.jsonl (one line per step with its metrics and seconds), summary.txt (also printed), report.html and
+run.json (``irlhf.core.rundir``: the step under way, then finished, interrupted or failed). A run stopped by
+Ctrl-C or an error keeps what its finished steps made, with a report and summary that say where it stopped.
+
+Progress: one bar over the steps (count and elapsed time, no ETA: the steps' costs differ by orders of
+magnitude), and inside the long steps (irl, gail, iq_learn, alignment) the learners' own bars, whose totals are
+the iterations, environment steps or optimiser steps they really do.
 
 Extending: write ``def step(demo: Demo) -> dict`` that reads what earlier steps left on ``demo``, saves
 artifacts with ``demo.run``, adds a section to ``demo.report`` and lines to ``demo.summary``, and returns its
@@ -36,6 +42,7 @@ metrics (logged to metrics.jsonl); append it to ``STEPS``; new options go in ``D
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import os
@@ -51,7 +58,8 @@ from tqdm import tqdm
 
 from irlhf import __version__
 from irlhf.core.config import BaseConfig, NonNegativeInt, PositiveInt, Range, Seed
-from irlhf.core.rundir import RunDir
+from irlhf.core.errors import IrlhfError
+from irlhf.core.rundir import FINISHED, RunDir, stop_message
 from irlhf.data import save_trajectories
 from irlhf.data.types import Trajectory
 from irlhf.envs.gym import collect_demos, evaluate, normalized_score, random_return
@@ -115,6 +123,7 @@ class Demo:
     config: DemoConfig
     run: RunDir
     report: Report
+    progress: bool = False  # the long steps show their learners' progress bars
     summary: list[str] = dataclasses.field(default_factory=list)  # lines of summary.txt
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # every step's metrics, flat
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds per step
@@ -253,14 +262,14 @@ IRL_LEARNERS = (
 
 def recover_rewards(demo: Demo) -> dict[str, Any]:
     c, mdp = demo.config, demo.mdp
-    deep = deep_maxent.Config(iterations=c.deep_iterations, seed=c.seed)
+    deep = deep_maxent.Config(iterations=c.deep_iterations, seed=c.seed, progress=demo.progress)
     # the same layout and reward (same seed), with the 4 continuous nearest-object distances as features
     distances = objectworld(n=c.size, discount=c.discount, continuous=True, seed=c.seed).features
     metrics: dict[str, Any] = {}
     rows, panels = [], []
     for key, label, module_name, features in IRL_LEARNERS:
         module = {"maxent": maxent, "deep_maxent": deep_maxent}[module_name]
-        config = deep if module_name == "deep_maxent" else module.Config()
+        config = deep if module_name == "deep_maxent" else module.Config(progress=demo.progress)
         t0 = time.perf_counter()
         result = module.train(mdp, demo.trajs, config, features=distances if features == "distances" else None)
         seconds = time.perf_counter() - t0
@@ -421,7 +430,7 @@ def adversarial_irl(demo: Demo) -> dict[str, Any]:
     """GAIL on CartPole-v1 from GAIL_DEMOS expert episodes; return vs expert vs random."""
     c, env_id = demo.config, IMITATION_ENV
     demos = _cartpole_demos(demo)
-    config = gail.Config(total_timesteps=c.gail_steps, seed=c.seed, progress=False)
+    config = gail.Config(total_timesteps=c.gail_steps, seed=c.seed, progress=demo.progress)
     t0 = time.perf_counter()
     with one_thread():
         result = gail.train(env_id, demos, config)
@@ -452,7 +461,7 @@ def inverse_soft_q(demo: Demo) -> dict[str, Any]:
     """Offline IQ-Learn on CartPole-v1 from the GAIL step's expert episodes; return vs expert vs random."""
     c, env_id = demo.config, IMITATION_ENV
     demos = _cartpole_demos(demo)
-    config = iq_learn.Config(updates=c.iq_updates, seed=c.seed, progress=False)
+    config = iq_learn.Config(updates=c.iq_updates, seed=c.seed, progress=demo.progress)
     t0 = time.perf_counter()
     with one_thread():
         result = iq_learn.train(env_id, demos, config)
@@ -548,13 +557,13 @@ def align_language_model(demo: Demo) -> dict[str, Any]:
     tokenizer = sentiment.build_tokenizer()
     model = sentiment.make_model(tokenizer, seed=seed)
     pre = sentiment.pretrain(model, tokenizer, sentiment.make_corpus(3000, seed=10_000 + seed),
-                             sentiment.PretrainConfig(steps=c.lm_pretrain_steps, seed=seed))
+                             sentiment.PretrainConfig(steps=c.lm_pretrain_steps, seed=seed, progress=demo.progress))
     prompts = sentiment.make_prompts(c.dpo_prompts, seed=30_000 + seed)
     held_out = sentiment.make_prompts(DPO_EVAL_PROMPTS, seed=40_000 + seed)
     pairs = frontier.label_pairs(prompts, sentiment.generate(model, tokenizer, prompts, DPO_SAMPLES, seed=seed))
     before = frontier.evaluate(model, model, tokenizer, held_out, DPO_SAMPLES, 24, seed=50_000 + seed)
     config = dpo.Config(beta=0.1, learning_rate=3e-4, epochs=3, batch_size=64, max_length=64, seed=seed,
-                        log_every=1, progress=False)
+                        log_every=1, progress=demo.progress)
     result = dpo.train(copy.deepcopy(model), tokenizer, pairs, config, ref_model=model)
     after = frontier.evaluate(result.model, model, tokenizer, held_out, DPO_SAMPLES, 24, seed=50_000 + seed)
     save_checkpoint(result.model, tokenizer, demo.run.file("dpo_model"))
@@ -597,37 +606,65 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
 # ----------------------------------------------------------------------------- driver
 
 
+STEP_BAR = "{desc}: {n_fmt}/{total_fmt} {unit}s [{elapsed}{postfix}]"  # no ETA: the steps' costs differ 1000x
+
+
 def run_demo(config: DemoConfig, out: str | os.PathLike[str] = "runs", *, progress: bool = True) -> Demo:
-    """Run every step of ``STEPS`` in a fresh run directory under ``out``; returns the filled ``Demo``."""
+    """Run every step of ``STEPS`` in a fresh run directory under ``out``; returns the filled ``Demo``.
+
+    The run's run.json names the step under way; on Ctrl-C or an error the run is marked interrupted or failed,
+    its report and summary of the finished steps are written (saying where it stopped), and the exception
+    propagates."""
     run = RunDir.create(JOB, out)
     run.write_config(config)
-    demo = Demo(config=config, run=run, report=Report(f"irlhf demo: objectworld {config.size}x{config.size}"))
+    demo = Demo(config=config, run=run, report=Report(f"irlhf demo: objectworld {config.size}x{config.size}"),
+                progress=progress)
     demo.report.section("Run").text(
         f"irlhf {__version__}, run directory {run.path.name}. Reproduce with the command below."
     ).code(config.command()).table(sorted(config.to_dict().items()), header=["option", "value"])
     demo.summary.append(f"irlhf demo -> {run.path}")
+    try:
+        _run_steps(demo)
+    except BaseException as exc:
+        _keep_unfinished(demo, exc)
+        raise
+    demo.report.write(run)
+    run.write_text("summary.txt", "\n".join(demo.summary) + "\n")
+    run.close(FINISHED)
+    return demo
+
+
+def _run_steps(demo: Demo) -> None:
+    """Each step of ``STEPS`` under the step bar, logging its metrics and seconds; then the timing section."""
     start = time.perf_counter()
-    bar = tqdm(STEPS, desc=JOB, unit="step", disable=not progress, file=sys.stderr, leave=False)
-    for name, step in bar:
-        bar.set_postfix_str(name)
-        t0 = time.perf_counter()
-        metrics = step(demo) or {}
-        seconds = time.perf_counter() - t0
-        demo.metrics.update(metrics)
-        demo.timings[name] = seconds
-        run.log(step=name, seconds=seconds, **metrics)
-    bar.close()
+    with tqdm(STEPS, desc=JOB, unit="step", disable=not demo.progress, file=sys.stderr, leave=False,
+              bar_format=STEP_BAR) as bar:  # closed (cleared) also on Ctrl-C, before the CLI says where it stopped
+        for name, step in bar:
+            bar.set_postfix_str(name)
+            demo.run.begin_step(name)
+            t0 = time.perf_counter()
+            metrics = step(demo) or {}
+            seconds = time.perf_counter() - t0
+            demo.metrics.update(metrics)
+            demo.timings[name] = seconds
+            demo.run.log(step=name, seconds=seconds, **metrics)
     total = time.perf_counter() - start
-    run.log(step="total", seconds=total)
+    demo.run.log(step="total", seconds=total)
     demo.report.section("Timing").table(
         [[name, round(s, 3)] for name, s in demo.timings.items()] + [["total", round(total, 3)]],
         header=["step", "seconds"],
     )
     demo.summary.append(f"time: {total:.2f} s ({', '.join(f'{k} {v:.2f}' for k, v in demo.timings.items())})")
-    demo.summary.append(f"report: {run.file('report.html')}")
-    demo.report.write(run)
-    run.write_text("summary.txt", "\n".join(demo.summary) + "\n")
-    return demo
+    demo.summary.append(f"report: {demo.run.file('report.html')}")
+
+
+def _keep_unfinished(demo: Demo, exc: BaseException) -> None:
+    """Mark the run interrupted or failed, then write the report and summary of the steps that finished."""
+    demo.run.close_after(exc)
+    demo.summary.append(f"stopped: {stop_message(demo.run)}")
+    with contextlib.suppress(IrlhfError, OSError):  # best effort: the stop itself must propagate, not this
+        demo.report.write(demo.run)
+        demo.run.write_text("summary.txt", "\n".join(demo.summary) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:

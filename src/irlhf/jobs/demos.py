@@ -8,8 +8,9 @@ Formats follow the path (``irlhf.data.save_demos`` / ``load_demos``): ``.npz``, 
 or a Hugging Face ``save_to_disk`` directory (a path without a suffix, or an existing directory).
 Writes are atomic, and an existing path is only replaced with ``--force``. ``collect`` rolls out
 ``irlhf.rl.experts.make_expert(env, seed=--seed, kind=--expert)`` with ``collect_demos`` (episode k resets
-with seed + k); its default path is ``demos/<env>-<expert>-<N>ep-seed<seed>.npz``. These are data-only
-commands: they write the one file or directory and no run directory (``--out`` is unused).
+with seed + k); without ``--save`` it writes ``<out>/<env>-<expert>-<N>ep-seed<seed>.npz`` (``--out``, default
+``demos``). These are data-only commands: they write the one file or directory and no run directory; info and
+convert refuse --seed and --out, which they would not use.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from irlhf.core.errors import ValidationError
 from irlhf.data import load_demos, save_demos
 from irlhf.envs.gym import collect_demos
-from irlhf.jobs._common import DEMO_SUFFIXES
+from irlhf.jobs._common import DEMO_SUFFIXES, reject_options
 from irlhf.rl.experts import make_expert
 
 SUFFIXES = DEMO_SUFFIXES
@@ -42,9 +43,9 @@ def _check_target(path: str, force: bool) -> Path:
     return target
 
 
-def default_path(env: str, expert: str, episodes: int, seed: int) -> str:
+def default_path(env: str, expert: str, episodes: int, seed: int, directory: str = "demos") -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{env}-{Path(expert).stem or expert}-{episodes}ep-seed{seed}")
-    return f"demos/{name}.npz"
+    return str(Path(directory) / f"{name}.npz")
 
 
 def stats_lines(demos: list[Any]) -> list[str]:
@@ -69,9 +70,11 @@ def stats_lines(demos: list[Any]) -> list[str]:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    if args.save is not None:
+        reject_options(args, ("out",), "not used with --save PATH (the file goes to PATH)")
     if isinstance(args.episodes, bool) or not isinstance(args.episodes, int) or args.episodes < 1:
         raise ValidationError(f"episodes={args.episodes!r}: expected an int >= 1")
-    path = args.save or default_path(args.env, args.expert, args.episodes, args.seed)
+    path = args.save or default_path(args.env, args.expert, args.episodes, args.seed, args.out)
     target = _check_target(path, args.force)
     expert = make_expert(args.env, seed=args.seed, kind=args.expert)
     demos = []
@@ -87,12 +90,14 @@ def run_collect(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    reject_options(args, ("seed", "out"), "not used by demos info (it only reads PATH)")
     demos = load_demos(args.path)
     print("\n".join([f"{args.path}", *stats_lines(demos)]))
     return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    reject_options(args, ("seed", "out"), "not used by demos convert (it writes OUT, exactly what IN holds)")
     target = _check_target(args.dst, args.force)
     demos = load_demos(args.src)
     save_demos(target, demos)

@@ -28,7 +28,8 @@ from typing import Annotated, Any
 from irlhf.core.config import BaseConfig, OneOf, PositiveInt, Seed
 from irlhf.core.rundir import RunDir
 from irlhf.envs.gym import SCRIPTED_EXPERTS, evaluate, make_env, normalized_score, random_return
-from irlhf.jobs._common import EXPERT_ACTIONS, SB3_ALGOS, EnvId, ExpertKind, fmt, print_summary
+from irlhf.jobs._common import (EXPERT_ACTIONS, SB3_ALGOS, EnvId, ExpertKind, fmt, print_summary,
+                                reject_options)
 from irlhf.report import Report
 from irlhf.report.curves import training_returns
 from irlhf.rl.experts import cache_dir, list_experts, make_expert, train_expert
@@ -190,7 +191,14 @@ def list_lines() -> list[str]:
     return lines
 
 
+# the options each action ignores (argparse dests); --no-progress only hides a bar, so it is never refused
+UNUSED = {"list": ("env", "algo", "timesteps", "force", "expert", "eval_episodes", "seed", "out"),
+          "train": ("expert",),
+          "eval": ("algo", "timesteps", "force")}
+
+
 def run(args: argparse.Namespace) -> int:
+    reject_options(args, UNUSED[args.action], f"not used by expert {args.action}")
     job = ExpertJobConfig(action=args.action, env=args.env, algo=args.algo, timesteps=args.timesteps,
                           force=args.force, expert=args.expert, eval_episodes=args.eval_episodes, seed=args.seed)
     if job.action == "list":

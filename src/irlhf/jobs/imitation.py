@@ -57,8 +57,8 @@ from irlhf.envs.gym import SCRIPTED_EXPERTS, collect_demos, make_env
 from irlhf.eval.returns import score_policy
 from irlhf.imitation import bc, dagger
 from irlhf.jobs._common import (SCHEDULES, WEB, DemosPath, EnvId, ExpertKind, ExpertOrWeb, Overrides,
-                                demo_job_command, options_table, parse_set, print_summary, result_table, score_line,
-                                set_flags)
+                                demo_job_command, options_table, parse_set, print_summary, reject_options, result_table,
+                                score_line, set_flags)
 from irlhf.label.live import WebSession, web_options
 from irlhf.report import Report
 from irlhf.report.curves import loss_curve, round_curves
@@ -287,6 +287,8 @@ def run_dagger(job: DaggerJobConfig, out: str = "runs", *, progress: bool = True
 
 # -- command line ----------------------------------------------------------------------------------
 def run_bc_command(args: argparse.Namespace) -> int:
+    if args.demos is not None:
+        reject_options(args, ("episodes",), "not used with --demos PATH (nothing is collected)")
     job = BcJobConfig(env=args.env, demos=args.demos, expert=args.expert, episodes=args.episodes,
                       eval_episodes=args.eval_episodes, seed=args.seed, options=parse_set(args.options))
     return print_summary(run_bc(job, args.out, progress=not args.no_progress)[2])

@@ -60,8 +60,8 @@ from irlhf.eval import evaluate_reward
 from irlhf.eval.returns import score_policy
 from irlhf.envs.spaces import resolve_spaces
 from irlhf.jobs._common import (IRL_SAMPLE, IRL_TABULAR, MAX_WORLD_SIZE, WORLDS, DemosPath, EnvId, ExpertKind,
-                                Overrides, demo_job_command, options_table, parse_set, print_summary, result_table,
-                                score_line, set_flags)
+                                Overrides, demo_job_command, options_table, parse_set, print_summary, reject_options,
+                                result_table, score_line, set_flags)
 from irlhf.nn.policies import save_policy
 from irlhf.planning import soft_value_iteration
 from irlhf.report import Report
@@ -402,8 +402,25 @@ def run_irl_env(job: IrlEnvJobConfig, out: str = "runs", *,
 
 
 # -- command line -----------------------------------------------------------------------------------------------
+TABULAR_OPTIONS = ("world", "size", "horizon", "discount", "continuous", "macrocell")  # argparse dests
+SAMPLE_OPTIONS = ("env", "expert", "episodes", "eval_episodes")
+
+
+def reject_other_family(args: argparse.Namespace) -> None:
+    """Options of the other family (or --episodes beside --demos PATH) would be ignored: an error instead."""
+    if args.algorithm in SAMPLE_ALGORITHMS:
+        reject_options(args, TABULAR_OPTIONS, f"not used by irl {args.algorithm} (a sample-based algorithm); "
+                       f"expected them only with a tabular one ({', '.join(ALGORITHMS)})")
+        if args.demos is not None:
+            reject_options(args, ("episodes",), "not used with --demos PATH (nothing is collected)")
+    else:
+        reject_options(args, SAMPLE_OPTIONS, f"not used by irl {args.algorithm} (a tabular algorithm); expected "
+                       f"them only with a sample-based one ({', '.join(SAMPLE_ALGORITHMS)})")
+
+
 def run(args: argparse.Namespace) -> int:
     """``irlhf irl``: the sample-based job for SAMPLE_ALGORITHMS, else the tabular one."""
+    reject_other_family(args)
     if args.algorithm in SAMPLE_ALGORITHMS:
         env_job = IrlEnvJobConfig(algorithm=args.algorithm, env=args.env, demos=args.demos, expert=args.expert,
                                   episodes=args.episodes, eval_episodes=args.eval_episodes, seed=args.seed,

@@ -24,6 +24,7 @@ import dataclasses
 import importlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +32,8 @@ from irlhf.core.config import BaseConfig, NonNegativeInt, OneOf, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
 from irlhf.data.text import TextPairs, TextRankings, read_rows
-from irlhf.jobs._common import LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary
+from irlhf.jobs._common import (LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary,
+                                reject_options)
 from irlhf.llm import reward
 from irlhf.llm.loop import quiet_transformers, save_checkpoint
 from irlhf.llm.sft import load_sft_data
@@ -103,7 +105,8 @@ def load_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer  # transformers: slow to import, only the llm trainers need it
 
     try:
-        return AutoTokenizer.from_pretrained(path)
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise ValidationError(f"tokenizer {path!r}: cannot load a tokenizer there ({exc})") from None
 
@@ -124,8 +127,11 @@ def with_lora(model: Any, rank: int) -> Any:
         from peft import LoraConfig, get_peft_model  # peft: optional (the llm extra), only --lora needs it
     except ImportError:
         raise ValidationError("--lora needs peft: pip install 'irlhf[llm]'") from None
-    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                                            target_modules="all-linear"))
+    with warnings.catch_warnings():  # what peft does is right; its notes about it are not the user's business
+        warnings.filterwarnings("ignore", message="fan_in_fan_out is set to", category=UserWarning)  # Conv1D: GPT-2
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                                                target_modules="all-linear"))
 
 
 def read_prompts(path: str) -> list[Any]:
@@ -280,6 +286,9 @@ def sentiment_config(args: argparse.Namespace) -> Any:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
+    if getattr(args, "reward", "model") == "sentiment":
+        reject_options(args, ("reward_model",), "not used with --reward sentiment (the task's own scorer is the "
+                       "reward); expected --reward model with a reward-model directory")
     job = TrainJobConfig(action=args.action, model=args.model, data=getattr(args, "data", None),
                          prompts=getattr(args, "prompts", None), tokenizer=args.tokenizer, eval_data=args.eval_data,
                          ref=getattr(args, "ref", None), reward=getattr(args, "reward", "model"),
@@ -289,4 +298,6 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 
 def run_sentiment_command(args: argparse.Namespace) -> int:
+    if args.seeds:
+        reject_options(args, ("seed",), "not used with --seeds (the experiment runs each seed of --seeds)")
     return print_summary(run_sentiment(sentiment_config(args), args.out)[1])

@@ -49,7 +49,7 @@ from irlhf.data.preferences import Comparisons, Rankings
 from irlhf.envs.gym import SCRIPTED_EXPERTS, make_env
 from irlhf.eval.returns import score_policy
 from irlhf.jobs._common import (LABELLER_CHOICES, PREF_MODELS, WEB, EnvId, Overrides, fmt, options_table,
-                                parse_set, print_summary, score_line, set_flags)
+                                parse_set, print_summary, reject_options, score_line, set_flags)
 from irlhf.label.live import WebSession, web_options
 from irlhf.preference import bradley_terry, duel, plackett_luce, trajectory
 from irlhf.preference.labellers import make_labeller
@@ -87,15 +87,17 @@ class FitJobConfig(BaseConfig):
                                   "--synthetic N_ITEMS")
         if self.synthetic == 1:
             raise ValidationError(f"synthetic={self.synthetic!r}: expected >= 2 (or 0: no synthetic example)")
-        if self.model == "plackett-luce" and self.comparisons is not None:
-            raise ValidationError("model='plackett-luce' needs --rankings; comparisons fit with bradley-terry")
+        if self.model == "plackett-luce" and self.rankings is None:
+            raise ValidationError("model='plackett-luce' needs --rankings; comparisons (from a file or "
+                                  "--synthetic) fit with bradley-terry")
 
     def command(self) -> str:
         source = (f"--comparisons {self.comparisons}" if self.comparisons else
                   f"--rankings {self.rankings}" if self.rankings else
                   f"--synthetic {self.synthetic} --synthetic-comparisons {self.synthetic_comparisons}")
         extra = f" --n-items {self.n_items}" if self.n_items else ""
-        return f"irlhf prefs fit {source}{extra} --model {self.model} --alpha {self.alpha} --seed {self.seed}"
+        seed = f" --seed {self.seed}" if self.synthetic else ""  # only the synthetic example draws at random
+        return f"irlhf prefs fit {source}{extra} --model {self.model} --alpha {self.alpha}{seed}"
 
 
 def synthetic_comparisons(n_items: int, n_comparisons: int, seed: int) -> tuple[Any, Any]:
@@ -126,10 +128,11 @@ def run_fit(job: FitJobConfig, out: str = "runs") -> tuple[RunDir, dict[str, Any
     n = comparisons.n_items
     model = job.model if job.model != "auto" else ("plackett-luce" if rankings is not None else "bradley-terry")
     t0 = time.perf_counter()
+    with_se = n <= bradley_terry.SE_LIMIT  # standard errors are opt-in: a dense (n, n) inverse
     if model == "plackett-luce":
-        result = plackett_luce.fit(n, rankings, alpha=job.alpha)
+        result = plackett_luce.fit(n, rankings, alpha=job.alpha, standard_errors=with_se)
     else:
-        result = bradley_terry.fit(n, comparisons, alpha=job.alpha)
+        result = bradley_terry.fit(n, comparisons, alpha=job.alpha, standard_errors=with_se)
     seconds = time.perf_counter() - t0
 
     order = result.ranking()
@@ -333,7 +336,17 @@ def run_rl_command(args: argparse.Namespace) -> int:
     return print_summary(summary)
 
 
+def reject_unused_fit_options(args: argparse.Namespace) -> None:
+    """--synthetic-comparisons and --seed only shape the synthetic example; --n-items only a file's item count."""
+    if args.synthetic:
+        reject_options(args, ("n_items",), f"not used with --synthetic (the example has {args.synthetic} items)")
+    else:
+        reject_options(args, ("synthetic_comparisons", "seed"), "only used with --synthetic N_ITEMS (fitting "
+                       "judgements from a file draws nothing at random)")
+
+
 def run(args: argparse.Namespace) -> int:
+    reject_unused_fit_options(args)
     job = FitJobConfig(comparisons=args.comparisons, rankings=args.rankings, synthetic=args.synthetic,
                        synthetic_comparisons=args.synthetic_comparisons, n_items=args.n_items, model=args.model,
                        alpha=args.alpha, seed=args.seed)

@@ -141,14 +141,18 @@ def adamw(model: Any, learning_rate: float, weight_decay: float = 0.0) -> torch.
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Hide transformers' own progress bars (loading / writing weights) inside this block; restored after."""
+    """Hide transformers' own progress bars and warnings (loading / writing weights) inside this block; restored
+    after. Its load report (ANSI-coloured) lists e.g. a reward model's fresh score head: expected, not news."""
     from transformers.utils import logging as hf_logging  # why: optional (llm extra), slow to import
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if was_enabled:
             hf_logging.enable_progress_bar()
 
@@ -169,4 +173,6 @@ def check_finite_loss(loss: torch.Tensor, step: int) -> None:
     """Stop with a clear message instead of training on a NaN/inf loss: the trainers' one finiteness check per
     optimiser step (one device sync; the losses themselves do not re-check their inputs)."""
     if not torch.isfinite(loss).all():
-        raise ValidationError(f"step {step}: the loss is {float(loss)}; lower the learning rate or check the data")
+        # detached: float() of a tensor that requires grad warns
+        raise ValidationError(f"step {step}: the loss is {float(loss.detach())}; lower the learning rate or "
+                              "check the data")

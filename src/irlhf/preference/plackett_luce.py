@@ -11,8 +11,8 @@ For k = 2 this is exactly Bradley-Terry. ``fit`` minimises -log P summed over ra
 rank-broken "beat" graph is strongly connected (checked first, same messages as ``bradley_terry``).
 ``loss`` is the torch form for reward models trained on K-way rankings.
 
-    result = fit(n_items, Rankings([[2, 0, 1], [1, 3]]), alpha=0.0)
-    result.scores, result.standard_errors, result.log_likelihood
+    result = fit(n_items, Rankings([[2, 0, 1], [1, 3]]), alpha=0.0, standard_errors=True)
+    result.scores, result.standard_errors, result.log_likelihood    # standard_errors None unless asked
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import scipy.optimize
 import torch
 
 from irlhf.core import newton
+from irlhf.core.config import check_bool
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.preferences import Rankings, check_strongly_connected, pair_counts
 from irlhf.nn.losses import plackett_luce_loss
-from irlhf.preference.bradley_terry import SE_LIMIT, Result, check_prior
+from irlhf.preference.bradley_terry import Result, check_prior
 
 __all__ = ["fit", "log_likelihood", "as_rankings", "loss"]
 
@@ -80,14 +81,15 @@ def log_likelihood(scores: np.ndarray, rankings: Any) -> float:
 
 
 def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, max_iter: int = 100,
-        standard_errors: bool | None = None) -> Result:
+        standard_errors: bool = False) -> Result:
     """Maximum-likelihood (alpha = 0) or MAP Plackett-Luce scores; returns a ``bradley_terry.Result``.
 
     n_items: number of items.  rankings: ``Rankings`` or lists of item ids, best first (>= 2 each).
     alpha: L2 prior weight, penalty alpha * ||theta||^2.  tol: Newton-decrement stopping threshold.
-    standard_errors: None = when n_items <= SE_LIMIT, True / False = always / never.
+    standard_errors: compute ``Result.standard_errors`` (a dense (n, n) Hessian and its inverse); otherwise None.
     """
     n, alpha = check_prior(n_items, alpha)
+    check_bool("standard_errors", standard_errors)
     data = as_rankings(n, rankings)
     if alpha == 0.0:
         check_strongly_connected(n, *pair_counts(data.to_comparisons()))
@@ -117,7 +119,7 @@ def fit(n_items: int, rankings: Any, alpha: float = 0.0, *, tol: float = 1e-10, 
         theta, n_iter, converged = res.x, int(res.nit), bool(res.success)
     theta = theta - theta.mean()
     se = None
-    if standard_errors or (standard_errors is None and n <= SE_LIMIT):
+    if standard_errors:
         se = newton.standard_errors(objective(theta, hessian=True)[2], shift_invariant=alpha == 0)
     nll = objective(theta)[0] - alpha * theta @ theta
     return Result(scores=theta, standard_errors=se, log_likelihood=-nll, objective=nll + alpha * theta @ theta,

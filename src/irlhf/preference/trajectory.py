@@ -69,7 +69,6 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
-from tqdm.auto import tqdm
 
 from irlhf.core.config import (BaseConfig, Fraction, NonNegative, OneOf, Positive, PositiveInt, Range, Seed, Widths,
                                check_number)
@@ -83,7 +82,8 @@ from irlhf.nn.losses import bradley_terry_loss as bt_loss
 from irlhf.nn.mlp import ACTIVATIONS, mlp
 from irlhf.nn.policies import read_module, write_module
 from irlhf.preference.segments import Preferences, Segments, sample_segments
-from irlhf.rl.sb3 import RlKwargs, SB3Policy, check_algo_space, make_model, one_thread, relabel_replay_buffer
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, make_model, one_thread,
+                          relabel_replay_buffer, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "Result", "Segments", "Preferences", "RewardModel", "sample_segments", "rollout_episodes",
@@ -526,17 +526,18 @@ class _RoundCallback(BaseCallback):
     def __init__(self, times: np.ndarray, venv: Any, do_round: Any, config: Config):
         super().__init__()
         self.times, self.venv, self.do_round, self.config = collections.deque(times), venv, do_round, config
-        self.next_round, self.shown, self.bar = 1, 0, None
-        if config.progress:
-            self.bar = tqdm(total=config.total_timesteps, desc="prefs rl", unit="step", leave=False)
+        self.next_round, self.bar = 1, None
+
+    def _on_training_start(self) -> None:
+        if self.config.progress:
+            self.bar = timestep_bar(self.model, self.config.total_timesteps, desc="prefs rl", leave=False)
 
     def _on_step(self) -> bool:
         return True
 
     def _on_rollout_end(self) -> None:
         if self.bar is not None:
-            self.bar.update(self.num_timesteps - self.shown)
-            self.shown = self.num_timesteps
+            advance(self.bar, self.num_timesteps)
         if self.times and self.num_timesteps >= self.times[0]:
             while self.times and self.num_timesteps >= self.times[0]:
                 self.times.popleft()

@@ -6,7 +6,8 @@
     report.write(run)                                                # -> <run>/report.html
 
 Every piece of text is HTML-escaped; images are referenced by relative path (so the run directory
-can be moved or zipped as a whole) and must exist when the report is written.
+can be moved or zipped as a whole) and must exist when the report is written. The report of a run whose
+``run.json`` says it was interrupted or failed opens with a banner saying so (``irlhf.core.rundir``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import quote
 
 from irlhf.core.errors import ValidationError
 from irlhf.core.io import atomic_write_text
+from irlhf.core.rundir import FAILED, INTERRUPTED, read_status
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 70rem; margin: 2rem auto;
@@ -39,6 +41,7 @@ figure { margin: 1rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9rem; }
 pre { background: #f6f6f6; padding: 0.6rem 0.8rem; overflow-x: auto; }
+.unfinished { background: #fff3cd; border: 1px solid #e0b84c; padding: 0.6rem 0.8rem; font-weight: 600; }
 """.strip()
 
 
@@ -56,6 +59,16 @@ def _unwrap(value: Any) -> Any:
 def _is_number(value: Any) -> bool:
     value = _unwrap(value)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def unfinished_banner(status: dict[str, Any]) -> str:
+    """The warning that opens the report of an interrupted or failed run (``run.json``); "" otherwise."""
+    if status.get("status") not in (INTERRUPTED, FAILED):
+        return ""
+    where = f" during step {status['step']!r}" if status.get("step") else ""
+    error = f" ({status['error']})" if status.get("error") else ""
+    return (f'<p class="unfinished">This run did not finish: {_esc(status["status"])}{_esc(where)}{_esc(error)}. '
+            "The report shows only what was done before it stopped.</p>")
 
 
 def format_value(value: Any) -> str:
@@ -142,7 +155,8 @@ class Report:
 
     # ------------------------------------------------------------------ output
 
-    def to_html(self) -> str:
+    def to_html(self, status: dict[str, Any] | None = None) -> str:
+        """The page; ``status`` (a run's ``run.json``) adds the unfinished-run banner where it applies."""
         stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         out = [
             "<!DOCTYPE html>",
@@ -152,6 +166,7 @@ class Report:
             f"<title>{_esc(self.title)}</title>",
             f"<style>\n{STYLE}\n</style></head>",
             "<body>",
+            *filter(None, [unfinished_banner(status or {})]),
             f"<h1>{_esc(self.title)}</h1>",
             f'<p class="meta">generated {_esc(stamp)}</p>',
         ]
@@ -186,5 +201,5 @@ class Report:
         if missing:
             raise ValidationError(f"report images {missing}: not found in {str(root)!r}; save them before writing the report")
         target = root / name
-        atomic_write_text(target, self.to_html())
+        atomic_write_text(target, self.to_html(read_status(root)))
         return target

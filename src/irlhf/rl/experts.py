@@ -31,7 +31,6 @@ import gymnasium
 import stable_baselines3
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from tqdm.auto import tqdm
 
 from irlhf import __version__
 from irlhf.core.errors import ValidationError, describe
@@ -39,7 +38,7 @@ from irlhf.core.io import atomic_open, atomic_write_text
 from irlhf.core.seeding import as_generator
 from irlhf.envs.gym import SCRIPTED_EXPERTS, Policy, evaluate, make_env
 from irlhf.nn.policies import load_policy
-from irlhf.rl.sb3 import ALGO_CLASSES, SB3Policy, hyperparams, make_model, one_thread
+from irlhf.rl.sb3 import ALGO_CLASSES, SB3Policy, advance, hyperparams, make_model, one_thread, timestep_bar
 
 ALGOS = ("ppo", "dqn", "sac")
 
@@ -180,7 +179,7 @@ def _callback(total: int, progress: bool, desc: str) -> Any:
 
         def _on_training_start(self) -> None:
             if progress:
-                self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+                self.bar = timestep_bar(self.model, total, desc=desc, dynamic_ncols=True)
 
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", []):
@@ -189,7 +188,7 @@ def _callback(total: int, progress: bool, desc: str) -> Any:
                     self.episodes.append({"timestep": int(self.num_timesteps), "return": float(episode["r"]),
                                           "length": int(episode["l"])})
             if self.bar is not None:
-                self.bar.update(self.num_timesteps - self.bar.n)
+                advance(self.bar, self.num_timesteps)
                 if self.episodes:
                     recent = [e["return"] for e in self.episodes[-20:]]
                     self.bar.set_postfix_str(f"return {sum(recent) / len(recent):.1f}", refresh=False)

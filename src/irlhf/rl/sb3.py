@@ -4,6 +4,8 @@
     model.learn(hyperparams("CartPole-v1", "ppo")["n_timesteps"])
     policy = SB3Policy(model)                                  # policy(obs_batch) -> actions (deterministic)
     ppo = ppo_from_bc("CartPole-v1", bc_result.policy)         # PPO whose actor equals the BC policy
+    bar = timestep_bar(model, 40_000, desc="ppo")              # total: the steps learn(40_000) really takes
+    advance(bar, model.num_timesteps)                          # from a callback; never past the total
 
 ``DEFAULT_HYPERPARAMS[(env_id, algo)]`` holds ``n_timesteps`` and ``n_envs`` (how long / how many
 sub-envs to train with) and the algorithm's keyword arguments; other pairs fall back to SB3's defaults
@@ -24,9 +26,12 @@ from gymnasium import spaces
 from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
+from tqdm.auto import tqdm
 
 from irlhf.core.config import Check
 from irlhf.core.errors import ValidationError, describe
@@ -170,6 +175,37 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def rollout_timesteps(model: BaseAlgorithm) -> int:
+    """Environment steps per rollout, the unit in which ``learn`` advances: n_steps * n_envs on-policy,
+    train_freq * n_envs off-policy with a step-based train_freq; 1 when rollouts end with episodes (unknown)."""
+    if isinstance(model, OnPolicyAlgorithm):
+        return model.n_steps * model.n_envs
+    freq = getattr(model, "train_freq", None)
+    if freq is not None and freq.unit == TrainFrequencyUnit.STEP:
+        return freq.frequency * model.n_envs
+    return 1
+
+
+def learn_timesteps(model: BaseAlgorithm, total_timesteps: int) -> int:
+    """The environment steps ``model.learn(total_timesteps)`` really takes unless a callback stops it: SB3
+    collects whole rollouts until it reaches the total, so it stops at the first multiple of
+    ``rollout_timesteps(model)`` at or past ``total_timesteps`` (e.g. 100_096 for 100_000 in rollouts of 256)."""
+    chunk = rollout_timesteps(model)
+    return -(-int(total_timesteps) // chunk) * chunk
+
+
+def timestep_bar(model: BaseAlgorithm, total_timesteps: int, **tqdm_kwargs: Any) -> tqdm:
+    """A tqdm bar over the environment steps of ``model.learn(total_timesteps)`` whose total is what learn
+    really does (``learn_timesteps``); move it with :func:`advance`."""
+    tqdm_kwargs.setdefault("unit", "step")
+    return tqdm(total=learn_timesteps(model, total_timesteps), **tqdm_kwargs)
+
+
+def advance(bar: tqdm, num_timesteps: int) -> None:
+    """Show ``num_timesteps`` steps done on ``bar``, never past its total (episode-based rollouts can overshoot)."""
+    bar.update(min(int(num_timesteps), bar.total) - bar.n)
 
 
 class SB3Policy:
