@@ -271,7 +271,7 @@ def test_a_finished_job_marks_its_run_finished(tmp_path, monkeypatch):
 
 
 def test_alignment_step_shows_bars_that_end_at_their_totals(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(demo_job, "DPO_EVAL_PROMPTS", 2)  # keep it fast: the bars are the point here
+    monkeypatch.setattr(demo_job.alignment, "DPO_EVAL_PROMPTS", 2)  # keep it fast: the bars are the point here
     config = DemoConfig(dpo_prompts=4, lm_pretrain_steps=3)
     demo = demo_job.Demo(config=config, run=RunDir.create("demo", tmp_path), report=Report("t"), progress=True)
     metrics = demo_job.align_language_model(demo)
