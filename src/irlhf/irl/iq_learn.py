@@ -67,7 +67,7 @@ from irlhf.envs.gym import evaluate, make_env
 from irlhf.envs.spaces import random_action, resolve_spaces
 from irlhf.irl.iq_learn_continuous import (ActorPolicy, Critic, SACLearner, SACReward, TanhGaussianActor, actor_loss,
                                            sac_iq_loss)
-from irlhf.irl.iq_objective import DIVERGENCES, iq_objective, polyak, soft_value
+from irlhf.nn.iq import DIVERGENCES, iq_objective, polyak, soft_value
 from irlhf.nn.mlp import ACTIVATIONS
 from irlhf.nn.policies import MLPPolicy, Policy
 from irlhf.rl.replay import ReplayBuffer

@@ -7,7 +7,7 @@ a tanh-squashed Gaussian actor a = tanh(u), u ~ N(mu(s), sigma(s)^2):
 
     log pi(a | s) = log N(u; mu, sigma) - sum_i log(1 - tanh(u_i)^2)     (in the [-1, 1] action units)
     V(s)          = Q(s, a~pi) - alpha log pi(a | s)                      (one sample; no gradient to the actor)
-    critic:  the IQ-Learn loss L(Q) (``irlhf.irl.iq_objective``) with r = Q(s, a) - gamma (1 - done) V(s')
+    critic:  the IQ-Learn loss L(Q) (``irlhf.nn.iq``) with r = Q(s, a) - gamma (1 - done) V(s')
     actor:   min_pi  E_s[alpha log pi(a | s) - Q(s, a)],  a ~ pi(. | s)   (the SAC actor update)
              over expert and policy states online, expert states offline.
 
@@ -28,7 +28,7 @@ from torch import nn
 
 from irlhf.core.errors import ValidationError
 from irlhf.envs.spaces import act_dim, as_batch, obs_dim
-from irlhf.irl.iq_objective import iq_objective, polyak
+from irlhf.nn.iq import iq_objective, polyak
 from irlhf.nn.encoders import ObsEncoder
 from irlhf.nn.mlp import mlp
 from irlhf.rl.rewards import RewardFunction
