@@ -53,6 +53,35 @@ def test_trainer_writes_a_complete_run(tmp_path, files, argv, metric, capsys):
     assert f"irlhf llm {argv[0]} ->" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("method, metric, extra", [
+    ("iq", "sequence_reward", ["--set", "max_steps=2", "--set", "batch_size=4", "--set", "max_length=48"]),
+    ("maxent", "ess_fraction", ["--set", "steps=2", "--set", "batch_size=2", "--set", "k_samples=2",
+                                "--set", "max_new_tokens=4", "--set", "max_length=48"]),
+])
+def test_irl_writes_policy_and_reward(tmp_path, files, capsys, method, metric, extra):
+    """irlhf llm irl: IQ-Learn writes the policy (its logits are the reward); MaxEnt writes policy and R_phi, and
+    says so when its importance weights collapse (an untrained model: the demonstrations' log q is far below the
+    samples', so each demonstration carries all the weight)."""
+    argv = ["llm", "irl", "--method", method, "--model", str(files / "model"), "--demos", str(files / "sft.jsonl"),
+            *extra]
+    if method == "maxent":
+        with pytest.warns(UserWarning, match="importance weights collapsed"):
+            run = run_one(tmp_path, argv)
+    else:
+        run = run_one(tmp_path, argv)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and metric in rows[-1]
+    final = run / "final"
+    saved = [final] if method == "iq" else [final / "policy", final / "reward_model"]
+    for directory in saved:
+        assert any(p.suffix == ".safetensors" for p in directory.iterdir()), directory
+    config = json.loads((run / "config.json").read_text())
+    assert config["job"]["method"] == method and run.name.startswith(f"llm-irl-{method}")
+    assert {"curves.png", "report.html", "summary.txt"} <= {p.name for p in run.iterdir()}
+    assert f"--method {method}" in (run / "report.html").read_text()
+    assert "irlhf llm irl ->" in capsys.readouterr().out
+
+
 def test_ppo_on_a_saved_reward_model(tmp_path, files):
     reward_run = run_one(tmp_path / "rm", ["llm", "reward", "--model", str(files / "model"), "--data",
                                            str(files / "pairs.jsonl"), "--set", "max_steps=1"])
@@ -70,9 +99,17 @@ def test_ppo_on_a_saved_reward_model(tmp_path, files):
     (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "beta=-1"], "beta"),
     (["ppo", "--model", "MODEL", "--prompts", "prompts.txt"], "--reward-model"),
     (["sft", "--model", "MODEL", "--data", "nothing.jsonl"], "no such file"),
+    (["irl", "--method", "iq", "--model", "MODEL", "--demos", "bad.jsonl"], "expected prompt and completion"),
+    (["irl", "--method", "iq", "--model", "MODEL", "--demos", "pairs.jsonl", "--ref", "MODEL"], "--ref"),
+    (["irl", "--method", "maxent", "--model", "MODEL", "--demos", "sft.jsonl", "--eval-data", "sft.jsonl"],
+     "--eval-data"),
+    (["irl", "--method", "maxent", "--model", "MODEL", "--demos", "sft.jsonl", "--set", "k_samples=1"],
+     "k_samples"),
+    (["irl", "--method", "iq", "--model", "MODEL", "--demos", "empty.jsonl"], "empty"),
 ])
 def test_bad_input_is_one_line_and_no_run_dir(tmp_path, files, capsys, argv, message):
     (files / "bad.jsonl").write_text('{"prompt": "a"}\n')
+    (files / "empty.jsonl").write_text('{"prompt": "the film was", "completion": ""}\n')
     argv = [str(files / "model") if a == "MODEL" else str(files / a) if a.endswith((".jsonl", ".txt")) else a
             for a in argv]
     out = tmp_path / "out"

@@ -34,8 +34,8 @@ from irlhf import __version__
 from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR, LABEL_EXPORT_FORMATS,
-                                LABELLER_CHOICES, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, SB3_ALGOS, SCHEDULES,
-                                TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+                                LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, SB3_ALGOS,
+                                SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -357,8 +357,8 @@ def _tamer(subparsers: Any) -> None:
 
 
 def _llm(subparsers: Any) -> None:
-    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, PPO-RLHF, and "
-                                   "the synthetic sentiment frontier experiment",
+    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, PPO-RLHF, "
+                                   "inverse RL from demonstrations, and the synthetic sentiment frontier experiment",
                                    description="Align local Hugging Face causal LMs with people's preferences.")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
     helps = {"sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
@@ -383,6 +383,21 @@ def _llm(subparsers: Any) -> None:
         p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
         _set_option(p, "set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
         _no_progress(p)
+    p = add_job(actions, "irl", job_runner("llm", "run_train_command"),
+                help="inverse RL from {prompt, completion} demonstrations: inverse soft-Q on tokens (iq) or "
+                "sequence MaxEnt IRL with a reward model (maxent)")
+    p.add_argument("--method", required=True, choices=LLM_IRL_METHODS,
+                   help="iq: the LM's logits as Q (irlhf.llm.iq_learn); maxent: a reward model R(x, y) and the policy "
+                   "in turn (irlhf.llm.seq_maxent), writes final/policy and final/reward_model")
+    p.add_argument("--model", required=True, metavar="DIR", help="local Hugging Face causal-LM directory")
+    p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
+    p.add_argument("--demos", dest="data", required=True, metavar="FILE",
+                   help="demonstrations: {prompt, completion} rows (.jsonl, .parquet, datasets dir), as for sft")
+    p.add_argument("--eval-data", metavar="FILE", help="held-out demonstrations (iq)")
+    p.add_argument("--ref", metavar="DIR", help="reference model for maxent's KL penalty (default: the initial model)")
+    p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
+    _set_option(p, "set a field of the learner's Config (VALUE as JSON), e.g. --set chi_alpha=0.5")
+    _no_progress(p)
     s = add_job(actions, "sentiment", job_runner("llm", "run_sentiment_command"),
                 help="the synthetic sentiment task: DPO vs PPO reward-KL frontier (minutes; --quick: under one)")
     s.add_argument("--quick", action="store_true", help="one small seed: a smoke run, not a result")

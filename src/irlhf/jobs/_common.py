@@ -30,6 +30,7 @@ TAMER_TRAINER_OPTIONS = ("p", "noise", "delay_min", "delay_max", "tol", "grid")
 EXPERT_ACTIONS = ("train", "eval", "list")
 SB3_ALGOS = ("ppo", "dqn", "sac")
 LLM_TRAINERS = ("sft", "reward", "dpo", "ppo")
+LLM_IRL_METHODS = ("iq", "maxent")  # irlhf llm irl --method: irlhf.llm.iq_learn, irlhf.llm.seq_maxent
 LLM_REWARDS = ("model", "sentiment")
 LABEL_EXPORT_FORMATS = ("jsonl", "pairs")
 DEMO_SUFFIXES = (".npz", ".parquet", ".jsonl")

@@ -8,6 +8,8 @@
                                                               # {prompt, responses, ranking} rows
     irlhf llm dpo    --model DIR --data pairs.jsonl [--ref DIR] [--lora 8] --set beta=0.1
     irlhf llm ppo    --model DIR --prompts prompts.txt --reward-model RM_DIR   (or --reward sentiment)
+    irlhf llm irl    --method iq|maxent --model DIR --demos rows.jsonl        # inverse RL from {prompt, completion}
+                                                              # demonstrations; maxent also writes the reward model
 
 ``--model`` is any local Hugging Face causal-LM directory (its tokenizer too, or ``--tokenizer DIR``); data
 files are .jsonl, .parquet or ``datasets`` directories (see ``irlhf.data.text``); ``--set KEY=VALUE`` sets a
@@ -32,7 +34,7 @@ from irlhf.core.config import BaseConfig, NonNegativeInt, OneOf, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
 from irlhf.data.text import TextPairs, TextRankings, read_rows
-from irlhf.jobs._common import (LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary,
+from irlhf.jobs._common import (LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary,
                                 reject_options)
 from irlhf.llm import reward
 from irlhf.llm.loop import quiet_transformers, save_checkpoint
@@ -41,10 +43,14 @@ from irlhf.llm.tasks import frontier, sentiment
 from irlhf.report import Report
 from irlhf.report.curves import loss_and_metric
 
-TRAINERS = LLM_TRAINERS
+TRAINERS = LLM_TRAINERS + ("irl",)
 REWARDS = LLM_REWARDS
+# the library module of each trainer (irl: per --method)
+MODULES = {"sft": "sft", "reward": "reward", "dpo": "dpo", "ppo": "ppo", "iq": "iq_learn", "maxent": "seq_maxent"}
 # the metric drawn beside the loss in curves.png, per trainer
-KEY_METRIC = {"sft": "mean_token_accuracy", "reward": "accuracy", "dpo": "rewards/margins", "ppo": "objective/scores"}
+KEY_METRIC = {"sft": "mean_token_accuracy", "reward": "accuracy", "dpo": "rewards/margins", "ppo": "objective/scores",
+              "iq": "sequence_reward", "maxent": "ess_fraction"}
+LOSS_KEY = {"maxent": "reward/loss"}  # the loss drawn in curves.png where it is not "loss"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +62,8 @@ class TrainJobConfig(BaseConfig):
     eval_data: held-out rows (sft, reward, dpo) or prompts (ppo).  ref: reference model directory (dpo, ppo;
     None = the initial model).  reward / reward_model: ppo's reward, "model" (a reward-model directory written
     by ``irlhf llm reward``) or "sentiment" (the synthetic task's ground-truth scorer).  lora: LoRA rank (0 =
-    full fine-tuning; needs peft).  options: trainer Config fields.  seed: the trainer's seed.
+    full fine-tuning; needs peft).  method: irl's learner, "iq" (inverse soft-Q on tokens) or "maxent" (sequence
+    MaxEnt IRL); data holds its demonstrations.  options: trainer Config fields.  seed: the trainer's seed.
     """
 
     action: Annotated[str, OneOf(TRAINERS)]
@@ -69,6 +76,7 @@ class TrainJobConfig(BaseConfig):
     reward: Annotated[str, OneOf(REWARDS)] = "model"
     reward_model: str | None = None
     lora: NonNegativeInt = 0
+    method: Annotated[str, OneOf(LLM_IRL_METHODS)] | None = None
     options: Overrides = dataclasses.field(default_factory=dict)
     seed: Seed = 0
 
@@ -79,20 +87,31 @@ class TrainJobConfig(BaseConfig):
             if self.reward == "model" and self.reward_model is None:
                 raise ValidationError("llm ppo: give --reward-model DIR or --reward sentiment")
         elif self.data is None:
-            raise ValidationError(f"llm {self.action}: --data FILE is required")
-        if self.ref is not None and self.action not in ("dpo", "ppo"):
-            raise ValidationError(f"--ref: only dpo and ppo use a reference model, not {self.action}")
+            flag = "--demos" if self.action == "irl" else "--data"
+            raise ValidationError(f"llm {self.action}: {flag} FILE is required")
+        if (self.action == "irl") != (self.method is not None):
+            raise ValidationError(f"method={self.method!r}: expected one of {LLM_IRL_METHODS} for irl, and only irl")
+        if self.ref is not None and self.trainer not in ("dpo", "ppo", "maxent"):
+            raise ValidationError(f"--ref: only dpo, ppo and irl --method maxent use a reference model, "
+                                  f"not {self.trainer}")
         for name in ("model", "tokenizer", "ref", "reward_model"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_dir():
                 raise ValidationError(f"--{name.replace('_', '-')} {path!r}: no such directory; expected a local "
                                       "Hugging Face model directory")
 
+    @property
+    def trainer(self) -> str:
+        """The action, or for irl its method ("iq" / "maxent")."""
+        return self.method if self.action == "irl" and self.method else self.action
+
     def command(self) -> str:
-        parts = [f"irlhf llm {self.action} --model {self.model}"]
+        parts = [f"irlhf llm {self.action}" + (f" --method {self.method}" if self.method else "")
+                 + f" --model {self.model}"]
         for name in ("data", "prompts", "tokenizer", "eval_data", "ref", "reward_model"):
             if getattr(self, name) is not None:
-                parts.append(f"--{name.replace('_', '-')} {getattr(self, name)}")
+                flag = "demos" if name == "data" and self.action == "irl" else name.replace("_", "-")
+                parts.append(f"--{flag} {getattr(self, name)}")
         if self.action == "ppo" and self.reward != "model":
             parts.append(f"--reward {self.reward}")
         if self.lora:
@@ -160,7 +179,7 @@ def _trainer_config(module: Any, job: TrainJobConfig, progress: bool) -> Any:
 def _load_data(job: TrainJobConfig, path: str | None) -> Any:
     if path is None:
         return None
-    if job.action == "sft":
+    if job.action in ("sft", "irl"):
         return load_sft_data(path)
     if job.action == "ppo":
         return read_prompts(path)
@@ -172,7 +191,8 @@ def _load_data(job: TrainJobConfig, path: str | None) -> Any:
 
 def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) -> tuple[RunDir, list[str]]:
     """Load and validate everything, make the run directory, train into it, then write plots and the report."""
-    module = importlib.import_module(f"irlhf.llm.{job.action}")
+    trainer = job.trainer
+    module = importlib.import_module(f"irlhf.llm.{MODULES[trainer]}")
     config = _trainer_config(module, job, progress)
     tokenizer = load_tokenizer(job.tokenizer or job.model)
     data = _load_data(job, job.prompts if job.action == "ppo" else job.data)
@@ -184,6 +204,8 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     if job.lora:
         model = with_lora(model, job.lora)
     kwargs: dict[str, Any] = {}
+    if trainer == "maxent":  # R_phi starts from the model's own backbone (the directory, not the LoRA wrapper)
+        kwargs["reward_model"] = reward.make_reward_model(job.model, tokenizer, seed=job.seed)
     if job.ref is not None:
         kwargs["ref_model"] = load_causal_lm(job.ref)
     reward_fn = None
@@ -195,9 +217,11 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
         if eval_data is not None:
             kwargs["eval_prompts"] = eval_data
     elif eval_data is not None:
+        if trainer == "maxent":
+            raise ValidationError("--eval-data: irl --method maxent does not use held-out rows; expected none")
         kwargs["eval_data"] = eval_data
 
-    run = RunDir.create(f"llm-{job.action}", out)
+    run = RunDir.create(f"llm-{job.action}" + (f"-{job.method}" if job.method else ""), out)
     run.write_json("config.json", {"job": job.to_dict(), "trainer": config.to_dict()})
     start = time.perf_counter()
     if job.action == "ppo":
@@ -207,26 +231,29 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     seconds = time.perf_counter() - start
     history = [row for row in result.history if not any(k.startswith("eval/") for k in row)]
     evals = [row for row in result.history if any(k.startswith("eval/") for k in row)]
-    figure = loss_and_metric(history, KEY_METRIC[job.action])
+    metric, loss_key = KEY_METRIC[trainer], LOSS_KEY.get(trainer, "loss")
+    figure = loss_and_metric(history, metric, LOSS_KEY.get(trainer))
     curve = "curves.png" if figure is not None else None
     if figure is not None:
         run.save_figure(curve, figure)
     last = history[-1] if history else {}
     shown = {k: v for k, v in last.items() if isinstance(v, (int, float))}
     final_eval = {k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval/")}
-    report = Report(f"irlhf llm {job.action}")
+    title = {"iq": "IQ-Learn (inverse soft-Q on tokens)", "maxent": "sequence MaxEnt IRL"}.get(trainer,
+                                                                                             job.action.upper())
+    report = Report(f"irlhf llm {job.action}" + (f" --method {job.method}" if job.method else ""))
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(job.command())
     report.section("Setup").text(
-        f"{job.action.upper()} on {Path(job.model).name} ({sum(p.numel() for p in result.model.parameters()):,} "
+        f"{title} on {Path(job.model).name} ({sum(p.numel() for p in result.model.parameters()):,} "
         f"parameters{', LoRA rank ' + str(job.lora) if job.lora else ''}), {seconds:.1f} s.").table(
         options_table(config), header=["option", "value"])
     report.section("Result").table(sorted([k, v] for k, v in {**shown, **final_eval}.items()),
                                    header=["metric (last logged step)", "value"])
     if curve:
-        report.image(curve, caption=f"loss and {KEY_METRIC[job.action]} per logged step")
-    metric = KEY_METRIC[job.action]
+        report.image(curve, caption=f"{loss_key} and {metric} per logged step")
     summary = [f"irlhf llm {job.action} -> {run.path}",
-               f"{len(history)} logged steps, {seconds:.1f} s; last: loss {_fmt(last.get('loss', last.get('loss/policy')))}"
+               f"{len(history)} logged steps, {seconds:.1f} s; last: {loss_key} "
+               f"{_fmt(last.get(loss_key, last.get('loss/policy')))}"
                f", {metric} {_fmt(last.get(metric))}"
                + (", " + ", ".join(f"{k} {_fmt(v)}" for k, v in final_eval.items()) if final_eval else ""),
                f"model: {run.file('final')}", f"report: {run.file('report.html')}"]
@@ -293,7 +320,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                          prompts=getattr(args, "prompts", None), tokenizer=args.tokenizer, eval_data=args.eval_data,
                          ref=getattr(args, "ref", None), reward=getattr(args, "reward", "model"),
                          reward_model=getattr(args, "reward_model", None), lora=args.lora,
-                         options=parse_set(args.options), seed=args.seed)
+                         method=getattr(args, "method", None), options=parse_set(args.options), seed=args.seed)
     return print_summary(run_train(job, args.out, progress=not args.no_progress)[1])
 
 

@@ -164,9 +164,11 @@ def return_vs_labels(history: Sequence[dict], expert_return: float | None, rando
     return fig
 
 
-def loss_and_metric(history: Sequence[dict], metric: str) -> Figure | None:
-    """Language-model trainers: the loss (``loss``, else ``loss/policy``) and ``metric`` per logged ``step``."""
-    loss_key = "loss" if any("loss" in r for r in history) else "loss/policy"
+def loss_and_metric(history: Sequence[dict], metric: str, loss_key: str | None = None) -> Figure | None:
+    """Language-model trainers: the loss (``loss_key``; default ``loss``, else ``loss/policy``) and ``metric`` per
+    logged ``step``."""
+    if loss_key is None:
+        loss_key = "loss" if any("loss" in r for r in history) else "loss/policy"
     rows = [r for r in history if r.get(loss_key) is not None]
     if not rows:
         return None
