@@ -42,6 +42,34 @@ def test_log_partition_is_the_monte_carlo_mean_and_converges():
     assert float(sm.log_partition(rewards, log_q)[0]) == pytest.approx(np.log(np.exp(r_support).sum()), abs=0.02)
 
 
+def test_fused_proposal_estimate_is_unbiased_with_the_demo_in_the_set():
+    """E over the K = 2 draws of Z_hat (the demonstration always in the set, weighted by the fused q_bar) equals
+    Z exactly: enumerate every pair of draws from q on a 4-point support."""
+    r_support = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=torch.float64)
+    q = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    demo = 0
+    expected = torch.zeros((), dtype=torch.float64)
+    for a in range(4):
+        for b in range(4):
+            members = torch.tensor([[a, b, demo]])
+            is_demo = members == demo
+            log_qbar = sm.fused_log_proposal(torch.log(q[members]), is_demo)
+            z_hat = torch.exp(sm.log_partition(r_support[members], log_qbar))[0]
+            expected += q[a] * q[b] * z_hat
+    torch.testing.assert_close(expected, torch.exp(r_support).sum(), rtol=1e-12, atol=0)
+
+
+def test_fused_proposal_keeps_the_samples_in_play_when_q_misses_the_demo():
+    """q gives the demonstration probability e^-30: weighed as a q sample it takes all the weight (ESS 1); under
+    the fused proposal its weight is exp(R_E) / (K q_E + 1) and the samples keep theirs."""
+    rewards = torch.zeros(1, 4, dtype=torch.float64)
+    log_q = torch.tensor([[-2.0, -2.5, -1.5, -30.0]], dtype=torch.float64)  # three samples, then the demo
+    is_demo = torch.tensor([[False, False, False, True]])
+    assert float(sm.effective_sample_size(rewards - log_q)) == pytest.approx(1.0)
+    fused = sm.effective_sample_size(rewards - sm.fused_log_proposal(log_q, is_demo))
+    assert float(fused) > 2.5
+
+
 def test_effective_sample_size():
     assert sm.effective_sample_size(torch.full((2, 6), 3.7)).tolist() == pytest.approx([6.0, 6.0])
     dominated = torch.tensor([[0.0, -1e4, -1e4, -1e4], [50.0, -60.0, 1.0, 2.0]])

@@ -14,11 +14,20 @@ on demonstrations (x, y_E):
 
 Z sums over every token sequence, so it is estimated by importance sampling from an easy-to-sample proposal,
 the current policy q (Finn, Levine, Abbeel 2016, "Guided cost learning", eq. 3-4): draw y_1..y_K ~ q(.|x) and,
-as GCL does, add the demonstration to the set {y_1, .., y_K, y_E} (so the estimate never misses the demo):
+as GCL does, add the demonstration to the set {y_1, .., y_K, y_E} (so the estimate never misses the demo).
+GCL weights every member of the set by the fused density of all the distributions the set was drawn from; here
+K draws from q and one from the demonstrator, whose density at this prompt is the point mass on y_E
+(``demo_proposal="fused"``, the default; multiple importance sampling with the balance heuristic, Veach and
+Guibas 1995, unbiased):
 
-    log Z_hat = logsumexp_k (R_phi(x, y_k) - log q(y_k | x)) - log(K + 1)                    (log_partition)
+    q_bar(y) = (K q(y|x) + [y = y_E]) / (K + 1)                                        (fused_log_proposal)
+    log Z_hat = logsumexp_j (R_phi(x, y_j) - log q_bar(y_j)) - log(K + 1)  over the K + 1   (log_partition)
+              = log sum_j exp R_phi(x, y_j) / (K q(y_j|x) + [y_j = y_E])
 
-whose gradient is the self-normalised weighted mean sum_k w_k grad R(x, y_k), w = softmax_k(R_k - log q_k).
+whose gradient is the self-normalised weighted mean sum_j w_j grad R(x, y_j), w = softmax_j(R_j - log q_bar_j).
+``demo_proposal="policy"`` instead weighs the demonstration by q(y_E|x) alone, as if q had drawn it: when q
+gives the demonstration little probability its weight exp(R_E) / q(y_E|x) dwarfs the samples', log Z_hat -
+R(x, y_E) ~ -log q(y_E|x) no longer depends on R, and the reward stops learning (measured: docs/RESULTS.md).
 The weights' effective sample size ESS = (sum w)^2 / sum w^2 (in [1, K+1]) says how many samples the estimate
 really uses; when it is near 1 for most prompts the estimate has collapsed onto one sample (usually the demo:
 q is far from P_phi). That is reported every step and warned about once, never hidden.
@@ -56,7 +65,7 @@ import os
 import types
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -72,7 +81,7 @@ from irlhf.llm.rollout import rollout
 from irlhf.llm.sft import load_sft_data
 from irlhf.llm.tokenize import AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode, pad_id_of
 
-__all__ = ["log_partition", "maxent_loss", "effective_sample_size", "kl_regularised_optimum", "rloo_advantages",
+__all__ = ["log_partition", "fused_log_proposal", "maxent_loss", "effective_sample_size", "kl_regularised_optimum", "rloo_advantages",
            "Config", "Result", "train"]
 
 
@@ -85,6 +94,15 @@ def log_partition(rewards: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     Exact when the K samples are the whole support, each once, and log_q = -log K (a uniform proposal).
     """
     return torch.logsumexp(rewards - log_q, dim=-1) - math.log(rewards.shape[-1])
+
+
+def fused_log_proposal(log_q: torch.Tensor, is_demo: torch.Tensor) -> torch.Tensor:
+    """log q_bar of every member of the importance set under GCL's fused proposal: K draws from q and one from
+    the demonstrator (a point mass on y_E). log_q (B, K + 1): log q(y_j | x); is_demo (B, K + 1) bool: y_j = y_E
+    (always true in the demonstration's own column). Returns (B, K + 1) = log((K q_j + [y_j = y_E]) / (K + 1))."""
+    k = log_q.shape[-1] - 1
+    log_point = torch.where(is_demo, 0.0, -math.inf).to(log_q.dtype)
+    return torch.logaddexp(log_q + math.log(k), log_point) - math.log(k + 1)
 
 
 def maxent_loss(demo_rewards: torch.Tensor, log_z: torch.Tensor) -> torch.Tensor:
@@ -138,7 +156,9 @@ class Config(BaseConfig):
     the reward head's initialisation.  log_every [1]: steps between history rows (first and last always).
     save_steps [0]: checkpoint every so many steps (0 = final only).  progress [True]: tqdm bar.
     device [None]: "cpu", "cuda", ... (None = cuda if available).  ess_warning [1.5]: warn (once) when more
-    than half the prompts of a step have an importance-weight ESS at or below this.
+    than half the prompts of a step have an importance-weight ESS at or below this.  demo_proposal ["fused"]:
+    the demonstration's proposal density, GCL's fused q_bar = (K q + [y = y_E]) / (K + 1), or "policy": q(y_E|x)
+    as if q had drawn it (see module doc; it collapses onto the demonstration when q(y_E|x) is small).
     """
 
     steps: PositiveInt = 100
@@ -161,6 +181,7 @@ class Config(BaseConfig):
     progress: bool = True
     device: Device = None
     ess_warning: NonNegative = 1.5
+    demo_proposal: Literal["fused", "policy"] = "fused"
 
 
 @dataclasses.dataclass
@@ -215,6 +236,15 @@ def _context(model: Any) -> int | None:
 def _seed(*keys: int) -> int:
     """A torch seed for one random stream, e.g. (seed, step, rank) for one step's sampling."""
     return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+def _is_demo(batch: Any, local: list[Encoded], k: int) -> torch.Tensor:
+    """(n, K + 1) bool: sample k of prompt b is its demonstration token for token (EOS included); the last
+    column, the demonstration itself, is True."""
+    completions = batch.input_ids.masked_fill(~batch.completion_mask, -1).tolist()
+    same = [[tuple(t for t in completions[b * k + j] if t >= 0) == e.completion_ids for j in range(k)] + [True]
+            for b, e in enumerate(local)]
+    return torch.tensor(same, dtype=torch.bool, device=batch.input_ids.device)
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -299,6 +329,8 @@ def train(model: Any, tokenizer: Any, data: Any, config: Config | None = None, *
                               [batch.attention_mask, demo_batch["attention_mask"]])
             r_set = torch.cat([r[:n * k].view(n, k), r[n * k:, None]], dim=1)  # (n, K + 1), the demo last
             log_q_set = torch.cat([log_q, log_q_demo[:, None]], dim=1)
+            if config.demo_proposal == "fused":
+                log_q_set = fused_log_proposal(log_q_set, _is_demo(batch, local, k))
             log_w = (r_set - log_q_set).detach()
             if not bool(torch.isfinite(log_w).all()):
                 raise ValidationError(f"step {step}: non-finite importance log-weights R - log q "
