@@ -96,7 +96,7 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "gail",
-                                            "iq_learn", "preferences", "alignment", "total"]
+                                            "iq_learn", "preferences", "alignment", "lm_irl", "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]
     for key in ("maxent", "deep_maxent", "deep_maxent_distances"):  # every learned reward beats a constant one
@@ -135,6 +135,12 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert metrics["dpo_pairs"] > 0 and metrics["dpo_final_loss"] < np.log(2)  # DPO moved off log 2
     assert metrics["dpo_kl_after"] > 0 and (run / "dpo_model" / "model.safetensors").exists()
     assert 'src="dpo_curves.png"' in page and "alignment: DPO on" in summary
+    assert "<h2>Inverse RL for the language model</h2>" in page and "lm_irl: 16 demos" in summary
+    assert metrics["lm_irl_demos"] == 16 and 0 < metrics["maxent_lm_ess_fraction"] <= 1
+    for name in ("iq_learn", "maxent"):  # a learned reward that ranks held-out samples like the true one, or not
+        assert -1 <= metrics[f"{name}_lm_reward_spearman"] <= 1 and metrics[f"{name}_lm_kl"] > 0
+    for directory in ("iq_learn_lm", "maxent_policy", "maxent_reward_model"):
+        assert (run / directory / "model.safetensors").exists()
 
 
 @pytest.mark.slow  # two whole demo runs (~7 s); test_demo_writes_one_complete_run covers a full run in the default suite

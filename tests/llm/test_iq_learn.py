@@ -114,6 +114,9 @@ def test_sequence_reward_is_the_sum_of_token_rewards_and_telescopes(make_model, 
     with pytest.raises(ValidationError, match="completions\\[1\\]"):
         iq_learn.sequence_rewards(model, tokenizer, ["a", "the film was the acting was"], [" b", " c"],
                                   quiet(max_length=2))
+    # a policy that stopped at once: "" and " " are scored as EOS alone, like the EOS text itself
+    blank = iq_learn.sequence_rewards(model, tokenizer, ["the film was"] * 3, ["", " ", tokenizer.eos_token])
+    assert blank[0] == blank[1] == blank[2] and np.isfinite(blank).all()
 
 
 def test_logged_terms_chi2_is_mean_squared_reward(make_model, tokenizer):

@@ -215,7 +215,8 @@ def token_rewards(model: Any, batch: dict[str, torch.Tensor], alpha: float = 1.0
 def sequence_rewards(model: Any, tokenizer: Any, prompts: Any, completions: Any, config: Config | None = None, *,
                      batch_size: int = 16) -> np.ndarray:
     """sum_t r(s_t, a_t) of each (prompt, completion), (N,) float64, with ``config``'s alpha, gamma and
-    tokenisation (those of training; add_eos makes each completion terminal). Runs in eval mode."""
+    tokenisation (those of training; add_eos makes each completion terminal; an empty or blank completion is
+    scored as EOS alone, as ``irlhf.llm.reward.as_reward_fn`` does). Runs in eval mode."""
     config = config or Config()
     if isinstance(prompts, (str, bytes)) or isinstance(completions, (str, bytes)) or len(prompts) != len(completions):
         raise ValidationError(f"prompts ({describe(prompts)}) and completions ({describe(completions)}): expected "
@@ -223,6 +224,8 @@ def sequence_rewards(model: Any, tokenizer: Any, prompts: Any, completions: Any,
     options = config.tokenize_options()
     encoded = []
     for k, (prompt, completion) in enumerate(zip(prompts, completions)):
+        if isinstance(completion, str) and not completion.strip() and options.add_eos and tokenizer.eos_token:
+            completion = tokenizer.eos_token  # a policy that stopped at once wrote "prompt EOS": score that
         item = encode(tokenizer, prompt, completion, options)
         if item is None:
             raise ValidationError(f"completions[{k}]: {describe(completion)} leaves no completion token after "

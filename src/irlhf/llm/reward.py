@@ -432,7 +432,7 @@ def as_reward_fn(model: Any, tokenizer: Any, options: TokenizeOptions | None = N
                                   "expected equal lengths")
         encoded = []
         for k, (prompt, completion) in enumerate(zip(prompts, completions)):
-            if completion == "":  # a policy may answer with EOS alone: score "prompt EOS"
+            if isinstance(completion, str) and not completion.strip():  # EOS alone (blank text): "prompt EOS"
                 if tokenizer.eos_token is None or not options.add_eos:
                     raise ValidationError(f"completions[{k}]: empty, and no EOS to score it by")
                 completion = tokenizer.eos_token

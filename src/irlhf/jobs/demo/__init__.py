@@ -23,6 +23,9 @@ Pipeline (step functions in ``STEPS``, run in order under one progress bar; arti
   alignment  DPO on a tiny GPT-2 pretrained on the synthetic review language, dpo_prompts prompts x 4 samples
              labelled by the true sentiment; held-out reward and KL before and after [dpo_curves.png,
              dpo_pairs.jsonl, dpo_model/]
+  lm_irl     inverse RL for that LM from its best sample per prompt: IQ-Learn on tokens and sequence MaxEnt IRL;
+             held-out true reward, KL, and each learned reward's Spearman correlation with the true one
+             [iq_learn_lm/, maxent_policy/, maxent_reward_model/]
 
 The CartPole policies are scored on held-out resets next to the expert and a random policy
 (``irlhf.eval.returns.score_policy``). Every run directory ``<out>/demo-<timestamp>/`` also holds config.json,
@@ -31,7 +34,7 @@ run.json (``irlhf.core.rundir``: the step under way, then finished, interrupted 
 Ctrl-C or an error keeps what its finished steps made, with a report and summary that say where it stopped.
 
 Progress: one bar over the steps (count and elapsed time, no ETA: the steps' costs differ by orders of
-magnitude), and inside the long steps (irl, gail, iq_learn, alignment) the learners' own bars, whose totals are
+magnitude), and inside the long steps (irl, gail, iq_learn, alignment, lm_irl) the learners' own bars, whose totals are
 the iterations, environment steps or optimiser steps they really do.
 
 Extending: write ``def step(demo: Demo) -> dict`` that reads what earlier steps left on ``demo``, saves
@@ -39,7 +42,7 @@ artifacts with ``demo.run``, adds a section to ``demo.report`` and lines to ``de
 metrics (logged to metrics.jsonl); append it to ``STEPS``; new options go in ``DemoConfig`` and ``irlhf.cli``.
 
 Layout: ``_shared`` (``DemoConfig``, ``Demo``), the steps by theme in ``tabular`` (world to IRL), ``control``
-(CartPole imitation, GAIL, IQ-Learn), ``preferences`` and ``alignment`` (DPO); this module holds ``STEPS`` and
+(CartPole imitation, GAIL, IQ-Learn), ``preferences`` and ``alignment`` (DPO, inverse RL for the LM); this module holds ``STEPS`` and
 the driver, and re-exports the step modules' public names.
 """
 
@@ -61,7 +64,7 @@ from irlhf.core.errors import IrlhfError
 from irlhf.core.rundir import FINISHED, RunDir, stop_message
 from irlhf.jobs._common import print_summary
 from irlhf.jobs.demo._shared import JOB, MAX_SIZE, Demo, DemoConfig
-from irlhf.jobs.demo.alignment import DPO_EVAL_PROMPTS, DPO_SAMPLES, align_language_model
+from irlhf.jobs.demo.alignment import DPO_EVAL_PROMPTS, DPO_SAMPLES, align_language_model, imitate_language_model
 from irlhf.jobs.demo.control import (GAIL_DEMOS, IMITATION_ENV, IMITATION_EVAL_EPISODES, IMITATION_EVAL_SEED_OFFSET,
                                      adversarial_irl, compare_imitation, inverse_soft_q)
 from irlhf.jobs.demo.preferences import (PREFERENCE_ENV, PREFERENCE_EVAL_SEED_OFFSET, PREFERENCE_HELDOUT,
@@ -76,7 +79,7 @@ __all__ = [
     "IMITATION_EVAL_SEED_OFFSET", "IRL_LEARNERS", "JOB", "MAX_SIZE", "PREFERENCE_ENV", "PREFERENCE_EVAL_SEED_OFFSET",
     "PREFERENCE_HELDOUT", "PREFERENCE_NOISE", "PREFERENCE_PLOT_STEPS", "PREFERENCE_SEGMENT", "PREFERENCE_STEPS",
     "STEPS", "STEP_BAR", "Demo", "DemoConfig", "adversarial_irl", "align_language_model", "build_world",
-    "compare_imitation", "inverse_soft_q", "learn_from_preferences", "plot_maps", "recover_rewards", "run",
+    "compare_imitation", "imitate_language_model", "inverse_soft_q", "learn_from_preferences", "plot_maps", "recover_rewards", "run",
     "run_demo", "sample_demos", "solve_expert",
 ]
 
@@ -85,6 +88,7 @@ STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("world", build_world), ("expert", solve_expert), ("demos", sample_demos), ("figure", plot_maps),
     ("irl", recover_rewards), ("imitation", compare_imitation), ("gail", adversarial_irl),
     ("iq_learn", inverse_soft_q), ("preferences", learn_from_preferences), ("alignment", align_language_model),
+    ("lm_irl", imitate_language_model),
 ]
 
 

@@ -65,3 +65,4 @@ class Demo:
     trajs: list[Trajectory] | None = None
     visitation: np.ndarray | None = None  # empirical discounted state visitation (S,)
     cartpole_demos: list[Trajectory] | None = None  # the GAIL / IQ-Learn steps' expert episodes
+    language: dict[str, Any] | None = None  # the alignment step's pretrained LM, tokenizer, prompts and samples
