@@ -168,8 +168,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-def run_seed(config: Config, seed: int, log: Callable[[str], None] = print) -> tuple[list[dict], TextPairs, Any, Any]:
-    """The whole pipeline for one seed; returns (rows, pairs, pi_SFT, tokenizer)."""
+def sft_model(config: Config, seed: int, log: Callable[[str], None] = print) -> tuple[Any, Any]:
+    """Step 1 of the pipeline: (pi_SFT in eval mode, the word tokenizer) for ``seed``."""
     torch.manual_seed(seed)
     tokenizer = sentiment.build_tokenizer()
     base = sentiment.make_model(tokenizer, seed=seed, n_layer=config.n_layer, n_embd=config.n_embd)
@@ -182,8 +182,13 @@ def run_seed(config: Config, seed: int, log: Callable[[str], None] = print) -> t
     result, seconds = _timed(lambda: sft.train(base, tokenizer, sft_data, sft.Config(
         learning_rate=config.sft_lr, batch_size=32, max_steps=config.sft_steps, epochs=100, max_length=64,
         seed=seed, progress=config.progress)))
-    pi_sft = result.model.eval()
     log(f"seed {seed}: SFT loss {result.history[-1]['loss']:.3f} ({seconds:.0f} s)")
+    return result.model.eval(), tokenizer
+
+
+def run_seed(config: Config, seed: int, log: Callable[[str], None] = print) -> tuple[list[dict], TextPairs, Any, Any]:
+    """The whole pipeline for one seed; returns (rows, pairs, pi_SFT, tokenizer)."""
+    pi_sft, tokenizer = sft_model(config, seed, log)
 
     train_prompts = sentiment.make_prompts(config.n_train_prompts, seed=30_000 + seed)
     eval_prompts = sentiment.make_prompts(config.n_eval_prompts, seed=40_000 + seed)
