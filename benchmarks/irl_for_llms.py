@@ -1,5 +1,6 @@
 """Imitating a language-model expert: SFT, IQ-Learn (offline, online), sequence MaxEnt IRL + RLOO, BT RM + PPO and
-DPO on the same demonstrations, scored by a true reward the learners never see (``irlhf.eval.llm_imitation``).
+DPO on the same demonstrations, scored by a true reward the learners never see (``irlhf.eval.llm_imitation``);
+each method along the knob of ``llm_imitation.CURVES`` (3 settings), so each traces a score-diversity curve.
 
     python benchmarks/irl_for_llms.py --task sentiment          # 3 seeds; one torch thread
     python benchmarks/irl_for_llms.py --task addition
@@ -60,8 +61,8 @@ def run(task: str, seeds: tuple[int, ...], overrides: dict) -> None:
 
 def table(rows: list[dict]) -> str:
     summary = llm_imitation.summarize(rows)
-    lines = ["| task | method | seeds | " + " | ".join(name for _, name, _ in COLUMNS) + " |",
-             "|" + "---|" * (3 + len(COLUMNS))]
+    lines = ["| task | method | setting | seeds | " + " | ".join(name for _, name, _ in COLUMNS) + " |",
+             "|" + "---|" * (4 + len(COLUMNS))]
     for s in summary:
         cells = []
         for key, _, digits in COLUMNS:
@@ -70,7 +71,8 @@ def table(rows: list[dict]) -> str:
             else:
                 ci = s[key + "_ci"]
                 cells.append(f"{s[key]:.{digits}f}" + ("" if ci != ci else f" ± {ci:.{digits}f}"))
-        lines.append(f"| {s['task']} | {s['method']} | {s['n_seeds']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {s['task']} | {s['method']} | {s['setting'] or ''} | {s['n_seeds']} | " + " | ".join(cells)
+                     + " |")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from irlhf.core.errors import ValidationError
-from irlhf.eval.llm_imitation import TASK_RATES, Config, implicit_reward_fn, plot, run_seed, summarize
+from irlhf.eval.llm_imitation import CURVES, TASK_RATES, Config, implicit_reward_fn, plot, run_seed, summarize
 from irlhf.llm.logps import sequence_logps
 from irlhf.llm.tokenize import collate, encode
 
@@ -81,7 +81,7 @@ def test_summarize_single_seed_is_nan_and_absent_keys_stay_absent():
         assert key not in senti and key + "_ci" not in senti
     sft = summary[("addition", "SFT")]
     assert "reward_spearman" not in sft and "reward_spearman_ci" not in sft  # no SFT row has one
-    assert set(sft) == {"task", "method", "n_seeds", "score", "score_ci", "kl", "kl_ci", "correct_forms",
+    assert set(sft) == {"task", "method", "setting", "n_seeds", "score", "score_ci", "kl", "kl_ci", "correct_forms",
                         "correct_forms_ci"}
 
 
@@ -176,7 +176,7 @@ SMOKE_METHODS = ("SFT", "IQ-Learn offline", "DPO")
 def smoke():
     lines: list[str] = []
     config = Config(task="addition", seeds=(0,), methods=SMOKE_METHODS, n_demos=16, n_eval_prompts=4,
-                    eval_samples=2, epochs=1, pretrain_steps=5, corpus_size=50)
+                    eval_samples=2, epochs=1, pretrain_steps=5, corpus_size=50, curves=False)
     return run_seed(config, 0, log=lines.append), lines
 
 
@@ -205,9 +205,23 @@ def test_run_seed_rows_and_metric_ranges(smoke):
 def test_run_seed_logs_every_method(smoke):
     rows, lines = smoke
     assert any("pretrained" in line for line in lines)
-    for method in ("SFT start", *SMOKE_METHODS):
-        assert any(f"{method}: score" in line for line in lines), method
+    assert any("SFT start: score" in line for line in lines)
+    config = Config(epochs=1)  # the smoke run's values of the knobs
+    for row in rows[1:]:  # each trained method logs its setting: the Config's value of its CURVES knob
+        knob = CURVES[row["method"]][0]
+        assert row["setting"] == f"{knob}={getattr(config, knob)}"
+        assert any(f"{row['method']} [{row['setting']}]: score" in line for line in lines), row["method"]
     assert len(lines) == 1 + len(rows)
+
+
+def test_curves_run_each_method_along_its_knob():
+    """curves=True: DPO at each beta of CURVES, in order, the middle one the Config default."""
+    config = Config(task="addition", seeds=(0,), methods=("DPO",), n_demos=8, n_eval_prompts=2, eval_samples=2,
+                    epochs=1, pretrain_steps=2, corpus_size=20)
+    rows = run_seed(config, 0, log=lambda line: None)
+    assert [r["setting"] for r in rows] == [None] + [f"dpo_beta={b}" for b in CURVES["DPO"][1]]
+    assert CURVES["DPO"][1][1] == config.dpo_beta
+    assert len({r["kl"] for r in rows[1:]}) == 3  # three different policies
 
 
 # ------------------------------------------------------------------------------------------------------- plot

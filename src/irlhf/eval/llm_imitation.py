@@ -76,6 +76,8 @@ class Config(BaseConfig):
     coefficient.  dpo_beta [0.1].  digits [1]: addition's operand digits (2-digit sums need a bigger model
     than a CPU run affords: 600 steps reach 2% accuracy).  corpus_size [5000], corpus_error_rate [0.3],
     pretrain_steps [600]: addition's start model, pretrained on a corpus whose answers are wrong at that rate.
+    curves [True]: each method at the three settings of its ``CURVES`` knob (SFT's epochs, IQ-Learn's chi_alpha,
+    the KL coefficients of MaxEnt, PPO and DPO), tracing a score-diversity curve; False: the values above only.
     progress [False]: the trainers' bars.
     """
 
@@ -103,6 +105,7 @@ class Config(BaseConfig):
     corpus_size: PositiveInt = 5000
     corpus_error_rate: Annotated[float, Range(0, 1)] = 0.3
     pretrain_steps: PositiveInt = 600
+    curves: bool = True
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -136,6 +139,7 @@ class Setup:
     heldout: tuple[list[str], list[str], np.ndarray]
     max_new_tokens: int
     surface_form: Callable[[str], str | None] | None = None
+    bt_reward_model: Any = None  # fitted once per setup, shared by the PPO runs of every KL coefficient
 
 
 @dataclasses.dataclass
@@ -253,10 +257,11 @@ def train_method(method: str, setup: Setup, config: Config, seed: int) -> tuple[
         ess = [row["ess_fraction"] for row in out.history]
         return out.model, reward.as_reward_fn(out.reward_model, tokenizer), {"ess_fraction": float(np.mean(ess))}
     if method == "BT RM + PPO":
-        rm = reward.make_reward_model(start, tokenizer, seed=seed)
-        fitted = reward.train(rm, tokenizer, _pairs(setup), reward.Config(learning_rate=reward_lr, epochs=10,
-                                                                          batch_size=64, max_length=64, **common))
-        rm_fn = reward.as_reward_fn(fitted.model, tokenizer)
+        if setup.bt_reward_model is None:
+            rm = reward.make_reward_model(start, tokenizer, seed=seed)
+            setup.bt_reward_model = reward.train(rm, tokenizer, _pairs(setup), reward.Config(
+                learning_rate=reward_lr, epochs=10, batch_size=64, max_length=64, **common)).model
+        rm_fn = reward.as_reward_fn(setup.bt_reward_model, tokenizer)
         out = ppo.train(policy, tokenizer, prompts, rm_fn, ppo.Config(
             steps=config.online_steps, batch_size=32, mini_batch_size=16, learning_rate=rl_lr,
             beta=config.kl_beta, max_new_tokens=setup.max_new_tokens, **common), ref_model=start)
@@ -301,21 +306,42 @@ def evaluate(policy: Any, reward_fn: RewardScorer, setup: Setup, config: Config,
     return out
 
 
+# the knob that traces each method's score-diversity curve (``Config.curves``): (Config field, values); the
+# middle value is the Config default, so the curve passes through the single-setting run
+CURVES: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "SFT": ("epochs", (1, 2, 5)),
+    "IQ-Learn offline": ("iq_chi_alpha", (1.0, 10.0, 100.0)),
+    "IQ-Learn online": ("iq_chi_alpha", (1.0, 10.0, 100.0)),
+    "MaxEnt IRL + RLOO": ("kl_beta", (0.01, 0.05, 0.2)),
+    "BT RM + PPO": ("kl_beta", (0.01, 0.05, 0.2)),
+    "DPO": ("dpo_beta", (0.03, 0.1, 0.5)),
+}
+
+
 def run_seed(config: Config, seed: int, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every method at one seed: at the Config's settings, or along its ``CURVES`` knob with ``curves``."""
     setup = SETUPS[config.task](config, seed, log)
+    runs: list[tuple[str, str | None, Any, Config]] = [("SFT start", None, None, config)]
+    for method in config.methods:
+        name, values = CURVES[method]
+        for value in (values if config.curves else (getattr(config, name),)):
+            runs.append((method, name, value, dataclasses.replace(config, **{name: value})))
     rows = []
-    for method in ("SFT start",) + config.methods:
+    for method, knob, value, run_config in runs:
         start_time = time.perf_counter()
         if method == "SFT start":
             policy, reward_fn, extras = setup.start, None, {}
         else:
-            policy, reward_fn, extras = train_method(method, setup, config, seed)
+            policy, reward_fn, extras = train_method(method, setup, run_config, seed)
         seconds = time.perf_counter() - start_time
-        metrics = evaluate(policy, reward_fn, setup, config, seed)
-        rows.append({"task": config.task, "method": method, "seed": seed, **metrics, **extras,
+        metrics = evaluate(policy, reward_fn, setup, run_config, seed)
+        setting = None if knob is None else f"{knob}={value}"
+        rows.append({"task": config.task, "method": method, "setting": setting, "seed": seed, **metrics, **extras,
                      "seconds": round(seconds, 1)})
-        log(f"{config.task} seed {seed}: {method:>18}: score {metrics['score']:.3f}, KL {metrics['kl']:.2f}, "
-            f"distinct-2 {metrics['distinct_2']:.3f}, self-BLEU {metrics['self_bleu']:.1f} ({seconds:.0f} s)")
+        label = method + (f" [{setting}]" if setting else "")
+        log(f"{config.task} seed {seed}: {label:>38}: score {metrics['score']:.3f}, "
+            f"KL {metrics['kl']:.2f}, distinct-2 {metrics['distinct_2']:.3f}, self-BLEU {metrics['self_bleu']:.1f} "
+            f"({seconds:.0f} s)")
     return rows
 
 
@@ -329,15 +355,15 @@ NUMBERS = ("score", "kl", "distinct_1", "distinct_2", "self_bleu", "entropy", "c
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (task, method): n seeds, and mean and 95% interval half-width (t over seeds) of every metric."""
+    """Per (task, method, setting): n seeds, and mean and 95% interval half-width (t over seeds) of every metric."""
     from scipy.stats import t as student_t  # why: scipy is slow to import; only the summary needs it
 
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["method"]), []).append(row)
+        groups.setdefault((row["task"], row["method"], row.get("setting")), []).append(row)
     out = []
-    for (task, method), members in groups.items():
-        summary: dict[str, Any] = {"task": task, "method": method, "n_seeds": len(members)}
+    for (task, method, setting), members in groups.items():
+        summary: dict[str, Any] = {"task": task, "method": method, "setting": setting, "n_seeds": len(members)}
         for key in NUMBERS:
             values = np.array([m[key] for m in members if m.get(key) is not None], dtype=np.float64)
             if len(values) == 0:
@@ -355,28 +381,34 @@ STYLES = {"SFT start": ("black", "s"), "SFT": ("tab:gray", "D"), "IQ-Learn offli
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Any, diversity: str = "distinct_2") -> None:
-    """Task score against diversity, one panel per task, one point per (method, seed) and the method's mean."""
+    """Task score against diversity, one panel per task: per method, its seeds' points (faint) and the curve
+    through its per-setting means in the order of its ``CURVES`` knob (one point without curves)."""
     import matplotlib  # why: matplotlib is slow to import and only plotting needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # why: after choosing the Agg backend
 
     tasks = sorted({r["task"] for r in rows})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.0 * len(tasks), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.4 * len(tasks), 4.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for method, (color, marker) in STYLES.items():
             mine = [r for r in rows if r["task"] == task and r["method"] == method]
             if not mine:
                 continue
-            xs, ys = [r[diversity] for r in mine], [r["score"] for r in mine]
-            ax.scatter(xs, ys, c=color, marker=marker, alpha=0.35, edgecolors="none")
-            ax.scatter([np.mean(xs)], [np.mean(ys)], c=color, marker=marker, s=90, label=method, edgecolors="k")
+            ax.scatter([r[diversity] for r in mine], [r["score"] for r in mine], c=color, marker=marker, alpha=0.25,
+                       edgecolors="none")
+            settings = list(dict.fromkeys(r.get("setting") for r in mine))  # in run order: the knob's order
+            means = [(np.mean([r[diversity] for r in mine if r.get("setting") == s]),
+                      np.mean([r["score"] for r in mine if r.get("setting") == s])) for s in settings]
+            knob = CURVES.get(method, ("", ()))[0]
+            ax.plot(*zip(*means), "-", color=color, marker=marker, ms=8, mec="k",
+                    label=method + (f" ({knob})" if len(means) > 1 else ""))
         direction = "lower" if diversity == "self_bleu" else "higher"
         ax.set_xlabel(f"{diversity.replace('_', '-')} of sampled completions ({direction} = more diverse)")
         ax.set_ylabel("true reward" if task == "sentiment" else "accuracy")
-        ax.set_title(f"{task}: task score vs diversity")
+        ax.set_title(f"{task}: task score vs diversity (means over seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
