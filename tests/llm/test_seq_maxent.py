@@ -136,6 +136,21 @@ def test_train_writes_both_models_and_logs_ess(tokenizer, model, tmp_path):
     assert rows[0]["policy/kl"] == pytest.approx(0.0, abs=1e-4)  # pi == pi_ref before the first policy step
 
 
+def test_lora_policy_trains_only_its_adapters_against_the_base_model(tokenizer, make_model):
+    """A peft policy: pi_ref is the base model (adapters disabled), only the adapters move; R_phi is given."""
+    peft = pytest.importorskip("peft")
+    policy = peft.get_peft_model(make_model(len(tokenizer)), peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True, lora_dropout=0.0))
+    before = {k: v.detach().clone() for k, v in policy.named_parameters()}
+    reward_model = make_reward_model(make_model(len(tokenizer), seed=1), tokenizer, seed=0)
+    result = sm.train(policy, tokenizer, DEMOS, tiny_config(steps=2), reward_model=reward_model)
+    changed = {k for k, v in result.model.named_parameters() if not torch.equal(v, before[k])}
+    assert changed and all("lora_" in k for k in changed)
+    assert result.history[0]["policy/kl"] == pytest.approx(0.0, abs=1e-4)  # base == adapted before any update
+    with pytest.raises(ValidationError, match="reward_model"):
+        sm.train(policy, tokenizer, DEMOS, tiny_config(steps=1))  # no R_phi to start from a LoRA wrapper
+
+
 def test_reward_steps_between_policy_steps(tokenizer, model):
     history = sm.train(model, tokenizer, DEMOS, tiny_config(steps=4, reward_steps=2)).history
     assert ["policy/loss" in row for row in history] == [False, True, False, True]
