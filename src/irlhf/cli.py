@@ -33,9 +33,9 @@ from typing import Any
 from irlhf import __version__
 from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
-from irlhf.jobs._common import (EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR, LABEL_EXPORT_FORMATS,
-                                LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, SB3_ALGOS,
-                                SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR,
+                                LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS,
+                                PREF_MODELS, SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -242,8 +242,8 @@ def _dagger(subparsers: Any) -> None:
 
 
 def _prefs(subparsers: Any) -> None:
-    parser = subparsers.add_parser("prefs", help="learn from judgements: item scores from comparisons (fit) or a "
-                                   "reward from segment preferences (rl)",
+    parser = subparsers.add_parser("prefs", help="learn from judgements: item scores from comparisons (fit), a "
+                                   "reward from segment preferences (rl), or from actively chosen queries (active)",
                                    description="Learning from judgements between items.")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
     fit = add_job(actions, "fit", job_runner("prefs"), help="Bradley-Terry / Plackett-Luce scores, standard "
@@ -273,6 +273,17 @@ def _prefs(subparsers: Any) -> None:
                 "parameter with labeller.KEY, e.g. --set labeller.eps=0.2; repeatable")
     _no_progress(rl)
     add_server_options(rl, live=True)
+    act = add_job(actions, "active", job_runner("prefs", "run_active_command"),
+                  help="Bayesian active preference learning of a linear reward (Sadigh 2017): choose each query, "
+                  "ask a simulated person, update the posterior")
+    act.add_argument("--env", choices=ACTIVE_ENVS, default="driving", help="trajectories with known features")
+    act.add_argument("--acquisition", choices=ACTIVE_ACQUISITIONS, default="information",
+                     help="how the next pair is chosen")
+    act.add_argument("--queries", type=int, default=30, help="questions asked")
+    act.add_argument("--answer-beta", type=float, default=10.0,
+                     help="the simulated person's rationality (large: nearly noiseless)")
+    act.add_argument("--pool", type=int, default=1000, help="random trajectories the pairs are chosen from")
+    act.add_argument("--candidates", type=int, default=5000, help="pairs scored per query")
 
 
 def _missing_demos_action(args: argparse.Namespace) -> int:
