@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from irlhf.core.config import BaseConfig, Check, Positive, PositiveInt, Range
+from irlhf.core.config import BaseConfig, Check, PositiveInt, Range
 from irlhf.envs import driving, lds
 from irlhf.preference import active
 
