@@ -80,6 +80,21 @@ def test_disagreement_picks_max_variance_pairs():
     assert sorted(T.select_random(5, 3, seed=0).tolist()) == sorted(T.select_random(5, 3, seed=0).tolist())
 
 
+def test_information_is_the_mutual_information_and_prefers_confident_disagreement():
+    """Pair 0: every member says 50/50 (no information in the answer); pair 1: two members sure of opposite
+    answers (log 2 nats); pair 2: all sure and agreeing (none); pair 3: mild disagreement."""
+    ra = torch.tensor([[0.0, 8.0, 8.0, 1.0], [0.0, -8.0, 8.0, -1.0]])
+    rb = torch.zeros(2, 4)
+    assert T.select_information(ra, rb, 2).tolist() == [1, 3]
+    p = torch.sigmoid(ra).double()
+    h = lambda q: -(q * q.log() + (1 - q) * (1 - q).log())  # noqa: E731  binary entropy, nats
+    mi = h(p.mean(0)) - h(p).mean(0)
+    assert mi[0] == 0 and abs(float(mi[1]) - np.log(2)) < 5e-3 and float(mi[2]) < 5e-3  # members at sigma(8)
+    assert T.select_information(ra, rb, 2).tolist() == np.argsort(-mi.numpy(), kind="stable")[:2].tolist()
+    # disagreement (variance) ranks the same confident split first too, but cannot tell pair 0 from pair 2
+    assert T.select_disagreement(ra, rb, 1).tolist() == [1]
+
+
 def test_label_schedule_sums_to_budget_and_decays():
     counts = T.label_schedule(200, np.arange(10) * 5000, initial_fraction=0.25, tau=5000)
     assert counts.sum() == 200 and counts[0] >= 50

@@ -38,7 +38,11 @@ Details, with the paper's choices:
   ``"auto"`` picks ``"scale"`` once any labelled segment contains an episode's end, else ``"standard"``;
   ``"none"`` leaves the raw ensemble mean.
 - Queries (``select_disagreement``): the variance over members of P_m(a > b) (the paper used the variance of
-  the members' predictions); ``selection="random"`` is the ablation.
+  the members' predictions); ``selection="information"`` (``select_information``): the mutual information
+  between the answer and the ensemble member, I = H(mean_m p_m) - mean_m H(p_m) with p_m = P_m(a > b) (BALD,
+  Houlsby et al. 2011; the ensemble as the posterior, as Bıyık et al. 2019 use posterior samples), which prefers
+  pairs the members answer confidently but differently over pairs every member finds a coin flip;
+  ``selection="random"`` is the ablation.
 - Schedule (``label_schedule``): the labels asked at round r are proportional to tau / (T_r + tau) (the paper:
   tau = 2e6 frames of 5e7, i.e. 1/25 of training; here tau = schedule_tau * total_timesteps), after an
   initial ``initial_label_fraction`` of the budget in round 0; the counts sum to ``n_labels`` exactly.
@@ -87,11 +91,11 @@ from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, make_m
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "Result", "Segments", "Preferences", "RewardModel", "sample_segments", "rollout_episodes",
-           "label_schedule", "select_disagreement", "select_random", "preference_probabilities", "segment_loss",
-           "fit_reward", "train", "save_reward_model", "load_reward_model"]
+           "label_schedule", "select_disagreement", "select_information", "select_random", "preference_probabilities",
+           "segment_loss", "fit_reward", "train", "save_reward_model", "load_reward_model"]
 
 NORMALIZATIONS = ("auto", "scale", "standard", "none")
-SELECTIONS = ("disagreement", "random")
+SELECTIONS = ("disagreement", "information", "random")
 FORMAT = "irlhf.trajectory_reward"
 VERSION = "1"
 
@@ -104,7 +108,7 @@ class Config(BaseConfig):
     rounds [10]: query rounds (round 0 before RL starts, then evenly spaced in timesteps).
     segment_length [25]: steps per segment.  ensemble_size [3]: reward networks (>= 1).
     candidates_factor [10]: candidate pairs sampled per query asked (>= 1; 1 = no selection).
-    selection ["disagreement"]: or "random" (ablation).  initial_label_fraction [0.25]: share of the budget
+    selection ["disagreement"]: or "information" (mutual information, see module doc), "random" (ablation).  initial_label_fraction [0.25]: share of the budget
     asked in round 0.  schedule_tau [0.1]: tau of the decaying label rate, as a fraction of total_timesteps.
     random_rollout_steps [2000]: random-policy steps rolled out for round 0.  episode_pool [100]: most
     recent agent episodes kept to cut segments from.
@@ -122,7 +126,7 @@ class Config(BaseConfig):
     segment_length: PositiveInt = 25
     ensemble_size: PositiveInt = 3
     candidates_factor: PositiveInt = 10
-    selection: Literal["disagreement", "random"] = "disagreement"
+    selection: Literal["disagreement", "information", "random"] = "disagreement"
     initial_label_fraction: Fraction = 0.25
     schedule_tau: Positive = 0.1
     random_rollout_steps: PositiveInt = 2000
@@ -347,6 +351,18 @@ def select_disagreement(member_returns_a: Any, member_returns_b: Any, k: int) ->
     return np.argsort(-variance, kind="stable")[:k]
 
 
+def select_information(member_returns_a: Any, member_returns_b: Any, k: int) -> np.ndarray:
+    """Indices of the ``k`` pairs with the largest mutual information between the answer and the member,
+    H(mean_m p_m) - mean_m H(p_m), p_m = P_m(a > b) (binary entropies, nats), largest first."""
+    p = preference_probabilities(torch.as_tensor(member_returns_a), torch.as_tensor(member_returns_b)).double()
+
+    def entropy(q: torch.Tensor) -> torch.Tensor:
+        return -(torch.xlogy(q, q) + torch.xlogy(1 - q, 1 - q))
+
+    information = (entropy(p.mean(dim=0)) - entropy(p).mean(dim=0)).numpy()
+    return np.argsort(-information, kind="stable")[:k]
+
+
 def select_random(n: int, k: int, seed: Any = 0) -> np.ndarray:
     return as_generator(seed).choice(n, size=min(k, n), replace=False)
 
@@ -465,8 +481,8 @@ def _train(env_id: str, labeller: Any, config: Config | None) -> Result:
             if state["data"] is None:
                 reward.set_input_stats(cand)
             ra, rb = reward.segment_returns(a), reward.segment_returns(b)
-            pick = (select_disagreement(ra, rb, k) if config.selection == "disagreement" and r > 0
-                    else select_random(n_cand, k, rng))
+            select = {"disagreement": select_disagreement, "information": select_information}.get(config.selection)
+            pick = select(ra, rb, k) if select is not None and r > 0 else select_random(n_cand, k, rng)
             mu = np.asarray(labeller.label_batch(a[pick], b[pick]), dtype=np.float64).reshape(-1)
             if mu.shape != (len(pick),) or np.any((mu != 0) & (mu != 0.5) & (mu != 1) & ~np.isnan(mu)):
                 raise ValidationError(f"labeller output: {describe(mu)}; expected ({len(pick)},) values in "
