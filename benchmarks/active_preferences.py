@@ -5,9 +5,12 @@ acquisition, and the time one query costs (``irlhf.eval.active_preferences``).
     python benchmarks/active_preferences.py --env lds
     python benchmarks/active_preferences.py --timing               # one query's breakdown, D = 1000, M = 100
     python benchmarks/active_preferences.py --table                # table and plot from the saved rows
+    python benchmarks/active_preferences.py --env driving --tag weak --set answer_model='"weak"' \
+        --set acquisitions='["random", "volume_removal", "information"]'     # a variant: its own file and rows
 
-Rows go to benchmarks/out/active_preferences_<env>.json; the plot to docs/img/active_preferences.png. One
-process, numpy with one BLAS thread.
+Rows go to benchmarks/out/active_preferences_<env>[_<tag>].json; the plot (untagged runs) to
+docs/img/active_preferences.png. One process, numpy with one BLAS thread. ``--set KEY=JSON`` sets a field of
+``irlhf.eval.active_preferences.Config``; ``--tag`` names the variant (rows carry it as "variant").
 
 Timing: a posterior after 20 answers of the driving task (pool D = 1000, M = 100 samples, d = 4): the median
 over --repeats of (a) ``Posterior.update`` with one more answer (MH: burn-in, adaptation, thinning, 4 chains)
@@ -68,18 +71,17 @@ def timing(repeats: int) -> None:
 
 def table() -> None:
     rows = []
-    for env in ap.ENVS:
-        path = OUT / f"active_preferences_{env}.json"
-        if path.exists():
-            rows += json.loads(path.read_text())["rows"]
-    print("| env | answerer beta | acquisition | seeds | m@10 | m@20 | m@30 | m@50 | queries to m >= 0.9 | ms/query |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    for path in sorted(OUT.glob("active_preferences_*.json")):
+        rows += json.loads(path.read_text())["rows"]
+    print("| variant | env | answerer beta | acquisition | seeds | m@10 | m@20 | m@30 | m@50 | queries to m >= 0.9 "
+          "| ms/query |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in ap.summarize(rows):
         cells = [f"{s[f'm@{q}']:.3f} ± {s[f'm@{q}_ci']:.3f}" for q in (10, 20, 30, 50)]
         reach = s["queries_to_0.9"] if s["queries_to_0.9"] is not None else "> 50"
-        print(f"| {s['env']} | {s['beta']:g} | {s['acquisition']} | {s['n_seeds']} | " + " | ".join(cells)
-              + f" | {reach} | {s['median_ms_per_query']:.1f} |")
-    ap.plot(rows, ROOT / "docs" / "img" / "active_preferences.png")
+        print(f"| {s['variant'] or 'base'} | {s['env']} | {s['beta']:g} | {s['acquisition']} | {s['n_seeds']} | "
+              + " | ".join(cells) + f" | {reach} | {s['median_ms_per_query']:.1f} |")
+    ap.plot([r for r in rows if not r.get("variant")], ROOT / "docs" / "img" / "active_preferences.png")
 
 
 def main() -> None:
@@ -88,14 +90,20 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="an experiment Config field")
+    parser.add_argument("--tag", default="", help="name of this variant (its own output file)")
     args = parser.parse_args()
     if args.env:
         start = time.perf_counter()
-        result = ap.run(ap.Config(env=args.env))
+        config = ap.Config.from_dict({"env": args.env, **{k: json.loads(v) for k, v in
+                                                          (item.split("=", 1) for item in args.set)}})
+        result = ap.run(config)
+        rows = [{**row, "variant": args.tag} if args.tag else row for row in result.rows]
         OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"active_preferences_{args.env}.json").write_text(json.dumps(
-            {"config": ap.Config(env=args.env).to_dict(), "load_end": os.getloadavg()[0],
-             "seconds": time.perf_counter() - start, "rows": result.rows}))
+        name = f"active_preferences_{args.env}" + (f"_{args.tag}" if args.tag else "")
+        (OUT / f"{name}.json").write_text(json.dumps(
+            {"config": config.to_dict(), "load_end": os.getloadavg()[0],
+             "seconds": time.perf_counter() - start, "rows": rows}))
         print(f"{args.env}: {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.2f}")
     if args.timing:
         timing(args.repeats)

@@ -84,3 +84,20 @@ def test_prefs_active_bad_input_is_one_line_and_no_run_dir(tmp_path, capsys, arg
     err = capsys.readouterr().err
     assert err.startswith("irlhf: error:") and message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["greedy", "dpp"])
+def test_batches_update_once_per_batch(method):
+    """batch_size 3: 7 queries in batches of 3, 3, 1; the alignment is known after each batch, so it repeats."""
+    config = ap.Config(seeds=(0,), n_queries=7, pool_size=60, n_candidates=200, n_samples=40, batch_size=3,
+                       batch_method=method)
+    row = ap.run_curve(ap.lds, "information", 10.0, 0, config)
+    m = row["alignment"]
+    assert len(m) == 8 and len(row["seconds"]) == 7
+    assert m[1] == m[2] == m[3] and m[4] == m[5] == m[6] and m[7] != m[6]
+
+
+def test_weak_answers_run_and_align():
+    config = ap.Config(seeds=(0,), n_queries=10, pool_size=60, n_candidates=300, n_samples=40, answer_model="weak")
+    row = ap.run_curve(ap.lds, "information", 10.0, 0, config)
+    assert row["alignment"][-1] > 0.7 and len(row["alignment"]) == 11

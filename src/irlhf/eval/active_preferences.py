@@ -31,7 +31,7 @@ import numpy as np
 
 from irlhf.core.config import BaseConfig, Check, PositiveInt, Range
 from irlhf.envs import driving, lds
-from irlhf.preference import active
+from irlhf.preference import active, active_batch
 
 ENVS: dict[str, ModuleType] = {"driving": driving, "lds": lds}
 ACQUISITIONS = ("random", "volume_removal", "information", "disagreement", "thompson", "max_regret")
@@ -59,6 +59,11 @@ class Config(BaseConfig):
     rationality, nearly noiseless and noisy (features are standardised, |w| = 1).  seeds [0..9].
     n_queries [50].  pool_size [1000] trajectories.  n_candidates [5000] pairs scored per query (of the
     pool's 499,500).  n_samples [100] posterior samples (``active.Config``'s burn-in, thinning, chains).
+    answer_model ["logistic"]: the person's and the learner's answer model; "weak" adds "about equal"
+    (threshold ``delta`` [0.5], Bıyık et al. 2019).  batch_size [1]: queries asked per posterior update;
+    above 1, chosen among the ``n_candidates`` sampled pairs by ``batch_method`` ["greedy"]
+    (``irlhf.preference.active_batch``: greedy, medoids, boundary_medoids, dpp; Bıyık & Sadigh 2018) from
+    their acquisition values (Thompson and max regret use their relaxed pair scores there).
     """
 
     env: Literal["driving", "lds"] = "driving"
@@ -70,6 +75,10 @@ class Config(BaseConfig):
     pool_size: Annotated[int, Range(2)] = 1000
     n_candidates: PositiveInt = 5000
     n_samples: PositiveInt = 100
+    answer_model: Literal["logistic", "weak"] = "logistic"
+    delta: Annotated[float, Range(0, low_open=True)] = 0.5
+    batch_size: PositiveInt = 1
+    batch_method: Literal["greedy", "medoids", "boundary_medoids", "dpp"] = "greedy"
 
     def __post_init__(self) -> None:
         for name in ("acquisitions", "answer_betas", "seeds"):  # JSON gives lists: store tuples (checks follow)
@@ -91,19 +100,33 @@ def run_curve(env: ModuleType, acquisition: str, beta: float, seed: int, config:
     _, Phi = env.sample_pool(config.pool_size, seed=seed)
     w_star = np.asarray(env.TRUE_W, dtype=np.float64)
     rng = np.random.default_rng([seed, 1])  # the person's answers and the random / Thompson choices
-    model = active.Config(answer_model="logistic", beta=beta, n_samples=config.n_samples)
+    model = active.Config(answer_model=config.answer_model, beta=beta, delta=config.delta, n_samples=config.n_samples)
     posterior = active.Posterior(Phi.shape[1], config=model, seed=seed)
     alignment = [active.posterior_alignment(posterior.samples, w_star)]
     seconds = []
-    for _ in range(config.n_queries):
+    while len(seconds) < config.n_queries:
         start = time.perf_counter()
-        i, j = active.select_query(posterior, Phi, acquisition, rng, n_candidates=config.n_candidates)
-        posterior = posterior.update(active.simulate_answer(w_star, Phi[i], Phi[j], model, rng))
-        seconds.append(time.perf_counter() - start)
-        alignment.append(active.posterior_alignment(posterior.samples, w_star))
+        b = min(config.batch_size, config.n_queries - len(seconds))
+        pairs = (_batch(posterior, Phi, acquisition, b, config, rng) if config.batch_size > 1
+                 else [active.select_query(posterior, Phi, acquisition, rng, n_candidates=config.n_candidates)])
+        posterior = posterior.update([active.simulate_answer(w_star, Phi[i], Phi[j], model, rng) for i, j in pairs])
+        seconds += [(time.perf_counter() - start) / b] * b
+        alignment += [active.posterior_alignment(posterior.samples, w_star)] * b  # known after the batch
     return {"env": env.__name__.rsplit(".", 1)[-1], "acquisition": acquisition, "beta": beta, "seed": seed,
             "alignment": [float(a) for a in alignment], "seconds": seconds,
             "w": posterior.mean_direction.tolist(), "acceptance_rate": float(posterior.acceptance_rate)}
+
+
+def _batch(posterior: active.Posterior, Phi: np.ndarray, acquisition: str, b: int, config: Config,
+           rng: np.random.Generator) -> list[tuple[int, int]]:
+    """b pairs to ask at once: acquisition values of ``n_candidates`` sampled pairs, then ``batch_method``."""
+    n = len(Phi)
+    i = rng.integers(0, n, size=config.n_candidates)
+    j = (i + rng.integers(1, n, size=config.n_candidates)) % n  # j != i
+    values = active.acquisition_scores(acquisition, posterior.samples, Phi[i], Phi[j], posterior.config, rng)
+    values = values - values.min()  # the DPP's qualities must be >= 0; a shift changes no ranking
+    pick = active_batch.select_batch(values, Phi[i] - Phi[j], b, config.batch_method, seed=rng)
+    return [(int(i[k]), int(j[k])) for k in pick]
 
 
 def run(config: Config | None = None, log: Callable[[str], None] = print) -> Result:
@@ -128,18 +151,20 @@ def queries_to_reach(curves: np.ndarray, level: float = 0.9) -> int | None:
 
 
 def summarize(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = (10, 20, 30, 50)) -> list[dict[str, Any]]:
-    """Per (env, beta, acquisition): mean alignment and its 95% t half-width at each checkpoint, the queries to
-    reach m = 0.9, and the median seconds per query."""
+    """Per (variant, env, beta, acquisition): mean alignment and its 95% t half-width at each checkpoint, the
+    queries to reach m = 0.9, and the median seconds per query. ``variant``: a row's label of the Config it ran
+    under (the benchmark's --tag; "" when absent)."""
     from scipy.stats import t as student_t  # why: scipy is slow to import; only the summary needs it
 
-    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, float, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["env"], row["beta"], row["acquisition"]), []).append(row)
+        groups.setdefault((row.get("variant", ""), row["env"], row["beta"], row["acquisition"]), []).append(row)
     out = []
-    for (env, beta, acquisition), members in groups.items():
+    for (variant, env, beta, acquisition), members in groups.items():
         curves = np.array([m["alignment"] for m in members])
         n = len(members)
-        summary: dict[str, Any] = {"env": env, "beta": beta, "acquisition": acquisition, "n_seeds": n,
+        summary: dict[str, Any] = {"variant": variant, "env": env, "beta": beta, "acquisition": acquisition,
+                                   "n_seeds": n,
                                    "queries_to_0.9": queries_to_reach(curves, 0.9),
                                    "median_ms_per_query": 1000 * float(np.median([s for m in members
                                                                                   for s in m["seconds"]]))}
