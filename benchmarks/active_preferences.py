@@ -77,8 +77,8 @@ def table() -> None:
           "| ms/query |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in ap.summarize(rows):
-        cells = [f"{s[f'm@{q}']:.3f} ± {s[f'm@{q}_ci']:.3f}" for q in (10, 20, 30, 50)]
-        reach = s["queries_to_0.9"] if s["queries_to_0.9"] is not None else "> 50"
+        cells = [f"{s[f'm@{q}']:.3f} ± {s[f'm@{q}_ci']:.3f}" if f"m@{q}" in s else "-" for q in (10, 20, 30, 50)]
+        reach = s["queries_to_0.9"] if s["queries_to_0.9"] is not None else "not reached"
         print(f"| {s['variant'] or 'base'} | {s['env']} | {s['beta']:g} | {s['acquisition']} | {s['n_seeds']} | "
               + " | ".join(cells) + f" | {reach} | {s['median_ms_per_query']:.1f} |")
     ap.plot([r for r in rows if not r.get("variant")], ROOT / "docs" / "img" / "active_preferences.png")

@@ -101,3 +101,11 @@ def test_weak_answers_run_and_align():
     config = ap.Config(seeds=(0,), n_queries=10, pool_size=60, n_candidates=300, n_samples=40, answer_model="weak")
     row = ap.run_curve(ap.lds, "information", 10.0, 0, config)
     assert row["alignment"][-1] > 0.7 and len(row["alignment"]) == 11
+
+
+def test_queries_optimised_over_controls_are_asked():
+    """query_source="controls": the pair comes from scipy over the controls (Sadigh et al.), not from the pool."""
+    config = ap.Config(seeds=(0,), n_queries=2, pool_size=10, n_samples=40, query_source="controls")
+    row = ap.run_curve(ap.lds, "information", 10.0, 0, config)
+    assert len(row["alignment"]) == 3 and all(np.isfinite(row["alignment"]))
+    assert row["alignment"][-1] != row["alignment"][0]  # the answers moved the posterior

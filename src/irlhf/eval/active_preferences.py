@@ -64,6 +64,9 @@ class Config(BaseConfig):
     above 1, chosen among the ``n_candidates`` sampled pairs by ``batch_method`` ["greedy"]
     (``irlhf.preference.active_batch``: greedy, medoids, boundary_medoids, dpp; Bıyık & Sadigh 2018) from
     their acquisition values (Thompson and max regret use their relaxed pair scores there).
+    query_source ["pool"]: or "controls": each query is optimised over the two trajectories' controls with
+    scipy as Sadigh et al. do (``active.optimise_query``: L-BFGS-B, 2 starts, 30 iterations; one query at a
+    time; the pool is not used).
     """
 
     env: Literal["driving", "lds"] = "driving"
@@ -79,6 +82,7 @@ class Config(BaseConfig):
     delta: Annotated[float, Range(0, low_open=True)] = 0.5
     batch_size: PositiveInt = 1
     batch_method: Literal["greedy", "medoids", "boundary_medoids", "dpp"] = "greedy"
+    query_source: Literal["pool", "controls"] = "pool"
 
     def __post_init__(self) -> None:
         for name in ("acquisitions", "answer_betas", "seeds"):  # JSON gives lists: store tuples (checks follow)
@@ -107,9 +111,17 @@ def run_curve(env: ModuleType, acquisition: str, beta: float, seed: int, config:
     while len(seconds) < config.n_queries:
         start = time.perf_counter()
         b = min(config.batch_size, config.n_queries - len(seconds))
-        pairs = (_batch(posterior, Phi, acquisition, b, config, rng) if config.batch_size > 1
-                 else [active.select_query(posterior, Phi, acquisition, rng, n_candidates=config.n_candidates)])
-        posterior = posterior.update([active.simulate_answer(w_star, Phi[i], Phi[j], model, rng) for i, j in pairs])
+        if config.query_source == "controls":
+            bounds = env.control_bounds()
+            q = active.optimise_query(posterior, env.features_of_controls, bounds.mean(axis=1), bounds, acquisition,
+                                      rng, n_starts=2, max_iter=30)
+            queries = [(q.phi_a, q.phi_b)]
+        else:
+            pairs = (_batch(posterior, Phi, acquisition, b, config, rng) if config.batch_size > 1
+                     else [active.select_query(posterior, Phi, acquisition, rng, n_candidates=config.n_candidates)])
+            queries = [(Phi[i], Phi[j]) for i, j in pairs]
+        b = len(queries)
+        posterior = posterior.update([active.simulate_answer(w_star, a, c, model, rng) for a, c in queries])
         seconds += [(time.perf_counter() - start) / b] * b
         alignment += [active.posterior_alignment(posterior.samples, w_star)] * b  # known after the batch
     return {"env": env.__name__.rsplit(".", 1)[-1], "acquisition": acquisition, "beta": beta, "seed": seed,
