@@ -1,7 +1,7 @@
 """Active preference learning, simulated: how fast each acquisition aligns the learned reward with the true one.
 
 Issue 21's experiment (Sadigh et al. 2017, Fig. 4; Bıyık et al. 2019). Per environment (``irlhf.envs.driving``,
-``irlhf.envs.lds``), acquisition, answerer noise and seed:
+``irlhf.envs.lds``, ``irlhf.envs.mountaincar``), acquisition, answerer noise and seed:
 
 1. a pool of ``pool_size`` random trajectories and their features phi (``env.sample_pool``, seeded);
 2. a simulated person with the hidden reward direction w* = ``env.TRUE_W`` answers each query (A, B) by the
@@ -30,10 +30,10 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from irlhf.core.config import BaseConfig, Check, PositiveInt, Range
-from irlhf.envs import driving, lds
+from irlhf.envs import driving, lds, mountaincar
 from irlhf.preference import active, active_batch
 
-ENVS: dict[str, ModuleType] = {"driving": driving, "lds": lds}
+ENVS: dict[str, ModuleType] = {"driving": driving, "lds": lds, "mountaincar": mountaincar}
 ACQUISITIONS = ("random", "volume_removal", "information", "disagreement", "thompson", "max_regret")
 
 
@@ -55,8 +55,9 @@ def _is_betas(value: Any) -> bool:
 class Config(BaseConfig):
     """The experiment; the defaults are the RESULTS.md run.
 
-    env ["driving"].  acquisitions [all of ACQUISITIONS].  answer_betas [(10.0, 1.0)]: the simulated person's
-    rationality, nearly noiseless and noisy (features are standardised, |w| = 1).  seeds [0..9].
+    env ["driving"] (or "lds", "mountaincar").  acquisitions [all of ACQUISITIONS].  answer_betas [(10.0, 1.0)]:
+    the simulated person's rationality, nearly noiseless and noisy (features are standardised, |w| = 1).
+    seeds [0..9].
     n_queries [50].  pool_size [1000] trajectories.  n_candidates [5000] pairs scored per query (of the
     pool's 499,500).  n_samples [100] posterior samples (``active.Config``'s burn-in, thinning, chains).
     answer_model ["logistic"]: the person's and the learner's answer model; "weak" adds "about equal"
@@ -69,7 +70,7 @@ class Config(BaseConfig):
     time; the pool is not used).
     """
 
-    env: Literal["driving", "lds"] = "driving"
+    env: Literal["driving", "lds", "mountaincar"] = "driving"
     acquisitions: Annotated[tuple, Check(_is_tuple_of(ACQUISITIONS), f"a non-empty tuple of {ACQUISITIONS}")] = (
         ACQUISITIONS)
     answer_betas: Annotated[tuple, Check(_is_betas, "a non-empty tuple of numbers > 0")] = (10.0, 1.0)

@@ -31,7 +31,7 @@ EXPERT_ACTIONS = ("train", "eval", "list")
 SB3_ALGOS = ("ppo", "dqn", "sac")
 LLM_TRAINERS = ("sft", "reward", "dpo", "ppo")
 # irlhf prefs active: the same names as irlhf.eval.active_preferences (ENVS, ACQUISITIONS; a test keeps them equal)
-ACTIVE_ENVS = ("driving", "lds")
+ACTIVE_ENVS = ("driving", "lds", "mountaincar")
 ACTIVE_ACQUISITIONS = ("random", "volume_removal", "information", "disagreement", "thompson", "max_regret")
 LLM_IRL_METHODS = ("iq", "maxent")  # irlhf llm irl --method: irlhf.llm.iq_learn, irlhf.llm.seq_maxent
 LLM_REWARDS = ("model", "sentiment")

@@ -353,7 +353,7 @@ class ActiveJobConfig(BaseConfig):
     """Options of ``irlhf prefs active``: env, acquisition, queries (answers asked), answer_beta (the simulated
     person's rationality), pool (trajectories to choose pairs from), candidates (pairs scored per query), seed."""
 
-    env: Literal["driving", "lds"] = "driving"
+    env: Literal["driving", "lds", "mountaincar"] = "driving"
     acquisition: Annotated[str, OneOf(active_preferences.ACQUISITIONS)] = "information"
     queries: PositiveInt = 30
     answer_beta: Positive = 10.0
