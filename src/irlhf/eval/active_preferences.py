@@ -196,16 +196,18 @@ STYLES = {"random": "tab:gray", "volume_removal": "tab:orange", "information": "
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Any) -> None:
-    """Mean alignment (95% band over seeds) against the number of queries; one panel per (env, beta)."""
+    """Mean alignment (95% band over seeds) against the number of queries; a panel per env (columns) and answerer
+    beta (rows)."""
     import matplotlib  # why: matplotlib is slow to import and only plotting needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # why: after choosing the Agg backend
     from scipy.stats import t as student_t  # why: scipy is slow to import; only the bands need it
 
-    panels = sorted({(r["env"], r["beta"]) for r in rows}, key=lambda p: (p[0], -p[1]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
-    for ax, (env, beta) in zip(axes[0], panels):
+    envs = sorted({r["env"] for r in rows})
+    betas = sorted({r["beta"] for r in rows}, reverse=True)
+    fig, axes = plt.subplots(len(betas), len(envs), figsize=(5.2 * len(envs), 4.0 * len(betas)), squeeze=False)
+    for ax, (beta, env) in zip(axes.ravel(), [(b, e) for b in betas for e in envs]):
         for acquisition, color in STYLES.items():
             curves = np.array([r["alignment"] for r in rows if (r["env"], r["beta"], r["acquisition"])
                                == (env, beta, acquisition)])
