@@ -284,6 +284,9 @@ def _prefs(subparsers: Any) -> None:
                      help="the simulated person's rationality (large: nearly noiseless)")
     act.add_argument("--pool", type=int, default=1000, help="random trajectories the pairs are chosen from")
     act.add_argument("--candidates", type=int, default=5000, help="pairs scored per query")
+    act.add_argument("--answerer", choices=("simulated", "web"), default="simulated",
+                     help="who answers: a simulated person, or people on a labelling page the job serves (driving)")
+    add_server_options(act, live=True)
 
 
 def _missing_demos_action(args: argparse.Namespace) -> int:

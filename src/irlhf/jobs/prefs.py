@@ -61,6 +61,7 @@ from irlhf.eval import active_preferences
 from irlhf.eval.returns import score_policy
 from irlhf.jobs._common import (LABELLER_CHOICES, PREF_MODELS, WEB, EnvId, Overrides, fmt, options_table,
                                 parse_set, print_summary, reject_options, score_line, set_flags)
+from irlhf.label import active as label_active
 from irlhf.label.live import WebSession, web_options
 from irlhf.preference import bradley_terry, duel, plackett_luce, trajectory
 from irlhf.preference.labellers import make_labeller
@@ -360,21 +361,34 @@ class ActiveJobConfig(BaseConfig):
     pool: Annotated[int, Range(2)] = 1000
     candidates: PositiveInt = 5000
     seed: Seed = 0
+    answerer: Literal["simulated", "web"] = "simulated"
 
     def command(self) -> str:
         return (f"irlhf prefs active --env {self.env} --acquisition {self.acquisition} --queries {self.queries} "
                 f"--answer-beta {self.answer_beta:g} --pool {self.pool} --candidates {self.candidates} "
-                f"--seed {self.seed}")
+                f"--seed {self.seed}" + (" --answerer web" if self.answerer == WEB else ""))
 
 
-def run_active(job: ActiveJobConfig, out: str = "runs") -> tuple[RunDir, list[str]]:
-    """The active loop against a simulated person, then the run directory (nothing is written on bad input)."""
+def run_active(job: ActiveJobConfig, out: str = "runs",
+               web: WebSession | None = None) -> tuple[RunDir, list[str]]:
+    """The active loop against a simulated person (or, with ``web``, a person on the labelling page: the
+    ``irlhf.label.active`` answerer), then the run directory (nothing is written on bad input)."""
     env = active_preferences.ENVS[job.env]
     config = active_preferences.Config(env=job.env, acquisitions=(job.acquisition,), answer_betas=(job.answer_beta,),
                                        seeds=(job.seed,), n_queries=job.queries, pool_size=job.pool,
                                        n_candidates=job.candidates)
-    row = active_preferences.run_curve(env, job.acquisition, job.answer_beta, job.seed, config)
-    run = RunDir.create("prefs-active", out)
+    if (job.answerer == WEB) != (web is not None):
+        raise ValidationError(f"answerer={job.answerer!r}: a WebSession is needed exactly with --answerer web")
+    if web is not None:
+        label_active.check_web_env(job.env)
+        web.start()
+        answerer = label_active.WebActiveAnswerer(web.store, session=web.session, seed=job.seed + 1, url=web.url,
+                                                  n_annotators=web.options.n_annotators, timeout=web.options.timeout)
+        row = label_active.run_web_curve(env, job.acquisition, job.seed, config, answerer, beta=job.answer_beta)
+        run = web.run
+    else:
+        row = active_preferences.run_curve(env, job.acquisition, job.answer_beta, job.seed, config)
+        run = RunDir.create("prefs-active", out)
     run.write_json("config.json", job.to_dict())
     for q, (m, sec) in enumerate(zip(row["alignment"][1:], row["seconds"]), start=1):
         run.log(query=q, alignment=m, seconds=sec)
@@ -383,12 +397,16 @@ def run_active(job: ActiveJobConfig, out: str = "runs") -> tuple[RunDir, list[st
                               "alignment": row["alignment"][-1], "acceptance_rate": row["acceptance_rate"]})
     active_preferences.plot([row], run.file("alignment.png"))
     files = ["config.json", "metrics.jsonl", "w.json", "alignment.png"]
+    if web is not None:
+        name, line = web.export()
+        files.append(name)
     report = Report(f"irlhf prefs active: {job.env}, {job.acquisition}")
     report.section("Run").text(f"Run directory {run.path.name}. Reproduce with the command below.").code(job.command())
     report.section("Result").text(
         f"{job.queries} queries chosen by {job.acquisition} from pairs of {job.pool} random {job.env} trajectories, "
-        f"answered by a simulated person (logistic, beta {job.answer_beta:g}) whose reward direction the learner "
-        f"never sees. Alignment E[w . w*] over the posterior samples after each answer; median "
+        + (f"answered by a simulated person (logistic, beta {job.answer_beta:g}) whose reward direction the learner "
+           "never sees." if web is None else "answered by people on the labelling page (alignment is with the "
+           "env's built-in w*).") + f" Alignment E[w . w*] over the posterior samples after each answer; median "
         f"{1000 * np.median(row['seconds']):.1f} ms per query (selection + posterior update).").table(
         [[name, f"{a:+.3f}", f"{b:+.3f}"] for name, a, b in zip(env.FEATURE_NAMES, w, w_star)],
         header=["feature", "learned w (posterior mean direction)", "true w*"]).image(
@@ -405,14 +423,21 @@ def run_active(job: ActiveJobConfig, out: str = "runs") -> tuple[RunDir, list[st
                f"{row['alignment'][-1]:+.3f} after {job.queries} queries; learned w "
                + ", ".join(f"{name} {v:+.2f}" for name, v in zip(env.FEATURE_NAMES, w)),
                f"report: {run.file('report.html')}"]
+    if web is not None:
+        summary.insert(2, line + f"; {row['n_asked']} asked, {row['n_skipped']} skipped or timed out")
     report.finish(run, files + ["summary.txt", "report.html"], summary)
     return run, summary
 
 
 def run_active_command(args: argparse.Namespace) -> int:
     job = ActiveJobConfig(env=args.env, acquisition=args.acquisition, queries=args.queries,
-                          answer_beta=args.answer_beta, pool=args.pool, candidates=args.candidates, seed=args.seed)
-    return print_summary(run_active(job, args.out)[1])
+                          answer_beta=args.answer_beta, pool=args.pool, candidates=args.candidates, seed=args.seed,
+                          answerer=getattr(args, "answerer", "simulated"))
+    if job.answerer == WEB:
+        label_active.check_web_env(job.env)  # before the server starts or anything is written
+    options = web_options(args, job.answerer == WEB, "--answerer web") if hasattr(args, "db") else None
+    with WebSession(options, "prefs-active", args.out) if options is not None else contextlib.nullcontext() as web:
+        return print_summary(run_active(job, args.out, web=web)[1])
 
 
 def reject_unused_fit_options(args: argparse.Namespace) -> None:

@@ -5,7 +5,9 @@ Every value that reaches the store (from Python or from the web page) is checked
 (``check_annotator``, ``check_session``, ``check_query_id``); each raises ValidationError (LabelError for
 answers and annotator names) naming the bad field, the value and what is expected.
 
-- ``pair``: payload ``{"left": MEDIA, "right": MEDIA, "title"?, "meta"?}``; value "left" | "right" | "equal" | "skip"
+- ``pair``: payload ``{"left": MEDIA, "right": MEDIA, "title"?, "meta"?, "bars"?}`` (bars:
+  ``{"names": [str], "values": [float in [-1, 1]]}``, e.g. the current reward estimate, drawn under the clips);
+  value "left" | "right" | "equal" | "skip"
 - ``text``: payload ``{"prompt": str, "responses": [str] (2..9), "meta"?}``; value ``{"ranking": [[i, ...], ...]}``
   (tie groups, best first, every index once) or "skip"
 - ``dagger``: payload ``{"frame": MEDIA, "actions": [str] (2..32), "title"?, "meta"?}``;
@@ -42,7 +44,7 @@ MEDIA_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 # payload fields that name a media entry (ids once stored), per kind
 MEDIA_FIELDS = {"pair": ("left", "right"), "text": (), "dagger": ("frame",), "tamer": ("clip",)}
-_OPTIONAL_FIELDS = {"pair": ("title", "meta"), "text": ("meta",), "dagger": ("title", "meta"),
+_OPTIONAL_FIELDS = {"pair": ("title", "meta", "bars"), "text": ("meta",), "dagger": ("title", "meta"),
                     "tamer": ("title", "meta")}
 _REQUIRED_FIELDS = {"pair": ("left", "right"), "text": ("prompt", "responses"), "dagger": ("frame", "actions"),
                     "tamer": ("clip", "n_steps", "step_seconds")}
@@ -163,6 +165,8 @@ def check_payload(kind: Any, payload: Any, media: Iterable[str] | None = None) -
         if not is_number(step) or not math.isfinite(step) or step <= 0:
             raise ValidationError(f"payload['step_seconds']={describe(step)}: expected a finite number > 0 (seconds)")
         out["n_steps"], out["step_seconds"] = int(n_steps), float(step)
+    if kind == "pair" and "bars" in payload:
+        out["bars"] = _check_bars(payload["bars"])
     if "meta" in payload:
         _check_strings("payload['meta']", payload["meta"], ValidationError)
         try:
@@ -171,6 +175,20 @@ def check_payload(kind: Any, payload: Any, media: Iterable[str] | None = None) -
             raise ValidationError(f"payload['meta']={describe(payload['meta'])}: not JSON ({err}); "
                                   "expected dicts, lists, strings, finite numbers, booleans or None") from None
     return out
+
+
+def _check_bars(bars: Any) -> dict[str, list[Any]]:
+    """A pair's optional ``bars``: {"names": [str] (1..32), "values": [number in [-1, 1]]} of the same length."""
+    if not isinstance(bars, Mapping) or set(bars) != {"names", "values"}:
+        raise ValidationError(f"payload['bars']={describe(bars)}: expected {{'names': [str], 'values': [float in "
+                              "[-1, 1]]}")
+    names = _check_str_list("payload['bars']['names']", bars["names"], 1, 32)
+    values = bars["values"]
+    if (isinstance(values, str) or not isinstance(values, (list, tuple)) or len(values) != len(names)
+            or not all(is_number(v) and math.isfinite(v) and -1 <= v <= 1 for v in values)):
+        raise ValidationError(f"payload['bars']['values']={describe(values)}: expected {len(names)} numbers in "
+                              "[-1, 1] (one per name)")
+    return {"names": names, "values": [float(v) for v in values]}
 
 
 def _check_index(field: str, value: Any, n: int) -> int:

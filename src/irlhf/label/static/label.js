@@ -185,6 +185,23 @@
       ? el("h2", {class: "qtitle"}, [payload.title]) : null;
   }
 
+  // optional pair bars {names, values in [-1, 1]}: text via el(), widths from numbers only
+  function barsNode(bars) {
+    if (!bars || !Array.isArray(bars.names) || !Array.isArray(bars.values)) return null;
+    const rows = bars.names.map(function (name, i) {
+      const v = Math.max(-1, Math.min(1, Number(bars.values[i]) || 0));
+      const fill = el("span", {class: "bar " + (v < 0 ? "neg" : "pos")});
+      fill.style.width = (50 * Math.abs(v)).toFixed(1) + "%";
+      fill.style.left = (v < 0 ? 50 - 50 * Math.abs(v) : 50).toFixed(1) + "%";
+      return el("div", {class: "barrow"}, [
+        el("span", {class: "barname"}, [String(name)]),
+        el("span", {class: "bartrack"}, [fill]),
+        el("span", {class: "barvalue"}, [(v >= 0 ? "+" : "") + v.toFixed(2)]),
+      ]);
+    });
+    return el("div", {class: "bars"}, [el("div", {class: "barhead"}, ["Current estimate"])].concat(rows));
+  }
+
   // ---- pair: two clips side by side ----
   function renderPair(q) {
     const p = q.payload, types = q.media_types || {};
@@ -194,6 +211,7 @@
       el("figure", null, [mediaNode(p.left, types.left, "left clip"), el("figcaption", null, ["Left"])]),
       el("figure", null, [mediaNode(p.right, types.right, "right clip"), el("figcaption", null, ["Right"])]),
     ]));
+    appendIf(main, barsNode(p.bars));
     main.appendChild(el("div", {class: "actions"}, [
       button("Left", "← / 1", function () { submit("left"); }, "primary"),
       button("Right", "→ / 2", function () { submit("right"); }, "primary"),
