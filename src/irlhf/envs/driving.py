@@ -52,7 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from irlhf.core.errors import ValidationError, shown
-from irlhf.core.seeding import SeedLike, as_generator
+from irlhf.core.seeding import SeedLike
+from irlhf.envs.controls import PiecewiseControls
 
 DT = 0.1
 FRICTION = 1.0
@@ -127,46 +128,20 @@ def human_states() -> np.ndarray:
 _HUMAN_STATES = rollout(HUMAN_START, HUMAN_CONTROLS)
 
 
+CONTROLS = PiecewiseControls(T, (STEER_BOUNDS[0], ACCEL_BOUNDS[0]), (STEER_BOUNDS[1], ACCEL_BOUNDS[1]),
+                             ("steer", "accel"))
+
+
 def control_bounds(n_segments: int = N_CTRL) -> np.ndarray:
     """``(2 n_segments, 2)`` rows ``(low, high)``, one per entry of a flat control vector (steer, accel,
     steer, accel, ...): pass it as ``bounds=`` to ``scipy.optimize.minimize``."""
-    _check_segments(n_segments)
-    return np.tile(np.array([STEER_BOUNDS, ACCEL_BOUNDS]), (n_segments, 1))
-
-
-def _check_segments(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or T % int(n):
-        raise ValidationError(f"n_segments={shown(n)}: expected a positive int dividing T={T}")
-    return int(n)
-
-
-def _check_controls(controls: object, name: str = "controls") -> np.ndarray:
-    """Validated ``(..., N, 2)`` float controls with ``N`` dividing ``T``, finite and within the bounds."""
-    try:
-        c = np.asarray(controls, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name}={shown(controls)}: expected a float array of shape (..., N, 2)") from None
-    if c.ndim < 2 or c.shape[-1] != 2 or c.shape[-2] < 1 or T % c.shape[-2]:
-        raise ValidationError(
-            f"{name}: got shape {tuple(c.shape)}; expected (..., N, 2) (steer, accel) with N segments dividing T={T}"
-        )
-    if not np.isfinite(c).all():
-        raise ValidationError(f"{name}: {int((~np.isfinite(c)).sum())} non-finite entries; expected finite numbers")
-    low, high = np.array([STEER_BOUNDS[0], ACCEL_BOUNDS[0]]), np.array([STEER_BOUNDS[1], ACCEL_BOUNDS[1]])
-    if (c < low - 1e-9).any() or (c > high + 1e-9).any():
-        raise ValidationError(
-            f"{name}: entries range over [{c.min():.4g}, {c.max():.4g}]; expected steer in {list(STEER_BOUNDS)} "
-            f"and accel in {list(ACCEL_BOUNDS)} (see control_bounds())"
-        )
-    return np.clip(c, low, high)
+    return CONTROLS.bounds(n_segments)
 
 
 def simulate(controls: np.ndarray) -> np.ndarray:
     """The robot car's states ``(..., T+1, 4)`` under piecewise-constant ``controls`` ``(..., N, 2)``: segment
     ``k`` is held for ``T/N`` steps. Vectorised over the leading (batch) axes; loops only over time."""
-    c = _check_controls(controls)
-    per_step = np.repeat(c, T // c.shape[-2], axis=-2)
-    return rollout(ROBOT_START, per_step)
+    return rollout(ROBOT_START, CONTROLS.per_step(controls))
 
 
 def _check_states(states: object, name: str = "states") -> np.ndarray:
@@ -202,28 +177,12 @@ def features(states: np.ndarray) -> np.ndarray:
 def features_of_controls(controls: np.ndarray, n_segments: int = N_CTRL) -> np.ndarray:
     """``features(simulate(controls))``. ``controls`` is ``(..., n_segments, 2)`` or flat ``(..., 2 n_segments)``
     (steer, accel, steer, accel, ...), so ``lambda u: -TRUE_W @ features_of_controls(u)`` suits scipy."""
-    n = _check_segments(n_segments)
-    c = np.asarray(controls, dtype=np.float64)
-    if c.ndim >= 2 and c.shape[-2:] == (n, 2):
-        pass
-    elif c.ndim >= 1 and c.shape[-1] == 2 * n:
-        c = c.reshape(c.shape[:-1] + (n, 2))
-    else:
-        raise ValidationError(
-            f"controls: got shape {tuple(c.shape)}; expected (..., {n}, 2) or flat (..., {2 * n}) for n_segments={n}"
-        )
-    return features(simulate(c))
-
+    return features(simulate(CONTROLS.shaped(controls, n_segments)))
 
 def sample_pool(n: int, seed: SeedLike = 0, n_segments: int = N_CTRL) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random trajectories: controls ``(n, n_segments, 2)`` uniform within the bounds, and their
     standardised features ``(n, 4)``. Same seed, same pool."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValidationError(f"n={shown(n)}: expected a positive int")
-    k = _check_segments(n_segments)
-    rng = as_generator(seed)
-    b = control_bounds(k).reshape(k, 2, 2)
-    controls = rng.uniform(b[..., 0], b[..., 1], size=(int(n), k, 2))
+    controls = CONTROLS.sample(n, n_segments, seed)
     return controls, features(simulate(controls))
 
 

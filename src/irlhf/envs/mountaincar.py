@@ -41,7 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from irlhf.core.errors import ValidationError, shown
-from irlhf.core.seeding import SeedLike, as_generator
+from irlhf.core.seeding import SeedLike
+from irlhf.envs.controls import PiecewiseControls
 
 T = 200
 N_CTRL = 10
@@ -64,41 +65,18 @@ FEATURE_SCALE = np.array([0.162251, 0.256187, 0.004771, 0.09403])
 TRUE_W = np.array([-0.2, 0.8, 0.3, -0.5]) / np.linalg.norm([-0.2, 0.8, 0.3, -0.5])
 
 
-def _check_segments(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or T % int(n):
-        raise ValidationError(f"n_segments={shown(n)}: expected a positive int dividing T={T}")
-    return int(n)
+CONTROLS = PiecewiseControls(T, (CONTROL_LOW,) * CONTROL_DIM, (CONTROL_HIGH,) * CONTROL_DIM, ("force",))
 
 
 def control_bounds(n_segments: int = N_CTRL) -> np.ndarray:
     """``(n_segments, 2)`` rows ``(low, high)``, one per entry of a flat control vector: pass it as
     ``bounds=`` to ``scipy.optimize.minimize``."""
-    return np.tile([CONTROL_LOW, CONTROL_HIGH], (CONTROL_DIM * _check_segments(n_segments), 1))
-
-
-def _check_controls(controls: object, name: str = "controls") -> np.ndarray:
-    """Validated ``(..., N, 1)`` float controls with ``N`` dividing ``T``, finite and within the bounds."""
-    try:
-        c = np.asarray(controls, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name}={shown(controls)}: expected a float array of shape (..., N, 1)") from None
-    if c.ndim < 2 or c.shape[-1] != CONTROL_DIM or c.shape[-2] < 1 or T % c.shape[-2]:
-        raise ValidationError(
-            f"{name}: got shape {tuple(c.shape)}; expected (..., N, {CONTROL_DIM}) with N segments dividing T={T}"
-        )
-    if not np.isfinite(c).all():
-        raise ValidationError(f"{name}: {int((~np.isfinite(c)).sum())} non-finite entries; expected finite numbers")
-    if (c < CONTROL_LOW - 1e-9).any() or (c > CONTROL_HIGH + 1e-9).any():
-        raise ValidationError(
-            f"{name}: entries range over [{c.min():.4g}, {c.max():.4g}]; expected [{CONTROL_LOW}, {CONTROL_HIGH}]"
-        )
-    return np.clip(c, CONTROL_LOW, CONTROL_HIGH)
+    return CONTROLS.bounds(n_segments)
 
 
 def per_step(controls: np.ndarray) -> np.ndarray:
     """Validated piecewise-constant ``(..., N, 1)`` controls expanded to ``(..., T, 1)``, one row per step."""
-    c = _check_controls(controls)
-    return np.repeat(c, T // c.shape[-2], axis=-2)
+    return CONTROLS.per_step(controls)
 
 
 def step(state: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -158,25 +136,11 @@ def features(states: np.ndarray, controls: np.ndarray) -> np.ndarray:
 def features_of_controls(controls: np.ndarray, n_segments: int = N_CTRL) -> np.ndarray:
     """``features(simulate(controls), controls)``. ``controls`` is ``(..., n_segments, 1)`` or flat
     ``(..., n_segments)``, so ``lambda u: -TRUE_W @ features_of_controls(u)`` suits scipy."""
-    n = _check_segments(n_segments)
-    c = np.asarray(controls, dtype=np.float64)
-    if c.ndim >= 2 and c.shape[-2:] == (n, CONTROL_DIM):
-        pass
-    elif c.ndim >= 1 and c.shape[-1] == CONTROL_DIM * n:
-        c = c.reshape(c.shape[:-1] + (n, CONTROL_DIM))
-    else:
-        raise ValidationError(
-            f"controls: got shape {tuple(c.shape)}; expected (..., {n}, {CONTROL_DIM}) or flat "
-            f"(..., {CONTROL_DIM * n}) for n_segments={n}"
-        )
+    c = CONTROLS.shaped(controls, n_segments)
     return features(simulate(c), c)
-
 
 def sample_pool(n: int, seed: SeedLike = 0, n_segments: int = N_CTRL) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random trajectories: controls ``(n, n_segments, 1)`` uniform in ``[-1, 1]``, and their standardised
     features ``(n, 4)``. Same seed, same pool."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValidationError(f"n={shown(n)}: expected a positive int")
-    k = _check_segments(n_segments)
-    controls = as_generator(seed).uniform(CONTROL_LOW, CONTROL_HIGH, size=(int(n), k, CONTROL_DIM))
+    controls = CONTROLS.sample(n, n_segments, seed)
     return controls, features(simulate(controls), controls)
