@@ -38,17 +38,14 @@ proper Markov chain. Each chain keeps every ``thin``-th state; ``acceptance_rate
 With no answers the samples are exact prior draws (acceptance_rate 1). ``Posterior.update(answer)`` returns
 a new Posterior (the old one is unchanged) whose chains warm-start from the old chains' last states and
 adapted sigma, and which shares the old one's Generator. Answers that all say "about equal" give a broad
-posterior concentrated near w . psi = 0; contradictory answers (A > B and B > A) simply cancel: neither
-is an error.
+posterior concentrated near w . psi = 0; contradictory answers (A > B and B > A) cancel: neither is an error.
 
-**Acquisitions** (higher = ask this), each vectorised over posterior samples W (M, d) and N queries, with
-X[n, m] = beta w_m . psi_n; E is the mean over samples:
+**Acquisitions** (higher = ask this), vectorised over samples W (M, d) and N queries; X[n, m] = beta w_m . psi_n:
 
 - ``"random"``: a uniformly random candidate (seeded).
 - ``"volume_removal"`` (Sadigh 2017, eq. 9): min over answers q of E[1 - f_q(w)], f = the answer model's
   likelihood (min(1, exp(+-x)) for "sadigh", sigma(+-x) for "logistic", the three probabilities for "weak").
-- ``"information"`` (Bıyık 2019): I(q; w) = H(E P(q | w)) - E H(P(q | w)), in nats, over the 2 or 3
-  answers of the model.
+- ``"information"`` (Bıyık 2019): I(q; w) = H(E P(q | w)) - E H(P(q | w)) in nats, over the model's answers.
 - ``"disagreement"``: Var_w[P(A > B | w) - P(B > A | w)], the spread of the predicted preference.
 - ``"thompson"`` (APReL's Thompson querying): draw two posterior samples w1, w2; ask the pair (best
   trajectory under w1, best under w2). As a score: max(w1.phi_A + w2.phi_B, w1.phi_B + w2.phi_A), whose
@@ -69,10 +66,8 @@ Usage::
     posterior_alignment(post.samples, w_star)                 # E[w . w* / (|w| |w*|)]
 
 Pool selection scores all D(D-1)/2 pairs (or ``n_candidates`` of them, sampled without replacement) in
-chunks of at most 2^21 pair-sample products. Measured on one (shared) core, D = 1000, M = 100, d = 4: a
-5000-pair subset takes 3-6 ms under "logistic"/"sadigh" and 12-18 ms under "weak"; all 499,500 pairs take
-0.4-1.2 s ("weak" up to 2.8 s), so pass ``n_candidates`` for large pools. "thompson" and "max_regret" (< 1 ms)
-only look at the optima of the samples and ignore ``n_candidates``.
+chunks of at most 2^21 pair-sample products; pass ``n_candidates`` for large pools (timings: docs/RESULTS.md).
+"thompson" and "max_regret" only look at the optima of the samples and ignore ``n_candidates``.
 """
 
 from __future__ import annotations
@@ -565,8 +560,7 @@ def optimise_query(posterior: Posterior, features_of: Callable[[np.ndarray], Any
 # -- simulation and metrics -----------------------------------------------------------------------------------
 def simulate_answer(w_star: Any, phi_a: Any, phi_b: Any, config: Config | None = None,
                     rng: SeedLike = None) -> Answer:
-    """A simulated person's answer to (A, B) under the true w*: drawn from the answer model ("sadigh" answers
-    as "logistic")."""
+    """A simulated person's answer to (A, B) under w*, drawn from the answer model ("sadigh": "logistic")."""
     config = config or Config()
     A, B = _features("phi_a", phi_a, 1), _features("phi_b", phi_b, 1)
     w = _w_star(w_star, len(A))
