@@ -287,7 +287,7 @@ def hull_vertices(points: np.ndarray, *, max_dim: int = 6, seed: SeedLike = 0, n
         try:
             return np.sort(scipy.spatial.ConvexHull(X if r == X.shape[1] else Y).vertices)
         except scipy.spatial.QhullError:
-            pass
+            pass  # a nearly flat set Qhull refuses: the directional search below finds its vertices
     G = np.concatenate([np.eye(r), as_generator(seed).standard_normal((r, n_directions))], axis=1)
     scores = Y @ G
     found = []
