@@ -1,30 +1,24 @@
 """MaxEnt route IRL: exact gradient, recovery of the cost weights that generated the routes, errors."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from irlhf.core.errors import ValidationError
-from irlhf.envs.roads import FEATURE_NAMES, RoadNetwork
+from irlhf.envs.roads import FEATURE_NAMES
 from irlhf.irl.routes import Config, initial_theta, objective, train
 from irlhf.planning.routes import RouteBatch, RouteModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "planning"))
+from road_grid import grid_network  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def city():
-    """A 4 x 5 grid, primary streets along two rows (50 or 60 km/h), residential elsewhere (30 or 40 km/h)."""
-    rng = np.random.default_rng(3)
-    n, m = 4, 5
-    ii, jj = np.meshgrid(np.arange(n), np.arange(m), indexing="ij")
-    lonlat = np.stack([24.9 + jj.ravel() * 0.002, 60.1 + ii.ravel() * 0.001], axis=1)
-    pairs = np.array([(i * m + j, i * m + j + 1) for i in range(n) for j in range(m - 1)]
-                     + [(i * m + j, (i + 1) * m + j) for i in range(n - 1) for j in range(m)])
-    tail, head = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
-    primary = np.isin(tail // m, [0, 2]) & np.isin(head // m, [0, 2]) & (tail // m == head // m)
-    classes = np.where(primary, "primary", "residential")
-    speed = np.where(primary, rng.choice([50.0, 60.0], len(tail)), rng.choice([30.0, 40.0], len(tail)))
-    lanes = np.where(primary, 2.0, 1.0)
-    net = RoadNetwork.from_edges(np.arange(n * m) + 1, lonlat, tail, head, 110 * (1 + 0.3 * rng.random(len(tail))),
-                                 list(classes), speed, lanes, name="city")
+    """A 4 x 5 grid (primary row and column, residential elsewhere) with varied speed limits, and hidden weights."""
+    net = grid_network(4, 5, varied_speeds=True)
     theta = np.zeros(net.n_features)
     for name, w in {"minutes": 6.0, "km_residential": 4.0, "turn_left": 0.8, "turn_right": 0.3,
                     "turn_uturn": 2.0}.items():

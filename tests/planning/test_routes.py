@@ -6,23 +6,14 @@ import numpy as np
 import pytest
 
 from irlhf.core.errors import ValidationError
-from irlhf.envs.roads import FEATURE_NAMES, RoadNetwork
+from irlhf.envs.roads import FEATURE_NAMES
 from irlhf.planning.routes import RouteBatch, RouteCostsTooLow, RouteModel
+from road_grid import grid_network  # tests/planning is on sys.path (conftest.py)
 
 
-def grid(n, m, *, jitter=0.0, seed=0):
-    """n x m intersections ~110 m apart, two-way residential streets (lengths jittered by up to ``jitter``)."""
-    rng = np.random.default_rng(seed)
-    ii, jj = np.meshgrid(np.arange(n), np.arange(m), indexing="ij")
-    lonlat = np.stack([24.9 + jj.ravel() * 0.002, 60.1 + ii.ravel() * 0.001], axis=1)
-    right = [(i * m + j, i * m + j + 1) for i in range(n) for j in range(m - 1)]
-    up = [(i * m + j, (i + 1) * m + j) for i in range(n - 1) for j in range(m)]
-    pairs = np.array(right + up)
-    tail, head = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
-    E = len(tail)
-    length = 110.0 * (1 + jitter * rng.random(E))
-    return RoadNetwork.from_edges(np.arange(n * m) + 1000, lonlat, tail, head, length, ["residential"] * E,
-                                  np.full(E, np.nan), np.full(E, np.nan), name="grid")
+def grid(rows, cols, *, jitter_m=0.0):
+    """rows x cols residential intersections 110 m apart (jittered by up to jitter_m), two-way streets."""
+    return grid_network(rows, cols, spacing_m=110.0, jitter_m=jitter_m, arterial_rows=(), arterial_cols=())
 
 
 def theta_of(**weights):
@@ -50,7 +41,7 @@ def enumerate_routes(model, origin, destination, max_edges):
 
 @pytest.fixture(scope="module")
 def small():
-    net = grid(2, 3, jitter=0.5)
+    net = grid(2, 3, jitter_m=25.0)
     theta = theta_of(minutes=40.0, turn_left=0.5, turn_right=0.3, turn_straight=0.1, turn_uturn=2.0)
     return net, RouteModel(net, theta)
 

@@ -19,8 +19,9 @@ features of ``irlhf.envs.roads.FEATURE_NAMES``: cost(route) = theta . f(route), 
 
     so loss-augmented planning is a Dijkstra run on the state graph with each demonstrated edge's cost raised by m
     per km, and each hinge is >= 0 (the demonstration itself is a path). Solved by projected subgradient descent,
-    theta <- max(0, theta - a_t (lambda theta + 1/n sum_i [f(r_i) - f(path_i*)])), a_t = step_size / sqrt(t),
-    keeping the iterate of least objective (subgradient steps are not monotone).
+    theta <- max(0, theta - a_t P (lambda theta + 1/n sum_i [f(r_i) - f(path_i*)])), a_t = step_size / sqrt(t),
+    with P = diag(1 / sd(f)^2) over the demonstrations (features differ in scale by 100x: km per edge against
+    turns; unpreconditioned steps overshoot), keeping the iterate of least objective (steps are not monotone).
 
 (c) Per-turn action model: a multinomial logit over the choices at each decision of a route (the edges leaving the
     origin; then each successor edge of the current edge, plus "stop" when the current edge enters the destination):
@@ -77,13 +78,13 @@ class MMPConfig(BaseConfig):
 
     l2: lambda, the weight of lambda/2 ||theta||^2; it sets theta's scale against the margin.
     margin_per_km: m, nats per km of the demonstration a path misses (0: plain structured perceptron with L2).
-    step_size: a_t = step_size / sqrt(t).  max_iter: subgradient steps.
+    step_size: a_t = step_size / sqrt(t), in units of the features' spread.  max_iter: subgradient steps.
     tol: stop when the subgradient's norm is at most tol.  progress: show a progress bar.
     """
 
     l2: Positive = 0.01
     margin_per_km: NonNegative = 1.0
-    step_size: Positive = 1.0
+    step_size: Positive = 0.1
     max_iter: PositiveInt = 200
     tol: NonNegative = 1e-9
     progress: bool = False
@@ -161,6 +162,8 @@ def train_mmp(net: RoadNetwork, batch: RouteBatch, config: MMPConfig | None = No
         theta = np.full(1, np.nan)
     if theta.shape != (net.n_features,) or not np.isfinite(theta).all() or (theta < 0).any():
         raise ValidationError(f"theta0={shown(theta0)}: expected {net.n_features} finite cost weights >= 0")
+    spread = demo_f.std(axis=0)
+    precondition = 1.0 / np.where(spread > 0, spread, 1.0) ** 2  # steps in eta = theta * sd(f), as route MaxEnt
     best = (np.inf, theta.copy())
     history: list[dict] = []
     converged = False
@@ -196,7 +199,7 @@ def train_mmp(net: RoadNetwork, batch: RouteBatch, config: MMPConfig | None = No
         if np.linalg.norm(grad) <= config.tol:
             converged = True
             break
-        theta = np.maximum(theta - step * grad, 0.0)
+        theta = np.maximum(theta - step * precondition * grad, 0.0)
     return MMPResult(theta=best[1], objective=float(best[0]), converged=converged, history=history)
 
 

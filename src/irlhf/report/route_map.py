@@ -41,10 +41,11 @@ def route_map(net: RoadNetwork, values: np.ndarray, routes: Sequence[np.ndarray]
     for k, route in enumerate(routes):
         colour = ROUTE_COLOURS[k % len(ROUTE_COLOURS)]
         pts = np.concatenate(edge_segments(net, route))
-        ax.plot(pts[:, 0], pts[:, 1], color=colour, linewidth=3.2 - 0.4 * min(k, 4), alpha=0.85,
+        # each later route thinner and on top, so routes sharing a street show as nested stripes
+        ax.plot(pts[:, 0], pts[:, 1], color=colour, linewidth=max(6.0 - 1.5 * k, 1.2), zorder=3 + k,
                 label=labels[k] if k < len(labels) else None)
-        ax.plot(*pts[0], "o", color=colour, markersize=8)
-        ax.plot(*pts[-1], "X", color=colour, markersize=9)
+        ax.plot(*pts[0], "o", color=colour, markersize=8, zorder=10)
+        ax.plot(*pts[-1], "X", color=colour, markersize=9, zorder=10)
     ax.autoscale()
     ax.set_aspect("equal")
     ax.set_xlabel("east (m)")
