@@ -95,7 +95,7 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     trajs = load_trajectories(run / "demos.npz")
     assert len(trajs) == 8 and all(len(t) == config.horizon for t in trajs)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "imitation", "gail",
+    assert [m["step"] for m in lines] == ["world", "expert", "demos", "figure", "irl", "routes", "imitation", "gail",
                                             "iq_learn", "preferences", "alignment", "lm_irl", "total"]
     metrics = {k: v for m in lines for k, v in m.items()}
     assert metrics["optimal_return"] >= metrics["expert_return"] > metrics["random_return"]

@@ -12,6 +12,8 @@ Pipeline (step functions in ``STEPS``, run in order under one progress bar; arti
   irl        MaxEnt IRL (linear in the indicator features) and deep MaxEnt IRL (on the same features, and on the
              4 continuous distances) recover the reward; EVD, reward correlation, demo log-likelihood
              (``irlhf.eval.evaluate_reward``) [<learner>_reward.npy, irl_rewards.png]
+  routes     Ziebart's route-preference MaxEnt IRL on a generated city: a synthetic commuter's routes, held-out
+             route prediction against the shortest-time route [routes_map.png]
   imitation  CartPole-v1, scripted expert: BC from imitation_demos episodes vs DAgger with the same budget
   gail       CartPole-v1 GAIL from GAIL_DEMOS expert episodes, gail_steps generator steps [cartpole_demos.npz,
              gail_policy.zip, gail_reward.safetensors, gail_training.png]
@@ -41,9 +43,9 @@ Extending: write ``def step(demo: Demo) -> dict`` that reads what earlier steps 
 artifacts with ``demo.run``, adds a section to ``demo.report`` and lines to ``demo.summary``, and returns its
 metrics (logged to metrics.jsonl); append it to ``STEPS``; new options go in ``DemoConfig`` and ``irlhf.cli``.
 
-Layout: ``_shared`` (``DemoConfig``, ``Demo``), the steps by theme in ``tabular`` (world to IRL), ``control``
-(CartPole imitation, GAIL, IQ-Learn), ``preferences`` and ``alignment`` (DPO, inverse RL for the LM); this module holds ``STEPS`` and
-the driver, and re-exports the step modules' public names.
+Layout: ``_shared`` (``DemoConfig``, ``Demo``), the steps by theme in ``tabular`` (world to IRL), ``roads`` (route
+preferences), ``control`` (CartPole imitation, GAIL, IQ-Learn), ``preferences`` and ``alignment`` (DPO, inverse RL for
+the LM); this module holds ``STEPS`` and the driver, and re-exports the step modules' public names.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from irlhf.jobs.demo.control import (GAIL_DEMOS, IMITATION_ENV, IMITATION_EVAL_E
 from irlhf.jobs.demo.preferences import (PREFERENCE_ENV, PREFERENCE_EVAL_SEED_OFFSET, PREFERENCE_HELDOUT,
                                          PREFERENCE_NOISE, PREFERENCE_PLOT_STEPS, PREFERENCE_SEGMENT,
                                          PREFERENCE_STEPS, learn_from_preferences)
+from irlhf.jobs.demo.roads import ROUTE_CITY, ROUTE_TEST, ROUTE_TRAIN, predict_routes
 from irlhf.jobs.demo.tabular import (IRL_LEARNERS, build_world, plot_maps, recover_rewards, sample_demos,
                                      solve_expert)
 from irlhf.report import Report
@@ -78,15 +81,15 @@ __all__ = [
     "DPO_EVAL_PROMPTS", "DPO_SAMPLES", "GAIL_DEMOS", "IMITATION_ENV", "IMITATION_EVAL_EPISODES",
     "IMITATION_EVAL_SEED_OFFSET", "IRL_LEARNERS", "JOB", "MAX_SIZE", "PREFERENCE_ENV", "PREFERENCE_EVAL_SEED_OFFSET",
     "PREFERENCE_HELDOUT", "PREFERENCE_NOISE", "PREFERENCE_PLOT_STEPS", "PREFERENCE_SEGMENT", "PREFERENCE_STEPS",
-    "STEPS", "STEP_BAR", "Demo", "DemoConfig", "adversarial_irl", "align_language_model", "build_world",
-    "compare_imitation", "imitate_language_model", "inverse_soft_q", "learn_from_preferences", "plot_maps", "recover_rewards", "run",
+    "ROUTE_CITY", "ROUTE_TEST", "ROUTE_TRAIN", "STEPS", "STEP_BAR", "Demo", "DemoConfig", "adversarial_irl", "align_language_model", "build_world",
+    "compare_imitation", "imitate_language_model", "inverse_soft_q", "learn_from_preferences", "plot_maps", "predict_routes", "recover_rewards", "run",
     "run_demo", "sample_demos", "solve_expert",
 ]
 
 # Steps in order; append (name, function) to add a section to the same run, metrics and report.
 STEPS: list[tuple[str, Callable[[Demo], dict[str, Any] | None]]] = [
     ("world", build_world), ("expert", solve_expert), ("demos", sample_demos), ("figure", plot_maps),
-    ("irl", recover_rewards), ("imitation", compare_imitation), ("gail", adversarial_irl),
+    ("irl", recover_rewards), ("routes", predict_routes), ("imitation", compare_imitation), ("gail", adversarial_irl),
     ("iq_learn", inverse_soft_q), ("preferences", learn_from_preferences), ("alignment", align_language_model),
     ("lm_irl", imitate_language_model),
 ]
