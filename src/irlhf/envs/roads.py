@@ -15,6 +15,7 @@ fits in a few arrays. Reading OpenStreetMap files and generating synthetic citie
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -83,7 +84,12 @@ class RoadNetwork:
     in_ptr: np.ndarray  # edges entering node v (the terminal states of destination v)
     in_edges: np.ndarray
     edge_features: np.ndarray
-    dropped_nodes: int = 0  # intersections outside the largest strongly connected part
+    dropped_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))  # OSM ids of the
+    # intersections outside the largest strongly connected part (no route could join them to the rest both ways)
+
+    @property
+    def dropped_nodes(self) -> int:
+        return len(self.dropped_ids)
 
     @property
     def n_nodes(self) -> int:
@@ -159,6 +165,10 @@ class RoadNetwork:
         found = self.node_ids[order][pos] == ids
         if not found.all():
             bad = ids[~found][0]
+            if np.isin(bad, self.dropped_ids):
+                raise ValidationError(f"{field}={shown(bad)}: an intersection of the map '{self.name}' that no route "
+                                      f"joins to the main street network both ways (it was dropped with "
+                                      f"{self.dropped_nodes - 1} others); expected a connected intersection")
             raise ValidationError(f"{field}={shown(bad)}: not an intersection of the map '{self.name}' "
                                   f"({self.n_nodes} nodes; e.g. {shown(self.node_ids[:3])})")
         return order[pos]
@@ -260,13 +270,14 @@ class RoadNetwork:
         tail, head = new_index[tail[kept]], new_index[head[kept]]
         geom_ptr, geom_xy = _take_polylines(geom_ptr, geom_xy, kept)
         length_m, speed_kmh, lanes, cls_idx = length_m[kept], speed_kmh[kept], lanes[kept], cls_idx[kept]
+        node_ids_all = node_ids
         node_ids, lonlat, xy_nodes = node_ids[in_part], lonlat[in_part], xy_nodes[in_part]
         return cls._assemble(name, node_ids, lonlat, xy_nodes, tail, head, length_m, speed_kmh, lanes, cls_idx,
-                             geom_ptr, geom_xy, dropped_nodes=int(N - in_part.sum()))
+                             geom_ptr, geom_xy, dropped_ids=node_ids_all[~in_part])
 
     @classmethod
     def _assemble(cls, name, node_ids, lonlat, xy, tail, head, length_m, speed_kmh, lanes, cls_idx, geom_ptr,
-                  geom_xy, dropped_nodes) -> RoadNetwork:
+                  geom_xy, dropped_ids) -> RoadNetwork:
         N, E = len(node_ids), len(tail)
         out_order = np.argsort(tail, kind="stable")
         out_ptr = np.concatenate([[0], np.cumsum(np.bincount(tail, minlength=N))])
@@ -292,7 +303,7 @@ class RoadNetwork:
         return cls(name=name, node_ids=node_ids, lonlat=lonlat, xy=xy, tail=tail, head=head, length_m=length_m,
                    speed_kmh=speed_kmh, lanes=lanes, road_class=cls_idx, geom_ptr=geom_ptr, geom_xy=geom_xy,
                    succ_ptr=succ_ptr, succ=succ, turn=turn, out_ptr=out_ptr, out_edges=out_order, in_ptr=in_ptr,
-                   in_edges=in_order, edge_features=edge_features, dropped_nodes=dropped_nodes)
+                   in_edges=in_order, edge_features=edge_features, dropped_ids=dropped_ids)
 
 
 def _take_polylines(ptr: np.ndarray, flat: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
