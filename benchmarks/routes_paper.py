@@ -3,6 +3,7 @@
     python benchmarks/routes_paper.py                  # 3 driver populations x 3 seeds x 5 models, ~10 min on 2 cores
     python benchmarks/routes_paper.py --seeds 0 --train 200 --test 100     # a quick look
     python benchmarks/routes_paper.py --table          # table and plots from the saved rows
+    python benchmarks/routes_paper.py --pass-through   # how often each driver type drives on through its destination
 
 Per population and seed: --train routes to fit, --test held-out routes to score (distinct origin-destination pairs
 over the whole map, >= 1 km apart). Models: shortest time, shortest length, max-margin planning (Ratliff et al.
@@ -191,6 +192,18 @@ def table(rows):
                                         f"{1 / N_PLACES:.2f})")
 
 
+def pass_through() -> None:
+    """The model lets a driver arriving at d drive on and come back (the paper's +1 at the goal, not an absorbing
+    goal); per driver type, the probability of driving on at the first arrival, over every intersection as d."""
+    from irlhf.planning.route_drivers import DRIVER_TYPES
+
+    net = read_osm(bundled_map_path("helsinki"))
+    print("| driver | median | 90th percentile | max |\n|---|---|---|---|")
+    for name, theta in DRIVER_TYPES.items():
+        p = RouteModel(net, theta).pass_through(np.arange(net.n_nodes))
+        print(f"| {name} | {np.median(p):.4f} | {np.percentile(p, 90):.4f} | {p.max():.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -199,7 +212,10 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--mmp-iters", type=int, default=150)
     parser.add_argument("--table", action="store_true", help="only print the table from the saved rows")
+    parser.add_argument("--pass-through", action="store_true", help="only measure driving on through destinations")
     args = parser.parse_args()
+    if args.pass_through:
+        return pass_through()
     rows = json.loads(OUT.read_text()) if OUT.exists() else []
     if not args.table:
         net = read_osm(bundled_map_path("helsinki"))
