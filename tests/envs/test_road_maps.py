@@ -205,9 +205,19 @@ def test_generated_city_shapes_and_classes():
     assert 150 <= counts["residential"] <= 216 and set(counts) == {"motorway", "primary", "secondary", "residential"}
     cls = np.array(d["road_class"])
     speed, lanes = d["speed_kmh"], d["lanes"]
-    assert np.all(speed[cls == "motorway"] == 100) and np.all(lanes[cls == "motorway"] == 2)
-    assert np.all(speed[cls == "primary"] == 50) and np.all(lanes[cls == "primary"] == 2)
-    assert set(speed[cls == "secondary"]) <= {40.0, 50.0} and np.all(speed[cls == "residential"] == 30)
+    assert np.all(lanes[cls == "motorway"] == 2) and np.all(lanes[cls == "primary"] == 2)
+    assert np.all(lanes[cls == "secondary"] == 1) and np.all(lanes[cls == "residential"] == 1)
+    limits = {"motorway": {80.0, 100.0}, "primary": {50.0, 60.0}, "secondary": {40.0, 50.0},
+              "residential": {30.0, 40.0}}
+    for name, allowed in limits.items():
+        assert set(speed[cls == name]) <= allowed
+    assert set(speed[cls == "residential"]) == {30.0, 40.0}  # both limits occur among 14 residential streets
+    # one limit per street: both directions of a segment, and all segments of a row, share it
+    at = {(t, h): s for t, h, s in zip(d["tail"].tolist(), d["head"].tolist(), speed.tolist())}
+    assert all(at.get((h, t), s) == s for (t, h), s in at.items())
+    row = np.divmod(d["tail"], 10)[0] == np.divmod(d["head"], 10)[0]
+    for r in range(10):
+        assert len(set(speed[row & (np.divmod(d["tail"], 10)[0] == r)])) == 1
     assert np.all(d["length_m"] > 0.6 * 100) and np.all(d["length_m"] < 1.46 * 100)
     assert not np.any(d["tail"] == d["head"])
     assert np.abs(d["lonlat"].mean(axis=0) - [24.94, 60.17]).max() < 1e-3

@@ -358,12 +358,14 @@ def generated_city(
 
     ``rows`` x ``cols`` intersections sit on a grid of ``block_m`` metre blocks, each moved by up to
     ``0.2 * block_m`` along each axis, centred on (24.94 E, 60.17 N) by an equirectangular projection.
-    Every 8th row / column is a primary arterial (50 km/h, 2 lanes each way), every other 4th a secondary
-    street (40 or 50 km/h per street, 1 lane), the rest residential (30 km/h, 1 lane), ~15% of residential
-    streets one-way in a random direction; the outer rows and columns form a motorway ring (100 km/h, 2
-    lanes, both ways). About 3% of residential segments are removed at random, only where both ends keep
-    two or more segments. Node ids are ``r * cols + c``. Same seed, same city; a 280 x 280 city (~300k
-    directed edges) builds in about a second.
+    Every 8th row / column is a primary arterial (2 lanes each way), every other 4th a secondary street
+    (1 lane), the rest residential (1 lane), ~15% of residential streets one-way in a random direction; the
+    outer rows and columns form a motorway ring (2 lanes, both ways). Each street has one speed limit, the
+    lower or the higher of its class with even odds: residential 30 or 40 km/h, secondary 40 or 50, primary
+    50 or 60, motorway 80 or 100 (so minutes are not a linear function of kilometres per class). About 3%
+    of residential segments are removed at random, only where both ends keep two or more segments. Node ids
+    are ``r * cols + c``. Same seed, same city; a 280 x 280 city (~300k directed edges) builds in about a
+    second.
     """
     for label, value in (("rows", rows), ("cols", cols)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
@@ -389,7 +391,7 @@ def generated_city(
     # streets: rows (east-west) then columns (north-south)
     street_cls = np.concatenate([_street_classes(rows), _street_classes(cols)])
     n_streets = rows + cols
-    secondary_speed = np.where(rng.random(n_streets) < 0.5, 40.0, 50.0)
+    slow = rng.random(n_streets) < 0.5  # the lower speed limit of its class (one draw per street)
     oneway = (street_cls == _RESIDENTIAL) & (rng.random(n_streets) < 0.15)
     reverse = rng.random(n_streets) < 0.5
 
@@ -413,8 +415,8 @@ def generated_city(
     tail = np.stack([u, v], axis=1).ravel()[allowed]
     head = np.stack([v, u], axis=1).ravel()[allowed]
     edge_cls = np.repeat(cls, 2)[allowed]
-    speed_of = np.array([100.0, 50.0, np.nan, 30.0])[edge_cls]
-    speed_kmh = np.where(edge_cls == _SECONDARY, np.repeat(secondary_speed[street], 2)[allowed], speed_of)
+    low, high = np.array([80.0, 50.0, 40.0, 30.0]), np.array([100.0, 60.0, 50.0, 40.0])  # by _CITY_CLASSES
+    speed_kmh = np.where(np.repeat(slow[street], 2)[allowed], low[edge_cls], high[edge_cls])
     lanes = np.array([2.0, 2.0, 1.0, 1.0])[edge_cls]
     length_m = np.maximum(haversine_m(lonlat[tail], lonlat[head]), _MIN_LENGTH_M)
     return {
