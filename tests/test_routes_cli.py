@@ -70,6 +70,7 @@ def test_predict_and_destination_read_the_fit(fitted, capsys, tmp_path):
     (["routes", "fit", "--synthetic", "10", "--map", "nowhere.osm.pbf"], "nowhere.osm.pbf"),
     (["routes", "fit", "--synthetic", "10", "--holdout", "1.5"], "holdout=1.5"),
     (["routes", "fit", "--synthetic", "10", "--set", "bogus=1"], "bogus"),
+    (["routes", "fit", "--routes", "x.csv", "--driver", "local"], "--driver local: only shapes synthetic routes"),
     (["routes", "predict", "--model", "no_such_run", "--from", "1", "--to", "2"], "routes fit"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):

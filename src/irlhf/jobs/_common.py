@@ -35,7 +35,6 @@ ACTIVE_ENVS = ("driving", "lds", "mountaincar")
 ACTIVE_ACQUISITIONS = ("random", "volume_removal", "information", "disagreement", "thompson", "max_regret")
 LLM_IRL_METHODS = ("iq", "maxent")  # irlhf llm irl --method: irlhf.llm.iq_learn, irlhf.llm.seq_maxent
 LLM_REWARDS = ("model", "sentiment")
-ROUTE_ACTIONS = ("fit", "predict", "destination")
 ROUTE_DRIVERS = ("commuter", "local", "cautious", "shortest_time")  # = irlhf.planning.route_drivers.DRIVERS
 LABEL_EXPORT_FORMATS = ("jsonl", "pairs")
 DEMO_SUFFIXES = (".npz", ".parquet", ".jsonl")

@@ -34,7 +34,8 @@ from irlhf.envs.roads import FEATURE_NAMES, RoadNetwork
 from irlhf.eval.routes import cost_correlation, route_metrics, weights_cosine
 from irlhf.irl import routes as route_irl
 from irlhf.irl.route_baselines import shortest_route
-from irlhf.jobs._common import ROUTE_DRIVERS, Overrides, options_table, parse_set, print_summary, set_flags
+from irlhf.jobs._common import (ROUTE_DRIVERS, Overrides, options_table, parse_set, print_summary, reject_options,
+                                set_flags)
 from irlhf.planning.route_drivers import load_routes, save_routes_csv, synthetic_routes
 from irlhf.planning.routes import RouteBatch, RouteModel
 from irlhf.report import Report
@@ -249,6 +250,8 @@ def run_destination(model_dir: str, partial: str, top_k: int, candidates: int | 
 
 def run_command(args: argparse.Namespace) -> int:
     if args.action == "fit":
+        if args.routes is not None:
+            reject_options(args, ("driver", "temperature"), "only shapes synthetic routes (--synthetic); --routes reads yours")
         job = RoutesFitConfig(map=args.map, routes=args.routes, synthetic=args.synthetic, driver=args.driver,
                               temperature=args.temperature, holdout=args.holdout, seed=args.seed,
                               options=parse_set(args.options))
