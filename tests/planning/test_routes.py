@@ -132,3 +132,18 @@ def test_bad_theta_and_same_origin_destination_are_errors(small):
         RouteModel(net, np.full(net.n_features, np.nan))
     with pytest.raises(ValidationError, match="equals its destination"):
         model.sample(np.array([2]), np.array([2]), np.random.default_rng(0))
+
+
+def test_nested_dissection_order_is_a_permutation_and_changes_nothing():
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    net = grid_network(6, 7)
+    assert np.array_equal(np.sort(net.state_order), np.arange(net.n_states))
+    model = RouteModel(net, theta_of(minutes=8.0, turn_left=1.0, turn_uturn=3.0))
+    dests = np.array([0, 20, 41])
+    b = np.zeros((net.n_states, 3))
+    for j, d in enumerate(dests):
+        b[net.in_edges[net.in_ptr[d]:net.in_ptr[d + 1]], j] = 1.0
+    reference = spla.spsolve((sp.eye(net.n_states) - model.M).tocsc(), b)
+    np.testing.assert_allclose(model.partition(dests), reference, rtol=1e-12)

