@@ -103,3 +103,12 @@ def test_cli_choices_equal_the_library_names():
     from irlhf.planning.route_drivers import DRIVERS
 
     assert ROUTE_DRIVERS == DRIVERS
+
+
+def test_fit_reads_map_matched_routes_and_writes_an_html_map(fitted, tmp_path):
+    _, run = fitted
+    again = run_one(tmp_path, ["routes", "fit", "--routes", str(run / "routes.csv"), "--holdout", "0.5"])
+    final = [json.loads(line) for line in (again / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["train_routes"] == 60 and final["test_routes"] == 60 and "weights_cosine" not in final
+    page = (again / "map.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and page.count("<polyline") > 1000
