@@ -84,7 +84,7 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
             "deep_maxent_distances_reward.npy", "preferences.png", "preference_reward.safetensors",
             "dpo_curves.png", "dpo_pairs.jsonl", "dpo_model", "cartpole_demos.npz", "gail_policy.zip",
             "gail_reward.safetensors", "gail_training.png", "iq_learn_policy.safetensors",
-            "iq_learn_training.png"} <= names
+            "iq_learn_training.png", "routes_map.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
 
