@@ -116,6 +116,8 @@ def test_demo_writes_one_complete_run(tmp_path, capsys):
     assert metrics["gail_timesteps"] == 512 and metrics["gail_rounds"] >= 1
     assert metrics["iq_learn_updates"] == 300 and metrics["iq_learn_score"] > 0.2  # offline IQ-Learn learns fast
     assert metrics["preference_labels"] == 60
+    assert metrics["routes_cost_correlation"] > 0.9 and metrics["routes_maxent_log_prob"] < 0
+    assert metrics["routes_maxent_matched_90"] >= metrics["routes_shortest_time_matched_90"]
     assert metrics["preference_heldout_accuracy"] > metrics["preference_untrained_heldout_accuracy"]
     assert metrics["preference_heldout_accuracy"] > 0.6 and metrics["preference_return_correlation"] > 0.5
     occupancy = np.load(run / "occupancy.npy")

@@ -291,3 +291,18 @@ def test_train_stops_on_a_non_finite_loss(tokenizer, make_model):
     with pytest.raises(ValidationError, match="step 0: the loss is nan; lower the learning rate"):
         dpo.train(model, tokenizer, tiny_pairs(8), config(max_steps=1, reference_free=True))
 
+
+
+def test_dropout_is_off_by_default_so_step_zero_is_log_2(tokenizer):
+    """A policy with dropout 0.1, equal to its reference: loss log 2 at step 0 only when dropout is disabled."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    def dropout_model():
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                                          resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1))
+
+    first = dpo.train(dropout_model(), tokenizer, tiny_pairs(8), config(max_steps=1)).history[0]
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    noisy = dpo.train(dropout_model(), tokenizer, tiny_pairs(8), config(max_steps=1, disable_dropout=False))
+    assert abs(noisy.history[0]["loss"] - math.log(2)) > 1e-3

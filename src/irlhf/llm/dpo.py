@@ -41,8 +41,8 @@ from irlhf.core.config import (BaseConfig, NonNegative, NonNegativeInt, Positive
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
 from irlhf.llm.logps import sequence_logps
-from irlhf.llm.loop import (Device, MaxGradNorm, MaxSteps, Runtime, adamw, check_finite_loss, global_batches,
-                            global_mean, is_peft, make_runtime, save_checkpoint, shard)
+from irlhf.llm.loop import (Device, MaxGradNorm, MaxSteps, Runtime, adamw, check_finite_loss, disable_dropout,
+                            global_batches, global_mean, is_peft, make_runtime, save_checkpoint, shard)
 from irlhf.llm.reward import length_groups
 from irlhf.llm.tokenize import (AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode_pairs,
                                 pad_id_of)
@@ -135,6 +135,8 @@ class Config(BaseConfig):
     max_length [512]: tokens per sequence (prompt + completion + special tokens); longer completions are cut.
     max_prompt_length [None]: keep the prompt's last tokens.  add_bos ["auto"]: True, False or "auto" (as the
     tokenizer does).  max_grad_norm [1.0]: clip the gradient norm (None: no clipping).  weight_decay [0.0].
+    disable_dropout [True]: set the policy's dropout to p = 0 (in place), so that at step 0 a policy equal to its
+    reference has loss log 2 exactly (the reference is scored in eval mode); TRL does the same by default.
     seed [0]: batch order and torch's RNG (dropout).  log_every [10]: steps between history rows (the first and
     last steps are always logged).  save_steps [0]: checkpoint every this many steps into output_dir/step-N
     (0: only output_dir/final).  progress [True]: a tqdm bar.  device [None]: "cpu", "cuda", ... (None: cuda if
@@ -154,6 +156,7 @@ class Config(BaseConfig):
     add_bos: AddBos = "auto"
     max_grad_norm: MaxGradNorm = 1.0
     weight_decay: NonNegative = 0.0
+    disable_dropout: bool = True
     seed: Seed = 0
     log_every: PositiveInt = 10
     save_steps: NonNegativeInt = 0
@@ -327,6 +330,8 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
     evaluation = _encode(tokenizer, eval_data, config, "eval_data") if eval_data is not None else None
 
     model = model.to(rt.device)
+    if config.disable_dropout:
+        disable_dropout(model)
     if config.reference_free:
         ref_chosen = ref_rejected = torch.zeros(len(chosen), device=rt.device)
     else:

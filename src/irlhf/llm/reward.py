@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed, check_number
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs, TextRankings
-from irlhf.llm.loop import (Device, LRSchedule, MaxGradNorm, MaxSteps, adamw, check_finite_loss, global_batches,
-                            global_mean, make_runtime, quiet_transformers, save_checkpoint, shard)
+from irlhf.llm.loop import (Device, LRSchedule, MaxGradNorm, MaxSteps, adamw, check_finite_loss, disable_dropout,
+                            global_batches, global_mean, make_runtime, quiet_transformers, save_checkpoint, shard)
 from irlhf.llm.tokenize import (AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode, pad_id_of,
                                 tokenizer_adds_bos)
 from irlhf.nn.losses import plackett_luce_loss
@@ -311,9 +311,7 @@ def train(model: Any, tokenizer: Any, data: TextPairs | TextRankings, config: Co
     if not isinstance(model, RewardModel):
         model = RewardModel(model)
     if config.disable_dropout:
-        for module in model.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = 0.0
+        disable_dropout(model)
     model.train()
     opt = adamw(model, config.learning_rate, config.weight_decay)
     model, opt = rt.prepare(model, opt)
