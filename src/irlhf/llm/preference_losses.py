@@ -1,0 +1,77 @@
+"""Reference-free pairwise preference losses for language models, as pure functions of per-sequence log-probs.
+
+Inputs are per-token AVERAGED completion log-probs a = log pi(y | x) / |y| (nats per token; ``average_logps``
+turns summed log-probs and token counts into them), shapes (B,). DPO and its loss types, which need a reference
+model and summed log-probs, are ``irlhf.llm.dpo.loss``.
+
+- SimPO (Meng, Xia & Chen 2024, eq. 6): the implicit reward is the length-normalised log-probability, with a
+  target margin gamma between chosen and rejected:
+
+      L = -log sigmoid(beta (a_w - a_l) - gamma)        (label_smoothing eps: the conservative mix, as cDPO)
+
+- ORPO (Hong, Lee & Thorne 2024, eqs. 4-7): supervised fine-tuning on the chosen answer plus an odds-ratio term,
+
+      odds(y) = P / (1 - P) with P = exp(a),   log OR = (a_w - a_l) - (log(1 - e^{a_w}) - log(1 - e^{a_l})),
+      L = NLL(y_w) - lambda log sigmoid(log OR),
+
+  NLL(y_w) the chosen completions' mean negative log-likelihood per token (over all chosen tokens of the batch).
+
+Each returns (per-pair losses or the batch loss, chosen rewards, rejected rewards) with rewards beta a (SimPO) or
+lambda a (ORPO), detached, as TRL logs them. Shapes are checked at the edge (``check_pairs``), not in the hot loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from irlhf.core.config import check_number
+from irlhf.core.errors import ValidationError, describe
+
+LOG_HALF = -math.log(2.0)  # log1mexp switches formula here (cancellation on either side)
+
+
+def average_logps(summed_logps: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
+    """log pi(y | x) / |y| per sequence: summed completion log-probs (B,) over their token counts (B,) >= 1."""
+    return summed_logps / n_tokens.to(summed_logps.dtype)
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x < 0, accurate near 0 and far below it (Maechler 2012)."""
+    return torch.where(x < LOG_HALF, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+
+
+def check_pairs(chosen: torch.Tensor, rejected: torch.Tensor) -> None:
+    """Both 1-D tensors of one shape (no value checks: that would be a device sync)."""
+    for name, value in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.shape != getattr(chosen, "shape", None):
+            shown = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
+            raise ValidationError(f"{name}_logps: {shown}; expected 1-D tensors of one shape, one value per pair")
+
+
+def simpo_loss(chosen_avg_logps: torch.Tensor, rejected_avg_logps: torch.Tensor, beta: float = 2.0,
+               gamma: float = 0.5, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SimPO per-pair losses (B,) and rewards beta a_w, beta a_l; defaults are the paper's (beta 2, gamma 0.5)."""
+    check_pairs(chosen_avg_logps, rejected_avg_logps)
+    check_number("beta", beta, low=0, low_open=True)
+    check_number("gamma", gamma, low=0)
+    check_number("label_smoothing", label_smoothing, low=0, high=0.5, high_open=True)
+    z = beta * (chosen_avg_logps - rejected_avg_logps) - gamma
+    losses = -F.logsigmoid(z) * (1 - label_smoothing) - F.logsigmoid(-z) * label_smoothing
+    return losses, beta * chosen_avg_logps.detach(), beta * rejected_avg_logps.detach()
+
+
+def orpo_loss(chosen_avg_logps: torch.Tensor, rejected_avg_logps: torch.Tensor, chosen_nll: torch.Tensor,
+              lam: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ORPO batch loss NLL(y_w) - lam mean log sigmoid(log OR), the per-pair log OR (B,), and rewards lam a_w,
+    lam a_l. ``chosen_nll``: the chosen tokens' mean negative log-likelihood (a scalar tensor)."""
+    check_pairs(chosen_avg_logps, rejected_avg_logps)
+    check_number("lam", lam, low=0)
+    if not isinstance(chosen_nll, torch.Tensor) or chosen_nll.ndim != 0:
+        raise ValidationError(f"chosen_nll: {describe(chosen_nll)}; expected a scalar tensor (mean NLL per token)")
+    a_w, a_l = chosen_avg_logps.float(), rejected_avg_logps.float()
+    log_odds = (a_w - a_l) - (log1mexp(a_w) - log1mexp(a_l))
+    loss = chosen_nll - lam * F.logsigmoid(log_odds).mean()
+    return loss, log_odds.detach(), lam * a_w.detach(), lam * a_l.detach()
