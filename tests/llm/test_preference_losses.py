@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from irlhf.core.errors import ValidationError
-from irlhf.llm.preference_losses import average_logps, log1mexp, orpo_loss, simpo_loss
+from irlhf.llm.preference_losses import average_logps, log1mexp, orpo_loss, orpo_nll_terms, simpo_loss
 
 A_W = torch.tensor([-1.0, -0.3, -2.5], dtype=torch.float64)
 A_L = torch.tensor([-2.0, -0.2, -0.9], dtype=torch.float64)
@@ -41,8 +41,9 @@ def test_log1mexp_is_accurate_near_zero_and_far_below():
 
 
 def test_orpo_closed_form_and_lambda_zero_is_sft():
-    nll = torch.tensor(1.25, dtype=torch.float64)
-    loss, log_odds, r_w, r_l = orpo_loss(A_W, A_L, nll, lam=0.1)
+    nll = torch.full((3,), 1.25, dtype=torch.float64)
+    losses, log_odds, r_w, r_l = orpo_loss(A_W, A_L, nll, lam=0.1)
+    loss = losses.mean()
 
     def log_odds_of(a):
         return a - math.log(-math.expm1(a))
@@ -51,13 +52,14 @@ def test_orpo_closed_form_and_lambda_zero_is_sft():
     torch.testing.assert_close(log_odds.double(), torch.tensor(expected_or, dtype=torch.float64), rtol=1e-6, atol=0)
     expected = 1.25 + 0.1 * sum(nls(v) for v in expected_or) / 3
     assert loss.item() == pytest.approx(expected, rel=1e-6)
-    assert orpo_loss(A_W, A_L, nll, lam=0.0)[0].item() == pytest.approx(1.25)
+    assert orpo_loss(A_W, A_L, nll, lam=0.0)[0].mean().item() == pytest.approx(1.25)
     torch.testing.assert_close(r_w, (0.1 * A_W).float())
 
 
-def test_average_logps():
-    torch.testing.assert_close(average_logps(torch.tensor([-6.0, -3.0]), torch.tensor([3, 1])),
-                               torch.tensor([-2.0, -3.0]))
+def test_average_logps_and_nll_terms_average_to_the_token_mean():
+    summed, tokens = torch.tensor([-6.0, -3.0, -4.0]), torch.tensor([3, 1, 4])
+    torch.testing.assert_close(average_logps(summed, tokens), torch.tensor([-2.0, -3.0, -1.0]))
+    assert orpo_nll_terms(summed, float(tokens.sum()), 3).mean().item() == pytest.approx(13.0 / 8.0)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -65,8 +67,8 @@ def test_average_logps():
     (lambda: simpo_loss(A_W, A_L, beta=0.0), "beta"),
     (lambda: simpo_loss(A_W, A_L, gamma=-1.0), "gamma"),
     (lambda: simpo_loss([1.0], [2.0]), "chosen_logps"),
-    (lambda: orpo_loss(A_W, A_L, torch.ones(3)), "chosen_nll"),
-    (lambda: orpo_loss(A_W, A_L, torch.tensor(1.0), lam=-0.1), "lam"),
+    (lambda: orpo_loss(A_W, A_L, torch.tensor(1.0)), "chosen_nll"),
+    (lambda: orpo_loss(A_W, A_L, torch.ones(3), lam=-0.1), "lam"),
 ])
 def test_bad_input_is_one_line(call, message):
     with pytest.raises(ValidationError, match=message) as err:
@@ -92,8 +94,7 @@ def test_equal_to_trl_cpo_simpo_and_orpo(monkeypatch):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     orpo = SimpleNamespace(beta=0.1, accelerator=device)
     losses, r_w, r_l, _, log_odds = ORPOTrainer.odds_ratio_loss(orpo, A_W, A_L)
-    nll = torch.tensor(1.25)
-    loss, our_log_odds, our_r_w, our_r_l = orpo_loss(A_W, A_L, nll, lam=0.1)
-    assert loss.item() == pytest.approx((nll - losses.mean()).item(), abs=1e-7)
+    our_losses, our_log_odds, our_r_w, our_r_l = orpo_loss(A_W, A_L, torch.full((3,), 1.25), lam=0.1)
+    assert our_losses.mean().item() == pytest.approx(1.25 - losses.mean().item(), abs=1e-6)  # both float32
     assert our_log_odds.mean().item() == pytest.approx(log_odds.item(), abs=1e-7)
     torch.testing.assert_close(our_r_w, r_w.float()) and torch.testing.assert_close(our_r_l, r_l.float())

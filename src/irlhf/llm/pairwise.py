@@ -81,9 +81,9 @@ class Config(BaseConfig):
 @dataclasses.dataclass
 class PairBatch:
     """What a method's loss sees of b pairs, all (b,): summed completion log-probs of the policy (``chosen``,
-    ``rejected``) and of the reference (zeros for reference-free methods), completion token counts, and the total
-    chosen tokens of the whole global batch (a token-mean over the batch, as ORPO's NLL, is then a sum of per-pair
-    terms over processes)."""
+    ``rejected``) and of the reference (zeros for reference-free methods), completion token counts; and the
+    global batch's pair count and chosen tokens (a token mean over the batch, as ORPO's NLL, is then a mean of
+    per-pair terms, also over processes)."""
 
     chosen: torch.Tensor
     rejected: torch.Tensor
@@ -91,6 +91,7 @@ class PairBatch:
     ref_rejected: torch.Tensor
     chosen_tokens: torch.Tensor
     rejected_tokens: torch.Tensor
+    global_pairs: int
     global_chosen_tokens: float
 
 
@@ -230,7 +231,7 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
     pc, pr = logps[:len(chosen)], logps[len(chosen):]
     nc, nr = completion_tokens(chosen).to(rt.device), completion_tokens(rejected).to(rt.device)
     losses, cr, rr = pair_loss(PairBatch(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), nc, nr,
-                                         float(nc.sum())))
+                                         len(chosen), float(nc.sum())))
     means = _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses)) / len(chosen)
     return {f"eval/{name}": float(v) for name, v in zip(METRICS, means.tolist())}
 
@@ -315,7 +316,7 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
             policy_chosen, policy_rejected = logps[:len(rows)], logps[len(rows):]
             index = torch.as_tensor(rows, device=rt.device)
             batch = PairBatch(policy_chosen, policy_rejected, ref_chosen[index], ref_rejected[index],
-                              chosen_tokens[index], rejected_tokens[index],
+                              chosen_tokens[index], rejected_tokens[index], len(global_rows),
                               float(chosen_tokens[torch.as_tensor(global_rows, device=rt.device)].sum()))
             losses, chosen_rewards, rejected_rewards = pair_loss(batch)
             batch_loss = global_mean((losses * weight).sum(), len(global_rows), rt)

@@ -14,9 +14,10 @@ model and summed log-probs, are ``irlhf.llm.dpo.loss``.
       odds(y) = P / (1 - P) with P = exp(a),   log OR = (a_w - a_l) - (log(1 - e^{a_w}) - log(1 - e^{a_l})),
       L = NLL(y_w) - lambda log sigmoid(log OR),
 
-  NLL(y_w) the chosen completions' mean negative log-likelihood per token (over all chosen tokens of the batch).
+  NLL(y_w) the chosen completions' mean negative log-likelihood per token (over all chosen tokens of the batch),
+  given as per-pair terms n_i whose mean is that NLL (``orpo_nll_terms``), so L is the mean of per-pair losses.
 
-Each returns (per-pair losses or the batch loss, chosen rewards, rejected rewards) with rewards beta a (SimPO) or
+Each returns per-pair losses (B,), whose mean is trained, and the chosen and rejected rewards with rewards beta a (SimPO) or
 lambda a (ORPO), detached, as TRL logs them. Shapes are checked at the edge (``check_pairs``), not in the hot loss.
 """
 
@@ -63,15 +64,24 @@ def simpo_loss(chosen_avg_logps: torch.Tensor, rejected_avg_logps: torch.Tensor,
     return losses, beta * chosen_avg_logps.detach(), beta * rejected_avg_logps.detach()
 
 
+def orpo_nll_terms(chosen_logps: torch.Tensor, total_chosen_tokens: float, n_pairs: int) -> torch.Tensor:
+    """(B,) per-pair shares of the batch's token-mean NLL of the chosen answers: -log pi(y_w | x) n_pairs / total
+    tokens, whose mean over the n_pairs pairs of the batch is -sum log pi / total tokens (also when the pairs are
+    split over processes)."""
+    return -chosen_logps * (n_pairs / total_chosen_tokens)
+
+
 def orpo_loss(chosen_avg_logps: torch.Tensor, rejected_avg_logps: torch.Tensor, chosen_nll: torch.Tensor,
               lam: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """ORPO batch loss NLL(y_w) - lam mean log sigmoid(log OR), the per-pair log OR (B,), and rewards lam a_w,
-    lam a_l. ``chosen_nll``: the chosen tokens' mean negative log-likelihood (a scalar tensor)."""
+    """ORPO per-pair losses nll_i - lam log sigmoid(log OR_i) (B,), whose mean is the ORPO loss; the per-pair
+    log OR (B,), and rewards lam a_w, lam a_l. ``chosen_nll``: (B,) per-pair NLL terms (``orpo_nll_terms``; any
+    (B,) whose mean is the chosen tokens' mean NLL)."""
     check_pairs(chosen_avg_logps, rejected_avg_logps)
     check_number("lam", lam, low=0)
-    if not isinstance(chosen_nll, torch.Tensor) or chosen_nll.ndim != 0:
-        raise ValidationError(f"chosen_nll: {describe(chosen_nll)}; expected a scalar tensor (mean NLL per token)")
+    if not isinstance(chosen_nll, torch.Tensor) or chosen_nll.shape != chosen_avg_logps.shape:
+        raise ValidationError(f"chosen_nll: {describe(chosen_nll)}; expected a tensor of shape "
+                              f"{tuple(chosen_avg_logps.shape)}, one NLL term per pair")
     a_w, a_l = chosen_avg_logps.float(), rejected_avg_logps.float()
     log_odds = (a_w - a_l) - (log1mexp(a_w) - log1mexp(a_l))
-    loss = chosen_nll - lam * F.logsigmoid(log_odds).mean()
-    return loss, log_odds.detach(), lam * a_w.detach(), lam * a_l.detach()
+    losses = chosen_nll - lam * F.logsigmoid(log_odds)
+    return losses, log_odds.detach(), lam * a_w.detach(), lam * a_l.detach()
