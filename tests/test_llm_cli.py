@@ -37,6 +37,12 @@ def run_one(tmp_path, argv):
     (["reward", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4"], "accuracy"),
     (["dpo", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4", "--lora", "2"],
      "rewards/margins"),
+    (["dpo", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4", "--loss-type", "ipo"],
+     "rewards/margins"),
+    (["simpo", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4", "--set", "gamma=1.0"],
+     "rewards/margins"),
+    (["orpo", "--data", "pairs.jsonl", "--set", "max_steps=2", "--set", "batch_size=4", "--lora", "2"],
+     "rewards/margins"),
     (["ppo", "--prompts", "prompts.txt", "--reward", "sentiment", "--set", "steps=2", "--set", "batch_size=2",
       "--set", "mini_batch_size=1", "--set", "max_new_tokens=4"], "objective/scores"),
 ])
@@ -96,6 +102,10 @@ def test_ppo_on_a_saved_reward_model(tmp_path, files):
     (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "bogus=1"], "unknown field"),
     (["dpo", "--model", "MODEL", "--data", "bad.jsonl"], "missing"),
     (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "beta=-1"], "beta"),
+    (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--loss-type", "ipo", "--set", 'loss_type="hinge"'],
+     "give the loss type once"),
+    (["simpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "gamma=-1"], "gamma"),
+    (["orpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "beta=0.1"], "unknown field"),
     (["ppo", "--model", "MODEL", "--prompts", "prompts.txt"], "--reward-model"),
     (["sft", "--model", "MODEL", "--data", "nothing.jsonl"], "no such file"),
     (["irl", "--method", "iq", "--model", "MODEL", "--demos", "bad.jsonl"], "expected prompt and completion"),
@@ -140,3 +150,10 @@ def test_llm_output_is_only_the_summary(tmp_path, files, capfd):
             and "logged steps" not in line] == [], captured.out
     assert captured.err == "", captured.err
     assert [str(w.message) for w in caught] == []
+
+
+def test_dpo_loss_type_choices_equal_the_library_names():
+    from irlhf.jobs._common import DPO_LOSS_TYPES
+    from irlhf.llm import dpo
+
+    assert DPO_LOSS_TYPES == dpo.LOSS_TYPES

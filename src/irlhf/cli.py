@@ -33,9 +33,10 @@ from typing import Any
 from irlhf import __version__
 from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
-from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE, IRL_TABULAR,
-                                LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS,
-                                PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE,
+                                IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS,
+                                LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS,
+                                TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -371,13 +372,17 @@ def _tamer(subparsers: Any) -> None:
 
 
 def _llm(subparsers: Any) -> None:
-    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, PPO-RLHF, "
-                                   "inverse RL from demonstrations, and the synthetic sentiment frontier experiment",
+    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, SimPO, ORPO, "
+                                   "PPO-RLHF, inverse RL from demonstrations, and the synthetic sentiment frontier "
+                                   "experiment",
                                    description="Align local Hugging Face causal LMs with people's preferences.")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
     helps = {"sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
              "reward": "a reward model from preference pairs (Bradley-Terry) or rankings (Plackett-Luce)",
              "dpo": "direct preference optimisation on {prompt, chosen, rejected} rows",
+             "simpo": "SimPO: reference-free, length-normalised preference optimisation on {prompt, chosen, "
+                      "rejected} rows",
+             "orpo": "ORPO: SFT on the chosen answers plus an odds-ratio preference term, reference-free",
              "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer"}
     for action in LLM_TRAINERS:
         p = add_job(actions, action, job_runner("llm", "run_train_command"), help=helps[action])
@@ -394,6 +399,10 @@ def _llm(subparsers: Any) -> None:
             p.add_argument("--eval-data", metavar="FILE", help="held-out rows")
         if action in ("dpo", "ppo"):
             p.add_argument("--ref", metavar="DIR", help="reference model directory (default: the initial model)")
+        if action == "dpo":
+            p.add_argument("--loss-type", choices=DPO_LOSS_TYPES, default=None,
+                           help="DPO's loss: sigmoid (default; with --set label_smoothing=EPS conservative DPO), robust, "
+                           "hinge or ipo")
         p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
         _set_option(p, "set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
         _no_progress(p)

@@ -6,7 +6,9 @@
     irlhf llm sft    --model DIR --data rows.jsonl            # {prompt, completion} or {text} rows
     irlhf llm reward --model DIR --data pairs.jsonl           # {prompt, chosen, rejected[, margin]} or
                                                               # {prompt, responses, ranking} rows
-    irlhf llm dpo    --model DIR --data pairs.jsonl [--ref DIR] [--lora 8] --set beta=0.1
+    irlhf llm dpo    --model DIR --data pairs.jsonl [--ref DIR] [--lora 8] [--loss-type ipo] --set beta=0.1
+    irlhf llm simpo  --model DIR --data pairs.jsonl --set gamma=0.5     # reference-free, length-normalised
+    irlhf llm orpo   --model DIR --data pairs.jsonl --set lam=0.1       # SFT + odds ratio, reference-free
     irlhf llm ppo    --model DIR --prompts prompts.txt --reward-model RM_DIR   (or --reward sentiment)
     irlhf llm irl    --method iq|maxent --model DIR --demos rows.jsonl        # inverse RL from {prompt, completion}
                                                               # demonstrations; maxent also writes the reward model
@@ -46,20 +48,22 @@ from irlhf.report.curves import loss_and_metric
 TRAINERS = LLM_TRAINERS + ("irl",)
 REWARDS = LLM_REWARDS
 # the library module of each trainer (irl: per --method)
-MODULES = {"sft": "sft", "reward": "reward", "dpo": "dpo", "ppo": "ppo", "iq": "iq_learn", "maxent": "seq_maxent"}
+MODULES = {"sft": "sft", "reward": "reward", "dpo": "dpo", "simpo": "simpo", "orpo": "orpo", "ppo": "ppo",
+           "iq": "iq_learn", "maxent": "seq_maxent"}
 # the metric drawn beside the loss in curves.png, per trainer
-KEY_METRIC = {"sft": "mean_token_accuracy", "reward": "accuracy", "dpo": "rewards/margins", "ppo": "objective/scores",
+KEY_METRIC = {"sft": "mean_token_accuracy", "reward": "accuracy", "dpo": "rewards/margins", "simpo": "rewards/margins",
+              "orpo": "rewards/margins", "ppo": "objective/scores",
               "iq": "sequence_reward", "maxent": "ess_fraction"}
 LOSS_KEY = {"maxent": "reward/loss"}  # the loss drawn in curves.png where it is not "loss"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainJobConfig(BaseConfig):
-    """Options of ``irlhf llm sft|reward|dpo|ppo``.
+    """Options of ``irlhf llm sft|reward|dpo|simpo|orpo|ppo|irl``.
 
     action: the trainer.  model: local causal-LM directory.  tokenizer: its tokenizer directory (None = model's).
-    data: training rows (sft, reward, dpo); prompts: a .txt (one per line) or .jsonl ({prompt}) file (ppo).
-    eval_data: held-out rows (sft, reward, dpo) or prompts (ppo).  ref: reference model directory (dpo, ppo;
+    data: training rows (sft, reward, dpo, simpo, orpo); prompts: a .txt (one per line) or .jsonl ({prompt}) file (ppo).
+    eval_data: held-out rows (sft, reward, dpo, simpo, orpo) or prompts (ppo).  ref: reference model directory (dpo, ppo;
     None = the initial model).  reward / reward_model: ppo's reward, "model" (a reward-model directory written
     by ``irlhf llm reward``) or "sentiment" (the synthetic task's ground-truth scorer).  lora: LoRA rank (0 =
     full fine-tuning; needs peft).  method: irl's learner, "iq" (inverse soft-Q on tokens) or "maxent" (sequence
@@ -316,11 +320,16 @@ def run_train_command(args: argparse.Namespace) -> int:
     if getattr(args, "reward", "model") == "sentiment":
         reject_options(args, ("reward_model",), "not used with --reward sentiment (the task's own scorer is the "
                        "reward); expected --reward model with a reward-model directory")
+    options = parse_set(args.options)
+    if getattr(args, "loss_type", None) is not None:
+        if "loss_type" in options:
+            raise ValidationError(f"--loss-type {args.loss_type} and --set loss_type=...: give the loss type once")
+        options["loss_type"] = args.loss_type
     job = TrainJobConfig(action=args.action, model=args.model, data=getattr(args, "data", None),
                          prompts=getattr(args, "prompts", None), tokenizer=args.tokenizer, eval_data=args.eval_data,
                          ref=getattr(args, "ref", None), reward=getattr(args, "reward", "model"),
                          reward_model=getattr(args, "reward_model", None), lora=args.lora,
-                         method=getattr(args, "method", None), options=parse_set(args.options), seed=args.seed)
+                         method=getattr(args, "method", None), options=options, seed=args.seed)
     return print_summary(run_train(job, args.out, progress=not args.no_progress)[1])
 
 
