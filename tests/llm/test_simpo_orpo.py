@@ -44,13 +44,22 @@ def test_simpo_step_zero_is_the_length_normalised_margin_loss(tokenizer, make_mo
     assert first["logps/chosen"] == pytest.approx(float(pc.mean()), abs=1e-5)
 
 
-def test_orpo_step_zero_is_token_mean_nll_plus_the_odds_ratio_term(tokenizer, make_model):
+@pytest.mark.parametrize("nll_tokens", ["completion", "sequence"])
+def test_orpo_step_zero_is_token_mean_nll_plus_the_odds_ratio_term(tokenizer, make_model, nll_tokens):
     model, pairs = make_model(len(tokenizer)), tiny_pairs(8)
-    config = orpo.Config(**BASE, lam=0.1, max_steps=1)
+    config = orpo.Config(**BASE, lam=0.1, max_steps=1, nll_tokens=nll_tokens)
     pc, pr, nc, nr = initial_logps(copy.deepcopy(model), tokenizer, pairs, config)
     a_w, a_l = pc / nc, pr / nr
     log_odds = (a_w - a_l) - (torch.log(-torch.expm1(a_w)) - torch.log(-torch.expm1(a_l)))
-    expected = float(-pc.sum() / nc.sum() - 0.1 * torch.nn.functional.logsigmoid(log_odds).mean())
+    if nll_tokens == "completion":
+        nll = -pc.sum() / nc.sum()
+    else:  # prompt and answer: every token after the first
+        chosen, _, _ = pairwise.encode(tokenizer, pairs, config, "data")
+        whole = pairwise.whole_sequences(chosen)
+        with torch.no_grad():
+            lw = pairwise.grouped_logps(pairwise.GroupedLogps(copy.deepcopy(model)), whole, pad_id_of(tokenizer))
+        nll = -lw.sum() / sum(len(e.input_ids) - 1 for e in chosen)
+    expected = float(nll - 0.1 * torch.nn.functional.logsigmoid(log_odds).mean())
     first = orpo.train(model, tokenizer, pairs, config).history[0]
     assert first["loss"] == pytest.approx(expected, abs=1e-6)
 
@@ -72,6 +81,8 @@ def test_configs_validate_beside_their_fields():
         simpo.Config(label_smoothing=0.5)
     with pytest.raises(ValidationError, match="lam"):
         orpo.Config(lam=-0.1)
+    with pytest.raises(ValidationError, match="nll_tokens"):
+        orpo.Config(nll_tokens="prompt")
     with pytest.raises(ValidationError, match="expected irlhf.llm.orpo.Config"):
         orpo.train(None, None, tiny_pairs(2), simpo.Config())
     assert math.isclose(orpo.Config().lam, 0.1) and simpo.Config().beta == 2.0

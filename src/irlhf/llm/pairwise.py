@@ -93,6 +93,11 @@ class PairBatch:
     rejected_tokens: torch.Tensor
     global_pairs: int
     global_chosen_tokens: float
+    # with whole_chosen: log-probs of the chosen rows' prompt AND answer tokens (every token after the first),
+    # their counts, and their total over the global batch (ORPO's NLL as its authors compute it); else None / 0
+    chosen_whole: torch.Tensor | None = None
+    chosen_whole_tokens: torch.Tensor | None = None
+    global_chosen_whole_tokens: float = 0.0
 
 
 # losses (b,), chosen rewards (b,), rejected rewards (b,): the mean of the losses over the global batch is trained
@@ -118,6 +123,11 @@ class Result:
 def completion_tokens(items: Sequence[Encoded]) -> torch.Tensor:
     """(N,) the completion positions ``sequence_logps`` sums over: every completion token with a token before it."""
     return torch.tensor([len(e.input_ids) - max(e.n_prompt, 1) for e in items], dtype=torch.float32)
+
+
+def whole_sequences(items: Sequence[Encoded]) -> list[Encoded]:
+    """The same rows with every token after the first counted as "completion" (prompt and answer both scored)."""
+    return [Encoded(e.input_ids, 1) for e in items]
 
 
 # -- log-probs with less padding ---------------------------------------------------------------------------
@@ -217,21 +227,27 @@ def _metric_sums(losses: torch.Tensor, chosen_rewards: torch.Tensor, rejected_re
 @torch.no_grad()
 def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded], ref_chosen: torch.Tensor,
              ref_rejected: torch.Tensor, pair_loss: PairLoss, config: Config, pad_id: int,
-             rt: Runtime | None = None) -> dict[str, float]:
+             rt: Runtime | None = None, whole_chosen: bool = False) -> dict[str, float]:
     """Mean METRICS of the policy over encoded pairs (all of them one batch), in eval mode (keys "eval/...")."""
     rt = rt or make_runtime(config.device)
     if isinstance(model, GroupedLogps):
         model = model.model
     was_training = model.training
     model.eval()
+    whole = whole_sequences(chosen) if whole_chosen else []
     try:  # every row's log-prob, in length-sorted batches of 2 batch_size rows (little padding)
-        logps = _sorted_logps(model, list(chosen) + list(rejected), pad_id, 2 * config.batch_size, rt)
+        logps = _sorted_logps(model, list(chosen) + list(rejected) + whole, pad_id, 2 * config.batch_size, rt)
     finally:
         model.train(was_training)
-    pc, pr = logps[:len(chosen)], logps[len(chosen):]
+    n = len(chosen)
+    pc, pr = logps[:n], logps[n:2 * n]
     nc, nr = completion_tokens(chosen).to(rt.device), completion_tokens(rejected).to(rt.device)
-    losses, cr, rr = pair_loss(PairBatch(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), nc, nr,
-                                         len(chosen), float(nc.sum())))
+    batch = PairBatch(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), nc, nr, n, float(nc.sum()))
+    if whole_chosen:
+        nw = completion_tokens(whole).to(rt.device)
+        batch.chosen_whole, batch.chosen_whole_tokens, batch.global_chosen_whole_tokens = logps[2 * n:], nw, float(
+            nw.sum())
+    losses, cr, rr = pair_loss(batch)
     means = _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses)) / len(chosen)
     return {f"eval/{name}": float(v) for name, v in zip(METRICS, means.tolist())}
 
@@ -247,7 +263,7 @@ def encode(tokenizer: Any, data: TextPairs, config: Config, what: str) -> tuple[
 
 
 def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: Config, pair_loss: PairLoss, *,
-                uses_reference: bool, ref_model: Any | None = None,
+                uses_reference: bool, whole_chosen: bool = False, ref_model: Any | None = None,
                 output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None) -> Result:
     """Train ``model`` (a causal LM, or a peft model) on preference pairs with a method's ``pair_loss``.
 
@@ -263,6 +279,8 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
     evaluation = encode(tokenizer, eval_data, config, "eval_data") if eval_data is not None else None
     chosen_tokens = completion_tokens(chosen).to(rt.device)
     rejected_tokens = completion_tokens(rejected).to(rt.device)
+    whole = whole_sequences(chosen) if whole_chosen else []
+    whole_tokens = completion_tokens(whole).to(rt.device) if whole_chosen else None
 
     model = model.to(rt.device)
     if config.disable_dropout:
@@ -311,13 +329,18 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
             if len(rows) == 0:  # a short last batch leaves this process no row: run one at weight 0 (DDP syncs)
                 rows, weight = global_rows[:1], torch.zeros(1, device=rt.device)
             # chosen and rejected rows of these pairs, in length groups, all in one forward call
-            logps = grouped_logps(module, [chosen[i] for i in rows] + [rejected[i] for i in rows], pad_id,
+            extra = [whole[i] for i in rows] if whole_chosen else []
+            logps = grouped_logps(module, [chosen[i] for i in rows] + [rejected[i] for i in rows] + extra, pad_id,
                                   rt.device)
-            policy_chosen, policy_rejected = logps[:len(rows)], logps[len(rows):]
-            index = torch.as_tensor(rows, device=rt.device)
+            b = len(rows)
+            policy_chosen, policy_rejected = logps[:b], logps[b:2 * b]
+            index, global_index = (torch.as_tensor(r, device=rt.device) for r in (rows, global_rows))
             batch = PairBatch(policy_chosen, policy_rejected, ref_chosen[index], ref_rejected[index],
                               chosen_tokens[index], rejected_tokens[index], len(global_rows),
-                              float(chosen_tokens[torch.as_tensor(global_rows, device=rt.device)].sum()))
+                              float(chosen_tokens[global_index].sum()))
+            if whole_chosen:
+                batch.chosen_whole, batch.chosen_whole_tokens = logps[2 * b:], whole_tokens[index]
+                batch.global_chosen_whole_tokens = float(whole_tokens[global_index].sum())
             losses, chosen_rewards, rejected_rewards = pair_loss(batch)
             batch_loss = global_mean((losses * weight).sum(), len(global_rows), rt)
             check_finite_loss(batch_loss, step)
@@ -339,7 +362,7 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
         policy = rt.unwrap(module).model
         if evaluation is not None:
             scores = evaluate(policy, evaluation[0], evaluation[1], eval_ref[0], eval_ref[1], pair_loss, config,
-                              pad_id, rt)
+                              pad_id, rt, whole_chosen)
             log({"step": step, "epoch": step / steps_per_epoch, **scores})
         if out is not None and rt.is_main:
             save_checkpoint(policy, tokenizer, out / "final")
