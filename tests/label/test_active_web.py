@@ -27,7 +27,7 @@ from irlhf.label.server import create_app  # noqa: E402
 from irlhf.label.store import LabelStore  # noqa: E402
 
 SESSION = "active1"
-N_QUERIES = 20
+N_QUERIES = 10
 EQUAL_BELOW = 0.02  # |w* . (phi_l - phi_r)| under this: "about equal"
 
 
