@@ -10,7 +10,7 @@ import torch
 from irlhf.core.errors import ValidationError
 from irlhf.data.text import TextPairs
 from irlhf.llm import orpo, pairwise, simpo
-from irlhf.llm.tokenize import pad_id_of
+from irlhf.llm.tokenize import Encoded, pad_id_of
 
 def tiny_pairs(n: int) -> TextPairs:
     """n pairs over 4 prompts: an upbeat answer chosen over a gloomy one, of different lengths."""
@@ -55,7 +55,7 @@ def test_orpo_step_zero_is_token_mean_nll_plus_the_odds_ratio_term(tokenizer, ma
         nll = -pc.sum() / nc.sum()
     else:  # prompt and answer: every token after the first
         chosen, _, _ = pairwise.encode(tokenizer, pairs, config, "data")
-        whole = pairwise.whole_sequences(chosen)
+        whole = [Encoded(e.input_ids, 1) for e in chosen]  # every token after the first, in one row
         with torch.no_grad():
             lw = pairwise.grouped_logps(pairwise.GroupedLogps(copy.deepcopy(model)), whole, pad_id_of(tokenizer))
         nll = -lw.sum() / sum(len(e.input_ids) - 1 for e in chosen)

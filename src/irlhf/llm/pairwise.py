@@ -125,9 +125,26 @@ def completion_tokens(items: Sequence[Encoded]) -> torch.Tensor:
     return torch.tensor([len(e.input_ids) - max(e.n_prompt, 1) for e in items], dtype=torch.float32)
 
 
-def whole_sequences(items: Sequence[Encoded]) -> list[Encoded]:
-    """The same rows with every token after the first counted as "completion" (prompt and answer both scored)."""
-    return [Encoded(e.input_ids, 1) for e in items]
+def prompt_rows(items: Sequence[Encoded]) -> tuple[list[Encoded], np.ndarray]:
+    """The prompts of rows whose prompt has a token after its first, as rows scoring those tokens, and which rows
+    they are. A causal LM gives a prompt token the same log-prob with or without the answer after it, so a row's
+    prompt-and-answer log-prob is its answer's plus its prompt row's: one short extra row instead of the whole."""
+    has = np.array([e.n_prompt >= 2 for e in items], dtype=bool)
+    return [Encoded(e.input_ids[:e.n_prompt], 1) for e, h in zip(items, has) if h], np.flatnonzero(has)
+
+
+def whole_tokens(items: Sequence[Encoded]) -> torch.Tensor:
+    """(N,) the tokens a prompt-and-answer log-prob sums over: every token after the first."""
+    return torch.tensor([len(e.input_ids) - 1 for e in items], dtype=torch.float32)
+
+
+def _with_prompts(batch: PairBatch, prompt_logps: torch.Tensor, which: np.ndarray, tokens: torch.Tensor,
+                  global_tokens: float) -> None:
+    """Fill the batch's prompt-and-answer fields: answer log-probs plus the prompt rows' (at rows ``which``)."""
+    prompt = torch.zeros_like(batch.chosen)
+    prompt[torch.as_tensor(which, device=prompt.device, dtype=torch.long)] = prompt_logps
+    batch.chosen_whole, batch.chosen_whole_tokens, batch.global_chosen_whole_tokens = (batch.chosen + prompt, tokens,
+                                                                                       global_tokens)
 
 
 # -- log-probs with less padding ---------------------------------------------------------------------------
@@ -234,9 +251,9 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
         model = model.model
     was_training = model.training
     model.eval()
-    whole = whole_sequences(chosen) if whole_chosen else []
+    prompts, which = prompt_rows(chosen) if whole_chosen else ([], np.zeros(0, dtype=np.int64))
     try:  # every row's log-prob, in length-sorted batches of 2 batch_size rows (little padding)
-        logps = _sorted_logps(model, list(chosen) + list(rejected) + whole, pad_id, 2 * config.batch_size, rt)
+        logps = _sorted_logps(model, list(chosen) + list(rejected) + prompts, pad_id, 2 * config.batch_size, rt)
     finally:
         model.train(was_training)
     n = len(chosen)
@@ -244,9 +261,8 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
     nc, nr = completion_tokens(chosen).to(rt.device), completion_tokens(rejected).to(rt.device)
     batch = PairBatch(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), nc, nr, n, float(nc.sum()))
     if whole_chosen:
-        nw = completion_tokens(whole).to(rt.device)
-        batch.chosen_whole, batch.chosen_whole_tokens, batch.global_chosen_whole_tokens = logps[2 * n:], nw, float(
-            nw.sum())
+        nw = whole_tokens(chosen).to(rt.device)
+        _with_prompts(batch, logps[2 * n:], which, nw, float(nw.sum()))
     losses, cr, rr = pair_loss(batch)
     means = _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses)) / len(chosen)
     return {f"eval/{name}": float(v) for name, v in zip(METRICS, means.tolist())}
@@ -279,8 +295,10 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
     evaluation = encode(tokenizer, eval_data, config, "eval_data") if eval_data is not None else None
     chosen_tokens = completion_tokens(chosen).to(rt.device)
     rejected_tokens = completion_tokens(rejected).to(rt.device)
-    whole = whole_sequences(chosen) if whole_chosen else []
-    whole_tokens = completion_tokens(whole).to(rt.device) if whole_chosen else None
+    prompts, prompt_of = prompt_rows(chosen) if whole_chosen else ([], np.zeros(0, dtype=np.int64))
+    position = np.full(len(chosen), -1)
+    position[prompt_of] = np.arange(len(prompt_of))  # row -> its prompt row (-1: no prompt token to score)
+    chosen_whole_tokens = whole_tokens(chosen).to(rt.device) if whole_chosen else None
 
     model = model.to(rt.device)
     if config.disable_dropout:
@@ -329,7 +347,8 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
             if len(rows) == 0:  # a short last batch leaves this process no row: run one at weight 0 (DDP syncs)
                 rows, weight = global_rows[:1], torch.zeros(1, device=rt.device)
             # chosen and rejected rows of these pairs, in length groups, all in one forward call
-            extra = [whole[i] for i in rows] if whole_chosen else []
+            with_prompt = [k for k, i in enumerate(rows) if whole_chosen and position[i] >= 0]
+            extra = [prompts[position[rows[k]]] for k in with_prompt]
             logps = grouped_logps(module, [chosen[i] for i in rows] + [rejected[i] for i in rows] + extra, pad_id,
                                   rt.device)
             b = len(rows)
@@ -339,8 +358,8 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
                               chosen_tokens[index], rejected_tokens[index], len(global_rows),
                               float(chosen_tokens[global_index].sum()))
             if whole_chosen:
-                batch.chosen_whole, batch.chosen_whole_tokens = logps[2 * b:], whole_tokens[index]
-                batch.global_chosen_whole_tokens = float(whole_tokens[global_index].sum())
+                _with_prompts(batch, logps[2 * b:], np.array(with_prompt, dtype=np.int64), chosen_whole_tokens[index],
+                              float(chosen_whole_tokens[global_index].sum()))
             losses, chosen_rewards, rejected_rewards = pair_loss(batch)
             batch_loss = global_mean((losses * weight).sum(), len(global_rows), rt)
             check_finite_loss(batch_loss, step)
