@@ -103,7 +103,7 @@ def run_one(net, name, seed, n_train, n_test, mmp_iters):
     test, _ = routes_of(net, POPULATIONS[name], n_test, seed + 500)
     train_b, test_b = RouteBatch.from_routes(net, train), RouteBatch.from_routes(net, test)
     od = list(zip(test_b.origins.tolist(), test_b.destinations.tolist()))
-    rows, seconds = {}, {}
+    rows = {}
 
     def score(model_name, predict, log_prob=None, theta=None, fit_s=0.0):
         t0 = time.perf_counter()

@@ -141,7 +141,7 @@ class RoadNetwork:
 
     def transition_features(self) -> sp.csr_array:
         """(T, F) sparse features of each transition: the next edge's features plus its turn's one-hot."""
-        T, Fe = self.n_transitions, self.edge_features.shape[1]
+        T = self.n_transitions
         edge_part = sp.csr_array(self.edge_features)[self.succ]
         turn_part = sp.csr_array((np.ones(T), (np.arange(T), self.turn.astype(np.int64))), shape=(T, len(TURNS)))
         return sp.hstack([edge_part, turn_part], format="csr")
