@@ -102,6 +102,27 @@ def test_sequence_logps_matches_manual_sum(tokenizer, model):
             assert math.isclose(float(logps[row]), float(manual), rel_tol=1e-5)
 
 
+@pytest.mark.parametrize("head_path", [True, False])
+def test_whole_sums_prompt_and_completion_from_one_pass(tokenizer, model, monkeypatch, head_path):
+    """whole=True: column 0 is the completion sum, column 1 the sum over every token after the first, on the LM-head
+    path and on the full-logits path alike."""
+    from irlhf.llm import logps as logps_module
+    from irlhf.llm.tokenize import Encoded
+
+    if not head_path:
+        monkeypatch.setattr(logps_module, "backbone_and_head", lambda model: None)
+    items = [encode(tokenizer, "the film", " was great"), encode(tokenizer, "the", " plot was dull")]
+    pad = pad_id_of(tokenizer)
+    with torch.no_grad():
+        both = logps_module.sequence_logps(model, collate(items, pad), whole=True)
+        answer = logps_module.sequence_logps(model, collate(items, pad))
+        whole = logps_module.sequence_logps(model, collate([Encoded(e.input_ids, 1) for e in items], pad))
+    assert both.shape == (2, 2)
+    torch.testing.assert_close(both[:, 0], answer, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(both[:, 1], whole, rtol=1e-6, atol=1e-6)
+    assert both[0, 1] < both[0, 0] and both[1, 1] == both[1, 0]  # "the film": 1 scored prompt token; "the": none
+
+
 def test_padding_and_prompt_do_not_change_logps(tokenizer, model):
     a = encode(tokenizer, "the film", " was great")
     long = encode(tokenizer, "the", " plot was dull and the acting was awful and i hated it")

@@ -97,12 +97,14 @@ def _head_logps(hidden: torch.Tensor, labels: torch.Tensor, head: Any, temperatu
 
 
 def sequence_logps(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
-                   chunk_size: int = 1024) -> torch.Tensor:
+                   chunk_size: int = 1024, whole: bool = False) -> torch.Tensor:
     """Summed completion log-probs log pi(y | x), (B,) fp32, one forward pass over the whole batch.
 
     ``batch``: input_ids (B, T), attention_mask (B, T), completion_mask (B, T) as made by
     ``irlhf.llm.tokenize.collate`` / ``collate_pairs``. The LM head runs at completion positions only when the
     model allows it (``backbone_and_head``); the result is the same either way up to float rounding.
+    ``whole``: also score the prompt; returns (B, 2), column 0 the completion's sum as above and column 1 the sum
+    over every token after the first (prompt and completion), from the same per-token log-probs.
     """
     missing = [k for k in ("input_ids", "attention_mask", "completion_mask") if k not in batch]
     if missing:
@@ -111,12 +113,16 @@ def sequence_logps(model: Any, batch: dict[str, torch.Tensor], temperature: floa
         raise ValidationError(f"temperature={temperature!r}: expected > 0")
     parts = backbone_and_head(model)
     input_ids, completion_mask = batch["input_ids"], batch["completion_mask"]
+    scored = batch["attention_mask"] if whole else completion_mask
     if parts is None:
         logits = forward_logits(model, batch)
-        return completion_logps(logits, input_ids, completion_mask, temperature, chunk_size).sum(-1)
+        per_token = completion_logps(logits, input_ids, scored, temperature, chunk_size)
+        if not whole:
+            return per_token.sum(-1)
+        return torch.stack([(per_token * completion_mask.to(per_token.dtype)).sum(-1), per_token.sum(-1)], dim=1)
     backbone, head = parts
     hidden = backbone(input_ids=input_ids, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
-    mask = completion_mask.bool().clone()
+    mask = scored.bool().clone()
     mask[:, 0] = False  # the first token has no prediction
     rows, cols = mask.nonzero(as_tuple=True)
     states, labels = hidden[rows, cols - 1], input_ids[rows, cols]
@@ -128,4 +134,8 @@ def sequence_logps(model: Any, batch: dict[str, torch.Tensor], temperature: floa
         else:
             values.append(_head_logps(piece, target, head, temperature))
     flat = torch.cat(values) if values else hidden.new_zeros(0, dtype=torch.float32)
-    return torch.zeros(len(input_ids), dtype=torch.float32, device=flat.device).index_add(0, rows, flat)
+    zeros = torch.zeros(len(input_ids), dtype=torch.float32, device=flat.device)
+    if not whole:
+        return zeros.index_add(0, rows, flat)
+    answer = zeros.index_add(0, rows, flat * completion_mask[rows, cols].to(flat.dtype))
+    return torch.stack([answer, zeros.index_add(0, rows, flat)], dim=1)

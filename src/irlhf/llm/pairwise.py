@@ -125,26 +125,9 @@ def completion_tokens(items: Sequence[Encoded]) -> torch.Tensor:
     return torch.tensor([len(e.input_ids) - max(e.n_prompt, 1) for e in items], dtype=torch.float32)
 
 
-def prompt_rows(items: Sequence[Encoded]) -> tuple[list[Encoded], np.ndarray]:
-    """The prompts of rows whose prompt has a token after its first, as rows scoring those tokens, and which rows
-    they are. A causal LM gives a prompt token the same log-prob with or without the answer after it, so a row's
-    prompt-and-answer log-prob is its answer's plus its prompt row's: one short extra row instead of the whole."""
-    has = np.array([e.n_prompt >= 2 for e in items], dtype=bool)
-    return [Encoded(e.input_ids[:e.n_prompt], 1) for e, h in zip(items, has) if h], np.flatnonzero(has)
-
-
 def whole_tokens(items: Sequence[Encoded]) -> torch.Tensor:
-    """(N,) the tokens a prompt-and-answer log-prob sums over: every token after the first."""
+    """(N,) the tokens a prompt-and-completion log-prob sums over: every token after the first."""
     return torch.tensor([len(e.input_ids) - 1 for e in items], dtype=torch.float32)
-
-
-def _with_prompts(batch: PairBatch, prompt_logps: torch.Tensor, which: np.ndarray, tokens: torch.Tensor,
-                  global_tokens: float) -> None:
-    """Fill the batch's prompt-and-answer fields: answer log-probs plus the prompt rows' (at rows ``which``)."""
-    prompt = torch.zeros_like(batch.chosen)
-    prompt[torch.as_tensor(which, device=prompt.device, dtype=torch.long)] = prompt_logps
-    batch.chosen_whole, batch.chosen_whole_tokens, batch.global_chosen_whole_tokens = (batch.chosen + prompt, tokens,
-                                                                                       global_tokens)
 
 
 # -- log-probs with less padding ---------------------------------------------------------------------------
@@ -153,23 +136,24 @@ class GroupedLogps(nn.Module):
 
     A module of its own so that multi-process training (DDP wraps this module) sees the whole step's computation
     in one forward: every parameter is then reduced once per backward. ``model``: a causal LM or a peft model.
+    ``whole``: rows give (2,): the completion's sum and the sum over prompt and completion (``sequence_logps``).
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, whole: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.whole = model, whole
 
     def forward(self, input_ids: torch.Tensor | Sequence[torch.Tensor],
                 attention_mask: torch.Tensor | Sequence[torch.Tensor],
                 completion_mask: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """input_ids, attention_mask, completion_mask (B, T) -> log pi(y | x) (B,) fp32; lists of such batches
-        (each padded to its own width) give their rows' values concatenated in list order."""
+        """input_ids, attention_mask, completion_mask (B, T) -> log pi(y | x) (B,) fp32 ((B, 2) with ``whole``);
+        lists of such batches (each padded to its own width) give their rows' values concatenated in list order."""
         if isinstance(input_ids, torch.Tensor):
             input_ids, attention_mask, completion_mask = [input_ids], [attention_mask], [completion_mask]
         parts = []
         for ids, mask, completion in zip(input_ids, attention_mask, completion_mask):
             parts.append(sequence_logps(self.model, {"input_ids": ids, "attention_mask": mask,
-                                                     "completion_mask": completion}))
+                                                     "completion_mask": completion}, whole=self.whole))
         return torch.cat(parts)
 
 
@@ -189,17 +173,17 @@ def grouped_logps(module: Any, items: Sequence[Encoded], pad_id: int,
 
 
 def _sorted_logps(model: Any, items: Sequence[Encoded], pad_id: int, rows_per_batch: int,
-                  rt: Runtime) -> torch.Tensor:
-    """No-grad log pi(y | x) of every row, (N,) fp32 in the order given: all rows sorted by length (little
-    padding) in batches of ``rows_per_batch``; each process computes every world-th batch, then a sum over
-    processes fills in the rest (each entry is computed by exactly one process)."""
+                  rt: Runtime, whole: bool = False) -> torch.Tensor:
+    """No-grad log pi(y | x) of every row, (N,) fp32 ((N, 2) with ``whole``) in the order given: all rows sorted
+    by length (little padding) in batches of ``rows_per_batch``; each process computes every world-th batch, then
+    a sum over processes fills in the rest (each entry is computed by exactly one process)."""
     order = np.argsort([len(e.input_ids) for e in items], kind="stable")
-    out = torch.zeros(len(items), dtype=torch.float32, device=rt.device)
+    out = torch.zeros((len(items), 2) if whole else len(items), dtype=torch.float32, device=rt.device)
     for start in range(rt.rank * rows_per_batch, len(order), rt.world * rows_per_batch):
         rows = order[start:start + rows_per_batch]
         batch = collate([items[i] for i in rows], pad_id)
         out[torch.as_tensor(rows, device=rt.device)] = sequence_logps(
-            model, {k: v.to(rt.device) for k, v in batch.items()})
+            model, {k: v.to(rt.device) for k, v in batch.items()}, whole=whole)
     return rt.sum(out)
 
 
@@ -251,18 +235,19 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
         model = model.model
     was_training = model.training
     model.eval()
-    prompts, which = prompt_rows(chosen) if whole_chosen else ([], np.zeros(0, dtype=np.int64))
     try:  # every row's log-prob, in length-sorted batches of 2 batch_size rows (little padding)
-        logps = _sorted_logps(model, list(chosen) + list(rejected) + prompts, pad_id, 2 * config.batch_size, rt)
+        logps = _sorted_logps(model, list(chosen) + list(rejected), pad_id, 2 * config.batch_size, rt, whole_chosen)
     finally:
         model.train(was_training)
     n = len(chosen)
-    pc, pr = logps[:n], logps[n:2 * n]
+    answer = logps[:, 0] if whole_chosen else logps
+    pc, pr = answer[:n], answer[n:]
     nc, nr = completion_tokens(chosen).to(rt.device), completion_tokens(rejected).to(rt.device)
     batch = PairBatch(pc, pr, ref_chosen.to(rt.device), ref_rejected.to(rt.device), nc, nr, n, float(nc.sum()))
     if whole_chosen:
         nw = whole_tokens(chosen).to(rt.device)
-        _with_prompts(batch, logps[2 * n:], which, nw, float(nw.sum()))
+        batch.chosen_whole, batch.chosen_whole_tokens, batch.global_chosen_whole_tokens = logps[:n, 1], nw, float(
+            nw.sum())
     losses, cr, rr = pair_loss(batch)
     means = _metric_sums(losses, cr, rr, pc, pr, torch.ones_like(losses)) / len(chosen)
     return {f"eval/{name}": float(v) for name, v in zip(METRICS, means.tolist())}
@@ -295,9 +280,6 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
     evaluation = encode(tokenizer, eval_data, config, "eval_data") if eval_data is not None else None
     chosen_tokens = completion_tokens(chosen).to(rt.device)
     rejected_tokens = completion_tokens(rejected).to(rt.device)
-    prompts, prompt_of = prompt_rows(chosen) if whole_chosen else ([], np.zeros(0, dtype=np.int64))
-    position = np.full(len(chosen), -1)
-    position[prompt_of] = np.arange(len(prompt_of))  # row -> its prompt row (-1: no prompt token to score)
     chosen_whole_tokens = whole_tokens(chosen).to(rt.device) if whole_chosen else None
 
     model = model.to(rt.device)
@@ -313,7 +295,7 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
     eval_ref = references(*evaluation[:2]) if evaluation is not None else None
 
     model.train()
-    module = GroupedLogps(model)  # DDP wraps this: the whole step (all length groups) is one forward call
+    module = GroupedLogps(model, whole_chosen)  # DDP wraps this: the whole step (all length groups) is one forward
     module, optimizer = rt.prepare(module, adamw(module, config.learning_rate, config.weight_decay))
     params = [p for p in module.parameters() if p.requires_grad]
     steps_per_epoch = math.ceil(len(chosen) / config.batch_size)
@@ -347,19 +329,18 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
             if len(rows) == 0:  # a short last batch leaves this process no row: run one at weight 0 (DDP syncs)
                 rows, weight = global_rows[:1], torch.zeros(1, device=rt.device)
             # chosen and rejected rows of these pairs, in length groups, all in one forward call
-            with_prompt = [k for k, i in enumerate(rows) if whole_chosen and position[i] >= 0]
-            extra = [prompts[position[rows[k]]] for k in with_prompt]
-            logps = grouped_logps(module, [chosen[i] for i in rows] + [rejected[i] for i in rows] + extra, pad_id,
+            logps = grouped_logps(module, [chosen[i] for i in rows] + [rejected[i] for i in rows], pad_id,
                                   rt.device)
             b = len(rows)
-            policy_chosen, policy_rejected = logps[:b], logps[b:2 * b]
+            answer = logps[:, 0] if whole_chosen else logps
+            policy_chosen, policy_rejected = answer[:b], answer[b:]
             index, global_index = (torch.as_tensor(r, device=rt.device) for r in (rows, global_rows))
             batch = PairBatch(policy_chosen, policy_rejected, ref_chosen[index], ref_rejected[index],
                               chosen_tokens[index], rejected_tokens[index], len(global_rows),
                               float(chosen_tokens[global_index].sum()))
             if whole_chosen:
-                _with_prompts(batch, logps[2 * b:], np.array(with_prompt, dtype=np.int64), chosen_whole_tokens[index],
-                              float(chosen_whole_tokens[global_index].sum()))
+                batch.chosen_whole, batch.chosen_whole_tokens = logps[:b, 1], chosen_whole_tokens[index]
+                batch.global_chosen_whole_tokens = float(chosen_whole_tokens[global_index].sum())
             losses, chosen_rewards, rejected_rewards = pair_loss(batch)
             batch_loss = global_mean((losses * weight).sum(), len(global_rows), rt)
             check_finite_loss(batch_loss, step)
