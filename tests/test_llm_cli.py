@@ -105,6 +105,7 @@ def test_ppo_on_a_saved_reward_model(tmp_path, files):
     (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--loss-type", "ipo", "--set", 'loss_type="hinge"'],
      "give the loss type once"),
     (["simpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "gamma=-1"], "gamma"),
+    (["orpo", "--model", "MODEL", "--data", "same.jsonl"], "row 2: chosen and rejected are the same text"),
     (["orpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "beta=0.1"], "unknown field"),
     (["ppo", "--model", "MODEL", "--prompts", "prompts.txt"], "--reward-model"),
     (["sft", "--model", "MODEL", "--data", "nothing.jsonl"], "no such file"),
@@ -118,6 +119,8 @@ def test_ppo_on_a_saved_reward_model(tmp_path, files):
 ])
 def test_bad_input_is_one_line_and_no_run_dir(tmp_path, files, capsys, argv, message):
     (files / "bad.jsonl").write_text('{"prompt": "a"}\n')
+    (files / "same.jsonl").write_text('{"prompt": "a", "chosen": " b", "rejected": " c"}\n'
+                                      '{"prompt": "a", "chosen": " b", "rejected": " b"}\n')
     (files / "empty.jsonl").write_text('{"prompt": "the film was", "completion": ""}\n')
     argv = [str(files / "model") if a == "MODEL" else str(files / a) if a.endswith((".jsonl", ".txt")) else a
             for a in argv]

@@ -86,3 +86,9 @@ def test_configs_validate_beside_their_fields():
     with pytest.raises(ValidationError, match="expected irlhf.llm.orpo.Config"):
         orpo.train(None, None, tiny_pairs(2), simpo.Config())
     assert math.isclose(orpo.Config().lam, 0.1) and simpo.Config().beta == 2.0
+
+
+def test_a_pair_with_equal_answers_is_refused(tokenizer, make_model):
+    pairs = TextPairs(("a", "b"), (" yes", " same"), (" no", " same"))
+    with pytest.raises(ValidationError, match="data row 2: chosen and rejected are the same text"):
+        simpo.train(make_model(len(tokenizer)), tokenizer, pairs, simpo.Config(**BASE))

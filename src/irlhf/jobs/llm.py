@@ -38,7 +38,7 @@ from irlhf.core.rundir import RunDir
 from irlhf.data.text import TextPairs, TextRankings, read_rows
 from irlhf.jobs._common import (LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary,
                                 reject_options)
-from irlhf.llm import reward
+from irlhf.llm import pairwise, reward
 from irlhf.llm.loop import quiet_transformers, save_checkpoint
 from irlhf.llm.sft import load_sft_data
 from irlhf.llm.tasks import frontier, sentiment
@@ -201,6 +201,10 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     tokenizer = load_tokenizer(job.tokenizer or job.model)
     data = _load_data(job, job.prompts if job.action == "ppo" else job.data)
     eval_data = _load_data(job, job.eval_data)
+    if trainer in ("dpo", "simpo", "orpo"):  # before the run directory exists: bad input leaves nothing behind
+        for what, pairs in (("--data", data), ("--eval-data", eval_data)):
+            if pairs is not None:
+                pairwise.check_distinct(pairs, what)
     if job.action == "reward":
         model = reward.make_reward_model(job.model, tokenizer, seed=job.seed)
     else:

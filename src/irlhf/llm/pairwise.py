@@ -260,7 +260,16 @@ def encode(tokenizer: Any, data: TextPairs, config: Config, what: str) -> tuple[
     if not isinstance(data, TextPairs):
         raise ValidationError(f"{what}: {describe(data)}; expected irlhf.data.text.TextPairs "
                               "(TextPairs.load(path | datasets.Dataset | list of dicts))")
+    check_distinct(data, what)
     return encode_pairs(tokenizer, data, config.tokenize_options)
+
+
+def check_distinct(data: TextPairs, what: str = "data") -> None:
+    """Refuse a pair whose chosen and rejected texts are equal: it carries no preference (its loss is constant)."""
+    same = next((k for k, (c, r) in enumerate(zip(data.chosen, data.rejected)) if c == r), None)
+    if same is not None:
+        raise ValidationError(f"{what} row {same + 1}: chosen and rejected are the same text "
+                              f"({describe(data.chosen[same], 40)}); expected two different responses")
 
 
 def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: Config, pair_loss: PairLoss, *,
