@@ -209,8 +209,11 @@ RewardScorer = Callable[[Sequence[Any], Sequence[str]], np.ndarray] | None
 
 
 def _pairs(setup: Setup) -> TextPairs:
-    return TextPairs(tuple(d["prompt"] for d in setup.demos), tuple(d["completion"] for d in setup.demos),
-                     tuple(setup.rejected))
+    """Each demonstration over a fresh pi_SFT sample; a sample equal to its demonstration carries no preference and
+    is left out (DPO refuses such pairs)."""
+    keep = [k for k, d in enumerate(setup.demos) if d["completion"] != setup.rejected[k]]
+    return TextPairs(tuple(setup.demos[k]["prompt"] for k in keep), tuple(setup.demos[k]["completion"] for k in keep),
+                     tuple(setup.rejected[k] for k in keep))
 
 
 def implicit_reward_fn(policy: Any, ref: Any, tokenizer: Any, beta: float) -> Callable[..., np.ndarray]:
