@@ -70,7 +70,13 @@ def test_every_job_has_help_seed_and_out():
     assert checked >= 6
 
 
-def test_demo_writes_one_complete_run(tmp_path, capsys):
+def test_demo_writes_one_complete_run(tmp_path, capsys, monkeypatch):
+    from irlhf.jobs.demo import alignment
+
+    # fewer MaxEnt reward steps and held-out prompts than the demo's (they are module constants, not options):
+    # every step still runs end to end, in about 5 s less
+    monkeypatch.setattr(alignment, "MAXENT_STEPS", 8)
+    monkeypatch.setattr(alignment, "DPO_EVAL_PROMPTS", 12)
     out = tmp_path / "out"
     assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--imitation-demos", "1",
                      "--gail-steps", "512", "--iq-updates", "300", "--preference-labels", "60", "--dpo-prompts", "16", "--lm-pretrain-steps", "100",
