@@ -1,5 +1,5 @@
-"""Two CPU processes under ``accelerate launch`` (gloo DDP) run DPO, offline IQ-Learn and sequence MaxEnt IRL in
-one launch: DPO and IQ-Learn give the same run as one process with the same global batch; seq_maxent (whose
+"""Two CPU processes under ``accelerate launch`` (gloo DDP) run DPO, ORPO, offline IQ-Learn and sequence MaxEnt IRL
+in one launch: DPO, ORPO and IQ-Learn give the same run as one process with the same global batch; seq_maxent (whose
 processes sample their own prompts' completions, so its samples differ from one process's) finishes on both
 ranks with finite history and identical policy and reward weights on both ranks after every optimiser step."""
 
@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, GPT2LMHeadModel
     from irlhf.data.text import TextPairs
-    from irlhf.llm import dpo, iq_learn, seq_maxent
+    from irlhf.llm import dpo, iq_learn, orpo, seq_maxent
 
     def load(model_dir):
         return AutoTokenizer.from_pretrained(model_dir), GPT2LMHeadModel.from_pretrained(model_dir)
@@ -44,6 +44,20 @@ SCRIPT = textwrap.dedent("""
         config = dpo.Config(learning_rate=1e-3, batch_size=8, max_steps=3, max_length=32, log_every=1,
                             progress=False, beta=0.5, seed=3)
         result = dpo.train(model, tokenizer, data, config)
+        return [row["loss"] for row in result.history], weights_of(result.model)
+
+    def run_orpo(model_dir):
+        # ORPO's NLL is a token mean over the global batch (prompt and answer of the chosen rows): split over two
+        # processes as per-pair terms, it must still give one process's loss
+        tokenizer, model = load(model_dir)
+        prompts = ["the film was", "hello world, the plot was", "the acting"]
+        good = [" great", " great and i loved the music!", " loved"]
+        bad = [" dull and awful", " awful", " dullness"]
+        data = TextPairs(tuple(prompts[k % 3] for k in range(10)), tuple(good[k % 3] for k in range(10)),
+                         tuple(bad[(k + 2) % 3] for k in range(10)))
+        config = orpo.Config(learning_rate=1e-3, batch_size=4, max_steps=3, max_length=32, log_every=1,
+                             progress=False, lam=0.5, seed=6)
+        result = orpo.train(model, tokenizer, data, config)
         return [row["loss"] for row in result.history], weights_of(result.model)
 
     def run_iq(model_dir):
@@ -94,14 +108,17 @@ SCRIPT = textwrap.dedent("""
         model_dir, out_path = sys.argv[1], sys.argv[2]
         rank = int(os.environ.get("RANK", "0"))
         dpo_losses, dpo_weights = run_dpo(model_dir)
+        orpo_losses, orpo_weights = run_orpo(model_dir)
         iq_losses, iq_weights = run_iq(model_dir)
         maxent_history, maxent_digests = run_maxent(model_dir)
         json.dump({"maxent_history": maxent_history, "maxent_digests": maxent_digests},
                   open(f"{out_path}.rank{rank}.json", "w"))
         if rank == 0:
             world = int(os.environ.get("WORLD_SIZE", "1"))
-            json.dump({"world": world, "dpo": dpo_losses, "iq": iq_losses}, open(out_path + ".json", "w"))
+            json.dump({"world": world, "dpo": dpo_losses, "orpo": orpo_losses, "iq": iq_losses},
+                      open(out_path + ".json", "w"))
             save_file({**{"dpo." + k: v for k, v in dpo_weights.items()},
+                       **{"orpo." + k: v for k, v in orpo_weights.items()},
                        **{"iq." + k: v for k, v in iq_weights.items()}}, out_path + ".safetensors")
         # leave together and take the process group down before exit: a gloo group left to the interpreter's
         # teardown can abort there ("terminate called without an active exception")
@@ -145,7 +162,8 @@ def test_two_processes_match_one(tmp_path, tokenizer, make_model):
 
     namespace = {"__name__": "one_process"}
     exec(compile(SCRIPT, str(script), "exec"), namespace)
-    one = {"dpo": namespace["run_dpo"](str(model_dir)), "iq": namespace["run_iq"](str(model_dir))}
+    one = {"dpo": namespace["run_dpo"](str(model_dir)), "orpo": namespace["run_orpo"](str(model_dir)),
+           "iq": namespace["run_iq"](str(model_dir))}
     for name, (losses, weights) in one.items():
         assert len(losses) == 3 and losses[-1] != losses[0], name  # the weights moved between steps
         assert two[name] == pytest.approx(losses, rel=1e-5), name
