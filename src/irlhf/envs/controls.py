@@ -63,6 +63,30 @@ class PiecewiseControls:
         c = self.check(controls)
         return np.repeat(c, self.T // c.shape[-2], axis=-2)
 
+    def check_states(self, states: object, state_names: tuple[str, ...], name: str = "states") -> np.ndarray:
+        """Validated float states ``(..., T+1, len(state_names))``, finite."""
+        layout = f"(..., {self.T + 1}, {len(state_names)}) ({', '.join(state_names)})"
+        try:
+            s = np.asarray(states, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{name}={shown(states)}: expected a float array of shape {layout}") from None
+        if s.ndim < 2 or s.shape[-2:] != (self.T + 1, len(state_names)):
+            raise ValidationError(f"{name}: got shape {tuple(s.shape)}; expected {layout}")
+        if not np.isfinite(s).all():
+            raise ValidationError(f"{name}: {int((~np.isfinite(s)).sum())} non-finite entries; expected finite "
+                                  "numbers")
+        return s
+
+    def states_and_steps(self, states: object, controls: object,
+                         state_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Validated states ``(..., T+1, S)`` and the per-step controls ``(..., T, dim)`` that produced them, with
+        the same batch shape."""
+        s, u = self.check_states(states, state_names), self.per_step(controls)
+        if u.shape[:-2] != s.shape[:-2]:
+            raise ValidationError(f"controls: batch shape {tuple(u.shape[:-2])} differs from the states' "
+                                  f"{tuple(s.shape[:-2])}; expected equal")
+        return s, u
+
     def shaped(self, controls: object, n_segments: int) -> np.ndarray:
         """``(..., n_segments, dim)`` controls from that shape or a flat ``(..., n_segments * dim)`` vector."""
         n = self.check_segments(n_segments)

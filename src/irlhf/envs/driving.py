@@ -128,6 +128,7 @@ def human_states() -> np.ndarray:
 _HUMAN_STATES = rollout(HUMAN_START, HUMAN_CONTROLS)
 
 
+STATE_NAMES = ("x", "y", "theta", "v")
 CONTROLS = PiecewiseControls(T, (STEER_BOUNDS[0], ACCEL_BOUNDS[0]), (STEER_BOUNDS[1], ACCEL_BOUNDS[1]),
                              ("steer", "accel"))
 
@@ -144,21 +145,9 @@ def simulate(controls: np.ndarray) -> np.ndarray:
     return rollout(ROBOT_START, CONTROLS.per_step(controls))
 
 
-def _check_states(states: object, name: str = "states") -> np.ndarray:
-    try:
-        s = np.asarray(states, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name}={shown(states)}: expected a float array of shape (..., {T + 1}, 4)") from None
-    if s.ndim < 2 or s.shape[-2:] != (T + 1, 4):
-        raise ValidationError(f"{name}: got shape {tuple(s.shape)}; expected (..., {T + 1}, 4) (x, y, theta, v)")
-    if not np.isfinite(s).all():
-        raise ValidationError(f"{name}: {int((~np.isfinite(s)).sum())} non-finite entries; expected finite numbers")
-    return s
-
-
 def raw_features(states: np.ndarray) -> np.ndarray:
     """Unscaled features ``(..., 4)`` (lane, speed, heading, collision) of robot ``states`` ``(..., T+1, 4)``."""
-    s = _check_states(states)[..., 1:, :]
+    s = CONTROLS.check_states(states, STATE_NAMES)[..., 1:, :]
     x, y, theta, v = np.moveaxis(s, -1, 0)
     d2 = np.min((x[..., None] - LANE_CENTRES) ** 2, axis=-1)
     lane = np.exp(-LANE_SHARPNESS * d2).mean(-1)

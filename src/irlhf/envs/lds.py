@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from irlhf.core.errors import ValidationError, shown
 from irlhf.core.seeding import SeedLike
 from irlhf.envs.controls import PiecewiseControls
 
@@ -54,6 +53,7 @@ FEATURE_SCALE = np.array([0.237964, 0.258478, 0.737205, 0.21024])
 TRUE_W = -np.array([0.5, 0.3, 0.6, 0.55]) / np.linalg.norm([0.5, 0.3, 0.6, 0.55])
 
 
+STATE_NAMES = ("x1", "x2", "x3")
 CONTROLS = PiecewiseControls(T, (CONTROL_LOW,) * CONTROL_DIM, (CONTROL_HIGH,) * CONTROL_DIM, ("u1", "u2"))
 
 
@@ -82,20 +82,7 @@ def simulate(controls: np.ndarray) -> np.ndarray:
 def raw_features(states: np.ndarray, controls: np.ndarray) -> np.ndarray:
     """Unscaled features ``(..., 4)``: ``mean_t |x_{t,i}|`` (``i = 1..3``, ``t = 1..T``) and ``mean_t ||u_t||^2``
     of ``states`` ``(..., T+1, 3)`` and the piecewise-constant ``controls`` ``(..., N, 2)`` that produced them."""
-    try:
-        s = np.asarray(states, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"states={shown(states)}: expected a float array of shape (..., {T + 1}, 3)") from None
-    if s.ndim < 2 or s.shape[-2:] != (T + 1, STATE_DIM):
-        raise ValidationError(f"states: got shape {tuple(s.shape)}; expected (..., {T + 1}, {STATE_DIM})")
-    if not np.isfinite(s).all():
-        raise ValidationError(f"states: {int((~np.isfinite(s)).sum())} non-finite entries; expected finite numbers")
-    u = per_step(controls)
-    if u.shape[:-2] != s.shape[:-2]:
-        raise ValidationError(
-            f"controls: batch shape {tuple(u.shape[:-2])} differs from the states' {tuple(s.shape[:-2])}; "
-            "expected equal"
-        )
+    s, u = CONTROLS.states_and_steps(states, controls, STATE_NAMES)
     effort = (u**2).sum(-1).mean(-1)
     return np.concatenate([np.abs(s[..., 1:, :]).mean(-2), effort[..., None]], axis=-1)
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from irlhf.core.errors import ValidationError, shown
 from irlhf.core.seeding import SeedLike
 from irlhf.envs.controls import PiecewiseControls
 
@@ -65,6 +64,7 @@ FEATURE_SCALE = np.array([0.162251, 0.256187, 0.004771, 0.09403])
 TRUE_W = np.array([-0.2, 0.8, 0.3, -0.5]) / np.linalg.norm([-0.2, 0.8, 0.3, -0.5])
 
 
+STATE_NAMES = ("x", "v")
 CONTROLS = PiecewiseControls(T, (CONTROL_LOW,) * CONTROL_DIM, (CONTROL_HIGH,) * CONTROL_DIM, ("force",))
 
 
@@ -109,20 +109,7 @@ def raw_features(states: np.ndarray, controls: np.ndarray) -> np.ndarray:
     """Unscaled features ``(..., 4)``: ``min_t x_t``, ``max_t x_t``, ``mean_t |v_t|`` (``t = 1..T``) and
     ``mean_t u_t^2`` of ``states`` ``(..., T+1, 2)`` and the piecewise-constant ``controls`` ``(..., N, 1)`` that
     produced them."""
-    try:
-        s = np.asarray(states, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"states={shown(states)}: expected a float array of shape (..., {T + 1}, 2)") from None
-    if s.ndim < 2 or s.shape[-2:] != (T + 1, STATE_DIM):
-        raise ValidationError(f"states: got shape {tuple(s.shape)}; expected (..., {T + 1}, {STATE_DIM}) (x, v)")
-    if not np.isfinite(s).all():
-        raise ValidationError(f"states: {int((~np.isfinite(s)).sum())} non-finite entries; expected finite numbers")
-    u = per_step(controls)
-    if u.shape[:-2] != s.shape[:-2]:
-        raise ValidationError(
-            f"controls: batch shape {tuple(u.shape[:-2])} differs from the states' {tuple(s.shape[:-2])}; "
-            "expected equal"
-        )
+    s, u = CONTROLS.states_and_steps(states, controls, STATE_NAMES)
     x, v = s[..., 1:, 0], s[..., 1:, 1]
     effort = (u**2).sum(-1).mean(-1)
     return np.stack([x.min(-1), x.max(-1), np.abs(v).mean(-1), effort], axis=-1)
