@@ -105,6 +105,15 @@ def make_model(size: str, vocab: int, path: Path) -> None:
     GPT2LMHeadModel(config).save_pretrained(path)
 
 
+def prepare(size: str, parent: Path) -> tuple[Path, list[dict[str, str]]]:
+    """The tokenizer and fresh model of ``size`` saved under parent/size, and the size's generated pair rows."""
+    spec = SIZES[size]
+    model_dir = parent / size
+    tokenizer = make_tokenizer(model_dir)
+    make_model(size, len(tokenizer), model_dir)
+    return model_dir, make_texts(spec["pairs"], spec["words"], seed=SEED)
+
+
 def load_model(path: Path):
     from transformers import GPT2LMHeadModel
     return GPT2LMHeadModel.from_pretrained(path)
@@ -260,10 +269,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             spec = SIZES[size]
-            model_dir = Path(tmp) / size
-            tokenizer = make_tokenizer(model_dir)
-            make_model(size, len(tokenizer), model_dir)
-            rows = make_texts(spec["pairs"], spec["words"], seed=SEED)
+            model_dir, rows = prepare(size, Path(tmp))
             entry = {"spec": {k: v for k, v in spec.items() if k != "words"}}
             entry["equivalence"] = equivalence(model_dir, rows, size)
             times = {"ours": [], "trl": []}

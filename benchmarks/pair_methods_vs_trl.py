@@ -31,7 +31,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch  # noqa: E402
 
-from benchmarks.dpo_vs_trl import LR, SEED, SIZES, load_model, make_model, make_texts, make_tokenizer  # noqa: E402
+from benchmarks.dpo_vs_trl import LR, SEED, SIZES, load_model, prepare  # noqa: E402
 
 torch.set_num_threads(1)
 SIMPO_BETA, SIMPO_GAMMA, ORPO_LAMBDA = 2.0, 0.5, 0.1
@@ -89,10 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             spec = SIZES[size]
-            model_dir = Path(tmp) / size
-            tokenizer = make_tokenizer(model_dir)
-            make_model(size, len(tokenizer), model_dir)
-            rows = make_texts(spec["pairs"], spec["words"], seed=SEED)
+            model_dir, rows = prepare(size, Path(tmp))
             for method in args.methods:
                 times = {"ours": [], "trl": []}
                 for _ in range(args.repeats):  # interleaved, so a change of load hits both
