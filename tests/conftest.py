@@ -130,3 +130,53 @@ def word_tokenizer():
     from irlhf.llm.tasks import sentiment
 
     return sentiment.build_tokenizer()
+
+
+# -- road networks -----------------------------------------------------------------------------------------
+ROAD_ORIGIN_LONLAT = (24.94, 60.17)  # central Helsinki, so distances look like a city's
+M_PER_DEG_LAT = 6371008.8 * 3.141592653589793 / 180
+
+
+def grid_network(rows: int = 4, cols: int = 5, *, spacing_m: float = 250.0, jitter_m: float = 25.0, seed: int = 7,
+                 arterial_rows: tuple[int, ...] = (1,), arterial_cols: tuple[int, ...] = (2,),
+                 varied_speeds: bool = False, name: str = "grid"):
+    """rows x cols intersections ``spacing_m`` apart, jittered by up to ``jitter_m`` (fixed seed: distinct edge
+    lengths, so shortest routes have no ties), two-way streets: the arterial rows/columns are 2-lane primary roads
+    at 50 km/h, the rest 1-lane residential at 30 km/h (``varied_speeds``: +10 km/h on a random half of the edges,
+    so minutes are not a linear function of the per-class km). Node ids are 1000 + row * cols + col."""
+    import numpy as np
+
+    from irlhf.envs.roads import RoadNetwork
+
+    rng = np.random.default_rng(seed)
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    xy = np.stack([c * spacing_m, r * spacing_m], axis=1) + rng.uniform(-jitter_m, jitter_m, (rows * cols, 2))
+    lat = ROAD_ORIGIN_LONLAT[1] + xy[:, 1] / M_PER_DEG_LAT
+    lon = ROAD_ORIGIN_LONLAT[0] + xy[:, 0] / (M_PER_DEG_LAT * np.cos(np.radians(ROAD_ORIGIN_LONLAT[1])))
+    node = np.arange(rows * cols).reshape(rows, cols)
+    horizontal = np.stack([node[:, :-1].ravel(), node[:, 1:].ravel()], axis=1)
+    vertical = np.stack([node[:-1, :].ravel(), node[1:, :].ravel()], axis=1)
+    pairs = np.concatenate([horizontal, vertical])
+    big = np.concatenate([np.isin(r[horizontal[:, 0]], arterial_rows), np.isin(c[vertical[:, 0]], arterial_cols)])
+    tail = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    head = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    big = np.concatenate([big, big])
+    length = np.linalg.norm(xy[tail] - xy[head], axis=1)
+    speed = np.where(big, 50.0, 30.0) + (10.0 * rng.integers(0, 2, len(tail)) if varied_speeds else 0.0)
+    return RoadNetwork.from_edges(
+        node_ids=1000 + np.arange(rows * cols), lonlat=np.stack([lon, lat], axis=1), tail=tail, head=head,
+        length_m=length, road_class=["primary" if b else "residential" for b in big],
+        speed_kmh=speed, lanes=np.where(big, 2.0, 1.0), name=name)
+
+
+@pytest.fixture(scope="session")
+def road_grid():
+    """grid_network: road_grid(rows, cols, ...) -> a fresh RoadNetwork (see ``grid_network``)."""
+    return grid_network
+
+
+@pytest.fixture(scope="session")
+def small_grid():
+    """A deterministic RoadNetwork of 4 x 5 jittered intersections, 2 road classes (one primary row and column,
+    2 lanes, 50 km/h; residential elsewhere), two-way streets: 20 nodes, 62 directed edges (states)."""
+    return grid_network(4, 5)

@@ -3,18 +3,12 @@ prediction from partial routes."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "planning"))  # the shared road grid builder
-from road_grid import grid_network  # noqa: E402
-
-from irlhf.core.errors import ValidationError  # noqa: E402
-from irlhf.envs.roads import DEFAULT_SPEED_KMH, FEATURE_NAMES, ROAD_CLASSES  # noqa: E402
-from irlhf.eval.routes import (  # noqa: E402
+from irlhf.core.errors import ValidationError
+from irlhf.envs.roads import DEFAULT_SPEED_KMH, FEATURE_NAMES, ROAD_CLASSES
+from irlhf.eval.routes import (
     cost_correlation,
     destination_accuracy,
     plot_destination_accuracy,
@@ -23,13 +17,13 @@ from irlhf.eval.routes import (  # noqa: E402
     route_metrics,
     weights_cosine,
 )
-from irlhf.planning.route_drivers import DRIVER_TYPES, synthetic_routes  # noqa: E402
-from irlhf.planning.routes import RouteModel  # noqa: E402
+from irlhf.planning.route_drivers import DRIVER_TYPES, synthetic_routes
+from irlhf.planning.routes import RouteModel
 
 
 @pytest.fixture(scope="module")
-def grid():
-    return grid_network(4, 5)
+def grid(small_grid):
+    return small_grid
 
 
 def _route(net, *nodes):

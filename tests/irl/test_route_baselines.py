@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "planning"))  # the shared road grid builder
-from road_grid import grid_network  # noqa: E402
-
-from irlhf.core.errors import ValidationError  # noqa: E402
-from irlhf.envs.roads import FEATURE_NAMES  # noqa: E402
-from irlhf.irl.route_baselines import (  # noqa: E402
+from irlhf.core.errors import ValidationError
+from irlhf.envs.roads import FEATURE_NAMES
+from irlhf.irl.route_baselines import (
     TURN_FEATURE_NAMES,
     MMPConfig,
     TurnConfig,
@@ -26,13 +20,13 @@ from irlhf.irl.route_baselines import (  # noqa: E402
     train_mmp,
     train_turn_model,
 )
-from irlhf.planning.route_drivers import DRIVER_TYPES, sample_od_pairs, synthetic_routes  # noqa: E402
-from irlhf.planning.routes import RouteBatch, RouteModel  # noqa: E402
+from irlhf.planning.route_drivers import DRIVER_TYPES, sample_od_pairs, synthetic_routes
+from irlhf.planning.routes import RouteBatch, RouteModel
 
 
 @pytest.fixture(scope="module")
-def grid():
-    return grid_network(4, 5)
+def grid(small_grid):
+    return small_grid
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +181,8 @@ def _simple_routes(net, o, d):
     return out
 
 
-def test_turn_model_best_route_is_the_most_likely_route(commuter_routes):
-    small = grid_network(3, 3, seed=2)
+def test_turn_model_best_route_is_the_most_likely_route(commuter_routes, road_grid):
+    small = road_grid(3, 3, seed=2)
     batch, _, _ = synthetic_routes(small, 60, driver="cautious", seed=3, min_km=0.3)
     model = train_turn_model(small, batch)
     for o, d in [(0, 8), (2, 6), (1, 7)]:

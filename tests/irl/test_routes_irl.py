@@ -1,8 +1,5 @@
 """MaxEnt route IRL: exact gradient, recovery of the cost weights that generated the routes, errors."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,14 +8,10 @@ from irlhf.envs.roads import FEATURE_NAMES
 from irlhf.irl.routes import Config, initial_theta, objective, train
 from irlhf.planning.routes import RouteBatch, RouteModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "planning"))
-from road_grid import grid_network  # noqa: E402
-
-
 @pytest.fixture(scope="module")
-def city():
+def city(road_grid):
     """A 4 x 5 grid (primary row and column, residential elsewhere) with varied speed limits, and hidden weights."""
-    net = grid_network(4, 5, varied_speeds=True)
+    net = road_grid(4, 5, varied_speeds=True)
     theta = np.zeros(net.n_features)
     for name, w in {"minutes": 6.0, "km_residential": 4.0, "turn_left": 0.8, "turn_right": 0.3,
                     "turn_uturn": 2.0}.items():

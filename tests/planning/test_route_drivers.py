@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from road_grid import grid_network
 from scipy.sparse.csgraph import dijkstra
 
 from irlhf.core.errors import ValidationError
@@ -42,8 +41,8 @@ def test_driver_types_are_nonnegative_distinct_and_read_only():
     assert np.flatnonzero(SHORTEST_TIME_THETA).tolist() == [FEATURE_NAMES.index("minutes")]
 
 
-def test_a_3km_urban_route_costs_tens_of_nats():
-    net = grid_network(2, 14, jitter_m=0.0)  # 13 blocks of 250 m along one street
+def test_a_3km_urban_route_costs_tens_of_nats(road_grid):
+    net = road_grid(2, 14, jitter_m=0.0)  # 13 blocks of 250 m along one street
     route = net.route_edges(1000 + np.arange(13))  # 12 blocks = 3 km of residential street, straight on
     assert net.length_m[route].sum() == pytest.approx(3000.0)
     for name, theta in DRIVER_TYPES.items():

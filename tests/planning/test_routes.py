@@ -8,12 +8,13 @@ import pytest
 from irlhf.core.errors import ValidationError
 from irlhf.envs.roads import FEATURE_NAMES
 from irlhf.planning.routes import RouteBatch, RouteCostsTooLow, RouteModel
-from road_grid import grid_network  # tests/planning is on sys.path (conftest.py)
 
 
-def grid(rows, cols, *, jitter_m=0.0):
-    """rows x cols residential intersections 110 m apart (jittered by up to jitter_m), two-way streets."""
-    return grid_network(rows, cols, spacing_m=110.0, jitter_m=jitter_m, arterial_rows=(), arterial_cols=())
+@pytest.fixture(scope="module")
+def grid(road_grid):
+    """grid(rows, cols, jitter_m=0): rows x cols residential intersections 110 m apart, two-way streets."""
+    return lambda rows, cols, jitter_m=0.0: road_grid(rows, cols, spacing_m=110.0, jitter_m=jitter_m,
+                                                      arterial_rows=(), arterial_cols=())
 
 
 def theta_of(**weights):
@@ -40,7 +41,7 @@ def enumerate_routes(model, origin, destination, max_edges):
 
 
 @pytest.fixture(scope="module")
-def small():
+def small(grid):
     net = grid(2, 3, jitter_m=25.0)
     theta = theta_of(minutes=40.0, turn_left=0.5, turn_right=0.3, turn_straight=0.1, turn_uturn=2.0)
     return net, RouteModel(net, theta)
@@ -67,7 +68,7 @@ def test_partition_visits_and_features_match_enumeration(small):
     assert stats["log_prob"][0] == pytest.approx(np.log(best / Z), abs=1e-10)
 
 
-def test_equal_length_routes_are_equally_likely_without_turn_costs():
+def test_equal_length_routes_are_equally_likely_without_turn_costs(grid):
     net = grid(3, 3)  # every edge 110 m, so cost ~ number of edges
     model = RouteModel(net, theta_of(km_residential=30.0))
     routes = enumerate_routes(model, 0, 8, max_edges=4)  # the C(4, 2) = 6 shortest corner-to-corner routes
@@ -118,7 +119,7 @@ def test_best_route_is_the_cheapest_enumerated(small):
         assert model.best_route(o, d).tolist() == max(routes, key=lambda pw: pw[1])[0]
 
 
-def test_cheap_loops_are_reported_not_solved():
+def test_cheap_loops_are_reported_not_solved(grid):
     net = grid(3, 3)
     with pytest.raises(RouteCostsTooLow, match="loops cost too little"):
         RouteModel(net, theta_of(minutes=0.01)).partition(np.array([4]))
@@ -134,11 +135,11 @@ def test_bad_theta_and_same_origin_destination_are_errors(small):
         model.sample(np.array([2]), np.array([2]), np.random.default_rng(0))
 
 
-def test_nested_dissection_order_is_a_permutation_and_changes_nothing():
+def test_nested_dissection_order_is_a_permutation_and_changes_nothing(road_grid):
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    net = grid_network(6, 7)
+    net = road_grid(6, 7)
     assert np.array_equal(np.sort(net.state_order), np.arange(net.n_states))
     model = RouteModel(net, theta_of(minutes=8.0, turn_left=1.0, turn_uturn=3.0))
     dests = np.array([0, 20, 41])
