@@ -187,9 +187,9 @@ class RoadNetwork:
                 ids = ids.astype(np.int64)
             except (TypeError, ValueError):
                 raise ValidationError(f"{field}={shown(osm_ids)}: expected OSM node ids (integers)") from None
-        order = np.argsort(self.node_ids, kind="stable")
-        pos = np.searchsorted(self.node_ids[order], ids).clip(0, max(self.n_nodes - 1, 0))
-        found = self.node_ids[order][pos] == ids
+        order, sorted_ids = self._node_lookup
+        pos = np.searchsorted(sorted_ids, ids).clip(0, max(self.n_nodes - 1, 0))
+        found = sorted_ids[pos] == ids
         if not found.all():
             bad = ids[~found][0]
             if np.isin(bad, self.dropped_ids):
@@ -216,11 +216,23 @@ class RoadNetwork:
     def edge_between(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """The edge u[i] -> v[i] for node indices u, v (-1 where there is none)."""
         u, v = np.atleast_1d(np.asarray(u, np.int64)), np.atleast_1d(np.asarray(v, np.int64))
+        order, sorted_keys = self._edge_lookup
+        want = u * self.n_nodes + v
+        pos = np.searchsorted(sorted_keys, want).clip(0, max(self.n_states - 1, 0))
+        return np.where(sorted_keys[pos] == want, order[pos], -1)
+
+    @functools.cached_property
+    def _node_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """node_ids sorted, and the order that sorts them (built once: routes are looked up one at a time)."""
+        order = np.argsort(self.node_ids, kind="stable")
+        return order, self.node_ids[order]
+
+    @functools.cached_property
+    def _edge_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Edge keys tail * N + head sorted, and the order that sorts them (built once)."""
         key = self.tail.astype(np.int64) * self.n_nodes + self.head
         order = np.argsort(key, kind="stable")
-        want = u * self.n_nodes + v
-        pos = np.searchsorted(key[order], want).clip(0, max(self.n_states - 1, 0))
-        return np.where(key[order][pos] == want, order[pos], -1)
+        return order, key[order]
 
     def route_nodes(self, edges: np.ndarray) -> np.ndarray:
         """OSM node ids of a route given as edges: its first edge's tail, then every head."""
