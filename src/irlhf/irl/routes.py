@@ -100,7 +100,8 @@ def train(net: RoadNetwork, routes: RouteBatch | list[np.ndarray], config: Confi
     """Fit cost weights theta >= 0 to demonstrated routes (edge sequences) by maximum likelihood."""
     config = config or Config()
     batch = routes if isinstance(routes, RouteBatch) else RouteBatch.from_routes(net, routes)
-    empirical = batch.features(net).mean(axis=0)
+    route_features = batch.features(net)
+    empirical = route_features.mean(axis=0)
     theta = initial_theta(net) if theta0 is None else np.asarray(theta0, np.float64).copy()
     if theta.shape != (net.n_features,) or not np.isfinite(theta).all() or (theta < 0).any():
         raise ValidationError(f"theta0={shown(theta)}: expected {net.n_features} finite weights >= 0")
@@ -112,7 +113,7 @@ def train(net: RoadNetwork, routes: RouteBatch | list[np.ndarray], config: Confi
     show = config.progress if progress is None else progress
     bar = tqdm(total=config.max_iter, desc="route MaxEnt", disable=not show, leave=False)
 
-    spread = batch.features(net).std(axis=0)
+    spread = route_features.std(axis=0)
     scale = np.where(spread > 0, spread, 1.0)  # eta = theta * scale; a feature the routes never vary keeps scale 1
 
     last: dict = {}  # the latest evaluation, so the per-iteration record costs nothing
