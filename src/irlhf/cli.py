@@ -127,15 +127,17 @@ def _no_progress(parser: Any) -> None:
 def _demo(subparsers: Any) -> None:
     parser = add_job(
         subparsers, "demo", job_runner("demo"),
-        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, CartPole BC vs DAgger, "
-        "CartPole GAIL and offline IQ-Learn, "
-        "a Pendulum reward learned from preferences, and DPO on a tiny language model, with a report (seconds)",
+        help="objectworld expert, demonstrations, occupancy and IRL reward recovery, route preferences on a "
+        "generated city, CartPole BC vs DAgger, CartPole GAIL and offline IQ-Learn, a Pendulum reward learned from "
+        "preferences, DPO on a tiny language model and inverse RL for it, with a report (seconds)",
         description="Build an objectworld, solve it with soft value iteration, sample expert demonstrations, "
         "compare their visitation to the exact occupancy, recover the reward with MaxEnt and deep MaxEnt IRL, "
+        "learn a synthetic commuter's road and turn costs on a generated city (Ziebart's route model), "
         "compare behaviour cloning with DAgger on CartPole-v1, learn CartPole-v1 from expert episodes with GAIL "
         "(adversarial) and offline IQ-Learn (inverse soft-Q), fit a Pendulum-v1 reward model to synthetic "
-        "pairwise preferences (no RL), align a tiny language model with DPO on synthetic sentiment preferences, and "
-        "write figures, metrics and report.html.",
+        "pairwise preferences (no RL), align a tiny language model with DPO on synthetic sentiment preferences, "
+        "learn its reward back from demonstrations (IQ-Learn, sequence MaxEnt IRL), and write figures, metrics and "
+        "report.html.",
     )
     parser.add_argument("--size", type=int, default=32, help="grid side length (size*size states)")
     parser.add_argument("--horizon", type=int, default=8, help="expert horizon and demo length")
