@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from irlhf.core.config import BaseConfig, Check, PositiveInt, Range
+from irlhf.core.stats import t_half_width
 from irlhf.envs import driving, lds, mountaincar
 from irlhf.preference import active, active_batch
 
@@ -167,7 +168,6 @@ def summarize(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = (10, 
     """Per (variant, env, beta, acquisition): mean alignment and its 95% t half-width at each checkpoint, the
     queries to reach m = 0.9, and the median seconds per query. ``variant``: a row's label of the Config it ran
     under (the benchmark's --tag; "" when absent)."""
-    from scipy.stats import t as student_t  # why: scipy is slow to import; only the summary needs it
 
     groups: dict[tuple[str, str, float, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -184,9 +184,7 @@ def summarize(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = (10, 
         for q in checkpoints:
             if q < curves.shape[1]:
                 values = curves[:, q]
-                half = (float(student_t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1
-                        else float("nan"))
-                summary[f"m@{q}"], summary[f"m@{q}_ci"] = float(values.mean()), half
+                summary[f"m@{q}"], summary[f"m@{q}_ci"] = float(values.mean()), t_half_width(values)
         out.append(summary)
     return out
 
@@ -202,7 +200,6 @@ def plot(rows: Sequence[dict[str, Any]], path: Any) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # why: after choosing the Agg backend
-    from scipy.stats import t as student_t  # why: scipy is slow to import; only the bands need it
 
     envs = sorted({r["env"] for r in rows})
     betas = sorted({r["beta"] for r in rows}, reverse=True)
@@ -216,7 +213,7 @@ def plot(rows: Sequence[dict[str, Any]], path: Any) -> None:
             mean, q = curves.mean(0), np.arange(curves.shape[1])
             ax.plot(q, mean, color=color, label=acquisition)
             if len(curves) > 1:
-                half = student_t.ppf(0.975, len(curves) - 1) * curves.std(0, ddof=1) / np.sqrt(len(curves))
+                half = t_half_width(curves)
                 ax.fill_between(q, mean - half, mean + half, color=color, alpha=0.15, lw=0)
         ax.axhline(0.9, color="k", lw=0.6, ls=":")
         ax.set(xlabel="queries answered", ylabel="alignment m = E[w . w*]", ylim=(0, 1.02),

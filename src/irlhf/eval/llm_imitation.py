@@ -35,6 +35,7 @@ import torch
 
 from irlhf.core.config import BaseConfig, Check, Positive, PositiveInt, Range
 from irlhf.core.errors import ValidationError
+from irlhf.core.stats import t_half_width
 from irlhf.data.text import TextPairs
 from irlhf.eval import text as text_metrics
 from irlhf.llm import dpo, iq_learn, ppo, reward, seq_maxent, sft
@@ -359,8 +360,6 @@ NUMBERS = ("score", "kl", "distinct_1", "distinct_2", "self_bleu", "entropy", "c
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (task, method, setting): n seeds, and mean and 95% interval half-width (t over seeds) of every metric."""
-    from scipy.stats import t as student_t  # why: scipy is slow to import; only the summary needs it
-
     groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["method"], row.get("setting")), []).append(row)
@@ -371,9 +370,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             values = np.array([m[key] for m in members if m.get(key) is not None], dtype=np.float64)
             if len(values) == 0:
                 continue
-            half = (float(student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-                    if len(values) > 1 else float("nan"))
-            summary[key], summary[key + "_ci"] = float(values.mean()), half
+            summary[key], summary[key + "_ci"] = float(values.mean()), t_half_width(values)
         out.append(summary)
     return out
 
