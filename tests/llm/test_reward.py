@@ -171,6 +171,13 @@ def test_as_reward_fn_batches_and_returns_float64(tokenizer, rm):
         reward.as_reward_fn(rm, tokenizer)(prompts, completions[:2])
 
 
+def test_as_reward_fn_refuses_a_tokenizer_the_model_was_not_trained_with(tokenizer, make_model):
+    small = reward.make_reward_model(make_model(len(tokenizer) - 10), tokenizer)  # embedding of 10 rows fewer
+    with pytest.raises(ValidationError, match=f"tokenizer: {len(tokenizer)} tokens, but the reward model's embedding "
+                                              f"has {len(tokenizer) - 10} rows"):
+        reward.as_reward_fn(small, tokenizer)
+
+
 def test_bad_input(tokenizer, rm):
     with pytest.raises(ValidationError, match="batch_size=0"):
         reward.Config(batch_size=0)

@@ -423,6 +423,10 @@ def as_reward_fn(model: Any, tokenizer: Any, options: TokenizeOptions | None = N
         options = dataclasses.replace(options, add_bos=tokenizer_adds_bos(tokenizer))
     pad_id = pad_id_of(tokenizer)
     module = model if isinstance(model, RewardModel) else RewardModel(model)
+    rows = _hf_model(module).get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:  # its ids would index past the embedding (or, wrapped, mean other words)
+        raise ValidationError(f"tokenizer: {len(tokenizer)} tokens, but the reward model's embedding has {rows} rows: "
+                              "it was trained with another tokenizer; expected the reward model's own tokenizer")
 
     def reward_fn(prompts: Sequence[Any], completions: Sequence[str]) -> np.ndarray:
         if len(prompts) != len(completions):
