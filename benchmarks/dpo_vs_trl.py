@@ -1,9 +1,12 @@
 """irlhf.llm.dpo against TRL's DPOTrainer (trl 1.16): same loss and gradients, speed, peak memory. CPU only.
 
-    python benchmarks/dpo_vs_trl.py [--sizes tiny medium] [--repeats 3]     # writes benchmarks/out/dpo_vs_trl.json
+    python benchmarks/dpo_vs_trl.py [--sizes tiny medium equal] [--repeats 3] [--threads N]
+                                                                    # writes benchmarks/out/dpo_vs_trl.json
 
 Models: GPT-2 built from a config (dropout 0), "tiny" (4 layers, width 128, 256 pairs, batch 32, max length 64:
-overhead dominates) and "medium" (8 layers, width 512, 64 pairs, batch 8, max length 256: compute dominates).
+overhead dominates), "medium" (8 layers, width 512, 64 pairs, batch 8, max length 256: compute dominates) and
+"equal" (6 layers, width 384, 128 pairs, batch 32, every sequence 128 tokens from a word-level tokenizer: no padding
+for either library to save).
 Tokenizer: a byte-level BPE (vocab 4096) trained here on generated text; data: generated prompt/chosen/rejected
 strings (completions start with a space, so no BPE merge crosses the prompt/completion boundary). Nothing is
 downloaded.
@@ -55,11 +58,14 @@ import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-torch.set_num_threads(1)
 
 SIZES = {
     "tiny": dict(n_layer=4, n_embd=128, n_head=4, pairs=256, batch=32, max_length=64, words=(6, 14, 4, 20)),
     "medium": dict(n_layer=8, n_embd=512, n_head=8, pairs=64, batch=8, max_length=256, words=(20, 60, 30, 100)),
+    # every sequence exactly 128 tokens (64 prompt words, 63 completion words + EOS) with a word-level tokenizer:
+    # no padding for either library to save
+    "equal": dict(n_layer=6, n_embd=384, n_head=6, pairs=128, batch=32, max_length=128, words=(64, 64, 63, 63),
+                  tokenizer="word"),
 }
 BETA, LR, SEED = 0.1, 1e-5, 0
 WORDS = ("the film plot acting music scene was is great dull awful loved hated and but very quite truly a an of "
@@ -94,6 +100,22 @@ def make_tokenizer(path: Path):
     return fast
 
 
+def make_word_tokenizer(path: Path):
+    """One token per word of WORDS (whitespace split; the special tokens are matched before splitting, so TRL's
+    appended EOS text is one token too)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {word: k for k, word in enumerate(["<pad>", "<s>", "</s>", "<unk>", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
+    fast.save_pretrained(path)
+    return fast
+
+
 def make_model(size: str, vocab: int, path: Path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -109,7 +131,7 @@ def prepare(size: str, parent: Path) -> tuple[Path, list[dict[str, str]]]:
     """The tokenizer and fresh model of ``size`` saved under parent/size, and the size's generated pair rows."""
     spec = SIZES[size]
     model_dir = parent / size
-    tokenizer = make_tokenizer(model_dir)
+    tokenizer = (make_word_tokenizer if spec.get("tokenizer") == "word" else make_tokenizer)(model_dir)
     make_model(size, len(tokenizer), model_dir)
     return model_dir, make_texts(spec["pairs"], spec["words"], seed=SEED)
 
@@ -262,7 +284,11 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "medium"], choices=list(SIZES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's own default, one per core; the first runs used 1)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     import transformers
     transformers.logging.set_verbosity_error()
     results = {"torch_threads": torch.get_num_threads(), "sizes": {}}
@@ -270,7 +296,7 @@ def main() -> None:
         for size in args.sizes:
             spec = SIZES[size]
             model_dir, rows = prepare(size, Path(tmp))
-            entry = {"spec": {k: v for k, v in spec.items() if k != "words"}}
+            entry = {"spec": {k: v for k, v in spec.items() if k != "words"}, "torch_threads": torch.get_num_threads()}
             entry["equivalence"] = equivalence(model_dir, rows, size)
             times = {"ours": [], "trl": []}
             for _ in range(args.repeats):
