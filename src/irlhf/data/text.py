@@ -1,16 +1,18 @@
-"""Text preference data for language models: pairs {prompt, chosen, rejected} and ranked lists.
+"""Text preference data for language models: pairs {prompt, chosen, rejected}, ranked lists and labelled answers.
 
 ``TextPairs`` rows: ``prompt`` (a string, or a chat as a list of ``{"role", "content"}`` messages), ``chosen`` and
 ``rejected`` (non-empty strings), optional ``margin`` (finite float: how much better ``chosen`` is, used by the
 reward model's margin loss). ``TextRankings`` rows: ``prompt``, ``responses`` (2 to any number of distinct-position
 strings) and ``ranking`` (a permutation of ``range(len(responses))``, best first). ``to_pairs`` breaks a ranking
-into all K(K-1)/2 pairs (InstructGPT's rank breaking).
+into all K(K-1)/2 pairs (InstructGPT's rank breaking). ``TextLabels`` rows (unpaired preferences, KTO's data and
+TRL's "unpaired preference" format): ``prompt``, ``completion`` (a non-empty string) and ``label`` (a boolean: True
+for a desirable answer); ``TextLabels.from_pairs`` unpairs ``TextPairs``.
 
 Files: ``.jsonl`` (one object per line), ``.parquet`` and ``datasets``' ``save_to_disk`` directories (Hugging Face
 ``datasets``, the ``hf`` extra); a ``datasets.Dataset`` or a list of dicts also loads. Writes are atomic.
 
     pairs = TextPairs.load("prefs.jsonl");  pairs.save("prefs.parquet");  pairs[:10]
-    TextRankings.load("ranked.jsonl").to_pairs()
+    TextRankings.load("ranked.jsonl").to_pairs();  TextLabels.load("labels.jsonl");  TextLabels.from_pairs(pairs)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from irlhf.core.io import atomic_write_text
 from irlhf.data.hf import import_datasets, save_table
 from irlhf.data.preferences import read_file_rows
 
-__all__ = ["Prompt", "TextPairs", "TextRankings", "read_rows", "check_prompt", "check_text"]
+__all__ = ["Prompt", "TextPairs", "TextRankings", "TextLabels", "read_rows", "check_prompt", "check_text"]
 
 Prompt = Any  # str, or list of {"role": str, "content": str}
 
@@ -244,3 +246,76 @@ class TextRankings:
                     chosen.append(best_first[a])
                     rejected.append(best_first[b])
         return TextPairs(tuple(prompts), tuple(chosen), tuple(rejected))
+
+
+@dataclasses.dataclass(frozen=True)
+class TextLabels:
+    """N unpaired judgements: completion[k] answers prompt[k] and is desirable (label[k] True) or undesirable."""
+
+    prompt: tuple[Prompt, ...]
+    completion: tuple[str, ...]
+    label: tuple[bool, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.prompt)
+        if n == 0:
+            raise ValidationError("TextLabels: no rows; expected at least one labelled completion")
+        if len(self.completion) != n or len(self.label) != n:
+            raise ValidationError(f"TextLabels: {n} prompts, {len(self.completion)} completions, {len(self.label)} "
+                                  "labels; expected equal lengths")
+        object.__setattr__(self, "prompt", tuple(check_prompt(f"prompt[{k}]", p) for k, p in enumerate(self.prompt)))
+        object.__setattr__(self, "completion",
+                           tuple(check_text(f"completion[{k}]", c) for k, c in enumerate(self.completion)))
+        bad = next((k for k, v in enumerate(self.label) if not isinstance(v, (bool, np.bool_))), None)
+        if bad is not None:
+            raise ValidationError(f"label[{bad}]: {describe(self.label[bad])}; expected true or false "
+                                  "(true: a desirable completion)")
+        object.__setattr__(self, "label", tuple(bool(v) for v in self.label))
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+    def __getitem__(self, index: Any) -> TextLabels:
+        ids = np.atleast_1d(np.arange(len(self))[index])
+        return TextLabels(tuple(self.prompt[i] for i in ids), tuple(self.completion[i] for i in ids),
+                          tuple(self.label[i] for i in ids))
+
+    @property
+    def n_desirable(self) -> int:
+        return sum(self.label)
+
+    @classmethod
+    def from_rows(cls, rows: Any) -> TextLabels:
+        """From a path, a ``datasets.Dataset`` or a list of {prompt, completion, label} dicts (label a boolean)."""
+        rows = read_rows(rows, "rows")
+        for k, row in enumerate(rows):
+            missing = [key for key in ("prompt", "completion", "label") if key not in row]
+            if missing:
+                raise ValidationError(f"row {k}: missing {missing}; expected keys prompt, completion, label")
+            if not isinstance(row["label"], (bool, np.bool_)):
+                raise ValidationError(f"row {k}: label {describe(row['label'])}; expected true or false "
+                                      "(true: a desirable completion)")
+        return cls(tuple(r["prompt"] for r in rows), tuple(r["completion"] for r in rows),
+                   tuple(r["label"] for r in rows))
+
+    load = from_rows
+
+    @classmethod
+    def from_pairs(cls, pairs: TextPairs) -> TextLabels:
+        """Unpair preference pairs as TRL's ``unpair_preference_dataset`` does (for up to 1000 pairs): rows 0..N-1
+        the chosen answers (label True), rows N..2N-1 the rejected ones (False), each with its prompt; margins
+        are dropped."""
+        if not isinstance(pairs, TextPairs):
+            raise ValidationError(f"pairs: {describe(pairs)}; expected irlhf.data.text.TextPairs")
+        n = len(pairs)
+        return cls(pairs.prompt + pairs.prompt, pairs.chosen + pairs.rejected, (True,) * n + (False,) * n)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        return [{"prompt": p, "completion": c, "label": y} for p, c, y in zip(self.prompt, self.completion, self.label)]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write .jsonl, .parquet or a save_to_disk directory (a path without suffix), atomically."""
+        return _save_rows(path, self.to_rows())
+
+    def to_hf_dataset(self) -> Any:
+        return import_datasets().Dataset.from_list(self.to_rows())
