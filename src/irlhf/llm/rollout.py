@@ -8,7 +8,8 @@
     EOS within ``max_new_tokens``.
 
 Used by :mod:`irlhf.llm.ppo` (Ziegler et al. 2019; Huang et al. 2023, "The N implementation details of RLHF
-with PPO").
+with PPO"). ``sample_completions`` (the sampling and layout alone) and ``token_logps`` (per-token log-probs with
+the LM head at completion positions only) are also the parts :mod:`irlhf.llm.group_rollout` builds on.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from irlhf.core.errors import ValidationError, describe
-from irlhf.llm.logps import completion_logps
+from irlhf.llm.logps import backbone_and_head, completion_logps, gather_logps
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
-__all__ = ["RewardFn", "SamplingOptions", "ValueHead", "Rollout", "encode_prompts", "policy_forward",
-           "reference_logps", "completion_text", "check_scores", "rollout"]
+__all__ = ["RewardFn", "SamplingOptions", "ValueHead", "Rollout", "Samples", "encode_prompts", "policy_forward",
+           "token_logps", "reference_logps", "completion_text", "check_scores", "sample_completions", "rollout"]
 
 RewardFn = Callable[[Sequence[Any], Sequence[str]], Any]
 
@@ -123,12 +125,48 @@ def policy_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Te
     return logps, torch.where(completion_mask, values, 0.0), out.logits
 
 
+def _head_logps(hidden: torch.Tensor, labels: torch.Tensor, head: Any, temperature: float) -> torch.Tensor:
+    return gather_logps(head(hidden), labels, temperature, chunk_size=len(labels) or 1)
+
+
+def token_logps(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
+                temperature: float, chunk_size: int = 1024) -> torch.Tensor:
+    """Per-token completion log-probs (B, T) fp32 at ``temperature`` (entry t = log p(token t | tokens < t) where
+    completion_mask, else 0), as ``policy_forward``'s first output but without the (B, T, vocabulary) logits: for
+    a standard Hugging Face causal LM (``irlhf.llm.logps.backbone_and_head``) the LM head runs only on the hidden
+    states that predict completion tokens, ``chunk_size`` positions at a time (with gradients, each chunk's logits
+    are recomputed in the backward pass instead of kept). Other models go through ``policy_forward``."""
+    parts = backbone_and_head(model)
+    if parts is None:
+        return policy_forward(model, input_ids, attention_mask, completion_mask, temperature)[0]
+    backbone, head = parts
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    mask = completion_mask.bool().clone()
+    mask[:, 0] = False  # the first token has no prediction
+    rows, cols = mask.nonzero(as_tuple=True)
+    states, labels = hidden[rows, cols - 1], input_ids[rows, cols]
+    values = []
+    for start in range(0, len(labels), chunk_size):
+        piece, target = states[start:start + chunk_size], labels[start:start + chunk_size]
+        if piece.requires_grad:
+            values.append(checkpoint(_head_logps, piece, target, head, temperature, use_reentrant=False))
+        else:
+            values.append(_head_logps(piece, target, head, temperature))
+    flat = torch.cat(values) if values else hidden.new_zeros(0, dtype=torch.float32)
+    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=hidden.device)
+    return out.index_put((rows, cols), flat)
+
+
 def reference_logps(model: Any, ref_model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     completion_mask: torch.Tensor, temperature: float) -> torch.Tensor:
+                    completion_mask: torch.Tensor, temperature: float, head_at_completions: bool = False
+                    ) -> torch.Tensor:
+    """Per-token log-probs (B, T) under pi_ref: ``ref_model``, or (None) the peft ``model`` with its adapters
+    disabled. ``head_at_completions``: through ``token_logps`` (no full logits) instead of ``policy_forward``."""
+    forward = token_logps if head_at_completions else (lambda *args: policy_forward(*args)[0])
     if ref_model is None:  # a peft model: pi_ref is the base model, adapters off
         with model.disable_adapter():
-            return policy_forward(model, input_ids, attention_mask, completion_mask, temperature)[0]
-    return policy_forward(ref_model, input_ids, attention_mask, completion_mask, temperature)[0]
+            return forward(model, input_ids, attention_mask, completion_mask, temperature)
+    return forward(ref_model, input_ids, attention_mask, completion_mask, temperature)
 
 
 def completion_text(tokenizer: Any, prompt_ids: list[int], completion_ids: list[int]) -> str:
@@ -153,21 +191,30 @@ def check_scores(raw: Any, n: int) -> np.ndarray:
     return scores
 
 
-@torch.no_grad()
-def rollout(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequence[Sequence[int]],
-            reward_fn: RewardFn, config: SamplingOptions, *, ref_model: Any = None, value_head: nn.Module | None = None,
-            value_model: Any = None, seed: int = 0) -> Rollout:
-    """Sample one completion per prompt (seeded by ``seed``), score it, and compute old/ref log-probs and values.
+@dataclasses.dataclass
+class Samples:
+    """Sampled completions laid out right-padded [prompt][completion][pad], on the model's device: input_ids,
+    attention_mask (B, T) long; completion_mask (B, T) bool (EOS included); has_eos (B,) bool; completions: the
+    text each completion adds to its prompt (EOS excluded; a leading space kept)."""
 
-    ``prompt_ids``: the prompts' token ids (``encode_prompts``). ``ref_model`` None means a peft model whose
-    adapters are disabled for pi_ref. Without ``value_head`` the values are zeros.
-    """
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    has_eos: torch.Tensor
+    completions: list[str]
+
+
+@torch.no_grad()
+def sample_completions(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], config: SamplingOptions,
+                       *, seed: int = 0) -> Samples:
+    """Sample one completion per row of ``prompt_ids`` (seeded by ``seed``; the global RNG is left alone), cut
+    after the first EOS (a completion has at least one token), re-laid out right-padded (module doc)."""
     from transformers import GenerationConfig  # why: optional (llm extra), slow to import
 
     device = next(model.parameters()).device
     pad_id, eos_id = pad_id_of(tokenizer), tokenizer.eos_token_id
     if eos_id is None:
-        raise ValidationError("tokenizer: no eos_token; PPO stops completions at EOS")
+        raise ValidationError("tokenizer: no eos_token; completions stop at EOS")
     n, width = len(prompt_ids), max(len(ids) for ids in prompt_ids)
     # left padding for generation: every prompt ends at the same column
     left_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -200,15 +247,31 @@ def rollout(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequ
         completion_mask[row, p:p + k] = True
         text_ids = sampled[row, :k - 1] if bool(has_eos[row]) else sampled[row, :k]
         completions.append(completion_text(tokenizer, list(ids), text_ids.tolist()))
-    scores = torch.tensor(check_scores(reward_fn(list(prompts), completions), n), dtype=torch.float32)
+    return Samples(input_ids.to(device), attention_mask.to(device), completion_mask.to(device), has_eos.to(device),
+                   completions)
+
+
+@torch.no_grad()
+def rollout(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequence[Sequence[int]],
+            reward_fn: RewardFn, config: SamplingOptions, *, ref_model: Any = None, value_head: nn.Module | None = None,
+            value_model: Any = None, seed: int = 0) -> Rollout:
+    """Sample one completion per prompt (seeded by ``seed``), score it, and compute old/ref log-probs and values.
+
+    ``prompt_ids``: the prompts' token ids (``encode_prompts``). ``ref_model`` None means a peft model whose
+    adapters are disabled for pi_ref. Without ``value_head`` the values are zeros.
+    """
+    samples = sample_completions(model, tokenizer, prompt_ids, config, seed=seed)
+    n, has_eos = len(prompt_ids), samples.has_eos
+    scores = torch.tensor(check_scores(reward_fn(list(prompts), samples.completions), n), dtype=torch.float32,
+                          device=has_eos.device)
     penalised = scores.clone()
     if config.missing_eos_penalty is not None:
         penalised = torch.where(has_eos, scores, scores - config.missing_eos_penalty)
-    input_ids, attention_mask, completion_mask = (x.to(device) for x in (input_ids, attention_mask, completion_mask))
+    input_ids, attention_mask, completion_mask = samples.input_ids, samples.attention_mask, samples.completion_mask
     logps, values, _ = policy_forward(model, input_ids, attention_mask, completion_mask, config.temperature,
                                 value_head, value_model)
     ref_logps = reference_logps(model, ref_model, input_ids, attention_mask, completion_mask, config.temperature)
     if values is None:
         values = torch.zeros_like(logps)
-    return Rollout(input_ids, attention_mask, completion_mask, logps, ref_logps, values, scores.to(device),
-                   penalised.to(device), has_eos.to(device), completions)
+    return Rollout(input_ids, attention_mask, completion_mask, logps, ref_logps, values, scores, penalised, has_eos,
+                   samples.completions)

@@ -1,0 +1,148 @@
+"""GRPO and RLOO (irlhf.llm.grpo, irlhf.llm.rloo) against TRL 1.16's GRPOTrainer and RLOOTrainer: wall-clock of the
+whole training call, CPU, on the models of dpo_vs_trl.py.
+
+    python benchmarks/online_methods_vs_trl.py [--sizes tiny medium] [--methods grpo rloo] [--repeats 3]
+        [--steps N] [--threads N]                        # writes benchmarks/out/online_methods_vs_trl.json
+
+Models and tokenizer from ``benchmarks/dpo_vs_trl.py``'s ``prepare`` (GPT-2 built from a config, dropout 0; "tiny":
+4 layers x 128, "medium": 8 layers x 512; byte-level BPE, vocabulary 4096); prompts: its generated pair rows'
+prompts (tiny 6-14 words, medium 20-60). Per step both sample ``batch`` prompts x G completions with
+``model.generate`` (temperature 1, top_k 0, top_p 1, up to ``max_new_tokens``), score them with the same reward
+(lowercase letters per completion character), compute reference log-probs (beta > 0: GRPO 0.04, RLOO 0.05, the
+reference a copy of the initial policy: TRL loads it from the model's path inside the timed call, ours copies it)
+and take one optimiser step (num_iterations 1). Same G, steps, prompts per step, max_new_tokens, temperature,
+learning rate, seed.
+
+TRL runs with its defaults except what must match and: use_cpu, bf16=False (TRL's default bf16=True autocasts the
+CPU forward to bf16; ours computes in fp32), gradient_checkpointing=False (TRL's default recomputes activations in
+the backward pass, a memory-for-time trade ours does not make), report_to="none", save_strategy="no",
+disable_tqdm, shuffle_dataset as default. Loss settings differ where the defaults differ (TRL GRPO: loss_type
+"dapo", use_bias_correction_kl; ours: "grpo", no correction); their cost is the same elementwise work.
+Time: the whole training call (tokenisation, generation, reference, update), model loading excluded, best of
+--repeats, ours and TRL interleaved, after one untimed one-step run of each (lazy imports, first-call setup).
+Torch threads: --threads (default: torch's own default here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+import torch  # noqa: E402
+
+DEFAULT_THREADS = torch.get_num_threads()  # torch's default, read before importing dpo_vs_trl (it may set one)
+
+from benchmarks.dpo_vs_trl import SEED, load_model, prepare  # noqa: E402
+
+# per size: prompts per step, samples per prompt, sampled tokens per completion, steps
+ONLINE = {"tiny": dict(batch=4, generations=4, max_new_tokens=24, steps=8),
+          "medium": dict(batch=2, generations=4, max_new_tokens=64, steps=4)}
+BETAS = {"grpo": 0.04, "rloo": 0.05}
+LR = 1e-6
+LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz ")
+
+
+def letters(completions: list[str]) -> list[float]:
+    return [sum(ch in LETTERS for ch in c) / max(len(c), 1) for c in completions]
+
+
+def our_reward(prompts, completions):
+    return letters(completions)
+
+
+def trl_reward(prompts, completions, **kwargs):
+    return letters(completions)
+
+
+def run_ours(method: str, model_dir: Path, prompts: list[str], spec: dict) -> float:
+    from transformers import AutoTokenizer
+    from irlhf.llm import grpo, rloo
+
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
+    module = grpo if method == "grpo" else rloo
+    config = module.Config(steps=spec["steps"], batch_size=spec["batch"], num_generations=spec["generations"],
+                           max_new_tokens=spec["max_new_tokens"], temperature=1.0, beta=BETAS[method],
+                           learning_rate=LR, seed=SEED, progress=False, device="cpu")
+    start = time.perf_counter()
+    module.train(model, tokenizer, prompts, our_reward, config)
+    return time.perf_counter() - start
+
+
+def run_trl(method: str, model_dir: Path, prompts: list[str], spec: dict) -> float:
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
+    with tempfile.TemporaryDirectory() as out:
+        common = dict(output_dir=out, num_generations=spec["generations"],
+                      per_device_train_batch_size=spec["batch"] * spec["generations"],
+                      max_completion_length=spec["max_new_tokens"], temperature=1.0, beta=BETAS[method],
+                      learning_rate=LR, max_steps=spec["steps"], seed=SEED, use_cpu=True, bf16=False,
+                      gradient_checkpointing=False, report_to="none", save_strategy="no", disable_tqdm=True)
+        if method == "grpo":
+            from trl import GRPOConfig as ConfigClass, GRPOTrainer as TrainerClass
+        else:
+            from trl import RLOOConfig as ConfigClass, RLOOTrainer as TrainerClass
+        start = time.perf_counter()
+        trainer = TrainerClass(model=model, reward_funcs=trl_reward, args=ConfigClass(**common),
+                               train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+                               processing_class=tokenizer)
+        trainer.train()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "medium"], choices=list(ONLINE))
+    parser.add_argument("--methods", nargs="+", default=["grpo", "rloo"], choices=["grpo", "rloo"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (default: per size, see ONLINE)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"torch threads (default: torch's default here, {DEFAULT_THREADS})")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "online_methods_vs_trl.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import transformers
+    transformers.logging.set_verbosity_error()
+    results = {"torch_threads": torch.get_num_threads(), "load_before": os.getloadavg(), "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            spec = dict(ONLINE[size], **({"steps": args.steps} if args.steps else {}))
+            model_dir, rows = prepare(size, Path(tmp))
+            prompts = [row["prompt"] for row in rows][:spec["steps"] * spec["batch"]]
+            for method in args.methods:
+                times = {"ours": [], "trl": []}
+                run_ours(method, model_dir, prompts, dict(spec, steps=1))  # warm-up (lazy imports, first calls)
+                run_trl(method, model_dir, prompts, dict(spec, steps=1))
+                for _ in range(args.repeats):  # interleaved, so a change of load hits both
+                    times["ours"].append(run_ours(method, model_dir, prompts, spec))
+                    times["trl"].append(run_trl(method, model_dir, prompts, spec))
+                row = {"size": size, "method": method, **spec, "completions": spec["steps"] * spec["batch"]
+                       * spec["generations"], "seconds": times, "speedup": min(times["trl"]) / min(times["ours"])}
+                results["rows"].append(row)
+                print(f"[{size} {method}] {json.dumps(row)}", file=sys.stderr)
+    results["load_after"] = os.getloadavg()
+    print(f"load before {results['load_before']}, after {results['load_after']}; "
+          f"torch threads {results['torch_threads']}")
+    print("| size | method | steps x prompts x G | max new tokens | ours s (best) | TRL s (best) | speedup |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results["rows"]:
+        o, t = min(r["seconds"]["ours"]), min(r["seconds"]["trl"])
+        print(f"| {r['size']} | {r['method']} | {r['steps']} x {r['batch']} x {r['generations']} | "
+              f"{r['max_new_tokens']} | {o:.2f} | {t:.2f} | {r['speedup']:.2f}x |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
