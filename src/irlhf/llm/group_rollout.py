@@ -138,11 +138,13 @@ class Result:
 @torch.no_grad()
 def sample_groups(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids: Sequence[Sequence[int]],
                   reward_fn: RewardFn, config: Any, *, num_generations: int, seed: int = 0, ref_model: Any = None,
-                  policy_logps: bool = True, reference: bool = True) -> GroupBatch:
+                  policy_logps: bool = True, reference: bool = True, logp_temperature: float | None = None
+                  ) -> GroupBatch:
     """Sample ``num_generations`` completions of each prompt (one seeded generate call), score them, and (as asked)
     compute their per-token log-probs under pi (``policy_logps``) and pi_ref (``reference``; ``ref_model`` None
     means a peft ``model`` whose adapters are disabled). ``prompt_ids``: the prompts' token ids
-    (``rollout.encode_prompts``); ``config``: temperature, max_new_tokens, missing_eos_penalty."""
+    (``rollout.encode_prompts``); ``config``: temperature, max_new_tokens, missing_eos_penalty. Log-probs are
+    at ``logp_temperature`` (None: the sampling temperature)."""
     if reference and ref_model is None and not is_peft(model):
         raise ValidationError("sample_groups: reference=True needs a ref_model (or a peft model, whose adapters are "
                               "disabled for pi_ref)")
@@ -155,7 +157,8 @@ def sample_groups(model: Any, tokenizer: Any, prompts: Sequence[Any], prompt_ids
     penalised = scores
     if config.missing_eos_penalty is not None:
         penalised = torch.where(samples.has_eos, scores, scores - config.missing_eos_penalty)
-    args = (samples.input_ids, samples.attention_mask, mask, config.temperature)
+    temperature = config.temperature if logp_temperature is None else logp_temperature
+    args = (samples.input_ids, samples.attention_mask, mask, temperature)
     logps = token_logps(model, *args) if policy_logps else None
     ref_logps = reference_logps(model, ref_model, *args, head_at_completions=True) if reference else None
     return GroupBatch(rows_prompts, samples.input_ids, samples.attention_mask, mask, samples.has_eos,
@@ -183,10 +186,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor
 
 def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardFn, config: GroupConfig,
         advantages_fn: AdvantagesFn, loss_fn: LossFn, *, old_logps: bool, ref_model: Any = None,
-        output_dir: str | Path | None = None, eval_prompts: Sequence[Any] | None = None) -> Result:
+        output_dir: str | Path | None = None, eval_prompts: Sequence[Any] | None = None,
+        logp_temperature: float | None = None) -> Result:
     """The group methods' training loop (module doc), ``name`` on the progress bar. ``old_logps``: compute pi_old's
     log-probs when sampling (needed by the advantages, or when num_iterations > 1); otherwise the first pass's own
-    log-probs, detached, serve. The arguments after ``*`` are ``grpo.train``'s."""
+    log-probs, detached, serve. ``logp_temperature``: the temperature of every log-prob (None: the sampling
+    temperature, config.temperature). The other arguments after ``*`` are ``grpo.train``'s."""
     if not callable(reward_fn):
         raise ValidationError(f"reward_fn: {describe(reward_fn)}; expected a callable (prompts, completions) -> (N,)")
     prompt_ids = encode_prompts(tokenizer, prompts, config.max_prompt_length, config.add_bos)
@@ -208,6 +213,7 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
     model.eval()  # dropout off: the sampling policy and the first pass see the same function
     trainable = [p for p in model.parameters() if p.requires_grad]
     G = config.num_generations
+    scoring_temperature = config.temperature if logp_temperature is None else logp_temperature
     need_old = old_logps or config.num_iterations > 1
     metrics_file = None
     if output_dir is not None:
@@ -223,7 +229,8 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
 
     def evaluate(step: int) -> None:  # one completion per eval prompt, the same eval randomness every time
         batch = sample_groups(model, tokenizer, eval_prompts, eval_ids, reward_fn, config, num_generations=1,
-                              seed=_seed(config.seed, 1), ref_model=ref_model, policy_logps=use_ref, reference=use_ref)
+                              seed=_seed(config.seed, 1), ref_model=ref_model, policy_logps=use_ref, reference=use_ref,
+                              logp_temperature=scoring_temperature)
         row = {"step": step, "eval/scores": float(batch.scores.mean())}
         if use_ref:
             row["eval/kl"] = float(sequence_kl(batch.logps, batch.ref_logps, batch.completion_mask).mean())
@@ -241,7 +248,8 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
             index = next(batches)
             batch = sample_groups(model, tokenizer, [prompts[i] for i in index], [prompt_ids[i] for i in index],
                                   reward_fn, config, num_generations=G, seed=_seed(config.seed, 0, step),
-                                  ref_model=ref_model, policy_logps=need_old, reference=use_ref)
+                                  ref_model=ref_model, policy_logps=need_old, reference=use_ref,
+                                  logp_temperature=scoring_temperature)
             # 2. the method's advantages, one per completion
             advantages, extra = advantages_fn(batch)
             # 3. num_iterations optimiser steps, each on the whole batch (in micro-batches)
@@ -256,7 +264,7 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
                     rows = slice(start, start + chunk)
                     width = int(batch.attention_mask[rows].sum(-1).max())  # drop all-padding columns
                     logps = token_logps(model, batch.input_ids[rows, :width], batch.attention_mask[rows, :width],
-                                        mask[rows, :width], config.temperature)
+                                        mask[rows, :width], scoring_temperature)
                     old = batch.logps[rows, :width] if batch.logps is not None else logps.detach()
                     ref = batch.ref_logps[rows, :width] if batch.ref_logps is not None else None
                     loss, clipfrac = loss_fn(logps, old, ref, advantages[rows], loss_mask[rows, :width], n_sequences,
