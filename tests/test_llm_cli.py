@@ -22,6 +22,9 @@ def files(tmp_path_factory):
                          ).save(root / "pairs.jsonl")
     (root / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in frontier.sft_examples(16, 0)))
     (root / "prompts.txt").write_text("the film was\nthis plot was\n")
+    (root / "labels.jsonl").write_text("".join(json.dumps({"prompt": p, "completion": c, "label": ok}) + "\n" for p, c, ok in
+                                               [("the film was", " great .", True), ("the film was", " awful .", False),
+                                                ("this plot was", " superb", True), ("this plot was", " dull", False)]))
     return root
 
 
@@ -45,6 +48,13 @@ def run_one(tmp_path, argv):
      "rewards/margins"),
     (["ppo", "--prompts", "prompts.txt", "--reward", "sentiment", "--set", "steps=2", "--set", "batch_size=2",
       "--set", "mini_batch_size=1", "--set", "max_new_tokens=4"], "objective/scores"),
+    (["kto", "--data", "labels.jsonl", "--set", "max_steps=2", "--set", "batch_size=4"], "rewards/margins"),
+    (["grpo", "--prompts", "prompts.txt", "--reward", "sentiment", "--set", "steps=2", "--set", "num_generations=2",
+      "--set", "max_new_tokens=4"], "objective/scores"),
+    (["rloo", "--prompts", "prompts.txt", "--reward", "sentiment", "--set", "steps=1", "--set", "max_new_tokens=4"],
+     "objective/scores"),
+    (["online-dpo", "--prompts", "prompts.txt", "--reward", "sentiment", "--set", "steps=1",
+      "--set", "max_new_tokens=4"], "objective/scores"),
 ])
 def test_trainer_writes_a_complete_run(tmp_path, files, argv, metric, capsys):
     argv = [a if not a.endswith((".jsonl", ".txt")) else str(files / a) for a in argv]
@@ -108,6 +118,11 @@ def test_ppo_on_a_saved_reward_model(tmp_path, files):
     (["orpo", "--model", "MODEL", "--data", "same.jsonl"], "row 2: chosen and rejected are the same text"),
     (["orpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "beta=0.1"], "unknown field"),
     (["ppo", "--model", "MODEL", "--prompts", "prompts.txt"], "--reward-model"),
+    (["grpo", "--model", "MODEL", "--prompts", "prompts.txt"], "llm grpo: give --reward-model DIR"),
+    (["online-dpo", "--model", "MODEL", "--prompts", "prompts.txt", "--reward", "sentiment", "--set",
+      "num_iterations=2"], "num_iterations=2"),
+    (["kto", "--model", "MODEL", "--data", "badlabel.jsonl"], "label 'yes'"),
+    (["kto", "--model", "MODEL", "--data", "same.jsonl"], "row 2: chosen and rejected are the same text"),
     (["sft", "--model", "MODEL", "--data", "nothing.jsonl"], "no such file"),
     (["irl", "--method", "iq", "--model", "MODEL", "--demos", "bad.jsonl"], "expected prompt and completion"),
     (["irl", "--method", "iq", "--model", "MODEL", "--demos", "pairs.jsonl", "--ref", "MODEL"], "--ref"),
@@ -122,6 +137,7 @@ def test_bad_input_is_one_line_and_no_run_dir(tmp_path, files, capsys, argv, mes
     (files / "same.jsonl").write_text('{"prompt": "a", "chosen": " b", "rejected": " c"}\n'
                                       '{"prompt": "a", "chosen": " b", "rejected": " b"}\n')
     (files / "empty.jsonl").write_text('{"prompt": "the film was", "completion": ""}\n')
+    (files / "badlabel.jsonl").write_text('{"prompt": "a", "completion": " b", "label": "yes"}\n')
     argv = [str(files / "model") if a == "MODEL" else str(files / a) if a.endswith((".jsonl", ".txt")) else a
             for a in argv]
     out = tmp_path / "out"

@@ -34,9 +34,9 @@ from irlhf import __version__
 from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE,
-                                IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_REWARDS,
-                                LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS,
-                                TAMER_TRAINERS, WORLDS)
+                                IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_ONLINE,
+                                LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES,
+                                TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -374,23 +374,27 @@ def _tamer(subparsers: Any) -> None:
 
 
 def _llm(subparsers: Any) -> None:
-    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, DPO, SimPO, ORPO, "
-                                   "PPO-RLHF, inverse RL from demonstrations, and the synthetic sentiment frontier "
-                                   "experiment",
+    parser = subparsers.add_parser("llm", help="language-model alignment: SFT, reward models, the DPO family (DPO, "
+                                   "SimPO, ORPO, KTO, online DPO), PPO, GRPO, RLOO, inverse RL from demonstrations, "
+                                   "and the synthetic sentiment frontier experiment",
                                    description="Align local Hugging Face causal LMs with people's preferences.")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
+    pairs = "{prompt, chosen, rejected} rows"
     helps = {"sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
              "reward": "a reward model from preference pairs (Bradley-Terry) or rankings (Plackett-Luce)",
-             "dpo": "direct preference optimisation on {prompt, chosen, rejected} rows",
-             "simpo": "SimPO: reference-free, length-normalised preference optimisation on {prompt, chosen, "
-                      "rejected} rows",
+             "dpo": f"direct preference optimisation on {pairs}",
+             "simpo": f"SimPO: reference-free, length-normalised preference optimisation on {pairs}",
              "orpo": "ORPO: SFT on the chosen answers plus an odds-ratio preference term, reference-free",
-             "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer"}
+             "kto": "KTO: {prompt, completion, label} rows (desirable or not; pair rows are unpaired)",
+             "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer",
+             "grpo": "GRPO: groups of samples per prompt, group-normalised advantages, k3 KL to the reference",
+             "rloo": "RLOO: k samples per prompt, REINFORCE with the leave-one-out baseline",
+             "online-dpo": "online DPO: two samples per prompt from the policy, ranked by the reward, DPO loss"}
     for action in LLM_TRAINERS:
         p = add_job(actions, action, job_runner("llm", "run_train_command"), help=helps[action])
         p.add_argument("--model", required=True, metavar="DIR", help="local Hugging Face causal-LM directory")
         p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
-        if action == "ppo":
+        if action in LLM_ONLINE:
             p.add_argument("--prompts", required=True, metavar="FILE", help=".txt (one per line) or rows with 'prompt'")
             p.add_argument("--reward", choices=LLM_REWARDS, default="model", help="reward: a reward model or the "
                            "synthetic sentiment task's ground-truth scorer")
@@ -399,7 +403,7 @@ def _llm(subparsers: Any) -> None:
         else:
             p.add_argument("--data", required=True, metavar="FILE", help="training rows (.jsonl, .parquet, datasets dir)")
             p.add_argument("--eval-data", metavar="FILE", help="held-out rows")
-        if action in ("dpo", "ppo"):
+        if action not in ("sft", "reward", "simpo", "orpo"):
             p.add_argument("--ref", metavar="DIR", help="reference model directory (default: the initial model)")
         if action == "dpo":
             p.add_argument("--loss-type", choices=DPO_LOSS_TYPES, default=None,

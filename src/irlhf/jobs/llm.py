@@ -9,7 +9,9 @@
     irlhf llm dpo    --model DIR --data pairs.jsonl [--ref DIR] [--lora 8] [--loss-type ipo] --set beta=0.1
     irlhf llm simpo  --model DIR --data pairs.jsonl --set gamma=0.5     # reference-free, length-normalised
     irlhf llm orpo   --model DIR --data pairs.jsonl --set lam=0.1       # SFT + odds ratio, reference-free
+    irlhf llm kto    --model DIR --data labels.jsonl                    # {prompt, completion, label} rows (or pairs)
     irlhf llm ppo    --model DIR --prompts prompts.txt --reward-model RM_DIR   (or --reward sentiment)
+    irlhf llm grpo | rloo | online-dpo --model DIR --prompts prompts.txt --reward-model RM_DIR   (the same inputs)
     irlhf llm irl    --method iq|maxent --model DIR --demos rows.jsonl        # inverse RL from {prompt, completion}
                                                               # demonstrations; maxent also writes the reward model
 
@@ -35,9 +37,9 @@ from typing import Annotated, Any
 from irlhf.core.config import BaseConfig, NonNegativeInt, OneOf, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
-from irlhf.data.text import TextPairs, TextRankings, read_rows
-from irlhf.jobs._common import (LLM_IRL_METHODS, LLM_REWARDS, LLM_TRAINERS, Overrides, options_table, parse_set, print_summary,
-                                reject_options)
+from irlhf.data.text import TextLabels, TextPairs, TextRankings, read_rows
+from irlhf.jobs._common import (LLM_IRL_METHODS, LLM_ONLINE, LLM_REWARDS, LLM_TRAINERS, Overrides, options_table,
+                                parse_set, print_summary, reject_options)
 from irlhf.llm import pairwise, reward
 from irlhf.llm.loop import quiet_transformers, save_checkpoint
 from irlhf.llm.sft import load_sft_data
@@ -48,24 +50,28 @@ from irlhf.report.curves import loss_and_metric
 TRAINERS = LLM_TRAINERS + ("irl",)
 REWARDS = LLM_REWARDS
 # the library module of each trainer (irl: per --method)
-MODULES = {"sft": "sft", "reward": "reward", "dpo": "dpo", "simpo": "simpo", "orpo": "orpo", "ppo": "ppo",
-           "iq": "iq_learn", "maxent": "seq_maxent"}
+MODULES = {"sft": "sft", "reward": "reward", "dpo": "dpo", "simpo": "simpo", "orpo": "orpo", "kto": "kto",
+           "ppo": "ppo", "grpo": "grpo", "rloo": "rloo", "online-dpo": "online_dpo", "iq": "iq_learn",
+           "maxent": "seq_maxent"}
+REFERENCE_USERS = ("dpo", "kto", "maxent", *LLM_ONLINE)  # the trainers with a reference model (--ref)
 # the metric drawn beside the loss in curves.png, per trainer
 KEY_METRIC = {"sft": "mean_token_accuracy", "reward": "accuracy", "dpo": "rewards/margins", "simpo": "rewards/margins",
-              "orpo": "rewards/margins", "ppo": "objective/scores",
+              "orpo": "rewards/margins", "kto": "rewards/margins", "ppo": "objective/scores",
+              "grpo": "objective/scores", "rloo": "objective/scores", "online-dpo": "objective/scores",
               "iq": "sequence_reward", "maxent": "ess_fraction"}
 LOSS_KEY = {"maxent": "reward/loss"}  # the loss drawn in curves.png where it is not "loss"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainJobConfig(BaseConfig):
-    """Options of ``irlhf llm sft|reward|dpo|simpo|orpo|ppo|irl``.
+    """Options of ``irlhf llm sft|reward|dpo|simpo|orpo|kto|ppo|grpo|rloo|online-dpo|irl``.
 
     action: the trainer.  model: local causal-LM directory.  tokenizer: its tokenizer directory (None = model's).
-    data: training rows (sft, reward, dpo, simpo, orpo); prompts: a .txt (one per line) or .jsonl ({prompt}) file (ppo).
-    eval_data: held-out rows (sft, reward, dpo, simpo, orpo) or prompts (ppo).  ref: reference model directory (dpo, ppo;
-    None = the initial model).  reward / reward_model: ppo's reward, "model" (a reward-model directory written
-    by ``irlhf llm reward``) or "sentiment" (the synthetic task's ground-truth scorer).  lora: LoRA rank (0 =
+    data: training rows (the offline trainers); prompts: a .txt (one per line) or .jsonl ({prompt}) file (the
+    online ones: ppo, grpo, rloo, online-dpo).  eval_data: held-out rows or prompts.  ref: reference model
+    directory (dpo, kto, the online trainers, irl maxent; None = the initial model).  reward / reward_model: the
+    online trainers' reward, "model" (a reward-model directory written by ``irlhf llm reward``; scored with its
+    own tokenizer when it has one) or "sentiment" (the synthetic task's ground-truth scorer).  lora: LoRA rank (0 =
     full fine-tuning; needs peft).  method: irl's learner, "iq" (inverse soft-Q on tokens) or "maxent" (sequence
     MaxEnt IRL); data holds its demonstrations.  options: trainer Config fields.  seed: the trainer's seed.
     """
@@ -85,19 +91,19 @@ class TrainJobConfig(BaseConfig):
     seed: Seed = 0
 
     def validate(self) -> None:
-        if self.action == "ppo":
+        if self.action in LLM_ONLINE:
             if self.prompts is None:
-                raise ValidationError("llm ppo: --prompts FILE is required")
+                raise ValidationError(f"llm {self.action}: --prompts FILE is required")
             if self.reward == "model" and self.reward_model is None:
-                raise ValidationError("llm ppo: give --reward-model DIR or --reward sentiment")
+                raise ValidationError(f"llm {self.action}: give --reward-model DIR or --reward sentiment")
         elif self.data is None:
             flag = "--demos" if self.action == "irl" else "--data"
             raise ValidationError(f"llm {self.action}: {flag} FILE is required")
         if (self.action == "irl") != (self.method is not None):
             raise ValidationError(f"method={self.method!r}: expected one of {LLM_IRL_METHODS} for irl, and only irl")
-        if self.ref is not None and self.trainer not in ("dpo", "ppo", "maxent"):
-            raise ValidationError(f"--ref: only dpo, ppo and irl --method maxent use a reference model, "
-                                  f"not {self.trainer}")
+        if self.ref is not None and self.trainer not in REFERENCE_USERS:
+            raise ValidationError(f"--ref: only {', '.join(REFERENCE_USERS[:-1])} and irl --method maxent use a "
+                                  f"reference model, not {self.trainer}")
         for name in ("model", "tokenizer", "ref", "reward_model"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_dir():
@@ -116,7 +122,7 @@ class TrainJobConfig(BaseConfig):
             if getattr(self, name) is not None:
                 flag = "demos" if name == "data" and self.action == "irl" else name.replace("_", "-")
                 parts.append(f"--{flag} {getattr(self, name)}")
-        if self.action == "ppo" and self.reward != "model":
+        if self.action in LLM_ONLINE and self.reward != "model":
             parts.append(f"--reward {self.reward}")
         if self.lora:
             parts.append(f"--lora {self.lora}")
@@ -185,12 +191,26 @@ def _load_data(job: TrainJobConfig, path: str | None) -> Any:
         return None
     if job.action in ("sft", "irl"):
         return load_sft_data(path)
-    if job.action == "ppo":
+    if job.action in LLM_ONLINE:
         return read_prompts(path)
     rows = read_rows(path, "--data")
     if job.action == "reward" and rows and "ranking" in rows[0]:
         return TextRankings.from_rows(rows)
+    if job.action == "kto" and rows and "label" in rows[0]:
+        return TextLabels.from_rows(rows)
     return TextPairs.from_rows(rows)
+
+
+def load_reward_fn(job: TrainJobConfig, tokenizer: Any) -> Any:
+    """The online trainers' reward: the sentiment scorer, or a reward model scored through ITS tokenizer (texts
+    pass between the two, so a policy with another tokenizer is fine); a reward-model directory without a
+    tokenizer is scored with the policy's, which must then fit its vocabulary."""
+    if job.reward == "sentiment":
+        return frontier.true_reward
+    own = Path(job.reward_model) / "tokenizer_config.json"
+    rm_tokenizer = load_tokenizer(job.reward_model) if own.is_file() else tokenizer
+    model = reward.make_reward_model(job.reward_model, rm_tokenizer)
+    return reward.as_reward_fn(model, rm_tokenizer)
 
 
 def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) -> tuple[RunDir, list[str]]:
@@ -199,12 +219,13 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     module = importlib.import_module(f"irlhf.llm.{MODULES[trainer]}")
     config = _trainer_config(module, job, progress)
     tokenizer = load_tokenizer(job.tokenizer or job.model)
-    data = _load_data(job, job.prompts if job.action == "ppo" else job.data)
+    data = _load_data(job, job.prompts if job.action in LLM_ONLINE else job.data)
     eval_data = _load_data(job, job.eval_data)
-    if trainer in ("dpo", "simpo", "orpo"):  # before the run directory exists: bad input leaves nothing behind
+    if trainer in ("dpo", "simpo", "orpo", "kto"):  # before the run directory exists: bad input leaves nothing behind
         for what, pairs in (("--data", data), ("--eval-data", eval_data)):
-            if pairs is not None:
+            if isinstance(pairs, TextPairs):
                 pairwise.check_distinct(pairs, what)
+    reward_fn = load_reward_fn(job, tokenizer) if job.action in LLM_ONLINE else None
     if job.action == "reward":
         model = reward.make_reward_model(job.model, tokenizer, seed=job.seed)
     else:
@@ -216,12 +237,7 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
         kwargs["reward_model"] = reward.make_reward_model(job.model, tokenizer, seed=job.seed)
     if job.ref is not None:
         kwargs["ref_model"] = load_causal_lm(job.ref)
-    reward_fn = None
-    if job.action == "ppo":
-        if job.reward == "sentiment":
-            reward_fn = frontier.true_reward
-        else:
-            reward_fn = reward.as_reward_fn(reward.make_reward_model(job.reward_model, tokenizer), tokenizer)
+    if job.action in LLM_ONLINE:
         if eval_data is not None:
             kwargs["eval_prompts"] = eval_data
     elif eval_data is not None:
@@ -232,7 +248,7 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     run = RunDir.create(f"llm-{job.action}" + (f"-{job.method}" if job.method else ""), out)
     run.write_json("config.json", {"job": job.to_dict(), "trainer": config.to_dict()})
     start = time.perf_counter()
-    if job.action == "ppo":
+    if job.action in LLM_ONLINE:
         result = module.train(model, tokenizer, data, reward_fn, config, output_dir=run.path, **kwargs)
     else:
         result = module.train(model, tokenizer, data, config, output_dir=run.path, **kwargs)
