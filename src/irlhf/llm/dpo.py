@@ -128,12 +128,16 @@ class Config(pairwise.Config):
 
 
 def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = None, *, ref_model: Any | None = None,
-          output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None) -> Result:
+          output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None,
+          resume_from: str | os.PathLike[str] | None = None) -> Result:
     """DPO-train ``model`` (a causal LM, or a peft model) on preference pairs; see the module docstring.
 
     ``ref_model``: the reference pi_ref (default: the initial policy, or the base model of a peft model).
     ``output_dir``: write metrics.jsonl as training goes, checkpoints output_dir/step-N every save_steps and
-    output_dir/final at the end (save_pretrained, safetensors).  ``eval_data``: pairs scored once at the end.
+    output_dir/final at the end (save_pretrained, safetensors, with the trainer state).  ``eval_data``: pairs
+    scored once at the end.  ``resume_from``: a step-N or final checkpoint of a DPO run to continue (pass the same
+    initial ``model``, ``ref_model`` and data: the reference is scored before the checkpoint's weights are loaded;
+    ``irlhf.llm.pairwise.train_pairs``).
     """
     config = config or Config()
     if not isinstance(config, Config):
@@ -145,4 +149,4 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
 
     return pairwise.train_pairs("dpo", model, tokenizer, data, config, pair_loss,
                                 uses_reference=not config.reference_free, ref_model=ref_model,
-                                output_dir=output_dir, eval_data=eval_data)
+                                output_dir=output_dir, eval_data=eval_data, resume_from=resume_from)

@@ -26,7 +26,6 @@ kept. A last batch of one row (N mod batch_size = 1) has no other row to pair wi
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -41,8 +40,8 @@ from irlhf.core.config import Positive, Range
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextLabels, TextPairs
 from irlhf.llm import pairwise
-from irlhf.llm.loop import (Runtime, adamw, check_finite_loss, disable_dropout, global_batches, global_mean,
-                            make_runtime, save_checkpoint, shard)
+from irlhf.llm.loop import (Runtime, adamw, begin_run, check_finite_loss, disable_dropout, global_batches,
+                            global_mean, make_runtime, read_resume, save_checkpoint, shard, trainer_state)
 from irlhf.llm.pairwise import GroupedLogps, _reference, _sorted_logps
 from irlhf.llm.preference_losses import kto_loss, kto_reference_point
 from irlhf.llm.reward import length_groups
@@ -232,12 +231,14 @@ def evaluate(model: Any, items: Sequence[Encoded], desirable: torch.Tensor, ref:
 # -- training ----------------------------------------------------------------------------------------------
 def train(model: Any, tokenizer: Any, data: TextLabels | TextPairs, config: Config | None = None, *,
           ref_model: Any | None = None, output_dir: str | os.PathLike[str] | None = None,
-          eval_data: TextLabels | TextPairs | None = None) -> Result:
+          eval_data: TextLabels | TextPairs | None = None,
+          resume_from: str | os.PathLike[str] | None = None) -> Result:
     """KTO-train ``model`` (a causal LM, or a peft model) on labelled answers (TextPairs are unpaired).
 
     ``ref_model``: pi_ref (default: the initial policy, or the base model of a peft model).  ``output_dir``: write
     metrics.jsonl as training goes, checkpoints output_dir/step-N every save_steps and output_dir/final at the end
-    (save_pretrained, safetensors).  ``eval_data``: rows scored once at the end (one batch).
+    (save_pretrained, safetensors, and the trainer state).  ``eval_data``: rows scored once at the end (one batch).
+    ``resume_from``: a step-N or final checkpoint of KTO to continue from, as ``irlhf.llm.dpo.train``'s.
     """
     config = config or Config()
     if not isinstance(config, Config):
@@ -255,6 +256,7 @@ def train(model: Any, tokenizer: Any, data: TextLabels | TextPairs, config: Conf
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     steps = list(_step_batches(n_rows, config, total_steps))
+    resume = read_resume(resume_from, config, total_steps, model) if resume_from is not None else None
 
     model = model.to(rt.device)
     if config.disable_dropout:
@@ -265,6 +267,8 @@ def train(model: Any, tokenizer: Any, data: TextLabels | TextPairs, config: Conf
         eval_items = evaluation[0]
         eval_ref, eval_ref_kl = _reference_logps(ref_model, model, eval_items, [np.arange(len(eval_items))],
                                                  config, pad_id, rt)
+    if resume is not None:  # only now: the reference above is the INITIAL policy's
+        resume.load_weights(model)
 
     model.train()
     module = KTOLogps(model)  # DDP wraps this: the whole step (rows and mismatched rows) is one forward call
@@ -272,22 +276,19 @@ def train(model: Any, tokenizer: Any, data: TextLabels | TextPairs, config: Conf
     params = [p for p in module.parameters() if p.requires_grad]
 
     out = Path(output_dir) if output_dir is not None else None
-    log_file = None
-    if out is not None and rt.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        log_file = open(out / "metrics.jsonl", "w", encoding="utf-8")
-    bar = tqdm(total=total_steps, desc="kto", unit="step") if config.progress and rt.is_main else None
+    metrics = out / "metrics.jsonl" if out is not None and rt.is_main else None
+    step, log = begin_run(resume, optimizer, rt.device, metrics)  # steps done and history so far (when resumed)
+    offset = sum(len(rows) for rows in steps[:step])  # where the steps not done yet start in ref_kl
+    bar = (tqdm(total=total_steps, initial=step, desc="kto", unit="step") if config.progress and rt.is_main
+           else None)
+    training_rows = log.rows  # the rows a checkpoint's trainer state holds
 
-    def log(row: dict[str, float]) -> None:
-        history.append(row)
-        if log_file is not None:
-            log_file.write(json.dumps(row) + "\n")
-            log_file.flush()
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(rt.unwrap(module).model, tokenizer, path,
+                        trainer_state(config, step, optimizer, training_rows, rt.device))
 
-    history: list[dict[str, float]] = []
-    step, offset = 0, 0
     try:
-        for global_rows in steps:
+        for global_rows in steps[step:]:
             positions = shard(np.arange(len(global_rows)), rt)  # this process's share of the batch
             weight = torch.ones(len(positions), device=rt.device)
             if len(positions) == 0:  # a short batch leaves this process no row: run one at weight 0 (DDP syncs)
@@ -317,16 +318,16 @@ def train(model: Any, tokenizer: Any, data: TextLabels | TextPairs, config: Conf
             if bar is not None:
                 bar.update(1)
             if out is not None and config.save_steps and step % config.save_steps == 0 and rt.is_main:
-                save_checkpoint(rt.unwrap(module).model, tokenizer, out / f"step-{step}")
+                checkpoint(out / f"step-{step}")
         policy = rt.unwrap(module).model
+        training_rows = list(log.rows)  # final's trainer state: without the eval row
         if evaluation is not None:
             scores = evaluate(policy, eval_items, evaluation[1], eval_ref, eval_ref_kl, config, pad_id, rt)
             log({"step": step, "epoch": step / steps_per_epoch, **scores})
         if out is not None and rt.is_main:
-            save_checkpoint(policy, tokenizer, out / "final")
+            checkpoint(out / "final")
     finally:
         if bar is not None:
             bar.close()
-        if log_file is not None:
-            log_file.close()
-    return Result(policy, history, ref.cpu(), kept_rows, step)
+        log.close()
+    return Result(policy, log.rows, ref.cpu(), kept_rows, step)

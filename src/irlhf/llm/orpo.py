@@ -47,11 +47,12 @@ class Config(pairwise.Config):
 
 
 def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = None, *,
-          output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None) -> Result:
+          output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None,
+          resume_from: str | os.PathLike[str] | None = None) -> Result:
     """ORPO-train ``model`` (a causal LM, or a peft model) on preference pairs; no reference model.
 
-    ``output_dir`` / ``eval_data`` as for ``irlhf.llm.dpo.train``. History rewards are lambda a (a = average
-    log-prob per token), as TRL logs them.
+    ``output_dir`` / ``eval_data`` / ``resume_from`` as for ``irlhf.llm.dpo.train``. History rewards are
+    lambda a (a = average log-prob per token), as TRL logs them.
     """
     config = config or Config()
     if not isinstance(config, Config):
@@ -67,4 +68,5 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
         return losses, chosen_rewards, rejected_rewards
 
     return pairwise.train_pairs("orpo", model, tokenizer, data, config, pair_loss, uses_reference=False,
-                                whole_chosen=whole, output_dir=output_dir, eval_data=eval_data)
+                                whole_chosen=whole, output_dir=output_dir, eval_data=eval_data,
+                                resume_from=resume_from)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +29,9 @@ from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, Positive,
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.text import TextPairs
 from irlhf.llm.logps import sequence_logps
-from irlhf.llm.loop import (Device, MaxGradNorm, MaxSteps, Runtime, adamw, check_finite_loss, disable_dropout,
-                            global_batches, global_mean, is_peft, make_runtime, save_checkpoint, shard)
+from irlhf.llm.loop import (Device, MaxGradNorm, MaxSteps, Runtime, adamw, begin_run, check_finite_loss,
+                            disable_dropout, global_batches, global_mean, is_peft, make_runtime, read_resume,
+                            save_checkpoint, shard, trainer_state)
 from irlhf.llm.reward import length_groups
 from irlhf.llm.tokenize import (AddBos, Encoded, MaxLength, PromptLength, TokenizeOptions, collate, encode_pairs,
                                 pad_id_of)
@@ -52,8 +53,9 @@ class Config(BaseConfig):
     function the reference is scored with (eval mode), so DPO starts at loss log 2 exactly.
     seed [0]: batch order and torch's RNG (dropout).  log_every [10]: steps between history rows (the first and
     last steps are always logged).  save_steps [0]: checkpoint every this many steps into output_dir/step-N
-    (0: only output_dir/final).  progress [True]: a tqdm bar.  device [None]: "cpu", "cuda", ... (None: cuda if
-    available; under ``accelerate launch``, accelerate's choice).
+    (0: only output_dir/final; each holds the trainer state too: ``train(..., resume_from=...)``).
+    progress [True]: a tqdm bar.  device [None]: "cpu", "cuda", ... (None: cuda if available; under
+    ``accelerate launch``, accelerate's choice).
     """
 
     learning_rate: Positive = 5e-6
@@ -274,13 +276,18 @@ def check_distinct(data: TextPairs, what: str = "data") -> None:
 
 def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: Config, pair_loss: PairLoss, *,
                 uses_reference: bool, whole_chosen: bool = False, ref_model: Any | None = None,
-                output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None) -> Result:
+                output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None,
+                resume_from: str | os.PathLike[str] | None = None) -> Result:
     """Train ``model`` (a causal LM, or a peft model) on preference pairs with a method's ``pair_loss``.
 
     ``uses_reference``: score the reference once up front (``ref_model``, default: the initial policy, or the base
     model of a peft model); otherwise the PairBatch's reference log-probs are zeros.  ``output_dir``: write
     metrics.jsonl as training goes, checkpoints output_dir/step-N every save_steps and output_dir/final at the end
-    (save_pretrained, safetensors).  ``eval_data``: pairs scored once at the end.  ``name``: the progress bar's.
+    (save_pretrained, safetensors, and the trainer state: ``loop.trainer_state``).  ``eval_data``: pairs scored
+    once at the end.  ``name``: the progress bar's.  ``resume_from``: a step-N or final checkpoint of this trainer
+    (``loop.read_resume``); ``model``, ``ref_model`` and ``data`` must be the interrupted run's initial ones: the
+    reference is scored with them, then the checkpoint's weights, optimiser and RNG state are loaded, the steps
+    done are skipped, and the history (and metrics.jsonl) starts with the checkpoint's rows.
     """
     rt = make_runtime(config.device)
     torch.manual_seed(config.seed)
@@ -290,6 +297,11 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
     chosen_tokens = completion_tokens(chosen).to(rt.device)
     rejected_tokens = completion_tokens(rejected).to(rt.device)
     chosen_whole_tokens = whole_tokens(chosen).to(rt.device) if whole_chosen else None
+    steps_per_epoch = math.ceil(len(chosen) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    resume = read_resume(resume_from, config, total_steps, model) if resume_from is not None else None
 
     model = model.to(rt.device)
     if config.disable_dropout:
@@ -302,35 +314,31 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
 
     ref_chosen, ref_rejected = references(chosen, rejected)
     eval_ref = references(*evaluation[:2]) if evaluation is not None else None
+    if resume is not None:  # only now: the reference above is the INITIAL policy's
+        resume.load_weights(model)
 
     model.train()
     module = GroupedLogps(model, whole_chosen)  # DDP wraps this: the whole step (all length groups) is one forward
     module, optimizer = rt.prepare(module, adamw(module, config.learning_rate, config.weight_decay))
     params = [p for p in module.parameters() if p.requires_grad]
-    steps_per_epoch = math.ceil(len(chosen) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
 
     out = Path(output_dir) if output_dir is not None else None
-    log_file = None
-    if out is not None and rt.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        log_file = open(out / "metrics.jsonl", "w", encoding="utf-8")
+    metrics = out / "metrics.jsonl" if out is not None and rt.is_main else None
+    step, log = begin_run(resume, optimizer, rt.device, metrics)  # steps done and history so far (when resumed)
+
     bar = None
     if config.progress and rt.is_main:
-        bar = tqdm(total=total_steps, desc=name, unit="step")
+        bar = tqdm(total=total_steps, initial=step, desc=name, unit="step")
 
-    def log(row: dict[str, float]) -> None:
-        history.append(row)
-        if log_file is not None:
-            log_file.write(json.dumps(row) + "\n")
-            log_file.flush()
+    training_rows = log.rows  # the rows a checkpoint's trainer state holds
 
-    history: list[dict[str, float]] = []
-    step = 0
-    try:
-        for global_rows in global_batches(len(chosen), config.batch_size, config.epochs, config.seed):
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(rt.unwrap(module).model, tokenizer, path,
+                        trainer_state(config, step, optimizer, training_rows, rt.device))
+
+    try:  # the global batches of the steps not done yet (the order is fixed by the seed)
+        for global_rows in itertools.islice(global_batches(len(chosen), config.batch_size, config.epochs,
+                                                           config.seed), step, None):
             if step >= total_steps:
                 break
             rows = shard(global_rows, rt)
@@ -367,17 +375,17 @@ def train_pairs(name: str, model: Any, tokenizer: Any, data: TextPairs, config: 
             if bar is not None:
                 bar.update(1)
             if out is not None and config.save_steps and step % config.save_steps == 0 and rt.is_main:
-                save_checkpoint(rt.unwrap(module).model, tokenizer, out / f"step-{step}")
+                checkpoint(out / f"step-{step}")
         policy = rt.unwrap(module).model
+        training_rows = list(log.rows)  # final's trainer state: without the eval row
         if evaluation is not None:
             scores = evaluate(policy, evaluation[0], evaluation[1], eval_ref[0], eval_ref[1], pair_loss, config,
                               pad_id, rt, whole_chosen)
             log({"step": step, "epoch": step / steps_per_epoch, **scores})
         if out is not None and rt.is_main:
-            save_checkpoint(policy, tokenizer, out / "final")
+            checkpoint(out / "final")
     finally:
         if bar is not None:
             bar.close()
-        if log_file is not None:
-            log_file.close()
-    return Result(policy, history, ref_chosen.cpu(), ref_rejected.cpu(), kept_rows, step)
+        log.close()
+    return Result(policy, log.rows, ref_chosen.cpu(), ref_rejected.cpu(), kept_rows, step)

@@ -46,11 +46,12 @@ class Config(pairwise.Config):
 
 
 def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = None, *,
-          output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None) -> Result:
+          output_dir: str | os.PathLike[str] | None = None, eval_data: TextPairs | None = None,
+          resume_from: str | os.PathLike[str] | None = None) -> Result:
     """SimPO-train ``model`` (a causal LM, or a peft model) on preference pairs; no reference model.
 
-    ``output_dir`` / ``eval_data`` as for ``irlhf.llm.dpo.train``. History rewards are beta a (a = average
-    log-prob per token); "logps/..." are the summed completion log-probs.
+    ``output_dir`` / ``eval_data`` / ``resume_from`` as for ``irlhf.llm.dpo.train``. History rewards are
+    beta a (a = average log-prob per token); "logps/..." are the summed completion log-probs.
     """
     config = config or Config()
     if not isinstance(config, Config):
@@ -61,4 +62,4 @@ def train(model: Any, tokenizer: Any, data: TextPairs, config: Config | None = N
                           config.beta, config.gamma, config.label_smoothing)
 
     return pairwise.train_pairs("simpo", model, tokenizer, data, config, pair_loss, uses_reference=False,
-                                output_dir=output_dir, eval_data=eval_data)
+                                output_dir=output_dir, eval_data=eval_data, resume_from=resume_from)
