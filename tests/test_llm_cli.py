@@ -107,6 +107,20 @@ def test_ppo_on_a_saved_reward_model(tmp_path, files):
     assert (run / "final").is_dir()
 
 
+def test_dpo_resumes_from_a_checkpoint_of_an_earlier_run(tmp_path, files, capsys):
+    argv = ["llm", "dpo", "--model", str(files / "model"), "--data", str(files / "pairs.jsonl"), "--set", "batch_size=4"]
+    first = run_one(tmp_path / "a", [*argv, "--set", "max_steps=1", "--set", "save_steps=1"])
+    run = run_one(tmp_path / "b", [*argv, "--set", "max_steps=2", "--set", "save_steps=1",
+                                   "--resume", str(first / "step-1")])
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and f"--resume {first / 'step-1'}" in (run / "report.html").read_text()
+    out = tmp_path / "c"
+    assert cli.main(["llm", "simpo", *argv[2:], "--resume", str(first / "step-1"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a checkpoint of irlhf.llm.dpo.Config; expected one of irlhf.llm.simpo.Config" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["dpo", "--model", "missing", "--data", "pairs.jsonl"], "no such directory"),
     (["dpo", "--model", "MODEL", "--data", "pairs.jsonl", "--set", "bogus=1"], "unknown field"),

@@ -35,7 +35,7 @@ from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE,
                                 IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_ONLINE,
-                                LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES,
+                                LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES,
                                 TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
@@ -409,6 +409,9 @@ def _llm(subparsers: Any) -> None:
             p.add_argument("--loss-type", choices=DPO_LOSS_TYPES, default=None,
                            help="DPO's loss: sigmoid (default; with --set label_smoothing=EPS conservative DPO), robust, "
                            "hinge or ipo")
+        if action in LLM_RESUMABLE:
+            p.add_argument("--resume", metavar="DIR", help="go on from a step-N checkpoint of an earlier run (same "
+                           "model, data and options; --set max_steps may grow); the new run holds the whole history")
         p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
         _set_option(p, "set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
         _no_progress(p)

@@ -31,6 +31,7 @@ EXPERT_ACTIONS = ("train", "eval", "list")
 SB3_ALGOS = ("ppo", "dqn", "sac")
 LLM_TRAINERS = ("sft", "reward", "dpo", "simpo", "orpo", "kto", "ppo", "grpo", "rloo", "online-dpo")
 LLM_ONLINE = ("ppo", "grpo", "rloo", "online-dpo")  # sample from the policy: --prompts and a reward, no --data
+LLM_RESUMABLE = ("dpo", "simpo", "orpo", "kto", "grpo", "rloo", "online-dpo")  # train(..., resume_from=DIR)
 DPO_LOSS_TYPES = ("sigmoid", "robust", "hinge", "ipo")  # = irlhf.llm.dpo.LOSS_TYPES (a test keeps them equal)
 # irlhf prefs active: the same names as irlhf.eval.active_preferences (ENVS, ACQUISITIONS; a test keeps them equal)
 ACTIVE_ENVS = ("driving", "lds", "mountaincar")

@@ -10,6 +10,7 @@
     irlhf llm simpo  --model DIR --data pairs.jsonl --set gamma=0.5     # reference-free, length-normalised
     irlhf llm orpo   --model DIR --data pairs.jsonl --set lam=0.1       # SFT + odds ratio, reference-free
     irlhf llm kto    --model DIR --data labels.jsonl                    # {prompt, completion, label} rows (or pairs)
+    irlhf llm dpo    --model DIR --data pairs.jsonl --resume runs/llm-dpo-.../step-200   # go on (same options)
     irlhf llm ppo    --model DIR --prompts prompts.txt --reward-model RM_DIR   (or --reward sentiment)
     irlhf llm grpo | rloo | online-dpo --model DIR --prompts prompts.txt --reward-model RM_DIR   (the same inputs)
     irlhf llm irl    --method iq|maxent --model DIR --demos rows.jsonl        # inverse RL from {prompt, completion}
@@ -29,6 +30,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -38,10 +40,10 @@ from irlhf.core.config import BaseConfig, NonNegativeInt, OneOf, Seed
 from irlhf.core.errors import ValidationError
 from irlhf.core.rundir import RunDir
 from irlhf.data.text import TextLabels, TextPairs, TextRankings, read_rows
-from irlhf.jobs._common import (LLM_IRL_METHODS, LLM_ONLINE, LLM_REWARDS, LLM_TRAINERS, Overrides, options_table,
-                                parse_set, print_summary, reject_options)
+from irlhf.jobs._common import (LLM_IRL_METHODS, LLM_ONLINE, LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINERS, Overrides,
+                                options_table, parse_set, print_summary, reject_options)
 from irlhf.llm import pairwise, reward
-from irlhf.llm.loop import quiet_transformers, save_checkpoint
+from irlhf.llm.loop import quiet_transformers, read_resume, save_checkpoint
 from irlhf.llm.sft import load_sft_data
 from irlhf.llm.tasks import frontier, sentiment
 from irlhf.report import Report
@@ -72,7 +74,8 @@ class TrainJobConfig(BaseConfig):
     directory (dpo, kto, the online trainers, irl maxent; None = the initial model).  reward / reward_model: the
     online trainers' reward, "model" (a reward-model directory written by ``irlhf llm reward``; scored with its
     own tokenizer when it has one) or "sentiment" (the synthetic task's ground-truth scorer).  lora: LoRA rank (0 =
-    full fine-tuning; needs peft).  method: irl's learner, "iq" (inverse soft-Q on tokens) or "maxent" (sequence
+    full fine-tuning; needs peft).  resume: a step-N (or final) checkpoint directory of an earlier run of the same
+    trainer and options to go on from (the new run directory holds the whole history).  method: irl's learner, "iq" (inverse soft-Q on tokens) or "maxent" (sequence
     MaxEnt IRL); data holds its demonstrations.  options: trainer Config fields.  seed: the trainer's seed.
     """
 
@@ -86,6 +89,7 @@ class TrainJobConfig(BaseConfig):
     reward: Annotated[str, OneOf(REWARDS)] = "model"
     reward_model: str | None = None
     lora: NonNegativeInt = 0
+    resume: str | None = None
     method: Annotated[str, OneOf(LLM_IRL_METHODS)] | None = None
     options: Overrides = dataclasses.field(default_factory=dict)
     seed: Seed = 0
@@ -104,7 +108,9 @@ class TrainJobConfig(BaseConfig):
         if self.ref is not None and self.trainer not in REFERENCE_USERS:
             raise ValidationError(f"--ref: only {', '.join(REFERENCE_USERS[:-1])} and irl --method maxent use a "
                                   f"reference model, not {self.trainer}")
-        for name in ("model", "tokenizer", "ref", "reward_model"):
+        if self.resume is not None and self.trainer not in LLM_RESUMABLE:
+            raise ValidationError(f"--resume: {self.trainer} does not resume; expected one of {LLM_RESUMABLE}")
+        for name in ("model", "tokenizer", "ref", "reward_model", "resume"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_dir():
                 raise ValidationError(f"--{name.replace('_', '-')} {path!r}: no such directory; expected a local "
@@ -118,7 +124,7 @@ class TrainJobConfig(BaseConfig):
     def command(self) -> str:
         parts = [f"irlhf llm {self.action}" + (f" --method {self.method}" if self.method else "")
                  + f" --model {self.model}"]
-        for name in ("data", "prompts", "tokenizer", "eval_data", "ref", "reward_model"):
+        for name in ("data", "prompts", "tokenizer", "eval_data", "ref", "reward_model", "resume"):
             if getattr(self, name) is not None:
                 flag = "demos" if name == "data" and self.action == "irl" else name.replace("_", "-")
                 parts.append(f"--{flag} {getattr(self, name)}")
@@ -233,6 +239,9 @@ def run_train(job: TrainJobConfig, out: str = "runs", *, progress: bool = True) 
     if job.lora:
         model = with_lora(model, job.lora)
     kwargs: dict[str, Any] = {}
+    if job.resume is not None:  # the checkpoint's trainer, options and weights, before the run directory exists
+        read_resume(job.resume, config, sys.maxsize, model)
+        kwargs["resume_from"] = job.resume
     if trainer == "maxent":  # R_phi starts from the model's own backbone (the directory, not the LoRA wrapper)
         kwargs["reward_model"] = reward.make_reward_model(job.model, tokenizer, seed=job.seed)
     if job.ref is not None:
@@ -349,7 +358,8 @@ def run_train_command(args: argparse.Namespace) -> int:
                          prompts=getattr(args, "prompts", None), tokenizer=args.tokenizer, eval_data=args.eval_data,
                          ref=getattr(args, "ref", None), reward=getattr(args, "reward", "model"),
                          reward_model=getattr(args, "reward_model", None), lora=args.lora,
-                         method=getattr(args, "method", None), options=options, seed=args.seed)
+                         resume=getattr(args, "resume", None), method=getattr(args, "method", None),
+                         options=options, seed=args.seed)
     return print_summary(run_train(job, args.out, progress=not args.no_progress)[1])
 
 
