@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from irlhf.data.text import TextPairs
-from irlhf.llm import orpo, pairwise, simpo
+from irlhf.llm import dpo, orpo, pairwise, simpo
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("trl") is None,
                                 reason="TRL not installed (pip install trl): the comparison with its trainers is skipped")
@@ -98,3 +98,37 @@ def test_orpo_equals_trl_orpo(tokenizer, moved_model, monkeypatch):
     loss, norm = our_step(orpo, copy.deepcopy(moved_model), tokenizer, config)
     assert loss == pytest.approx(trl_loss, abs=1e-6)
     assert norm == pytest.approx(trl_norm, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss_type, eps", [("sigmoid", 0.0), ("robust", 0.1), ("hinge", 0.0)])
+def test_dpo_loss_types_equal_trl_dpo(tokenizer, make_model, monkeypatch, loss_type, eps):
+    """DPO against TRL's DPOTrainer with its reference the unmoved model: the same loss and gradient norm at step 0
+    for each loss type both define alike (TRL's "ipo" divides each log-ratio by its completion's length; ours is the
+    paper's, on summed log-probs: ``dpo.loss``'s docstring; TRL 1.16's "sigmoid" ignores label smoothing)."""
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    reference = make_model(len(tokenizer)).eval()
+    policy = copy.deepcopy(reference)
+    torch.manual_seed(1)
+    with torch.no_grad():  # off the reference, so the loss is not at its symmetric point
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model = copy.deepcopy(policy)
+    with tempfile.TemporaryDirectory() as out:
+        args = DPOConfig(output_dir=out, beta=0.5, loss_type=[loss_type], label_smoothing=eps, max_length=32,
+                         per_device_train_batch_size=4, use_cpu=True, bf16=False, report_to="none",
+                         save_strategy="no", disable_tqdm=True)
+        trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(reference), args=args,
+                             train_dataset=Dataset.from_list(ROWS), processing_class=tokenizer)
+        batch = next(iter(trainer.get_train_dataloader()))
+        model.train()
+        trl_loss = trainer.compute_loss(model, batch)
+        trl_loss.backward()
+    trl_norm = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
+    config = dpo.Config(beta=0.5, loss_type=loss_type, label_smoothing=eps,
+                        **{**COMMON, "add_bos": "auto"})  # TRL's DPO adds BOS only as the tokenizer does
+    result = dpo.train(copy.deepcopy(policy), tokenizer, TextPairs.from_rows(ROWS), config, ref_model=reference)
+    assert result.history[0]["loss"] == pytest.approx(float(trl_loss.detach()), abs=1e-6)
+    assert result.history[0]["grad_norm"] == pytest.approx(trl_norm, rel=1e-5)
