@@ -15,25 +15,32 @@ One step of a group method (Shao et al. 2024, GRPO; Ahmadian et al. 2024, RLOO; 
 whole batch (computed in micro-batches of ``micro_batch_size`` sequences: the method's loss is normalised by
 whole-batch counts, so the micro-batches' gradients add up to the whole batch's). With one pass (the default)
 pi_old = pi: the old log-probs are the pass's own, detached (ratio 1, gradient the policy gradient), and no extra
-forward pass is made for them. The methods (:mod:`irlhf.llm.grpo`, :mod:`irlhf.llm.rloo`) add only their
-advantages and loss.
+forward pass is made for them. The methods (:mod:`irlhf.llm.grpo`, :mod:`irlhf.llm.rloo`,
+:mod:`irlhf.llm.online_dpo`) add only their advantages and loss.
+
+Resume (``run(..., resume_from=DIR)``, as the offline trainers: :mod:`irlhf.llm.loop`): every checkpoint (step-N,
+final) holds the trainer state too. A resumed run takes pi_ref from the initial policy (its frozen copy, the caller's
+``ref_model`` or the peft base), then loads the checkpoint's weights, optimiser and RNG state; its prompt batches
+and per-step sampling seeds are those of the steps not done, so it ends where the uninterrupted run does.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
+import itertools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
 
 from irlhf.core.config import BaseConfig, Check, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed
 from irlhf.core.errors import ValidationError, describe
-from irlhf.llm.loop import Device, MaxGradNorm, adamw, check_finite_loss, is_peft, make_runtime, save_checkpoint
+from irlhf.llm.loop import (Device, MaxGradNorm, adamw, begin_run, check_finite_loss, is_peft, make_runtime,
+                            read_resume, save_checkpoint, trainer_state)
 from irlhf.llm.ppo import _prompt_batches, _seed
 from irlhf.llm.rollout import (RewardFn, check_scores, encode_prompts, reference_logps, sample_completions,
                                token_logps)
@@ -69,10 +76,15 @@ class GroupConfig(BaseConfig):
     mask_truncated_completions [False]: completions without EOS (cut at max_new_tokens) still count in the
     advantages' group statistics but not in the loss (DAPO, Yu et al. 2025).  max_grad_norm [1.0]: gradient
     clipping (None = off).  seed [0].  log_every [1]: steps per history row (the last step is always logged).
-    save_steps [0]: checkpoint every so many steps (0 = only final).  eval_steps [0]: evaluate on eval_prompts
-    every so many steps (0 = only after training).  progress [True]: a tqdm bar over steps.  device [None]:
-    "cpu", "cuda", ... (None = cuda if available).
+    save_steps [0]: checkpoint every so many steps into output_dir/step-N (0 = only output_dir/final; each holds
+    the trainer state too: ``train(..., resume_from=...)``).  eval_steps [0]: evaluate on eval_prompts every so
+    many steps (0 = only after training).  progress [True]: a tqdm bar over steps.  device [None]: "cpu", "cuda",
+    ... (None = cuda if available). A resumed run may change only RESUMABLE_CHANGES (``loop.read_resume``).
     """
+
+    # the run's length, how often it logs, evaluates and saves, where it runs: nothing the training depends on
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("steps", "save_steps", "eval_steps", "log_every", "progress",
+                                                    "device")
 
     steps: PositiveInt = 100
     batch_size: PositiveInt = 4
@@ -186,8 +198,8 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor
 
 def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardFn, config: GroupConfig,
         advantages_fn: AdvantagesFn, loss_fn: LossFn, *, old_logps: bool, ref_model: Any = None,
-        output_dir: str | Path | None = None, eval_prompts: Sequence[Any] | None = None,
-        logp_temperature: float | None = None) -> Result:
+        output_dir: str | os.PathLike[str] | None = None, eval_prompts: Sequence[Any] | None = None,
+        logp_temperature: float | None = None, resume_from: str | os.PathLike[str] | None = None) -> Result:
     """The group methods' training loop (module doc), ``name`` on the progress bar. ``old_logps``: compute pi_old's
     log-probs when sampling (needed by the advantages, or when num_iterations > 1); otherwise the first pass's own
     log-probs, detached, serve. ``logp_temperature``: the temperature of every log-prob (None: the sampling
@@ -201,6 +213,7 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
     rt = make_runtime(config.device)
     if rt.world > 1:
         raise ValidationError(f"{name} runs in one process; it was launched with {rt.world} (use plain python)")
+    resume = read_resume(resume_from, config, config.steps, model) if resume_from is not None else None
     torch.manual_seed(config.seed)
     use_ref = config.beta > 0  # beta = 0: no reference model and no reference forward pass
     if not use_ref:
@@ -209,23 +222,20 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
         ref_model = copy.deepcopy(model).requires_grad_(False)
     if ref_model is not None:  # the caller's model keeps its requires_grad flags (it is only read under no_grad)
         ref_model = ref_model.to(rt.device).eval()
+    if resume is not None:  # only now: pi_ref above is the INITIAL policy (a copy, the caller's or the peft base)
+        resume.load_weights(model)
     model, optimizer = rt.prepare(model, adamw(model, config.learning_rate, config.weight_decay))
     model.eval()  # dropout off: the sampling policy and the first pass see the same function
     trainable = [p for p in model.parameters() if p.requires_grad]
     G = config.num_generations
     scoring_temperature = config.temperature if logp_temperature is None else logp_temperature
     need_old = old_logps or config.num_iterations > 1
-    metrics_file = None
-    if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        metrics_file = open(Path(output_dir) / "metrics.jsonl", "w")
-    history: list[dict[str, float]] = []
+    out = Path(output_dir) if output_dir is not None else None
+    # steps done and the history so far (a resumed run: the checkpoint's; optimiser and RNG state restored)
+    done, log = begin_run(resume, optimizer, rt.device, out / "metrics.jsonl" if out is not None else None)
 
-    def log(row: dict[str, float]) -> None:
-        history.append(row)
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(row) + "\n")
-            metrics_file.flush()
+    def checkpoint(path: Path, steps_done: int, rows: Sequence[dict[str, float]]) -> None:
+        save_checkpoint(model, tokenizer, path, trainer_state(config, steps_done, optimizer, rows, rt.device))
 
     def evaluate(step: int) -> None:  # one completion per eval prompt, the same eval randomness every time
         batch = sample_groups(model, tokenizer, eval_prompts, eval_ids, reward_fn, config, num_generations=1,
@@ -238,10 +248,11 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
         row["eval/eos_fraction"] = float(batch.has_eos.float().mean())
         log(row)
 
-    steps = range(config.steps)
+    steps = range(done, config.steps)
     if config.progress:
-        steps = tqdm(steps, desc=name, unit="step")
-    batches = _prompt_batches(len(prompt_ids), config.batch_size, config.seed)
+        steps = tqdm(steps, desc=name, unit="step", initial=done, total=config.steps)
+    # the prompt batches of the steps not done yet (fixed by the seed); each step's sampling seed is its own
+    batches = itertools.islice(_prompt_batches(len(prompt_ids), config.batch_size, config.seed), done, None)
     try:
         for step in steps:
             # 1. sample G completions per prompt, score them, log-prob them under pi_old (if needed) and pi_ref
@@ -296,13 +307,13 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
                 log(row)
             if eval_ids is not None and config.eval_steps and (step + 1) % config.eval_steps == 0:
                 evaluate(step + 1)
-            if output_dir is not None and config.save_steps and (step + 1) % config.save_steps == 0:
-                save_checkpoint(model, tokenizer, Path(output_dir) / f"step-{step + 1}")
+            if out is not None and config.save_steps and (step + 1) % config.save_steps == 0:
+                checkpoint(out / f"step-{step + 1}", step + 1, log.rows)
+        training_rows = list(log.rows)  # final's trainer state: without the after-training eval row
         if eval_ids is not None and not (config.eval_steps and config.steps % config.eval_steps == 0):
             evaluate(config.steps)
-        if output_dir is not None:
-            save_checkpoint(model, tokenizer, Path(output_dir) / "final")
+        if out is not None:
+            checkpoint(out / "final", config.steps, training_rows)
     finally:
-        if metrics_file is not None:
-            metrics_file.close()
-    return Result(model=model, history=history)
+        log.close()
+    return Result(model=model, history=log.rows)

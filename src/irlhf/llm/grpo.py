@@ -169,7 +169,7 @@ def loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor |
 
 def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardFn, config: Config | None = None,
           *, ref_model: Any = None, output_dir: str | Path | None = None,
-          eval_prompts: Sequence[Any] | None = None) -> Result:
+          eval_prompts: Sequence[Any] | None = None, resume_from: str | Path | None = None) -> Result:
     """GRPO (module doc): ``steps`` batches of ``batch_size`` prompts x ``num_generations`` samples, each followed
     by ``num_iterations`` optimiser steps.
 
@@ -178,7 +178,11 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
     called with each prompt repeated G times. ref_model: pi_ref (default: a frozen copy of ``model``; none at all
     with beta = 0). output_dir: metrics.jsonl, checkpoints in "step-{n}" every save_steps and "final".
     eval_prompts: one completion each, sampled and scored every eval_steps steps and after training ("eval/scores",
-    "eval/kl" (beta > 0), "eval/completion_length", "eval/eos_fraction" rows).
+    "eval/kl" (beta > 0), "eval/completion_length", "eval/eos_fraction" rows). resume_from: a step-N or final
+    checkpoint of this trainer (``loop.read_resume``; only ``GroupConfig.RESUMABLE_CHANGES`` may differ); ``model``
+    and ``ref_model`` must be the interrupted run's initial ones: pi_ref is taken from them, then the checkpoint's
+    weights, optimiser and RNG state are loaded, the steps done are skipped (their prompt batches and sampling seeds
+    too), and the history (and metrics.jsonl) starts with the checkpoint's rows.
 
     History rows: "objective/scores" mean reward_fn score (before any missing-EOS penalty); "objective/kl" mean
     over completions of sum_t (log pi - log pi_ref) at sampling time (nats; only with beta > 0); "loss", "grad_norm"
@@ -199,4 +203,4 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
                     config.use_bias_correction_kl)
 
     return run("grpo", model, tokenizer, prompts, reward_fn, config, advantages_fn, loss_fn, old_logps=False,
-               ref_model=ref_model, output_dir=output_dir, eval_prompts=eval_prompts)
+               ref_model=ref_model, output_dir=output_dir, eval_prompts=eval_prompts, resume_from=resume_from)

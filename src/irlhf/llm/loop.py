@@ -191,7 +191,8 @@ def save_checkpoint(model: Any, tokenizer: Any, path: str | os.PathLike[str],
 
 # -- resuming a run from a checkpoint ---------------------------------------------------------------------
 TRAINER_STATE = "trainer_state.pt"
-# Config fields a resumed run may change: the run's length, how often it logs and saves, where it runs
+# Config fields a resumed run may change: the run's length, how often it logs and saves, where it runs (a Config
+# class may declare its own RESUMABLE_CHANGES: read_resume takes those)
 RESUMABLE_CHANGES = ("max_steps", "epochs", "save_steps", "log_every", "progress", "device")
 
 
@@ -278,8 +279,9 @@ class Resume:
 def read_resume(path: str | os.PathLike[str], config: Any, total_steps: int, model: Any) -> Resume:
     """The trainer state of checkpoint directory ``path`` (``trainer_state``), checked against this run (cheap
     checks, before any training work): written by the same trainer (``trainer_name``), with the same config but for
-    RESUMABLE_CHANGES, at a step <= ``total_steps`` (this run's), with the weights ``model`` needs (a peft model's
-    adapters, else the full model's). Raises a one-line ValidationError otherwise."""
+    RESUMABLE_CHANGES (the config's own when its class declares them, as the online trainers' GroupConfig does), at
+    a step <= ``total_steps`` (this run's), with the weights ``model`` needs (a peft model's adapters, else the full
+    model's). Raises a one-line ValidationError otherwise."""
     where = f"resume_from={str(path)!r}"
     path = Path(path)
     if not path.is_dir():
@@ -296,15 +298,16 @@ def read_resume(path: str | os.PathLike[str], config: Any, total_steps: int, mod
     if trainer != trainer_name(config):
         raise ValidationError(f"{where}: a checkpoint of {trainer}; expected one of {trainer_name(config)}")
     current = config.to_dict()
+    resumable = getattr(config, "RESUMABLE_CHANGES", RESUMABLE_CHANGES)
     for name in list(current) + [k for k in saved if k not in current]:
-        if name in RESUMABLE_CHANGES or (name in saved and name in current and saved[name] == current[name]):
+        if name in resumable or (name in saved and name in current and saved[name] == current[name]):
             continue
         theirs, mine = (f"{name}={d[name]!r}" if name in d else f"no {name}" for d in (saved, current))
         raise ValidationError(f"{where}: trained with {theirs}, this run has {mine}; expected the same config "
-                              f"(only {', '.join(RESUMABLE_CHANGES)} may change)")
-    if step > total_steps:
-        raise ValidationError(f"{where}: at step {step}, beyond this run's {total_steps} steps; expected "
-                              "max_steps / epochs that give at least that many")
+                              f"(only {', '.join(resumable)} may change)")
+    if step > total_steps:  # a config with ``steps`` (the online trainers') sets its length with that alone
+        fix = f"steps >= {step}" if "steps" in current else "max_steps / epochs that give at least that many"
+        raise ValidationError(f"{where}: at step {step}, beyond this run's {total_steps} steps; expected {fix}")
     weights = "adapter_model.safetensors" if is_peft(model) else "model.safetensors"
     if not (path / weights).is_file() and not (path / f"{weights}.index.json").is_file():
         raise ValidationError(f"{where}: no {weights}; expected a checkpoint of a "

@@ -130,7 +130,7 @@ def loss(logps: torch.Tensor, ref_logps: torch.Tensor, signs: torch.Tensor, mask
 
 def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardFn, config: Config | None = None,
           *, ref_model: Any = None, output_dir: str | Path | None = None,
-          eval_prompts: Sequence[Any] | None = None) -> Result:
+          eval_prompts: Sequence[Any] | None = None, resume_from: str | Path | None = None) -> Result:
     """Online DPO (module doc): ``steps`` batches of ``batch_size`` prompts x ``num_generations`` samples, one DPO
     step each. Arguments, outputs, run directory and history rows as ``irlhf.llm.grpo.train``'s ("objective/kl":
     the sampled completions' mean sequence KL to pi_ref), plus "tie_fraction" (prompts with no preference) and
@@ -156,5 +156,5 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
         return value, torch.zeros((), device=value.device)  # no ratio, nothing clipped
 
     return run("online-dpo", model, tokenizer, prompts, reward_fn, config, advantages_fn, loss_fn, old_logps=False,
-               ref_model=ref_model, output_dir=output_dir, eval_prompts=eval_prompts,
+               ref_model=ref_model, output_dir=output_dir, eval_prompts=eval_prompts, resume_from=resume_from,
                logp_temperature=1.0)  # DPO's implicit reward is of pi itself, whatever the sampling temperature

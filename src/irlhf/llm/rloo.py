@@ -111,7 +111,7 @@ def loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor |
 
 def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardFn, config: Config | None = None,
           *, ref_model: Any = None, output_dir: str | Path | None = None,
-          eval_prompts: Sequence[Any] | None = None) -> Result:
+          eval_prompts: Sequence[Any] | None = None, resume_from: str | Path | None = None) -> Result:
     """RLOO (module doc): ``steps`` batches of ``batch_size`` prompts x ``num_generations`` samples, each followed by
     ``num_iterations`` optimiser steps. Arguments, outputs and history rows as ``irlhf.llm.grpo.train``'s ("clipfrac"
     is the share of sequences clipped), plus "objective/rlhf_reward": the mean of R_i (score - beta * sequence KL,
@@ -135,4 +135,4 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
                     n_sequences)
 
     return run("rloo", model, tokenizer, prompts, reward_fn, config, advantages_fn, loss_fn, old_logps=kl_in_reward,
-               ref_model=ref_model, output_dir=output_dir, eval_prompts=eval_prompts)
+               ref_model=ref_model, output_dir=output_dir, eval_prompts=eval_prompts, resume_from=resume_from)
