@@ -10,7 +10,7 @@
     irlhf llm simpo  --model DIR --data pairs.jsonl --set gamma=0.5     # reference-free, length-normalised
     irlhf llm orpo   --model DIR --data pairs.jsonl --set lam=0.1       # SFT + odds ratio, reference-free
     irlhf llm kto    --model DIR --data labels.jsonl                    # {prompt, completion, label} rows (or pairs)
-    irlhf llm dpo    --model DIR --data pairs.jsonl --resume runs/llm-dpo-.../step-200   # go on (dpo simpo orpo kto grpo rloo online-dpo)
+    irlhf llm dpo    --model DIR --data pairs.jsonl --resume runs/llm-dpo-.../step-200   # go on from a checkpoint
     irlhf llm ppo    --model DIR --prompts prompts.txt --reward-model RM_DIR   (or --reward sentiment)
     irlhf llm grpo | rloo | online-dpo --model DIR --prompts prompts.txt --reward-model RM_DIR   (the same inputs)
     irlhf llm irl    --method iq|maxent --model DIR --demos rows.jsonl        # inverse RL from {prompt, completion}
