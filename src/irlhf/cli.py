@@ -35,8 +35,8 @@ from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE,
                                 IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_ONLINE,
-                                LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS, SCHEDULES,
-                                TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+                                LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS,
+                                SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT

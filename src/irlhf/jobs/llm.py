@@ -75,8 +75,9 @@ class TrainJobConfig(BaseConfig):
     online trainers' reward, "model" (a reward-model directory written by ``irlhf llm reward``; scored with its
     own tokenizer when it has one) or "sentiment" (the synthetic task's ground-truth scorer).  lora: LoRA rank (0 =
     full fine-tuning; needs peft).  resume: a step-N (or final) checkpoint directory of an earlier run of the same
-    trainer and options to go on from (the new run directory holds the whole history).  method: irl's learner, "iq" (inverse soft-Q on tokens) or "maxent" (sequence
-    MaxEnt IRL); data holds its demonstrations.  options: trainer Config fields.  seed: the trainer's seed.
+    trainer and options to go on from (the new run directory holds the whole history).  method: irl's learner,
+    "iq" (inverse soft-Q on tokens) or "maxent" (sequence MaxEnt IRL); data holds its demonstrations.
+    options: trainer Config fields.  seed: the trainer's seed.
     """
 
     action: Annotated[str, OneOf(TRAINERS)]

@@ -244,10 +244,10 @@ def _offline_runs(config: Config, seed: int, tokenizer: Any, pairs: TextPairs) -
     runs += [("IPO", b, dpo_run(b, loss_type="ipo")) for b in config.variant_betas]
     runs += [("DPO (hinge)", b, dpo_run(b, loss_type="hinge")) for b in config.variant_betas]
     runs += [("cDPO", b, dpo_run(b, label_smoothing=config.cdpo_epsilon)) for b in config.variant_betas]
-    runs += [("SimPO", b, lambda policy, ref, b=b: simpo.train(policy, tokenizer, pairs, simpo.Config(beta=b, **common)
-                                                               ).model) for b in config.simpo_betas]
-    runs += [("ORPO", lam, lambda policy, ref, lam=lam: orpo.train(policy, tokenizer, pairs, orpo.Config(lam=lam, **common)
-                                                                   ).model) for lam in config.orpo_lambdas]
+    runs += [("SimPO", b, lambda policy, ref, b=b: simpo.train(
+        policy, tokenizer, pairs, simpo.Config(beta=b, **common)).model) for b in config.simpo_betas]
+    runs += [("ORPO", lam, lambda policy, ref, lam=lam: orpo.train(
+        policy, tokenizer, pairs, orpo.Config(lam=lam, **common)).model) for lam in config.orpo_lambdas]
     runs += [("KTO", b, lambda policy, ref, b=b: kto.train(policy, tokenizer, pairs, kto.Config(beta=b, **common),
                                                            ref_model=ref).model) for b in config.kto_betas]
     return [run for run in runs if run[0] in config.methods]
