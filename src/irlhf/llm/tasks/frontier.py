@@ -389,24 +389,30 @@ def plot(rows: Sequence[dict[str, Any]], path: Any, title: str = "synthetic sent
                                                         yerr=[s["reward_ci"] for s in mine])
         ax.errorbar(x, y, **errors, color=color, marker=marker, ls="none", label=method, alpha=0.85, capsize=2,
                     lw=0.8)
-    ax.set(xlabel="KL(pi || pi_ref), nats per completion", ylabel="mean ground-truth reward (held-out prompts)",
-           title=title)
+    kl_label = "KL(pi || pi_ref), nats per completion (linear below 1, log above)"
+    ax.set(xlabel=kl_label, ylabel="mean ground-truth reward (held-out prompts)", title=title)
+    ax.set_xscale("symlog", linthresh=1.0)  # the KLs span 0.05 to 100+ nats
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    if proxy:
+    if proxy:  # gold on the left axis, the reward model's score (another scale) on the right
         ax = axes[0, 1]
+        right = ax.twinx()
         for method, (color, marker) in STYLES.items():
             mine = sorted((s for s in summary if s["method"] == method and method.endswith("(RM)")),
                           key=lambda s: s["kl"])
             if mine:
                 kl = [s["kl"] for s in mine]
                 ax.plot(kl, [s["reward"] for s in mine], color=color, marker=marker, label=f"{method}: gold")
-                ax.plot(kl, [s["proxy_reward"] for s in mine], color=color, marker=marker, ls="--",
-                        markerfacecolor="none", label=f"{method}: proxy (reward model)")
-        ax.set(xlabel="KL(pi || pi_ref), nats per completion", ylabel="mean reward",
-               title="trained on the reward model: gold vs proxy")
+                right.plot(kl, [s["proxy_reward"] for s in mine], color=color, marker=marker, ls="--",
+                           markerfacecolor="none", label=f"{method}: proxy")
+        ax.set(xlabel=kl_label, ylabel="gold: mean ground-truth reward (solid)",
+               title="trained on the reward model: gold vs proxy reward")
+        right.set_ylabel("proxy: mean reward-model score (dashed)")
+        ax.set_xscale("symlog", linthresh=1.0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        lines = ax.get_legend_handles_labels()
+        more = right.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
