@@ -1,6 +1,6 @@
 """One PPO-RLHF rollout: sample a completion for each prompt, score it, and log-prob it under pi and pi_ref.
 
-    prompts (left-padded) --model.generate (sampling at ``temperature``, top_k=0, top_p=1)--> completions,
+    prompts (left-padded) --sampling from softmax(logits / ``temperature``) (top_k=0, top_p=1)--> completions,
     cut after the first EOS; re-laid out right-padded [prompt][completion][pad] with a completion mask;
     logp_old(t) = log softmax(logits_{t-1} / temperature)[y_t] under pi, RECOMPUTED by a forward pass (not
     generate's scores); logp_ref(t) the same under pi_ref; V(s_t) from a ``ValueHead`` on the hidden state at
@@ -10,11 +10,19 @@
 Used by :mod:`irlhf.llm.ppo` (Ziegler et al. 2019; Huang et al. 2023, "The N implementation details of RLHF
 with PPO"). ``sample_completions`` (the sampling and layout alone) and ``token_logps`` (per-token log-probs with
 the LM head at completion positions only) are also the parts :mod:`irlhf.llm.group_rollout` builds on.
+
+Sampling is a KV-cache decode loop of its own (``_sample_tokens``), not ``model.generate``: the same distribution
+and, until a row finishes, the same random draws, but each distinct prompt is prefilled once (a group's G rows
+share it), a row that samples EOS leaves the batch (its cache rows too), and the cache fills preallocated buffers
+instead of growing by concatenation. Models it cannot drive (encoder-decoder, prompt-learning peft, a forward
+without a cache argument) go through ``model.generate``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -204,32 +212,271 @@ class Samples:
     completions: list[str]
 
 
+def _left_padded(prompt_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) (n, width) long, every prompt ending at the last column."""
+    n, width = len(prompt_ids), max(len(ids) for ids in prompt_ids)
+    ids_out = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for row, ids in enumerate(prompt_ids):
+        ids_out[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        mask[row, width - len(ids):] = 1
+    return ids_out, mask
+
+
+_DECODE_ARGS: dict[Any, tuple[str, bool] | None] = {}
+
+
+def _decode_arguments(model: Any) -> tuple[str, bool] | None:
+    """(the name of the forward's KV-cache argument, whether it takes ``logits_to_keep``) where ``_sample_tokens``
+    can drive ``model`` (a decoder-only causal LM, or a peft model around one, whose forward takes attention_mask,
+    position_ids and a cache), else None. transformers 5.x calls the cache argument ``cache`` (the old name
+    ``past_key_values`` warns from 5.25 on), 4.x ``past_key_values``."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return None
+    if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+        return None  # prefix/prompt tuning: peft manages the cache itself
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    forward = getattr(type(base), "forward", None)
+    if forward not in _DECODE_ARGS:
+        try:
+            params = inspect.signature(forward).parameters
+        except (TypeError, ValueError):
+            params = {}
+        name = next((name for name in ("cache", "past_key_values") if name in params), None)
+        usable = name is not None and "attention_mask" in params and "position_ids" in params
+        _DECODE_ARGS[forward] = (name, "logits_to_keep" in params) if usable else None
+    return _DECODE_ARGS[forward]
+
+
+def _output_cache(output: Any) -> Any:
+    cache = getattr(output, "cache", None)  # transformers >= 5.25 (reading past_key_values warns there)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def _selectable(cache: Any) -> bool:
+    """Whether ``_select_rows`` can keep a subset (or repeats) of ``cache``'s batch rows."""
+    if isinstance(cache, (tuple, list)):  # the legacy per-layer (key, value) tuples
+        return all(isinstance(layer, (tuple, list)) and all(torch.is_tensor(t) for t in layer) for layer in cache)
+    if not callable(getattr(cache, "batch_select_indices", None)):
+        return False
+    layers = getattr(cache, "layers", None)
+    return layers is None or all(callable(getattr(layer, "batch_select_indices", None)) for layer in layers)
+
+
+def _select_rows(cache: Any, index: torch.Tensor) -> Any:
+    """``cache`` with batch rows ``index`` (in that order, repeats allowed)."""
+    if isinstance(cache, (tuple, list)):
+        return tuple(tuple(t[index] for t in layer) for layer in cache)
+    cache.batch_select_indices(index)
+    return cache
+
+
+def _preallocated(cache: Any, index: torch.Tensor | None, capacity: int) -> Any:
+    """``cache`` with rows ``index`` (None: all) moved into buffers of ``capacity`` positions that decoding fills in
+    place, where it is a plain ``DynamicCache`` of full-attention ``DynamicLayer``s (whose ``update`` concatenates:
+    a fresh copy of the whole cache at every step, measured 10% of a medium model's decode time on one CPU thread);
+    else None (the caller keeps the cache as it is)."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer  # why: optional (llm extra)
+    except ImportError:
+        return None
+    layers = getattr(cache, "layers", None)
+    if type(cache) is not DynamicCache or getattr(cache, "offloading", False) or not layers:
+        return None
+    if not all(type(layer) is DynamicLayer and getattr(layer, "is_initialized", False) and torch.is_tensor(layer.keys)
+               and layer.keys.dim() == 4 and layer.keys.shape == layer.values.shape for layer in layers):
+        return None
+    buffer_layer = _buffer_layer_class()
+    cache.layers = [buffer_layer.filled(layer.keys, layer.values, index, capacity) for layer in layers]
+    cache.layer_class_to_replicate = None
+    return cache
+
+
+@functools.cache
+def _buffer_layer_class() -> type:
+    """A ``DynamicLayer`` whose keys and values live in preallocated (batch, heads, capacity, head_dim) buffers:
+    ``update`` writes the new positions in place and returns views of the filled part; ``batch_select_indices``
+    keeps rows (a row that sampled EOS leaves)."""
+    from transformers.cache_utils import DynamicLayer  # why: optional (llm extra), slow to import
+
+    class BufferLayer(DynamicLayer):
+        @classmethod
+        def filled(cls, keys: torch.Tensor, values: torch.Tensor, index: torch.Tensor | None, capacity: int
+                   ) -> BufferLayer:
+            """A layer holding ``keys`` and ``values`` (rows ``index`` of them; None: all), room for ``capacity``."""
+            layer = cls()
+            layer.lazy_initialization(keys, values)
+            if index is not None:
+                keys, values = keys[index], values[index]
+            length = keys.shape[-2]
+            layer.key_buffer = keys.new_empty(keys.shape[:2] + (max(capacity, length),) + keys.shape[3:])
+            layer.value_buffer = values.new_empty(values.shape[:2] + (max(capacity, length),) + values.shape[3:])
+            layer.key_buffer[:, :, :length] = keys
+            layer.value_buffer[:, :, :length] = values
+            layer._set_length(length)
+            return layer
+
+        def _grow(self, capacity: int) -> None:
+            for name in ("key_buffer", "value_buffer"):
+                old = getattr(self, name)
+                new = old.new_empty(old.shape[:2] + (capacity,) + old.shape[3:])
+                new[:, :, :self.length] = old[:, :, :self.length]
+                setattr(self, name, new)
+            self._set_length(self.length)
+
+        def _set_length(self, length: int) -> None:
+            self.length = length
+            self.keys, self.values = self.key_buffer[:, :, :length], self.value_buffer[:, :, :length]
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+            start, stop = self.length, self.length + key_states.shape[-2]
+            if stop > self.key_buffer.shape[-2]:  # not in sample_completions; grow rather than fail
+                self._grow(max(stop, 2 * self.key_buffer.shape[-2]))
+            self.key_buffer[:, :, start:stop] = key_states
+            self.value_buffer[:, :, start:stop] = value_states
+            self._set_length(stop)
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self._set_length(self.length)
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            rows = torch.arange(self.key_buffer.shape[0], device=self.key_buffer.device)
+            self.batch_select_indices(rows.repeat_interleave(repeats))
+
+        def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+            self.batch_select_indices(beam_idx.to(self.key_buffer.device))
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if tokens_to_remove > 0:
+                raise ValueError(f"crop({tokens_to_remove}): expected minus the number of tokens to remove")
+            self._set_length(max(self.length + tokens_to_remove, 0))
+
+        def reset(self) -> None:
+            self._set_length(0)
+
+    return BufferLayer
+
+
+@torch.no_grad()
+def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature: float, max_new_tokens: int,
+                   eos_id: int, pad_id: int, *, with_logps: bool = False, preallocate: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Sample up to ``max_new_tokens`` tokens after each prompt from softmax(logits / temperature) (no top-k,
+    top-p or other processing) with the global RNG, stopping each row at its first EOS; None where this loop
+    cannot drive ``model`` (``_decode_arguments``; a forward that raises TypeError on the prefill's arguments, or
+    returns no cache, or one whose rows cannot be selected).
+
+    Returns the sampled tokens (n, max_new_tokens) long on the CPU (a row's tokens after its first EOS are
+    ``pad_id``) and, ``with_logps``, the log-probability (n, max_new_tokens) fp32 each token was drawn with (0
+    after the row's end). A KV-cache decode loop: each distinct prompt is prefilled once and its cache rows
+    repeated for its rows; a row that samples EOS leaves the batch (its cache rows too), so later steps run on the
+    unfinished rows only. Prompts are left-padded, with position ids counted from the attention mask.
+    ``preallocate``: decode into preallocated cache buffers where the cache allows it (``_preallocated``).
+    """
+    arguments = _decode_arguments(model)
+    if arguments is None or max_new_tokens < 1:
+        return None
+    cache_name, keep_arg = arguments
+    device = next(model.parameters()).device
+    n = len(prompt_ids)
+    distinct: dict[tuple[int, ...], int] = {}
+    row_prompt = [distinct.setdefault(tuple(int(t) for t in ids), len(distinct)) for ids in prompt_ids]
+    left_ids, left_mask = _left_padded([list(ids) for ids in distinct], pad_id)
+    width = left_ids.shape[1]
+    left_ids, left_mask = left_ids.to(device), left_mask.to(device)
+    positions = (left_mask.cumsum(1) - 1).clamp(min=0)
+    extra = {"logits_to_keep": 1} if keep_arg else {}
+    try:
+        output = model(input_ids=left_ids, attention_mask=left_mask, position_ids=positions, use_cache=True, **extra)
+    except TypeError:  # a forward that rejects these arguments after all (model.generate then raises if it is not that)
+        return None
+    cache = _output_cache(output)
+    if cache is None or not _selectable(cache):
+        return None
+    logits = output.logits[:, -1]
+    index = torch.tensor(row_prompt, dtype=torch.long, device=device) if len(distinct) < n else None
+    buffered = _preallocated(cache, index, width + max_new_tokens) if preallocate else None
+    if buffered is not None:  # the rows of one prompt share its prefill (copied into each row's buffer)
+        cache = buffered
+    elif index is not None:
+        cache = _select_rows(cache, index)
+    if index is not None:
+        logits, left_mask, positions = logits[index], left_mask[index], positions[index]
+    mask = torch.ones((n, width + max_new_tokens), dtype=torch.long, device=device)
+    mask[:, :width] = left_mask
+    next_position = positions[:, -1:] + 1
+    rows = torch.arange(n, device=device)  # the original row of each row still sampling
+    tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logps = torch.zeros((n, max_new_tokens), dtype=torch.float32, device=device) if with_logps else None
+    for step in range(max_new_tokens):
+        scores = logits.float()
+        if temperature != 1.0:
+            scores = scores / temperature
+        token = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+        tokens[rows, step] = token
+        if logps is not None:
+            logps[rows, step] = torch.log_softmax(scores, dim=-1).gather(1, token[:, None]).squeeze(1)
+        if step == max_new_tokens - 1:
+            break
+        done = token == eos_id
+        if bool(done.any()):  # finished rows leave the batch
+            keep = (~done).nonzero().squeeze(1)
+            if len(keep) == 0:
+                break
+            rows, token, next_position, mask = rows[keep], token[keep], next_position[keep], mask[keep]
+            cache = _select_rows(cache, keep)
+        output = model(input_ids=token[:, None], attention_mask=mask[:, :width + step + 1],
+                       position_ids=next_position, use_cache=True, **{cache_name: cache}, **extra)
+        cache, logits = _output_cache(output), output.logits[:, -1]
+        next_position = next_position + 1
+    return tokens.cpu(), logps
+
+
+def _generate_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature: float, max_new_tokens: int,
+                     eos_id: int, pad_id: int) -> torch.Tensor:
+    """As ``_sample_tokens`` through ``model.generate`` (for models that loop cannot drive): (n, <= max_new) long."""
+    from transformers import GenerationConfig  # why: optional (llm extra), slow to import
+
+    device = next(model.parameters()).device
+    left_ids, left_mask = _left_padded(prompt_ids, pad_id)
+    generation = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                                  max_new_tokens=max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id)
+    generated = model.generate(input_ids=left_ids.to(device), attention_mask=left_mask.to(device),
+                               generation_config=generation)
+    return generated[:, left_ids.shape[1]:].cpu()
+
+
 @torch.no_grad()
 def sample_completions(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], config: SamplingOptions,
                        *, seed: int = 0) -> Samples:
     """Sample one completion per row of ``prompt_ids`` (seeded by ``seed``; the global RNG is left alone), cut
-    after the first EOS (a completion has at least one token), re-laid out right-padded (module doc)."""
-    from transformers import GenerationConfig  # why: optional (llm extra), slow to import
+    after the first EOS (a completion has at least one token), re-laid out right-padded (module doc).
 
+    Sampling is from softmax(logits / temperature) (top_k=0, top_p=1) with a KV-cache decode loop
+    (``_sample_tokens``: repeated prompts prefilled once, finished rows dropped from the batch); models it cannot
+    drive (encoder-decoder, prompt-learning peft, a forward without a cache argument) go through
+    ``model.generate``."""
     device = next(model.parameters()).device
     pad_id, eos_id = pad_id_of(tokenizer), tokenizer.eos_token_id
     if eos_id is None:
         raise ValidationError("tokenizer: no eos_token; completions stop at EOS")
-    n, width = len(prompt_ids), max(len(ids) for ids in prompt_ids)
-    # left padding for generation: every prompt ends at the same column
-    left_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    left_mask = torch.zeros((n, width), dtype=torch.long)
-    for row, ids in enumerate(prompt_ids):
-        left_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        left_mask[row, width - len(ids):] = 1
-    generation = GenerationConfig(do_sample=True, temperature=config.temperature, top_k=0, top_p=1.0,
-                                  max_new_tokens=config.max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id)
+    n = len(prompt_ids)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # seeded sampling that leaves the global RNG alone
         torch.manual_seed(seed)
-        generated = model.generate(input_ids=left_ids.to(device), attention_mask=left_mask.to(device),
-                                   generation_config=generation)
-    sampled = generated[:, width:].cpu()
+        sampled = _sample_tokens(model, prompt_ids, config.temperature, config.max_new_tokens, eos_id, pad_id)
+        if sampled is None:
+            torch.manual_seed(seed)
+            sampled = _generate_tokens(model, prompt_ids, config.temperature, config.max_new_tokens, eos_id, pad_id)
+        else:
+            sampled = sampled[0]
     # everything after the first EOS is padding; a completion has at least one token
     is_eos = sampled == eos_id
     has_eos = is_eos.any(-1)
