@@ -4,7 +4,7 @@ One step of a group method (Shao et al. 2024, GRPO; Ahmadian et al. 2024, RLOO; 
 
     prompts x_1 .. x_B, each repeated G = num_generations times: rows j*G .. j*G + G - 1 are x_j's group, so any
         (N,) per-row tensor (N = B * G) reshapes to (B, G) groups with ``.view(-1, G)``
-    y_{j,i} ~ pi(. | x_j)        one seeded ``model.generate`` over the N rows (temperature, top_k=0, top_p=1),
+    y_{j,i} ~ pi(. | x_j)        one seeded sampling pass over the N rows (``rollout.sample_completions``; temperature),
                                  cut after the first EOS, re-laid out right-padded (:mod:`irlhf.llm.rollout`)
     r_{j,i} = reward_fn(prompts, completions)   (minus missing_eos_penalty for a completion without EOS)
     logp_old(t), logp_ref(t)     log softmax(logits_{t-1} / temperature)[y_t] under pi and pi_ref, each only when
