@@ -1,7 +1,7 @@
-"""GRPO and RLOO (irlhf.llm.grpo, irlhf.llm.rloo) against TRL 1.16's GRPOTrainer and RLOOTrainer: wall-clock of the
-whole training call, CPU, on the models of dpo_vs_trl.py.
+"""GRPO, RLOO and online DPO (irlhf.llm.grpo, rloo, online_dpo) against TRL 1.16's GRPOTrainer, RLOOTrainer and
+OnlineDPOTrainer: wall-clock of the whole training call, CPU, on the models of dpo_vs_trl.py.
 
-    python benchmarks/online_methods_vs_trl.py [--sizes tiny medium] [--methods grpo rloo] [--repeats 3]
+    python benchmarks/online_methods_vs_trl.py [--sizes tiny medium] [--methods grpo rloo online_dpo] [--repeats 3]
         [--steps N] [--threads N]                        # writes benchmarks/out/online_methods_vs_trl.json
 
 Models and tokenizer from ``benchmarks/dpo_vs_trl.py``'s ``prepare`` (GPT-2 built from a config, dropout 0; "tiny":
@@ -11,7 +11,7 @@ prompts (tiny 6-14 words, medium 20-60). Per step both sample ``batch`` prompts 
 (lowercase letters per completion character), compute reference log-probs (beta > 0: GRPO 0.04, RLOO 0.05, the
 reference a copy of the initial policy: TRL loads it from the model's path inside the timed call, ours copies it)
 and take one optimiser step (num_iterations 1). Same G, steps, prompts per step, max_new_tokens, temperature,
-learning rate, seed.
+learning rate, seed. Online DPO: G = 2 (its pair), beta 0.1, temperature 1 on both sides (TRL's default 0.9).
 
 TRL runs with its defaults except what must match and: use_cpu, bf16=False (TRL's default bf16=True autocasts the
 CPU forward to bf16; ours computes in fp32), gradient_checkpointing=False (TRL's default recomputes activations in
@@ -47,7 +47,7 @@ from benchmarks.dpo_vs_trl import SEED, load_model, prepare  # noqa: E402
 # per size: prompts per step, samples per prompt, sampled tokens per completion, steps
 ONLINE = {"tiny": dict(batch=4, generations=4, max_new_tokens=24, steps=8),
           "medium": dict(batch=2, generations=4, max_new_tokens=64, steps=4)}
-BETAS = {"grpo": 0.04, "rloo": 0.05}
+BETAS = {"grpo": 0.04, "rloo": 0.05, "online_dpo": 0.1}
 LR = 1e-6
 LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz ")
 
@@ -64,13 +64,17 @@ def trl_reward(prompts, completions, **kwargs):
     return letters(completions)
 
 
+def generations(method: str, spec: dict) -> int:
+    return 2 if method == "online_dpo" else spec["generations"]
+
+
 def run_ours(method: str, model_dir: Path, prompts: list[str], spec: dict) -> float:
     from transformers import AutoTokenizer
-    from irlhf.llm import grpo, rloo
+    from irlhf.llm import grpo, online_dpo, rloo
 
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
-    module = grpo if method == "grpo" else rloo
-    config = module.Config(steps=spec["steps"], batch_size=spec["batch"], num_generations=spec["generations"],
+    module = {"grpo": grpo, "rloo": rloo, "online_dpo": online_dpo}[method]
+    config = module.Config(steps=spec["steps"], batch_size=spec["batch"], num_generations=generations(method, spec),
                            max_new_tokens=spec["max_new_tokens"], temperature=1.0, beta=BETAS[method],
                            learning_rate=LR, seed=SEED, progress=False, device="cpu")
     start = time.perf_counter()
@@ -84,11 +88,21 @@ def run_trl(method: str, model_dir: Path, prompts: list[str], spec: dict) -> flo
 
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
     with tempfile.TemporaryDirectory() as out:
-        common = dict(output_dir=out, num_generations=spec["generations"],
-                      per_device_train_batch_size=spec["batch"] * spec["generations"],
-                      max_completion_length=spec["max_new_tokens"], temperature=1.0, beta=BETAS[method],
-                      learning_rate=LR, max_steps=spec["steps"], seed=SEED, use_cpu=True, bf16=False,
-                      gradient_checkpointing=False, report_to="none", save_strategy="no", disable_tqdm=True)
+        common = dict(output_dir=out, temperature=1.0, beta=BETAS[method], learning_rate=LR, max_steps=spec["steps"],
+                      seed=SEED, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
+                      save_strategy="no", disable_tqdm=True)
+        if method == "online_dpo":
+            from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+            args = OnlineDPOConfig(**common, per_device_train_batch_size=spec["batch"],
+                                   max_new_tokens=spec["max_new_tokens"])
+            start = time.perf_counter()
+            trainer = OnlineDPOTrainer(model=model, reward_funcs=trl_reward, args=args,
+                                       train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+                                       processing_class=tokenizer)
+            trainer.train()
+            return time.perf_counter() - start
+        common.update(num_generations=spec["generations"], max_completion_length=spec["max_new_tokens"],
+                      per_device_train_batch_size=spec["batch"] * spec["generations"])
         if method == "grpo":
             from trl import GRPOConfig as ConfigClass, GRPOTrainer as TrainerClass
         else:
@@ -104,7 +118,8 @@ def run_trl(method: str, model_dir: Path, prompts: list[str], spec: dict) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "medium"], choices=list(ONLINE))
-    parser.add_argument("--methods", nargs="+", default=["grpo", "rloo"], choices=["grpo", "rloo"])
+    parser.add_argument("--methods", nargs="+", default=["grpo", "rloo", "online_dpo"],
+                        choices=["grpo", "rloo", "online_dpo"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: per size, see ONLINE)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
@@ -127,8 +142,9 @@ def main() -> None:
                 for _ in range(args.repeats):  # interleaved, so a change of load hits both
                     times["ours"].append(run_ours(method, model_dir, prompts, spec))
                     times["trl"].append(run_trl(method, model_dir, prompts, spec))
-                row = {"size": size, "method": method, **spec, "completions": spec["steps"] * spec["batch"]
-                       * spec["generations"], "seconds": times, "speedup": min(times["trl"]) / min(times["ours"])}
+                row = {"size": size, "method": method, **spec, "generations": generations(method, spec),
+                       "completions": spec["steps"] * spec["batch"] * generations(method, spec), "seconds": times,
+                       "speedup": min(times["trl"]) / min(times["ours"])}
                 results["rows"].append(row)
                 print(f"[{size} {method}] {json.dumps(row)}", file=sys.stderr)
     results["load_after"] = os.getloadavg()
