@@ -269,3 +269,11 @@ def test_lora_reference_is_the_base_model(tokenizer, make_model):
     assert result.history[0]["objective/kl"] == 0.0 and result.history[1]["objective/kl"] != 0.0
     changed = {k for k, v in result.model.named_parameters() if not torch.equal(v, before[k])}
     assert changed and all("lora_" in k for k in changed)
+
+
+def test_prompts_that_leave_no_room_for_the_completion_are_refused(tokenizer, make_model):
+    model = make_model(len(tokenizer))
+    positions = model.config.n_positions
+    with pytest.raises(ValidationError, match=f"max_new_tokens={positions}: the longest of the prompts has "):
+        grpo.train(model, tokenizer, ["the film was"], lambda p, c: np.zeros(len(c)),
+                   grpo.Config(steps=1, batch_size=1, num_generations=2, max_new_tokens=positions, progress=False))

@@ -42,8 +42,8 @@ from irlhf.core.errors import ValidationError, describe
 from irlhf.llm.loop import (Device, MaxGradNorm, adamw, begin_run, check_finite_loss, is_peft, make_runtime,
                             read_resume, save_checkpoint, trainer_state)
 from irlhf.llm.ppo import _prompt_batches, _seed
-from irlhf.llm.rollout import (RewardFn, check_scores, encode_prompts, reference_logps, sample_completions,
-                               token_logps)
+from irlhf.llm.rollout import (RewardFn, check_room, check_scores, encode_prompts, reference_logps,
+                               sample_completions, token_logps)
 from irlhf.llm.tokenize import AddBos, PromptLength
 
 __all__ = ["GroupSize", "GroupConfig", "GroupBatch", "Result", "sample_groups", "group_std", "sequence_kl", "run"]
@@ -210,6 +210,9 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
     prompts = list(prompts)
     eval_ids = None if eval_prompts is None else encode_prompts(tokenizer, eval_prompts, config.max_prompt_length,
                                                                  config.add_bos)
+    check_room(model, prompt_ids, config.max_new_tokens)
+    if eval_ids is not None:
+        check_room(model, eval_ids, config.max_new_tokens, "eval prompts")
     rt = make_runtime(config.device)
     if rt.world > 1:
         raise ValidationError(f"{name} runs in one process; it was launched with {rt.world} (use plain python)")

@@ -46,7 +46,8 @@ from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_open
 from irlhf.llm.loop import (Device, MaxGradNorm, Runtime, adamw, check_finite_loss, is_peft, make_runtime,
                             save_checkpoint)
-from irlhf.llm.rollout import RewardFn, Rollout, ValueHead, encode_prompts, policy_forward, rollout
+from irlhf.llm.rollout import (RewardFn, Rollout, ValueHead, check_room, encode_prompts, policy_forward,
+                               rollout)
 from irlhf.llm.tokenize import AddBos, PromptLength
 
 __all__ = ["Config", "Result", "Rollout", "ValueHead", "AdaptiveKLController", "kl_estimate", "per_token_rewards",
@@ -379,6 +380,9 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
     prompts = list(prompts)
     eval_ids = None if eval_prompts is None else encode_prompts(tokenizer, eval_prompts, config.max_prompt_length,
                                                                  config.add_bos)
+    check_room(model, prompt_ids, config.max_new_tokens)
+    if eval_ids is not None:
+        check_room(model, eval_ids, config.max_new_tokens, "eval prompts")
     rt = make_runtime(config.device)
     if rt.world > 1:
         raise ValidationError(f"PPO runs in one process; it was launched with {rt.world} (use plain python)")

@@ -36,8 +36,9 @@ from irlhf.core.errors import ValidationError, describe
 from irlhf.llm.logps import backbone_and_head, completion_logps, gather_logps
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
-__all__ = ["RewardFn", "SamplingOptions", "ValueHead", "Rollout", "Samples", "encode_prompts", "policy_forward",
-           "token_logps", "reference_logps", "completion_text", "check_scores", "sample_completions", "rollout"]
+__all__ = ["RewardFn", "SamplingOptions", "ValueHead", "Rollout", "Samples", "encode_prompts", "check_room",
+           "policy_forward", "token_logps", "reference_logps", "completion_text", "check_scores", "sample_completions",
+           "rollout"]
 
 RewardFn = Callable[[Sequence[Any], Sequence[str]], Any]
 
@@ -88,6 +89,18 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[Any], max_prompt_length: in
             ids = ids[:keep] + ids[len(ids) - (max_prompt_length - keep):]
         encoded.append(ids)
     return encoded
+
+
+def check_room(model: Any, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, what: str = "prompts") -> None:
+    """Refuse prompts that leave no room for ``max_new_tokens`` sampled tokens within the model's positions
+    (config.n_positions / max_position_embeddings; models without such a limit pass)."""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    longest = max((len(ids) for ids in prompt_ids), default=0)
+    if isinstance(positions, int) and longest + max_new_tokens > positions:
+        raise ValidationError(f"max_new_tokens={max_new_tokens}: the longest of the {what} has {longest} tokens and "
+                              f"the model {positions} positions; expected max_new_tokens <= {positions - longest} "
+                              "(or a max_prompt_length that leaves room)")
 
 
 @dataclasses.dataclass
