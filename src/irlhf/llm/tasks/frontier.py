@@ -181,12 +181,18 @@ def label_pairs(prompts: Sequence[str], completions: Sequence[Sequence[str]]) ->
     return TextPairs(tuple(p), tuple(c), tuple(r))
 
 
-@torch.no_grad()
 def evaluate(policy: Any, ref: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, max_new_tokens: int,
-             seed: int, proxy: Callable[[Sequence[Any], Sequence[str]], Any] | None = None
-             ) -> tuple[dict[str, float], list[str], list[str]]:
+             seed: int, proxy: Callable[[Sequence[Any], Sequence[str]], Any] | None = None) -> dict[str, float]:
     """Mean ground-truth reward, the ``proxy`` reward's mean score (if given) and sequence KL(pi || pi_ref) over
-    ``n_samples`` completions per prompt; also the sampled rows' prompts and completion texts."""
+    ``n_samples`` completions per prompt (``evaluate_samples`` also returns the samples)."""
+    return evaluate_samples(policy, ref, tokenizer, prompts, n_samples, max_new_tokens, seed, proxy)[0]
+
+
+@torch.no_grad()
+def evaluate_samples(policy: Any, ref: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int,
+                     max_new_tokens: int, seed: int, proxy: Callable[[Sequence[Any], Sequence[str]], Any] | None = None
+                     ) -> tuple[dict[str, float], list[str], list[str]]:
+    """``evaluate``'s numbers, and the sampled rows' prompts and completion texts."""
     config = ppo.Config(max_new_tokens=max_new_tokens, temperature=1.0, progress=False)
     rows = [p for p in prompts for _ in range(n_samples)]
     prompt_ids = ppo.encode_prompts(tokenizer, rows)
@@ -305,8 +311,9 @@ def run_seed(config: Config, seed: int, log: Callable[[str], None] = print, extr
     rows: list[dict[str, Any]] = []
 
     def record(method: str, beta: float | None, policy: Any, seconds: float) -> None:
-        metrics, prompts, completions = evaluate(policy.eval(), pi_sft, tokenizer, eval_prompts, config.eval_samples,
-                                                 config.max_new_tokens, seed=50_000 + seed, proxy=rm_fn)
+        metrics, prompts, completions = evaluate_samples(policy.eval(), pi_sft, tokenizer, eval_prompts,
+                                                         config.eval_samples, config.max_new_tokens, seed=50_000 + seed,
+                                                         proxy=rm_fn)
         if extra_metrics is not None:
             metrics.update(extra_metrics(policy, tokenizer, prompts, completions))
         rows.append({"method": method, "beta": beta, "seed": seed, **metrics, "seconds": round(seconds, 1),
