@@ -96,6 +96,30 @@ def _head_logps(hidden: torch.Tensor, labels: torch.Tensor, head: Any, temperatu
     return _chunk_logps(head(hidden), labels, temperature)
 
 
+def head_logps_at(backbone: Any, head: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  scored: torch.Tensor, temperature: float = 1.0, chunk_size: int = 1024
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backbone over the batch, then the LM head only on the hidden states that predict the ``scored`` tokens
+    (B, T) (every scored token after the first), ``chunk_size`` at a time (with gradients each chunk's logits are
+    recomputed in the backward pass instead of kept). Returns (rows, cols, log-probs), each (K,), K scored tokens."""
+    if bool(attention_mask.all()):  # no padding: no mask, so attention takes its plain causal path (5-9% on CPU)
+        attention_mask = None
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    mask = scored.bool().clone()
+    mask[:, 0] = False  # the first token has no prediction
+    rows, cols = mask.nonzero(as_tuple=True)
+    states, labels = hidden[rows, cols - 1], input_ids[rows, cols]
+    values = []
+    for start in range(0, len(labels), chunk_size):
+        piece, target = states[start:start + chunk_size], labels[start:start + chunk_size]
+        if piece.requires_grad:  # keep the hidden chunk for backward, not its (chunk, vocabulary) logits
+            values.append(checkpoint(_head_logps, piece, target, head, temperature, use_reentrant=False))
+        else:
+            values.append(_head_logps(piece, target, head, temperature))
+    flat = torch.cat(values) if values else hidden.new_zeros(0, dtype=torch.float32)
+    return rows, cols, flat
+
+
 def sequence_logps(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
                    chunk_size: int = 1024, whole: bool = False) -> torch.Tensor:
     """Summed completion log-probs log pi(y | x), (B,) fp32, one forward pass over the whole batch.
@@ -120,23 +144,7 @@ def sequence_logps(model: Any, batch: dict[str, torch.Tensor], temperature: floa
         if not whole:
             return per_token.sum(-1)
         return torch.stack([(per_token * completion_mask.to(per_token.dtype)).sum(-1), per_token.sum(-1)], dim=1)
-    backbone, head = parts
-    attention = batch["attention_mask"]
-    if bool(attention.all()):  # no padding: no mask, so attention takes its plain causal path (5-9% faster on CPU)
-        attention = None
-    hidden = backbone(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
-    mask = scored.bool().clone()
-    mask[:, 0] = False  # the first token has no prediction
-    rows, cols = mask.nonzero(as_tuple=True)
-    states, labels = hidden[rows, cols - 1], input_ids[rows, cols]
-    values = []
-    for start in range(0, len(labels), chunk_size):
-        piece, target = states[start:start + chunk_size], labels[start:start + chunk_size]
-        if piece.requires_grad:  # keep the hidden chunk for backward, not its (chunk, vocabulary) logits
-            values.append(checkpoint(_head_logps, piece, target, head, temperature, use_reentrant=False))
-        else:
-            values.append(_head_logps(piece, target, head, temperature))
-    flat = torch.cat(values) if values else hidden.new_zeros(0, dtype=torch.float32)
+    rows, cols, flat = head_logps_at(*parts, input_ids, batch["attention_mask"], scored, temperature, chunk_size)
     zeros = torch.zeros(len(input_ids), dtype=torch.float32, device=flat.device)
     if not whole:
         return zeros.index_add(0, rows, flat)

@@ -30,10 +30,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from irlhf.core.errors import ValidationError, describe
-from irlhf.llm.logps import backbone_and_head, completion_logps, gather_logps
+from irlhf.llm.logps import backbone_and_head, completion_logps, head_logps_at
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
 __all__ = ["RewardFn", "SamplingOptions", "ValueHead", "Rollout", "Samples", "encode_prompts", "check_room",
@@ -146,10 +145,6 @@ def policy_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Te
     return logps, torch.where(completion_mask, values, 0.0), out.logits
 
 
-def _head_logps(hidden: torch.Tensor, labels: torch.Tensor, head: Any, temperature: float) -> torch.Tensor:
-    return gather_logps(head(hidden), labels, temperature, chunk_size=len(labels) or 1)
-
-
 def token_logps(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
                 temperature: float, chunk_size: int = 1024) -> torch.Tensor:
     """Per-token completion log-probs (B, T) fp32 at ``temperature`` (entry t = log p(token t | tokens < t) where
@@ -160,21 +155,8 @@ def token_logps(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tenso
     parts = backbone_and_head(model)
     if parts is None:
         return policy_forward(model, input_ids, attention_mask, completion_mask, temperature)[0]
-    backbone, head = parts
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-    mask = completion_mask.bool().clone()
-    mask[:, 0] = False  # the first token has no prediction
-    rows, cols = mask.nonzero(as_tuple=True)
-    states, labels = hidden[rows, cols - 1], input_ids[rows, cols]
-    values = []
-    for start in range(0, len(labels), chunk_size):
-        piece, target = states[start:start + chunk_size], labels[start:start + chunk_size]
-        if piece.requires_grad:
-            values.append(checkpoint(_head_logps, piece, target, head, temperature, use_reentrant=False))
-        else:
-            values.append(_head_logps(piece, target, head, temperature))
-    flat = torch.cat(values) if values else hidden.new_zeros(0, dtype=torch.float32)
-    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=hidden.device)
+    rows, cols, flat = head_logps_at(*parts, input_ids, attention_mask, completion_mask, temperature, chunk_size)
+    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=flat.device)
     return out.index_put((rows, cols), flat)
 
 
