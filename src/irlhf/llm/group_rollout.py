@@ -26,7 +26,6 @@ and per-step sampling seeds are those of the steps not done, so it ends where th
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import os
@@ -38,11 +37,11 @@ import torch
 from tqdm.auto import tqdm
 
 from irlhf.core.config import BaseConfig, Check, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed
-from irlhf.core.errors import ValidationError, describe
+from irlhf.core.errors import ValidationError
 from irlhf.llm.loop import (Device, MaxGradNorm, adamw, begin_run, check_finite_loss, is_peft, make_runtime,
                             read_resume, save_checkpoint, trainer_state)
 from irlhf.llm.ppo import _prompt_batches, _seed
-from irlhf.llm.rollout import (RewardFn, check_room, check_scores, encode_prompts, reference_logps,
+from irlhf.llm.rollout import (RewardFn, check_scores, frozen_reference, prepare_prompts, reference_logps,
                                sample_completions, token_logps)
 from irlhf.llm.tokenize import AddBos, PromptLength
 
@@ -204,27 +203,14 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
     log-probs when sampling (needed by the advantages, or when num_iterations > 1); otherwise the first pass's own
     log-probs, detached, serve. ``logp_temperature``: the temperature of every log-prob (None: the sampling
     temperature, config.temperature). The other arguments after ``*`` are ``grpo.train``'s."""
-    if not callable(reward_fn):
-        raise ValidationError(f"reward_fn: {describe(reward_fn)}; expected a callable (prompts, completions) -> (N,)")
-    prompt_ids = encode_prompts(tokenizer, prompts, config.max_prompt_length, config.add_bos)
-    prompts = list(prompts)
-    eval_ids = None if eval_prompts is None else encode_prompts(tokenizer, eval_prompts, config.max_prompt_length,
-                                                                 config.add_bos)
-    check_room(model, prompt_ids, config.max_new_tokens)
-    if eval_ids is not None:
-        check_room(model, eval_ids, config.max_new_tokens, "eval prompts")
+    prompts, prompt_ids, eval_ids = prepare_prompts(model, tokenizer, prompts, eval_prompts, reward_fn, config)
     rt = make_runtime(config.device)
     if rt.world > 1:
         raise ValidationError(f"{name} runs in one process; it was launched with {rt.world} (use plain python)")
     resume = read_resume(resume_from, config, config.steps, model) if resume_from is not None else None
     torch.manual_seed(config.seed)
     use_ref = config.beta > 0  # beta = 0: no reference model and no reference forward pass
-    if not use_ref:
-        ref_model = None
-    elif ref_model is None and not is_peft(model):
-        ref_model = copy.deepcopy(model).requires_grad_(False)
-    if ref_model is not None:  # the caller's model keeps its requires_grad flags (it is only read under no_grad)
-        ref_model = ref_model.to(rt.device).eval()
+    ref_model = frozen_reference(model, ref_model, rt.device) if use_ref else None
     if resume is not None:  # only now: pi_ref above is the INITIAL policy (a copy, the caller's or the peft base)
         resume.load_weights(model)
     model, optimizer = rt.prepare(model, adamw(model, config.learning_rate, config.weight_decay))

@@ -26,7 +26,6 @@ implementation details of RLHF with PPO"; models, reference and processes are de
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import typing
@@ -42,12 +41,12 @@ from tqdm.auto import tqdm
 
 from irlhf.core.config import (BaseConfig, Fraction, NonNegative, NonNegativeInt, Positive, PositiveInt, Seed,
                                check_choice)
-from irlhf.core.errors import ValidationError, describe
+from irlhf.core.errors import ValidationError
 from irlhf.core.io import atomic_open
-from irlhf.llm.loop import (Device, MaxGradNorm, Runtime, adamw, check_finite_loss, is_peft, make_runtime,
+from irlhf.llm.loop import (Device, MaxGradNorm, Runtime, adamw, check_finite_loss, make_runtime,
                             save_checkpoint)
-from irlhf.llm.rollout import (RewardFn, Rollout, ValueHead, check_room, encode_prompts, policy_forward,
-                               rollout)
+from irlhf.llm.rollout import (RewardFn, Rollout, ValueHead, encode_prompts, frozen_reference, policy_forward,
+                               prepare_prompts, rollout)
 from irlhf.llm.tokenize import AddBos, PromptLength
 
 __all__ = ["Config", "Result", "Rollout", "ValueHead", "AdaptiveKLController", "kl_estimate", "per_token_rewards",
@@ -374,23 +373,12 @@ def train(model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn: RewardF
     included); "eos_fraction".
     """
     config = config or Config()
-    if not callable(reward_fn):
-        raise ValidationError(f"reward_fn: {describe(reward_fn)}; expected a callable (prompts, completions) -> (N,)")
-    prompt_ids = encode_prompts(tokenizer, prompts, config.max_prompt_length, config.add_bos)
-    prompts = list(prompts)
-    eval_ids = None if eval_prompts is None else encode_prompts(tokenizer, eval_prompts, config.max_prompt_length,
-                                                                 config.add_bos)
-    check_room(model, prompt_ids, config.max_new_tokens)
-    if eval_ids is not None:
-        check_room(model, eval_ids, config.max_new_tokens, "eval prompts")
+    prompts, prompt_ids, eval_ids = prepare_prompts(model, tokenizer, prompts, eval_prompts, reward_fn, config)
     rt = make_runtime(config.device)
     if rt.world > 1:
         raise ValidationError(f"PPO runs in one process; it was launched with {rt.world} (use plain python)")
     torch.manual_seed(config.seed)
-    if ref_model is None and not is_peft(model):
-        ref_model = copy.deepcopy(model).requires_grad_(False)
-    if ref_model is not None:  # the caller's model keeps its requires_grad flags (it is only read under no_grad)
-        ref_model = ref_model.to(rt.device).eval()
+    ref_model = frozen_reference(model, ref_model, rt.device)
     value_head = ValueHead(_hidden_size(value_model if value_model is not None else model))
     modules = nn.ModuleDict({"policy": model, "value_head": value_head})
     if value_model is not None:

@@ -20,6 +20,7 @@ without a cache argument) go through ``model.generate``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -33,11 +34,12 @@ from torch import nn
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.llm.logps import backbone_and_head, completion_logps, head_logps_at
+from irlhf.llm.loop import is_peft
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
 __all__ = ["RewardFn", "SamplingOptions", "ValueHead", "Rollout", "Samples", "encode_prompts", "check_room",
-           "policy_forward", "token_logps", "reference_logps", "completion_text", "check_scores", "sample_completions",
-           "rollout"]
+           "prepare_prompts", "frozen_reference", "policy_forward", "token_logps", "reference_logps", "completion_text",
+           "check_scores", "sample_completions", "rollout"]
 
 RewardFn = Callable[[Sequence[Any], Sequence[str]], Any]
 
@@ -100,6 +102,30 @@ def check_room(model: Any, prompt_ids: Sequence[Sequence[int]], max_new_tokens: 
         raise ValidationError(f"max_new_tokens={max_new_tokens}: the longest of the {what} has {longest} tokens and "
                               f"the model {positions} positions; expected max_new_tokens <= {positions - longest} "
                               "(or a max_prompt_length that leaves room)")
+
+
+def prepare_prompts(model: Any, tokenizer: Any, prompts: Sequence[Any], eval_prompts: Sequence[Any] | None,
+                    reward_fn: Any, config: Any) -> tuple[list[Any], list[list[int]], list[list[int]] | None]:
+    """What every online trainer checks and encodes before training: ``reward_fn`` callable, the prompts and eval
+    prompts encoded (``encode_prompts`` with config.max_prompt_length / add_bos) with room for config.max_new_tokens
+    (``check_room``). Returns (prompts as a list, their ids, the eval prompts' ids or None)."""
+    if not callable(reward_fn):
+        raise ValidationError(f"reward_fn: {describe(reward_fn)}; expected a callable (prompts, completions) -> (N,)")
+    prompt_ids = encode_prompts(tokenizer, prompts, config.max_prompt_length, config.add_bos)
+    check_room(model, prompt_ids, config.max_new_tokens)
+    eval_ids = None
+    if eval_prompts is not None:
+        eval_ids = encode_prompts(tokenizer, eval_prompts, config.max_prompt_length, config.add_bos)
+        check_room(model, eval_ids, config.max_new_tokens, "eval prompts")
+    return list(prompts), prompt_ids, eval_ids
+
+
+def frozen_reference(model: Any, ref_model: Any, device: torch.device) -> Any:
+    """pi_ref on ``device`` in eval mode: ``ref_model``, else a frozen copy of ``model`` as it is now (None for a peft
+    model, whose adapters are disabled for pi_ref). The caller's ref_model keeps its requires_grad flags."""
+    if ref_model is None and not is_peft(model):
+        ref_model = copy.deepcopy(model).requires_grad_(False)
+    return ref_model.to(device).eval() if ref_model is not None else None
 
 
 @dataclasses.dataclass
