@@ -190,3 +190,9 @@ def test_dpo_loss_type_choices_equal_the_library_names():
     from irlhf.llm import dpo
 
     assert DPO_LOSS_TYPES == dpo.LOSS_TYPES
+
+
+def test_every_llm_trainer_has_its_help_line():
+    from irlhf.jobs._common import LLM_TRAINER_HELP, LLM_TRAINERS
+
+    assert tuple(LLM_TRAINER_HELP) == LLM_TRAINERS

@@ -35,8 +35,8 @@ from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
 from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE,
                                 IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_ONLINE,
-                                LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS,
-                                SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+                                LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINER_HELP, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS,
+                                SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -379,19 +379,8 @@ def _llm(subparsers: Any) -> None:
                                    "and the synthetic sentiment frontier experiment",
                                    description="Align local Hugging Face causal LMs with people's preferences.")
     actions = parser.add_subparsers(title="actions", dest="action", metavar="<action>", required=True)
-    pairs = "{prompt, chosen, rejected} rows"
-    helps = {"sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
-             "reward": "a reward model from preference pairs (Bradley-Terry) or rankings (Plackett-Luce)",
-             "dpo": f"direct preference optimisation on {pairs}",
-             "simpo": f"SimPO: reference-free, length-normalised preference optimisation on {pairs}",
-             "orpo": "ORPO: SFT on the chosen answers plus an odds-ratio preference term, reference-free",
-             "kto": "KTO: {prompt, completion, label} rows (desirable or not; pair rows are unpaired)",
-             "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer",
-             "grpo": "GRPO: groups of samples per prompt, group-normalised advantages, k3 KL to the reference",
-             "rloo": "RLOO: k samples per prompt, REINFORCE with the leave-one-out baseline",
-             "online-dpo": "online DPO: two samples per prompt from the policy, ranked by the reward, DPO loss"}
     for action in LLM_TRAINERS:
-        p = add_job(actions, action, job_runner("llm", "run_train_command"), help=helps[action])
+        p = add_job(actions, action, job_runner("llm", "run_train_command"), help=LLM_TRAINER_HELP[action])
         p.add_argument("--model", required=True, metavar="DIR", help="local Hugging Face causal-LM directory")
         p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
         if action in LLM_ONLINE:

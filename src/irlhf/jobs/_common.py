@@ -32,6 +32,18 @@ SB3_ALGOS = ("ppo", "dqn", "sac")
 LLM_TRAINERS = ("sft", "reward", "dpo", "simpo", "orpo", "kto", "ppo", "grpo", "rloo", "online-dpo")
 LLM_ONLINE = ("ppo", "grpo", "rloo", "online-dpo")  # sample from the policy: --prompts and a reward, no --data
 LLM_RESUMABLE = ("dpo", "simpo", "orpo", "kto", "grpo", "rloo", "online-dpo")  # train(..., resume_from=DIR)
+_PAIRS = "{prompt, chosen, rejected} rows"
+LLM_TRAINER_HELP = {  # `irlhf llm <action> --help`, one per LLM_TRAINERS
+    "sft": "supervised fine-tuning on {prompt, completion} or {text} rows (loss on completions only)",
+    "reward": "a reward model from preference pairs (Bradley-Terry) or rankings (Plackett-Luce)",
+    "dpo": f"direct preference optimisation on {_PAIRS}",
+    "simpo": f"SimPO: reference-free, length-normalised preference optimisation on {_PAIRS}",
+    "orpo": "ORPO: SFT on the chosen answers plus an odds-ratio preference term, reference-free",
+    "kto": "KTO: {prompt, completion, label} rows (desirable or not; pair rows are unpaired)",
+    "ppo": "PPO-RLHF with a KL penalty to the reference model, on a reward model or the sentiment scorer",
+    "grpo": "GRPO: groups of samples per prompt, group-normalised advantages, k3 KL to the reference",
+    "rloo": "RLOO: k samples per prompt, REINFORCE with the leave-one-out baseline",
+    "online-dpo": "online DPO: two samples per prompt from the policy, ranked by the reward, DPO loss"}
 DPO_LOSS_TYPES = ("sigmoid", "robust", "hinge", "ipo")  # = irlhf.llm.dpo.LOSS_TYPES (a test keeps them equal)
 # irlhf prefs active: the same names as irlhf.eval.active_preferences (ENVS, ACQUISITIONS; a test keeps them equal)
 ACTIVE_ENVS = ("driving", "lds", "mountaincar")
