@@ -274,11 +274,7 @@ def run(name: str, model: Any, tokenizer: Any, prompts: Sequence[Any], reward_fn
                     if iteration == 0:
                         first_logps[rows, :width] = logps.detach()
                     sums[:2] += torch.stack([loss.detach(), clipfrac.detach()])
-                if config.max_grad_norm is not None:
-                    grad_norm = rt.clip_grad_norm(trainable, config.max_grad_norm)
-                else:
-                    grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in trainable if p.grad is not None]))
-                sums[2] += grad_norm
+                sums[2] += rt.clip_grad_norm(trainable, config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
 

@@ -306,8 +306,7 @@ def train(model: Any, tokenizer: Any, data: TextLabels | TextPairs, config: Conf
             batch_loss = global_mean((losses * weight).sum(), len(global_rows), rt)
             check_finite_loss(batch_loss, step)
             rt.backward(batch_loss)
-            grad_norm = (rt.clip_grad_norm(params, config.max_grad_norm) if config.max_grad_norm is not None
-                         else float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])))
+            grad_norm = rt.clip_grad_norm(params, config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1

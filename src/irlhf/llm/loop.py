@@ -59,7 +59,10 @@ class Runtime:
         else:
             self.accelerator.backward(loss)
 
-    def clip_grad_norm(self, parameters: Any, max_norm: float) -> float:
+    def clip_grad_norm(self, parameters: Any, max_norm: float | None) -> float:
+        """The gradients' total norm (before clipping), clipped to ``max_norm`` (None: only measured)."""
+        if max_norm is None:
+            max_norm = float("inf")  # a scale of exactly 1: the gradients stay as they are
         if self.accelerator is None:
             return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
         return float(self.accelerator.clip_grad_norm_(parameters, max_norm))
