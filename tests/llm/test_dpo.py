@@ -200,14 +200,21 @@ def test_first_step_with_reference_equal_to_policy(tokenizer, make_model):
     assert set(dpo.METRICS) <= set(first) and {"epoch", "grad_norm", "learning_rate"} <= set(first)
 
 
-def test_reference_logps_match_model_and_are_cached(tokenizer, make_model):
+def test_reference_logps_match_model_and_are_cached(tokenizer, make_model, monkeypatch):
+    from irlhf.llm import pairwise
+
     model = make_model(len(tokenizer))
     ref = make_model(len(tokenizer), seed=1)
     calls = []
-    ref.transformer.register_forward_hook(lambda *args: calls.append(1))  # the backbone runs on every path
+    score = pairwise.sequence_logps
+    monkeypatch.setattr(pairwise, "sequence_logps", lambda m, batch, **kw: calls.append(
+        (m is ref, bool(torch.equal(batch["input_ids"][0::2, :3], batch["input_ids"][1::2, :3])))) or score(m, batch, **kw))
     data = tiny_pairs(16)
     result = dpo.train(model, tokenizer, data, config(epochs=3), ref_model=ref)
-    assert result.steps == 6 and len(calls) == 2  # 16 rows / batch 8 = 2 reference passes, none in the 6 steps
+    # 16 pairs / batch 8 = 2 reference passes, each over 8 pairs with a pair's rows adjacent; none in the 6 steps
+    is_ref = [is_ref for is_ref, _ in calls]
+    assert result.steps == 6 and is_ref[:2] == [True, True] and not any(is_ref[2:]) and len(is_ref) >= 8
+    assert all(adjacent for _, adjacent in calls[:2])
     chosen, rejected, _ = encode_pairs(tokenizer, data, config().tokenize_options)
     expected = sequence_logps(ref, collate_pairs(chosen, rejected, pad_id_of(tokenizer)))
     torch.testing.assert_close(result.ref_chosen_logps, expected[:16], rtol=1e-5, atol=1e-5)

@@ -118,7 +118,8 @@ def test_step_zero_matches_the_hand_computed_loss_with_a_reference(tokenizer, ma
     config = kto.Config(**BASE, batch_size=6, max_steps=1, beta=0.5, desirable_weight=1.3)
     loss, z0 = hand_step_zero(copy.deepcopy(policy), ref, tokenizer, data, config)
     first = kto.train(policy, tokenizer, data, config, ref_model=ref).history[0]
-    assert z0 > 0 and first["kl"] == pytest.approx(z0, abs=1e-6)
+    # 1e-5: log-probs of ~-20 in fp32 round at ~2e-6, and the two sides batch (and share prompts) differently
+    assert z0 > 0 and first["kl"] == pytest.approx(z0, abs=1e-5)
     assert first["loss"] == pytest.approx(loss, abs=1e-6)
 
 

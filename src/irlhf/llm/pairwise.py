@@ -174,12 +174,24 @@ def grouped_logps(module: Any, items: Sequence[Encoded], pad_id: int,
     return logps[inverse]
 
 
+def _length_order(items: Sequence[Encoded], paired: bool) -> np.ndarray:
+    """Row indices sorted by length; ``paired`` (items = chosen rows then rejected rows): pairs sorted by their
+    longer row, each pair's two rows adjacent (so a batch of an even number of rows shares each pair's prompt)."""
+    lengths = np.array([len(e.input_ids) for e in items])
+    if not paired:
+        return np.argsort(lengths, kind="stable")
+    n = len(items) // 2
+    pair_order = np.argsort(np.maximum(lengths[:n], lengths[n:]), kind="stable")
+    return np.stack([pair_order, pair_order + n], axis=1).reshape(-1)
+
+
 def _sorted_logps(model: Any, items: Sequence[Encoded], pad_id: int, rows_per_batch: int,
-                  rt: Runtime, whole: bool = False) -> torch.Tensor:
+                  rt: Runtime, whole: bool = False, paired: bool = False) -> torch.Tensor:
     """No-grad log pi(y | x) of every row, (N,) fp32 ((N, 2) with ``whole``) in the order given: all rows sorted
-    by length (little padding) in batches of ``rows_per_batch``; each process computes every world-th batch, then
-    a sum over processes fills in the rest (each entry is computed by exactly one process)."""
-    order = np.argsort([len(e.input_ids) for e in items], kind="stable")
+    by length (little padding; ``paired``: ``_length_order``) in batches of ``rows_per_batch``; each process
+    computes every world-th batch, then a sum over processes fills in the rest (each entry is computed by exactly
+    one process)."""
+    order = _length_order(items, paired)
     out = torch.zeros((len(items), 2) if whole else len(items), dtype=torch.float32, device=rt.device)
     for start in range(rt.rank * rows_per_batch, len(order), rt.world * rows_per_batch):
         rows = order[start:start + rows_per_batch]
@@ -211,9 +223,10 @@ def _reference(ref_model: Any | None, model: Any) -> Iterator[Any]:
 def _reference_logps(ref_model: Any | None, model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
                      pad_id: int, batch_size: int, rt: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
     """All rows' reference log-probs (chosen, rejected), computed once, in length-sorted batches of
-    2 batch_size rows (the rows of a training step), split over processes."""
+    batch_size pairs (the rows of a training step; a pair's rows together, sharing its prompt), split over
+    processes."""
     with _reference(ref_model, model) as reference:
-        logps = _sorted_logps(reference, list(chosen) + list(rejected), pad_id, 2 * batch_size, rt)
+        logps = _sorted_logps(reference, list(chosen) + list(rejected), pad_id, 2 * batch_size, rt, paired=True)
     return logps[:len(chosen)], logps[len(chosen):]
 
 
@@ -238,7 +251,8 @@ def evaluate(model: Any, chosen: Sequence[Encoded], rejected: Sequence[Encoded],
     was_training = model.training
     model.eval()
     try:  # every row's log-prob, in length-sorted batches of 2 batch_size rows (little padding)
-        logps = _sorted_logps(model, list(chosen) + list(rejected), pad_id, 2 * config.batch_size, rt, whole_chosen)
+        logps = _sorted_logps(model, list(chosen) + list(rejected), pad_id, 2 * config.batch_size, rt,
+                              whole_chosen, paired=True)
     finally:
         model.train(was_training)
     n = len(chosen)

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from irlhf.core.errors import ValidationError, describe
-from irlhf.llm.logps import backbone_and_head, completion_logps, head_logps_at
+from irlhf.llm.logps import (backbone_and_head, cache_argument, cache_rows_selectable, completion_logps,
+                              head_logps_at, output_cache, select_cache_rows)
 from irlhf.llm.loop import is_peft
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
@@ -244,53 +245,20 @@ def _left_padded(prompt_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torc
     return ids_out, mask
 
 
-_DECODE_ARGS: dict[Any, tuple[str, bool] | None] = {}
-
-
 def _decode_arguments(model: Any) -> tuple[str, bool] | None:
     """(the name of the forward's KV-cache argument, whether it takes ``logits_to_keep``) where ``_sample_tokens``
     can drive ``model`` (a decoder-only causal LM, or a peft model around one, whose forward takes attention_mask,
-    position_ids and a cache), else None. transformers 5.x calls the cache argument ``cache`` (the old name
-    ``past_key_values`` warns from 5.25 on), 4.x ``past_key_values``."""
+    position_ids and a cache: ``logps.cache_argument``), else None."""
     config = getattr(model, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
         return None
     if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
         return None  # prefix/prompt tuning: peft manages the cache itself
     base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    forward = getattr(type(base), "forward", None)
-    if forward not in _DECODE_ARGS:
-        try:
-            params = inspect.signature(forward).parameters
-        except (TypeError, ValueError):
-            params = {}
-        name = next((name for name in ("cache", "past_key_values") if name in params), None)
-        usable = name is not None and "attention_mask" in params and "position_ids" in params
-        _DECODE_ARGS[forward] = (name, "logits_to_keep" in params) if usable else None
-    return _DECODE_ARGS[forward]
-
-
-def _output_cache(output: Any) -> Any:
-    cache = getattr(output, "cache", None)  # transformers >= 5.25 (reading past_key_values warns there)
-    return cache if cache is not None else getattr(output, "past_key_values", None)
-
-
-def _selectable(cache: Any) -> bool:
-    """Whether ``_select_rows`` can keep a subset (or repeats) of ``cache``'s batch rows."""
-    if isinstance(cache, (tuple, list)):  # the legacy per-layer (key, value) tuples
-        return all(isinstance(layer, (tuple, list)) and all(torch.is_tensor(t) for t in layer) for layer in cache)
-    if not callable(getattr(cache, "batch_select_indices", None)):
-        return False
-    layers = getattr(cache, "layers", None)
-    return layers is None or all(callable(getattr(layer, "batch_select_indices", None)) for layer in layers)
-
-
-def _select_rows(cache: Any, index: torch.Tensor) -> Any:
-    """``cache`` with batch rows ``index`` (in that order, repeats allowed)."""
-    if isinstance(cache, (tuple, list)):
-        return tuple(tuple(t[index] for t in layer) for layer in cache)
-    cache.batch_select_indices(index)
-    return cache
+    name = cache_argument(base)
+    if name is None:
+        return None
+    return name, "logits_to_keep" in inspect.signature(type(base).forward).parameters
 
 
 def _preallocated(cache: Any, index: torch.Tensor | None, capacity: int) -> Any:
@@ -418,8 +386,8 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
         output = model(input_ids=left_ids, attention_mask=left_mask, position_ids=positions, use_cache=True, **extra)
     except TypeError:  # a forward that rejects these arguments after all (model.generate then raises if it is not that)
         return None
-    cache = _output_cache(output)
-    if cache is None or not _selectable(cache):
+    cache = output_cache(output)
+    if cache is None or not cache_rows_selectable(cache):
         return None
     logits = output.logits[:, -1]
     index = torch.tensor(row_prompt, dtype=torch.long, device=device) if len(distinct) < n else None
@@ -427,7 +395,7 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
     if buffered is not None:  # the rows of one prompt share its prefill (copied into each row's buffer)
         cache = buffered
     elif index is not None:
-        cache = _select_rows(cache, index)
+        cache = select_cache_rows(cache, index)
     if index is not None:
         logits, left_mask, positions = logits[index], left_mask[index], positions[index]
     mask = torch.ones((n, width + max_new_tokens), dtype=torch.long, device=device)
@@ -452,10 +420,10 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
             if len(keep) == 0:
                 break
             rows, token, next_position, mask = rows[keep], token[keep], next_position[keep], mask[keep]
-            cache = _select_rows(cache, keep)
+            cache = select_cache_rows(cache, keep)
         output = model(input_ids=token[:, None], attention_mask=mask[:, :width + step + 1],
                        position_ids=next_position, use_cache=True, **{cache_name: cache}, **extra)
-        cache, logits = _output_cache(output), output.logits[:, -1]
+        cache, logits = output_cache(output), output.logits[:, -1]
         next_position = next_position + 1
     return tokens.cpu(), logps
 
