@@ -18,8 +18,11 @@ CPU forward to bf16; ours computes in fp32), gradient_checkpointing=False (TRL's
 the backward pass, a memory-for-time trade ours does not make), report_to="none", save_strategy="no",
 disable_tqdm, shuffle_dataset as default. Loss settings differ where the defaults differ (TRL GRPO: loss_type
 "dapo", use_bias_correction_kl; ours: "grpo", no correction); their cost is the same elementwise work.
-Time: the whole training call (tokenisation, generation, reference, update), model loading excluded, best of
---repeats, ours and TRL interleaved, after one untimed one-step run of each (lazy imports, first-call setup).
+Time: the whole training call (tokenisation, generation, reference, update), model loading excluded, summed over
+--repeats (repeat r seeded SEED + r on both sides), ours and TRL interleaved, after one untimed one-step run of
+each (lazy imports, first-call setup). Sampling decides how long each completion is, and the two libraries draw
+different samples from the same seed: the mean sampled tokens per completion (EOS included) of each side are
+reported beside the times (ours from the run's history, TRL's from the completion ids its reward function gets).
 Torch threads: --threads (default: torch's own default here).
 """
 
@@ -56,19 +59,29 @@ def letters(completions: list[str]) -> list[float]:
     return [sum(ch in LETTERS for ch in c) / max(len(c), 1) for c in completions]
 
 
+def completion_tokens(ids: list[int], eos_id: int) -> int:
+    """Sampled tokens of one completion: up to and including its first EOS (TRL's online DPO pads after it)."""
+    return ids.index(eos_id) + 1 if eos_id in ids else len(ids)
+
+
 def our_reward(prompts, completions):
     return letters(completions)
 
 
-def trl_reward(prompts, completions, **kwargs):
-    return letters(completions)
+def counting_trl_reward(eos_id: int, counts: dict):
+    """TRL's reward function: the letters reward, adding the completions' sampled tokens to ``counts``."""
+    def reward(prompts, completions, completion_ids, **kwargs):
+        counts["completions"] += len(completions)
+        counts["tokens"] += sum(completion_tokens(list(ids), eos_id) for ids in completion_ids)
+        return letters(completions)
+    return reward
 
 
 def generations(method: str, spec: dict) -> int:
     return 2 if method == "online_dpo" else spec["generations"]
 
 
-def run_ours(method: str, model_dir: Path, prompts: list[str], spec: dict) -> float:
+def run_ours(method: str, model_dir: Path, prompts: list[str], spec: dict, seed: int, counts: dict) -> float:
     from transformers import AutoTokenizer
     from irlhf.llm import grpo, online_dpo, rloo
 
@@ -76,20 +89,25 @@ def run_ours(method: str, model_dir: Path, prompts: list[str], spec: dict) -> fl
     module = {"grpo": grpo, "rloo": rloo, "online_dpo": online_dpo}[method]
     config = module.Config(steps=spec["steps"], batch_size=spec["batch"], num_generations=generations(method, spec),
                            max_new_tokens=spec["max_new_tokens"], temperature=1.0, beta=BETAS[method],
-                           learning_rate=LR, seed=SEED, progress=False, device="cpu")
+                           learning_rate=LR, seed=seed, progress=False, device="cpu")
     start = time.perf_counter()
-    module.train(model, tokenizer, prompts, our_reward, config)
-    return time.perf_counter() - start
+    result = module.train(model, tokenizer, prompts, our_reward, config)
+    seconds = time.perf_counter() - start
+    lengths = [row["completion_length"] for row in result.history if "completion_length" in row]  # one per step
+    counts["completions"] += len(lengths) * spec["batch"] * generations(method, spec)
+    counts["tokens"] += sum(lengths) * spec["batch"] * generations(method, spec)
+    return seconds
 
 
-def run_trl(method: str, model_dir: Path, prompts: list[str], spec: dict) -> float:
+def run_trl(method: str, model_dir: Path, prompts: list[str], spec: dict, seed: int, counts: dict) -> float:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), load_model(model_dir)
+    trl_reward = counting_trl_reward(tokenizer.eos_token_id, counts)
     with tempfile.TemporaryDirectory() as out:
         common = dict(output_dir=out, temperature=1.0, beta=BETAS[method], learning_rate=LR, max_steps=spec["steps"],
-                      seed=SEED, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
+                      seed=seed, use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
                       save_strategy="no", disable_tqdm=True)
         if method == "online_dpo":
             from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
@@ -137,25 +155,31 @@ def main() -> None:
             prompts = [row["prompt"] for row in rows][:spec["steps"] * spec["batch"]]
             for method in args.methods:
                 times = {"ours": [], "trl": []}
-                run_ours(method, model_dir, prompts, dict(spec, steps=1))  # warm-up (lazy imports, first calls)
-                run_trl(method, model_dir, prompts, dict(spec, steps=1))
-                for _ in range(args.repeats):  # interleaved, so a change of load hits both
-                    times["ours"].append(run_ours(method, model_dir, prompts, spec))
-                    times["trl"].append(run_trl(method, model_dir, prompts, spec))
+                counts = {side: {"completions": 0, "tokens": 0} for side in times}
+                warm = {"completions": 0, "tokens": 0}
+                run_ours(method, model_dir, prompts, dict(spec, steps=1), SEED, warm)  # warm-up (lazy imports, ...)
+                run_trl(method, model_dir, prompts, dict(spec, steps=1), SEED, warm)
+                for repeat in range(args.repeats):  # interleaved, so a change of load hits both; same seeds
+                    times["ours"].append(run_ours(method, model_dir, prompts, spec, SEED + repeat, counts["ours"]))
+                    times["trl"].append(run_trl(method, model_dir, prompts, spec, SEED + repeat, counts["trl"]))
                 row = {"size": size, "method": method, **spec, "generations": generations(method, spec),
                        "completions": spec["steps"] * spec["batch"] * generations(method, spec), "seconds": times,
-                       "speedup": min(times["trl"]) / min(times["ours"])}
+                       "mean_completion_tokens": {side: c["tokens"] / c["completions"] for side, c in counts.items()},
+                       "speedup": sum(times["trl"]) / sum(times["ours"])}
                 results["rows"].append(row)
                 print(f"[{size} {method}] {json.dumps(row)}", file=sys.stderr)
     results["load_after"] = os.getloadavg()
     print(f"load before {results['load_before']}, after {results['load_after']}; "
           f"torch threads {results['torch_threads']}")
-    print("| size | method | steps x prompts x G | max new tokens | ours s (best) | TRL s (best) | speedup |")
-    print("|---|---|---|---|---|---|---|")
+    print("| size | method | steps x prompts x G | max new tokens | ours s (mean) | TRL s (mean) | "
+          "tokens/completion ours / TRL | speedup |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results["rows"]:
-        o, t = min(r["seconds"]["ours"]), min(r["seconds"]["trl"])
+        o, t = (sum(r["seconds"][side]) / len(r["seconds"][side]) for side in ("ours", "trl"))
+        length = r["mean_completion_tokens"]
         print(f"| {r['size']} | {r['method']} | {r['steps']} x {r['batch']} x {r['generations']} | "
-              f"{r['max_new_tokens']} | {o:.2f} | {t:.2f} | {r['speedup']:.2f}x |")
+              f"{r['max_new_tokens']} | {o:.2f} | {t:.2f} | {length['ours']:.1f} / {length['trl']:.1f} | "
+              f"{r['speedup']:.2f}x |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
 
