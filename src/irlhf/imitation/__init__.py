@@ -1,5 +1,5 @@
-"""Imitation learning from demonstrations: behaviour cloning (``bc``) and DAgger (``dagger``).
+"""Imitation learning from demonstrations: behaviour cloning (``bc``), DAgger (``dagger``) and SQIL (``sqil``).
 
-Import the modules directly (``from irlhf.imitation import bc, dagger``); nothing is imported
+Import the modules directly (``from irlhf.imitation import bc, dagger, sqil``); nothing is imported
 eagerly so that ``irlhf --help`` stays free of torch.
 """
