@@ -1,0 +1,498 @@
+"""T-REX (Brown, Goo, Nagarajan & Niekum 2019, "Extrapolating Beyond Suboptimal Demonstrations via Inverse
+Reinforcement Learning from Observations").
+
+Given trajectories ranked by quality (a larger rank is better: tau_i < tau_j when rank_i < rank_j; ties are
+allowed, at least two distinct ranks are needed), learn a state reward r_theta(s) (an MLP over observations;
+actions are never used) whose snippet sums explain the ranking. For a random pair of snippets, one from a
+trajectory i and one from a better-ranked j, of one length L,
+
+    P(j > i) = exp sum_{s in j} r(s) / (exp sum_{s in i} r(s) + exp sum_{s in j} r(s)),
+    L(theta) = -E log P(j > i)                    (``irlhf.nn.losses.bradley_terry_loss``, label 1),
+
+minimised with Adam. Snippets (``sample_snippet_pairs``) follow the paper: L drawn uniformly from
+[snippet_min, snippet_max] and clipped to the shorter trajectory of the pair; the worse snippet starts
+uniformly where it fits in both, the better one no earlier than it (later states of a better trajectory
+should look better). States are the observations a step leads to, obs[1:]: the reward of step t is
+r(s_{t+1}), which is what the RL agent is then paid. ``ensemble_size`` > 1 fits several networks, each on its
+own pairs, and averages them.
+
+Then RL: an SB3 model (``irlhf.rl.sb3.make_model``, rl-zoo settings) trains on the learned reward in place of
+the environment's (``irlhf.rl.wrappers.RewardVecEnvWrapper``; the Monitor still logs true returns). The agent
+is paid ``reward_transform`` of r: "sigmoid" (the authors' Atari code does this; positive, so a live step
+never looks worse than an ended episode), "standard" ((r - mean) / std over the ranked states) or "none";
+PPO's rewards are further scaled by a running return std (``VecNormalize``) unless ``normalize_reward=False``.
+
+    ranked = read_ranked({0: worst_demos, 1: better_demos, 2: best_demos})   # or [(traj, rank), ...]
+    result = trex.train("CartPole-v1", ranked, trex.Config(total_timesteps=50_000))
+    result.reward(obs, acts, next_obs)           # raw r_theta(next_obs), (n,)
+    predicted_returns(result.reward, held_out)   # correlate with true returns (the paper's headline)
+
+D-REX, which ranks its own noisy behaviour-cloning rollouts and then runs this, is ``irlhf.irl.drex``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecNormalize
+from torch import nn
+from tqdm.auto import tqdm
+
+from irlhf.core.config import (BaseConfig, NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Range, Seed,
+                               Widths)
+from irlhf.core.errors import ValidationError, shown
+from irlhf.data import load_demos, save_trajectories
+from irlhf.data.demos import obs_stats
+from irlhf.data.types import Trajectory
+from irlhf.nn.encoders import ObsEncoder
+from irlhf.nn.losses import bradley_terry_loss
+from irlhf.nn.mlp import ACTIVATIONS, mlp
+from irlhf.rl.rewards import RewardFunction
+from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, env_spaces, hyperparams, make_model, timestep_bar
+from irlhf.rl.wrappers import RewardVecEnvWrapper
+
+__all__ = ["Config", "RankedDemos", "Result", "RewardFit", "SnippetPairs", "StateReward", "StateRewardNet",
+           "fit_reward", "load_ranked", "predicted_returns", "read_ranked", "return_correlation",
+           "sample_snippet_pairs", "save_ranked", "snippet_loss", "train"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(BaseConfig):
+    """T-REX settings (module docstring).
+
+    Reward learning. n_pairs [3000]: snippet pairs per ensemble member (the paper: 6000 on Atari).
+    snippet_min / snippet_max [20 / 50]: the range of snippet lengths, clipped per pair to its shorter
+    trajectory. epochs [5]: passes over the pairs. batch_size [64]: pairs per Adam step. lr [1e-3],
+    weight_decay [0]: Adam's. hidden_sizes [(64, 64)] / activation ["relu"]: the reward MLP.
+    ensemble_size [1]: networks averaged, each on its own pairs. validation_fraction [0.1]: pairs held out for
+    the per-epoch val_loss / val_accuracy. normalize_obs [True]: standardise Box observations with the ranked
+    states' mean / std.
+    RL. reward_transform ["sigmoid"]: what the agent is paid, "sigmoid", "standard" or "none" of r (module
+    docstring). algo ["ppo"]: "ppo", "dqn" (Discrete actions) or "sac" (Box actions). total_timesteps [None]:
+    environment steps, None = the rl-zoo budget (``irlhf.rl.sb3.hyperparams``), 0 = fit the reward only.
+    rl_kwargs [{}]: SB3 arguments over the zoo's. normalize_reward [None]: ``VecNormalize(norm_reward=True)``
+    over the learned reward; None = on for PPO, off otherwise. log_every [1]: rollouts between RL records.
+    seed [0]: pairs, networks, minibatches and SB3. progress [False]: progress bars.
+    """
+
+    n_pairs: PositiveInt = 3000
+    snippet_min: PositiveInt = 20
+    snippet_max: PositiveInt = 50
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 64
+    lr: Positive = 1e-3
+    weight_decay: NonNegative = 0.0
+    hidden_sizes: Widths = (64, 64)
+    activation: Annotated[str, OneOf(ACTIVATIONS)] = "relu"
+    ensemble_size: PositiveInt = 1
+    validation_fraction: Annotated[float, Range(0, 1, high_open=True)] = 0.1
+    normalize_obs: bool = True
+    reward_transform: Literal["sigmoid", "standard", "none"] = "sigmoid"
+    algo: Literal["ppo", "dqn", "sac"] = "ppo"
+    total_timesteps: NonNegativeInt | None = None
+    rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
+    normalize_reward: bool | None = None
+    log_every: PositiveInt = 1
+    seed: Seed = 0
+    progress: bool = False
+
+    def validate(self) -> None:
+        if self.snippet_min > self.snippet_max:
+            raise ValidationError(f"snippet_min={self.snippet_min}: larger than snippet_max={self.snippet_max}; "
+                                  "expected snippet_min <= snippet_max")
+
+
+# -- ranked data ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class RankedDemos:
+    """Trajectories and their ranks (larger = better), sorted by rank. ``summary``: which ranks were read,
+    e.g. "ranks read: 0 (3 trajectories), 1 (2), 2 (2)"."""
+
+    trajectories: tuple[Trajectory, ...]
+    ranks: np.ndarray
+
+    @property
+    def summary(self) -> str:
+        values, counts = np.unique(self.ranks, return_counts=True)
+        return "ranks read: " + ", ".join(f"{rank_text(v)} ({c}{' trajectories' if k == 0 else ''})"
+                                          for k, (v, c) in enumerate(zip(values, counts)))
+
+    def by_rank(self) -> dict[Any, list[Trajectory]]:
+        out: dict[Any, list[Trajectory]] = {}
+        for traj, rank in zip(self.trajectories, self.ranks.tolist()):
+            out.setdefault(rank, []).append(traj)
+        return out
+
+
+def rank_text(rank: Any) -> str:
+    """A rank as written: 2 (also for 2.0 in a float array), 0.5."""
+    value = float(rank)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def read_ranked(data: Any) -> RankedDemos:
+    """Ranked trajectories from a ``RankedDemos``, a list of (Trajectory, rank) pairs, or a mapping rank ->
+    list of Trajectory (or one Trajectory). Ranks are numbers, larger = better. Checks: every item a
+    Trajectory with at least one step, at least 2 trajectories, at least 2 distinct ranks."""
+    if isinstance(data, RankedDemos):
+        pairs = list(zip(data.trajectories, data.ranks.tolist()))
+    elif isinstance(data, Mapping):
+        pairs = [(t, rank) for rank, trajs in data.items()
+                 for t in ([trajs] if isinstance(trajs, Trajectory) else list(trajs))]
+    elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        pairs = []
+        for k, item in enumerate(data):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise ValidationError(f"data[{k}]: {type(item).__name__}; expected a (Trajectory, rank) pair")
+            pairs.append((item[0], item[1]))
+    else:
+        raise ValidationError(f"data: {type(data).__name__}; expected a list of (Trajectory, rank) pairs or a "
+                              "mapping rank -> list of Trajectory")
+    for k, (traj, rank) in enumerate(pairs):
+        if not isinstance(traj, Trajectory):
+            raise ValidationError(f"ranked trajectory {k}: {type(traj).__name__}; expected a Trajectory")
+        if len(traj) == 0:
+            raise ValidationError(f"ranked trajectory {k} (rank {shown(rank)}): no steps; expected at least one")
+        if isinstance(rank, bool) or not isinstance(rank, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(rank):
+            raise ValidationError(f"rank={shown(rank)} of trajectory {k}: expected a finite number")
+    if len(pairs) < 2:
+        raise ValidationError(f"data: {len(pairs)} trajectory; T-REX needs at least 2 ranked trajectories "
+                              "of at least 2 distinct ranks")
+    ranks = np.array([r for _, r in pairs])
+    if len(np.unique(ranks)) < 2:
+        raise ValidationError(f"ranks: all {len(pairs)} trajectories have rank {shown(ranks[0])} (ties only); "
+                              "expected at least two distinct ranks")
+    order = np.argsort(ranks, kind="stable")
+    ranks = ranks[order]
+    ranks.flags.writeable = False
+    return RankedDemos(tuple(pairs[i][0] for i in order), ranks)
+
+
+def save_ranked(directory: str | Path, data: Any) -> Path:
+    """Write ranked trajectories as ``directory/rank_<r>/trajectories.npz``, one folder per rank."""
+    ranked = read_ranked(data)
+    root = Path(directory)
+    for rank, trajs in ranked.by_rank().items():
+        folder = root / f"rank_{rank_text(rank)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_trajectories(folder / "trajectories.npz", trajs)
+    return root
+
+
+def load_ranked(path: str | Path, ranks: Sequence[float] | None = None) -> RankedDemos:
+    """Ranked trajectories from a directory with one folder per rank (``rank_0/*.npz``, ``rank_1/``, ...: every
+    demonstration file ``irlhf.data.load_demos`` reads) or from one demonstrations file with ``ranks`` (one
+    number per trajectory; None = the file's own "ranks" array, for an .npz that holds one)."""
+    source = Path(path)
+    if source.is_dir():
+        folders = [p for p in sorted(source.iterdir()) if p.is_dir() and p.name.startswith("rank_")]
+        if not folders:
+            raise ValidationError(f"path={str(source)!r}: no rank_<number> folders; expected dir/rank_0/*.npz ...")
+        data: dict[float, list[Trajectory]] = {}
+        for folder in folders:
+            try:
+                rank = float(folder.name[5:])
+            except ValueError:
+                raise ValidationError(f"folder {folder.name!r}: expected rank_<number>") from None
+            files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+            data[int(rank) if rank.is_integer() else rank] = [t for f in files for t in load_demos(f)]
+        return read_ranked(data)
+    trajectories = load_demos(source)
+    if ranks is None:
+        held = np.load(source, allow_pickle=False) if source.suffix == ".npz" else None
+        if held is None or "ranks" not in held.files:
+            raise ValidationError(f"path={str(source)!r}: no 'ranks' array in it; expected ranks=[one per trajectory]")
+        with held:
+            ranks = held["ranks"].tolist()
+    if len(ranks) != len(trajectories):
+        raise ValidationError(f"ranks: {len(ranks)} values for {len(trajectories)} trajectories; expected one each")
+    return read_ranked(list(zip(trajectories, ranks)))
+
+
+# -- snippet pairs ---------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class SnippetPairs:
+    """N snippet pairs (all (N,) int64): trajectory indices ``worse`` / ``better`` (rank[worse] < rank[better]),
+    start states ``worse_start`` <= ``better_start`` and the common snippet ``length``."""
+
+    worse: np.ndarray
+    better: np.ndarray
+    worse_start: np.ndarray
+    better_start: np.ndarray
+    length: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def __getitem__(self, index: Any) -> "SnippetPairs":
+        return SnippetPairs(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
+
+
+def sample_snippet_pairs(lengths: Sequence[int], ranks: Sequence[float], n: int, snippet_min: int,
+                         snippet_max: int, seed: Any = 0) -> SnippetPairs:
+    """``n`` pairs over trajectories of ``lengths`` states (module docstring): a pair of trajectories with
+    different ranks uniformly, L ~ U{snippet_min..snippet_max} clipped to the shorter one, the worse snippet's
+    start uniform in [0, min_len - L], the better one's uniform in [worse_start, len_better - L]."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    lengths, ranks = np.asarray(lengths, dtype=np.int64), np.asarray(ranks)
+    worse_all, better_all = np.nonzero(ranks[:, None] < ranks[None, :])
+    pick = rng.integers(0, len(worse_all), n)
+    worse, better = worse_all[pick], better_all[pick]
+    shortest = np.minimum(lengths[worse], lengths[better])
+    length = np.minimum(rng.integers(snippet_min, snippet_max + 1, n), shortest)
+    worse_start = (rng.random(n) * (shortest - length + 1)).astype(np.int64)
+    better_start = worse_start + (rng.random(n) * (lengths[better] - length - worse_start + 1)).astype(np.int64)
+    return SnippetPairs(worse, better, worse_start, better_start, length)
+
+
+def snippet_sums(scores: Callable[[torch.Tensor], torch.Tensor], states: torch.Tensor, offsets: np.ndarray,
+                 trajectory: np.ndarray, start: np.ndarray, length: np.ndarray) -> torch.Tensor:
+    """(B,) sums of ``scores`` (encoded states (k, d) -> (k,)) over B snippets; ``states`` holds every
+    trajectory's states back to back, trajectory t's from row offsets[t]."""
+    first = offsets[trajectory] + start
+    rows = np.repeat(first - np.cumsum(length) + length, length) + np.arange(length.sum())
+    segment = torch.as_tensor(np.repeat(np.arange(len(length)), length))
+    r = scores(states[torch.as_tensor(rows)])
+    return torch.zeros(len(length), dtype=r.dtype).index_add_(0, segment, r)
+
+
+def snippet_loss(returns_worse: torch.Tensor, returns_better: torch.Tensor) -> torch.Tensor:
+    """Mean -log P(better > worse) = -log sigma(R_better - R_worse) over (B,) snippet returns."""
+    return bradley_terry_loss(returns_better, returns_worse, 1.0)
+
+
+# -- the reward -------------------------------------------------------------------------------------------
+class StateRewardNet(ObsEncoder):
+    """r_theta(s): observations (N, *obs_shape) -> (N,), the mean of ``ensemble_size`` MLPs over the encoded
+    observation (``irlhf.nn.encoders.ObsEncoder``); ``members(x)`` gives each member's (M, N) on encoded x."""
+
+    def __init__(self, observation_space: spaces.Space, hidden_sizes: Sequence[int], activation: str,
+                 ensemble_size: int = 1, obs_mean: np.ndarray | None = None, obs_scale: np.ndarray | None = None,
+                 seed: int = 0):
+        super().__init__(observation_space, obs_mean, obs_scale)
+        self.nets = nn.ModuleList(mlp(self.obs_dim, tuple(hidden_sizes), 1, activation, seed=seed + m)
+                                  for m in range(ensemble_size))
+
+    def members(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x)[:, 0] for net in self.nets])
+
+    def forward(self, obs: Any) -> torch.Tensor:
+        return self.members(self.encode(obs)).mean(dim=0)
+
+
+class StateReward(RewardFunction):
+    """``reward(obs, acts, next_obs) -> (n,)``: transform(r_theta(next_obs)) (of obs when next_obs is None);
+    transform "none", "sigmoid" or "standard" ((r - mean) / std). Usable by ``RewardVecEnvWrapper``."""
+
+    def __init__(self, net: StateRewardNet, action_space: spaces.Space, transform: str = "none",
+                 mean: float = 0.0, std: float = 1.0):
+        self.net, self.transform, self.mean, self.std = net, transform, float(mean), float(std)
+        self.observation_space, self.action_space = net.observation_space, action_space
+
+    def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
+              dones: np.ndarray | None) -> torch.Tensor:
+        self.net.eval()
+        r = self.net(obs if next_obs is None else next_obs)
+        if self.transform == "sigmoid":
+            return torch.sigmoid(r)
+        if self.transform == "standard":
+            return (r - self.mean) / self.std
+        return r
+
+
+def predicted_returns(reward: Callable[..., Any], trajectories: Sequence[Trajectory]) -> np.ndarray:
+    """(n,) learned returns sum_t reward(s_t, a_t, s_{t+1}) of each trajectory (any reward callable)."""
+    return np.array([float(np.sum(reward(t.obs[:-1], t.acts, t.obs[1:]))) for t in trajectories])
+
+
+def return_correlation(reward: Callable[..., Any], trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Pearson and Spearman correlation of learned with true returns (``rews`` needed) over trajectories."""
+    from scipy import stats  # why: slow to import; only evaluation needs it
+
+    if len(trajectories) < 2 or any(t.rews is None for t in trajectories):
+        raise ValidationError("trajectories: expected at least 2, each with true rewards (rews)")
+    learned = predicted_returns(reward, trajectories)
+    true = np.array([float(np.sum(t.rews)) for t in trajectories])
+    return {"pearson": float(stats.pearsonr(learned, true)[0]), "spearman": float(stats.spearmanr(learned, true)[0])}
+
+
+# -- fitting -------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RewardFit:
+    """net: the fitted ``StateRewardNet``; history: one record per epoch (phase "reward", epoch, loss,
+    accuracy (share of training pairs with P(better > worse) > 1/2, during the epoch), val_loss, val_accuracy
+    (None without held-out pairs), seconds); state_mean / state_std: of r over the ranked states (the
+    "standard" transform); n_pairs per member."""
+
+    net: StateRewardNet
+    history: list[dict]
+    state_mean: float
+    state_std: float
+    n_pairs: int
+
+
+def fit_reward(data: Any, config: Config | None = None, observation_space: spaces.Space | None = None, *,
+               callback: Callable[[dict, Any], bool | None] | None = None) -> RewardFit:
+    """Fit r_theta to ranked trajectories (``read_ranked`` input) by the snippet Bradley-Terry loss.
+    observation_space: the environment's (None = an unbounded Box of the trajectories' shape)."""
+    config = Config() if config is None else config
+    ranked = read_ranked(data)
+    trajs = ranked.trajectories
+    if observation_space is None:  # an unbounded Box of the trajectories' observation shape
+        observation_space = spaces.Box(-np.inf, np.inf, trajs[0].obs.shape[1:], np.float64)
+    states_np = np.concatenate([t.obs[1:] for t in trajs])
+    lengths = np.array([len(t) for t in trajs])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    mean, scale = obs_stats(states_np, observation_space, config.normalize_obs)
+    net = StateRewardNet(observation_space, config.hidden_sizes, config.activation, config.ensemble_size,
+                         mean, scale, seed=config.seed)
+    with torch.no_grad():
+        states = net.encode(states_np)  # encoded once; training feeds the members directly
+    n_val = min(int(round(config.validation_fraction * config.n_pairs)), config.n_pairs - 1)
+    pairs = [sample_snippet_pairs(lengths, ranked.ranks, config.n_pairs, config.snippet_min, config.snippet_max,
+                                  np.random.default_rng([config.seed, m])) for m in range(config.ensemble_size)]
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed)
+
+    def member_returns(m: int, p: SnippetPairs) -> tuple[torch.Tensor, torch.Tensor]:
+        def score(x: torch.Tensor) -> torch.Tensor:
+            return net.nets[m](x)[:, 0]
+        both = snippet_sums(score, states, offsets, np.concatenate([p.worse, p.better]),
+                            np.concatenate([p.worse_start, p.better_start]), np.concatenate([p.length, p.length]))
+        return both[:len(p)], both[len(p):]
+
+    history: list[dict] = []
+    n_train = config.n_pairs - n_val
+    t0 = time.perf_counter()
+    bar = tqdm(total=config.epochs, desc="t-rex reward", disable=not config.progress, leave=False)
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        order = torch.randperm(n_train, generator=gen).numpy()
+        total, correct = torch.zeros(()), torch.zeros(())
+        for start in range(0, n_train, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            loss = torch.zeros(())
+            for m, p in enumerate(pairs):
+                rw, rb = member_returns(m, p[n_val:][idx])
+                loss = loss + snippet_loss(rw, rb)
+                correct += (rb > rw).sum().detach()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(idx)
+        record: dict[str, Any] = {"phase": "reward", "epoch": epoch,
+                                  "loss": float(total) / (n_train * config.ensemble_size),
+                                  "accuracy": float(correct) / (n_train * config.ensemble_size),
+                                  "val_loss": None, "val_accuracy": None}
+        if n_val:
+            net.eval()
+            with torch.no_grad():
+                parts = [member_returns(m, p[:n_val]) for m, p in enumerate(pairs)]
+            record["val_loss"] = float(np.mean([float(snippet_loss(rw, rb)) for rw, rb in parts]))
+            record["val_accuracy"] = float(np.mean([float((rb > rw).double().mean()) for rw, rb in parts]))
+        if not np.isfinite(record["loss"]):
+            raise ValidationError(f"loss={record['loss']}: reward learning diverged; expected a smaller lr")
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}", refresh=False)
+        if callback is not None and callback(record, None):
+            break
+    bar.close()
+    net.eval()
+    with torch.no_grad():
+        r = net.members(states).mean(dim=0)
+    return RewardFit(net, history, float(r.mean()), float(r.std()) if len(r) > 1 else 1.0, config.n_pairs)
+
+
+# -- the whole algorithm ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Result:
+    """reward: the learned r_theta(next_obs) (``StateReward``, no transform); rl_reward: what the agent was
+    paid (``reward_transform`` of it); reward_net: the ``StateRewardNet``; policy (``SB3Policy``) and model (the
+    SB3 model), None when total_timesteps = 0; history: the reward records (``RewardFit``) then the RL records
+    (phase "rl", rollout, timesteps, mean_return and mean_length of the last 20 finished episodes, true
+    reward, None before any, seconds); ranked: the ``RankedDemos`` learned from (``ranked.summary``: the ranks
+    read); bc_policy: D-REX's behaviour-cloning policy (None for T-REX); config."""
+
+    reward: StateReward
+    rl_reward: StateReward
+    reward_net: StateRewardNet
+    policy: Any
+    model: Any
+    history: list[dict]
+    ranked: RankedDemos
+    config: Config
+    bc_policy: Any = None
+
+
+def train(source: str, data: Any, config: Config | None = None, *,
+          callback: Callable[[dict, Any], bool | None] | None = None, name: str = "t-rex") -> Result:
+    """T-REX on ``source`` (a gymnasium id) from ranked trajectories ``data`` (``read_ranked`` input).
+
+    callback(record, policy) is called with each history record (policy None while the reward is fitted);
+    returning True ends that phase."""
+    config = Config() if config is None else config
+    if not isinstance(config, Config):
+        raise ValidationError(f"config: {type(config).__name__}; expected irlhf.irl.trex.Config")
+    if not isinstance(source, str):
+        raise ValidationError(f"env={source!r}: expected a gymnasium environment id (the agent trains on it)")
+    obs_space, act_space = env_spaces(source)
+    ranked = read_ranked(data)
+    for k, (traj, rank) in enumerate(zip(ranked.trajectories, ranked.ranks.tolist())):
+        if tuple(traj.obs.shape[1:]) != tuple(obs_space.shape):
+            raise ValidationError(f"trajectory {k} (rank {rank_text(rank)}): observation shape {traj.obs.shape[1:]}; "
+                                  f"expected {tuple(obs_space.shape)}, the observation shape of env={source!r}")
+    if config.progress:
+        tqdm.write(f"{name}: {ranked.summary}")
+    fit = fit_reward(ranked, config, obs_space, callback=callback)
+    reward = StateReward(fit.net, act_space)
+    rl_reward = StateReward(fit.net, act_space, config.reward_transform, fit.state_mean, max(fit.state_std, 1e-8))
+    history = list(fit.history)
+    total = config.total_timesteps
+    if total is None:
+        total = hyperparams(source, config.algo, **config.rl_kwargs)["n_timesteps"]
+    if total == 0:
+        return Result(reward, rl_reward, fit.net, None, None, history, ranked, config)
+
+    model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
+    venv = RewardVecEnvWrapper(model.get_env(), rl_reward)
+    normalize = config.algo == "ppo" if config.normalize_reward is None else config.normalize_reward
+    model.set_env(VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=model.gamma) if normalize else venv)
+    bar = timestep_bar(model, total, desc=name, disable=not config.progress, leave=False)
+    state = {"rollout": 0, "stop": False, "t0": time.perf_counter()}
+
+    class LogCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            return not state["stop"]
+
+        def _on_rollout_end(self) -> None:
+            advance(bar, self.num_timesteps)
+            state["rollout"] += 1
+            if state["rollout"] % config.log_every:
+                return
+            episodes = list(self.model.ep_info_buffer)[-20:]
+            record = {"phase": "rl", "rollout": state["rollout"], "timesteps": int(self.num_timesteps),
+                      "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
+                      "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+                      "seconds": time.perf_counter() - state["t0"]}
+            history.append(record)
+            if record["mean_return"] is not None:
+                bar.set_postfix(ret=f"{record['mean_return']:.1f}", refresh=False)
+            if callback is not None:
+                state["stop"] = bool(callback(record, SB3Policy(self.model, config.algo)))
+
+    try:
+        model.learn(total, callback=LogCallback())
+    finally:
+        bar.close()
+    return Result(reward, rl_reward, fit.net, SB3Policy(model, config.algo), model, history, ranked, config)
