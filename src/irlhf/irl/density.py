@@ -1,0 +1,358 @@
+"""Density-based imitation: reward the policy with the log-density of the demonstrations (the ``imitation``
+library's ``DensityAlgorithm``; Gleave et al. 2022, "imitation: Clean Imitation Learning Implementations",
+arXiv:2211.11972), then RL on that fixed reward.
+
+A Gaussian kernel density estimate (Rosenblatt 1956; Parzen 1962) is fitted on the M demonstration rows x_i,
+
+    p_hat(x) = 1/M sum_i N(x; x_i, h^2 I),
+    log p_hat(x) = logsumexp_i(-||x - x_i||^2 / (2 h^2)) - log M - d/2 log(2 pi h^2),
+
+with x = s ("state"), (s, a) ("state_action") or (s, s') ("state_state"): Box observations (and Box actions)
+standardised with the demonstrations' mean / std, Discrete values one-hot. The reward is the log-density,
+floored (unbounded below, it would let a few far-off states outweigh everything else),
+
+    r(s, a, s') = max(log p_hat(x(s, a, s')), f),    f = -log M - d/2 log(2 pi h^2) - k^2 / 2,
+
+f being what one demonstration row gives at k = ``floor_distance`` bandwidths (5: 12.5 nats below its peak).
+An SB3 PPO (or SAC, Box actions) with the rl-zoo settings of ``irlhf.rl.sb3.make_model`` maximises it through
+``irlhf.rl.wrappers.RewardVecEnvWrapper``. The bandwidth h is a number or a rule of thumb for unit-variance
+inputs, n points in d dimensions (Scott 1992, "Multivariate Density Estimation"; Silverman 1986, "Density
+Estimation for Statistics and Data Analysis"; the factors of ``scipy.stats.gaussian_kde``):
+
+    scott: h = n^(-1 / (d + 4))          silverman: h = (n (d + 2) / 4)^(-1 / (d + 4)).
+
+Scoring N points is vectorised (||x||^2 + ||x_i||^2 - 2 x . x_i by BLAS) and chunked: no block of more than
+``Config.max_block`` squared distances exists at once; column chunks combine by a running logaddexp.
+
+Episode ends (``absorbing=True``; the absorbing state of Kostrikov et al. 2019, as in ``irlhf.irl.adversarial``):
+the reward is mostly negative, a per-step penalty that pays a policy to end episodes early. So every state
+input gets a flag column (0), each real termination in the demos adds one row for the absorbing state s_a (zero
+observation, flag ``ABSORBING_FLAG``, zero action; for "state_state" the terminal row's s' is s_a too), and the
+policy's reward on a terminal step gets the discounted tail gamma / (1 - gamma) r(s_a). The flag keeps s_a
+apart from the real states: demos that never end (CartPole's expert) give r(s_a) = f, no better than the worst
+state, so ending never pays; demos that always end (MountainCar's) give s_a the density of their terminations,
+a bonus for reaching the goal.
+(docs/RESULTS.md, issue 24, measures both choices.)
+
+Differences from ``imitation`` 1.0.1: it refuses variable-horizon episodes instead of an absorbing state, fits
+sklearn's KernelDensity with a fixed bandwidth 0.5 on inputs all standardised (one-hot columns too), and hands
+the raw, unfloored log-density to its RL algorithm (no running normalisation). Here PPO's reward is divided by
+SB3's running estimate of the return's std (``normalize_reward``; no shift, so the sign of ending is kept).
+
+    result = density.train("CartPole-v1", demos, density.Config(total_timesteps=50_000))
+    result.policy(obs_batch)                        # deterministic actions
+    result.reward(obs, acts, next_obs)              # max(log p_hat, f), (n,)
+    reward = density.fit_reward("CartPole-v1", demos)   # the reward alone, no RL
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecNormalize
+
+from irlhf.core.config import BaseConfig, Check, Positive, PositiveInt, Seed
+from irlhf.core.errors import ValidationError, shown
+from irlhf.core.newton import blas_threads_limited
+from irlhf.data.demos import demo_transitions, obs_stats
+from irlhf.envs.spaces import flat_dim, one_hot, resolve_spaces
+from irlhf.rl.rewards import RewardFunction
+from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, check_algo_space, make_model, timestep_bar
+from irlhf.rl.wrappers import RewardVecEnvWrapper
+
+__all__ = ["BANDWIDTH_RULES", "Config", "DensityReward", "GaussianKDE", "Result", "bandwidth_rule", "fit_reward",
+           "train"]
+
+BANDWIDTH_RULES = ("scott", "silverman")
+DENSITY_TYPES = ("state", "state_action", "state_state")
+#: The absorbing state's flag, in standardised units: far enough (2000 bandwidths at h = 0.5) that it and the
+#: real states share no kernel mass (for any h below ~25).
+ABSORBING_FLAG = 1000.0
+
+
+def _is_bandwidth(value: Any) -> bool:
+    if isinstance(value, str):
+        return value in BANDWIDTH_RULES
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(BaseConfig):
+    """Density-based imitation settings.
+
+    density_type: the KDE's inputs: "state" (s), "state_action" (s, a; default, as in ``imitation``) or
+      "state_state" (s, s').
+    bandwidth: the kernel's standard deviation h in standardised input units: a number > 0, or "scott"
+      (default) / "silverman" (module docstring; n = the KDE's rows, d = its columns). ``imitation``: 0.5.
+    normalize_obs: standardise Box observations and Box actions with the demonstrations' mean / std (default
+      True; one-hot columns are left 0 / 1).
+    absorbing: score episode ends through an absorbing state (module docstring; default True); False = the
+      plain reward on every step, right for tasks that never end early.
+    floor_distance: k of the reward's floor f (module docstring; default 5.0); a large k all but removes it.
+    max_points: fit on at most this many demonstration rows, a uniform subset drawn with ``seed``; None
+      (default) = all of them (scoring costs O(rows) per step).
+    max_block: most squared distances (float64) held at once while scoring (default 2**22, 32 MiB).
+    algo: the RL learner, "ppo" (default; any action space) or "sac" (Box actions).
+    total_timesteps: environment steps of the RL learner (default 100_000).
+    rl_kwargs: SB3 arguments over ``irlhf.rl.sb3.hyperparams(env, algo)`` (n_envs included); default none.
+    normalize_reward: divide the policy's reward by SB3's running estimate of the discounted return's std
+      (``VecNormalize(norm_reward=True)``, clipped to +-10; no shift, so ending an episode keeps its sign);
+      None (default) = on for PPO, off for SAC.
+    log_every: environment steps between history records (default 2048; at the end of a rollout).
+    seed: seeds the subset, SB3 and its networks (default 0).  progress: a tqdm bar over timesteps (default off).
+    """
+
+    density_type: Literal["state", "state_action", "state_state"] = "state_action"
+    bandwidth: Annotated[float | str, Check(_is_bandwidth, "a number > 0, 'scott' or 'silverman'")] = "scott"
+    normalize_obs: bool = True
+    absorbing: bool = True
+    floor_distance: Positive = 5.0
+    max_points: PositiveInt | None = None
+    max_block: PositiveInt = 2**22
+    algo: Literal["ppo", "sac"] = "ppo"
+    total_timesteps: PositiveInt = 100_000
+    rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
+    normalize_reward: bool | None = None
+    log_every: PositiveInt = 2048
+    seed: Seed = 0
+    progress: bool = False
+
+
+# -- the density ----------------------------------------------------------------------------------------
+def bandwidth_rule(n: int, d: int, rule: str = "scott") -> float:
+    """Scott's n^(-1/(d+4)) or Silverman's (n (d+2) / 4)^(-1/(d+4)): h for n unit-variance points in d dims."""
+    if rule == "scott":
+        return float(n ** (-1.0 / (d + 4)))
+    if rule == "silverman":
+        return float((n * (d + 2) / 4.0) ** (-1.0 / (d + 4)))
+    raise ValidationError(f"bandwidth={shown(rule)}: expected a number > 0 or one of {list(BANDWIDTH_RULES)}")
+
+
+def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """log sum_j exp(a_ij) per row of a finite (n, m) array; overwrites ``a``."""
+    peak = a.max(axis=1)
+    a -= peak[:, None]
+    np.exp(a, out=a)
+    return np.log(a.sum(axis=1)) + peak
+
+
+class GaussianKDE:
+    """p_hat(x) = 1/M sum_i N(x; x_i, h^2 I) over ``points`` (M, d), float64; ``log_density`` scores (N, d).
+    ``log_norm`` = -log M - d/2 log(2 pi h^2), what one row adds to log p_hat at its own centre."""
+
+    def __init__(self, points: np.ndarray, bandwidth: float):
+        self.points = np.asarray(points, dtype=np.float64)
+        if self.points.ndim != 2 or len(self.points) == 0:
+            raise ValidationError(f"points: shape {self.points.shape}; expected (M, d) with M >= 1")
+        if not _is_bandwidth(bandwidth) or isinstance(bandwidth, str):
+            raise ValidationError(f"bandwidth={shown(bandwidth)}: expected a number > 0")
+        self.bandwidth = float(bandwidth)
+        m, d = self.points.shape
+        self._sq = np.einsum("ij,ij->i", self.points, self.points)
+        self.log_norm = -math.log(m) - 0.5 * d * math.log(2.0 * math.pi * self.bandwidth ** 2)
+
+    def log_density(self, x: np.ndarray, max_block: int = 2**22) -> np.ndarray:
+        """log p_hat of each row of x (N, d) -> (N,); at most ``max_block`` distances (N x M block) at once."""
+        x = np.asarray(x, dtype=np.float64)
+        m, d = self.points.shape
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValidationError(f"x: shape {x.shape}; expected (N, {d})")
+        max_block = max(1, int(max_block))
+        rows, cols = max(1, max_block // m), min(m, max_block)
+        scale = -0.5 / self.bandwidth ** 2
+        out = np.empty(len(x))
+        with blas_threads_limited(len(x)):
+            for r0 in range(0, len(x), rows):
+                xr = x[r0:r0 + rows]
+                xsq = np.einsum("ij,ij->i", xr, xr)[:, None]
+                acc = np.full(len(xr), -np.inf)
+                for c0 in range(0, m, cols):
+                    block = xr @ self.points[c0:c0 + cols].T  # the one (rows, cols) array, updated in place
+                    block *= -2.0
+                    block += xsq
+                    block += self._sq[None, c0:c0 + cols]
+                    np.maximum(block, 0.0, out=block)  # squared distances, rounding kept >= 0
+                    block *= scale
+                    acc = np.logaddexp(acc, _logsumexp_rows(block))
+                out[r0:r0 + rows] = acc
+        return out + self.log_norm
+
+
+# -- inputs and the reward ------------------------------------------------------------------------------
+class DensityReward(RewardFunction):
+    """r(s, a, s') = max(log p_hat(x), floor): ``reward(obs (n, ...), acts (n, ...), next_obs (n, ...)) -> (n,)``
+    float64 numpy (one transition: a float). next_obs may be None unless density_type is "state_state"; dones
+    ((n,) bool, as ``RewardVecEnvWrapper(..., with_dones=True)`` passes them) make a terminal row's s' the
+    absorbing state when ``absorbing``. ``kde``: the ``GaussianKDE``; ``floor``: f (module docstring);
+    ``absorbing_reward``: r(s_a) (None without absorbing); ``inputs``: the KDE's x of transitions."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, density_type: str, *,
+                 obs_stats: tuple = (None, None), act_stats: tuple = (None, None), absorbing: bool = True,
+                 max_block: int = 2**22):
+        self.observation_space, self.action_space = observation_space, action_space
+        self.density_type, self.absorbing, self.max_block = density_type, bool(absorbing), int(max_block)
+        self.obs_mean, self.obs_scale = obs_stats
+        self.act_mean, self.act_scale = act_stats
+        self.kde: GaussianKDE | None = None
+        self.floor = -np.inf
+        self.n_demo_transitions = 0
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        if isinstance(self.observation_space, spaces.Discrete):
+            x = one_hot(obs, self.observation_space)
+        else:
+            x = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+            if self.obs_mean is not None:
+                x = (x - self.obs_mean) / self.obs_scale
+        return np.concatenate([x, np.zeros((len(x), 1))], axis=1) if self.absorbing else x
+
+    def _acts(self, acts: np.ndarray) -> np.ndarray:
+        if isinstance(self.action_space, spaces.Discrete):
+            return one_hot(acts, self.action_space)
+        a = np.asarray(acts, dtype=np.float64).reshape(len(acts), -1)
+        return a if self.act_mean is None else (a - self.act_mean) / self.act_scale
+
+    def absorbing_inputs(self, n: int = 1) -> np.ndarray:
+        """(n, d) inputs of the absorbing state (zeros, flag ABSORBING_FLAG; zero action; s' = s_a)."""
+        s_a = np.zeros((n, flat_dim(self.observation_space) + 1))
+        s_a[:, -1] = ABSORBING_FLAG
+        if self.density_type == "state_action":
+            return np.concatenate([s_a, np.zeros((n, flat_dim(self.action_space)))], axis=1)
+        return np.concatenate([s_a, s_a], axis=1) if self.density_type == "state_state" else s_a
+
+    def inputs(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
+               dones: np.ndarray | None = None) -> np.ndarray:
+        """x (n, d) of n transitions for the KDE (module docstring)."""
+        x = self._obs(obs)
+        if self.density_type == "state_action":
+            return np.concatenate([x, self._acts(acts)], axis=1)
+        if self.density_type == "state":
+            return x
+        if next_obs is None:
+            raise ValidationError("reward: next_obs=None with density_type='state_state'; expected next_obs")
+        xn = self._obs(next_obs)
+        if self.absorbing and dones is not None:
+            xn[np.asarray(dones, dtype=bool)] = self.absorbing_inputs(1)[0, x.shape[1]:]
+        return np.concatenate([x, xn], axis=1)
+
+    def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
+              dones: np.ndarray | None) -> np.ndarray:
+        return np.maximum(self.kde.log_density(self.inputs(obs, acts, next_obs, dones), self.max_block), self.floor)
+
+    @property
+    def absorbing_reward(self) -> float | None:
+        """max(log p_hat(s_a), floor): the reward of every step in the absorbing state (None without it)."""
+        return max(float(self.kde.log_density(self.absorbing_inputs(1))[0]), self.floor) if self.absorbing else None
+
+
+def fit_reward(source: Any, data: Any, config: Config | None = None) -> DensityReward:
+    """Fit the log-density reward on ``data`` (a list of ``Trajectory`` or a ``Transitions``) for ``source``
+    (a gymnasium id, env, or (observation_space, action_space)); no RL."""
+    config = Config() if config is None else config
+    if not isinstance(config, Config):
+        raise ValidationError(f"config: {type(config).__name__}; expected irlhf.irl.density.Config")
+    obs_space, act_space = resolve_spaces(source)
+    demo = demo_transitions(data, obs_space, act_space)
+    reward = DensityReward(obs_space, act_space, config.density_type, absorbing=config.absorbing,
+                           max_block=config.max_block,
+                           obs_stats=obs_stats(demo["obs"], obs_space, config.normalize_obs),
+                           act_stats=obs_stats(demo["acts"], act_space, config.normalize_obs))
+    x = reward.inputs(demo["obs"], demo["acts"], demo["next_obs"], demo["dones"])
+    reward.n_demo_transitions = len(x)
+    n_done = int(demo["dones"].sum()) if config.absorbing else 0
+    if n_done:
+        x = np.concatenate([x, reward.absorbing_inputs(n_done)])
+    if config.max_points is not None and len(x) > config.max_points:
+        keep = np.random.default_rng(config.seed).choice(len(x), config.max_points, replace=False)
+        x = x[np.sort(keep)]
+    h = config.bandwidth
+    reward.kde = GaussianKDE(x, bandwidth_rule(*x.shape, h) if isinstance(h, str) else h)
+    reward.floor = reward.kde.log_norm - config.floor_distance ** 2 / 2
+    return reward
+
+
+# -- RL on the reward ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Result:
+    """policy: ``SB3Policy`` (deterministic actions); reward: the ``DensityReward`` (max(log p_hat, floor), s'
+    non-terminal unless dones are passed); model: the SB3 model; history: one dict per ``log_every`` steps
+    (timesteps, mean_log_density (the reward's mean over the steps since the last record, without the absorbing
+    tail), mean_return (true return of the last 20 finished episodes, None before any), mean_length, seconds);
+    n_demo_transitions; bandwidth (h); config."""
+
+    policy: Any
+    reward: DensityReward
+    model: Any
+    history: list[dict]
+    n_demo_transitions: int
+    bandwidth: float
+    config: Config
+
+
+def train(source: str, data: Any, config: Config | None = None, *,
+          callback: Callable[[dict, Any], bool | None] | None = None) -> Result:
+    """Fit the log-density reward on the demonstrations ``data`` and train an SB3 policy on ``source`` (a
+    gymnasium id) to maximise it. callback(record, policy) is called with each history record; returning True
+    stops training."""
+    config = Config() if config is None else config
+    if not isinstance(source, str):
+        raise ValidationError(f"env={shown(source)}: expected a gymnasium environment id (the policy trains on it)")
+    reward = fit_reward(source, data, config)
+    check_algo_space(config.algo, source, reward.action_space)
+    model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
+    tail = model.gamma / (1.0 - model.gamma)
+    r_abs = reward.absorbing_reward
+    sums = {"reward": 0.0, "steps": 0}
+
+    def policy_reward(obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        r = reward.batch(obs, acts, next_obs, dones)
+        sums["reward"] += float(r.sum())
+        sums["steps"] += len(r)
+        return r + tail * r_abs * dones if r_abs is not None else r
+
+    venv = RewardVecEnvWrapper(model.get_env(), policy_reward, with_dones=True)
+    normalize = config.algo == "ppo" if config.normalize_reward is None else config.normalize_reward
+    model.set_env(VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=model.gamma) if normalize else venv)
+    history: list[dict] = []
+    state = {"next": config.log_every, "stop": False, "t0": time.perf_counter(), "callback_seconds": 0.0}
+    bar = timestep_bar(model, config.total_timesteps, desc="density", disable=not config.progress, leave=False)
+
+    class LogCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            return not state["stop"]
+
+        def _on_rollout_end(self) -> None:
+            advance(bar, self.num_timesteps)
+            if self.num_timesteps < state["next"]:
+                return
+            state["next"] = (self.num_timesteps // config.log_every + 1) * config.log_every
+            episodes = list(self.model.ep_info_buffer)[-20:]
+            record = {"timesteps": int(self.num_timesteps),
+                      "mean_log_density": sums["reward"] / max(sums["steps"], 1),
+                      "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
+                      "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+                      "seconds": time.perf_counter() - state["t0"] - state["callback_seconds"]}
+            sums.update(reward=0.0, steps=0)
+            history.append(record)
+            bar.set_postfix(log_p=f"{record['mean_log_density']:.2f}",
+                            ret="-" if record["mean_return"] is None else f"{record['mean_return']:.1f}",
+                            refresh=False)
+            if callback is not None:
+                t_cb = time.perf_counter()
+                state["stop"] = bool(callback(record, SB3Policy(self.model, config.algo)))
+                state["callback_seconds"] += time.perf_counter() - t_cb
+
+    try:
+        model.learn(config.total_timesteps, callback=LogCallback())
+    finally:
+        bar.close()
+    return Result(policy=SB3Policy(model, config.algo), reward=reward, model=model, history=history,
+                  n_demo_transitions=reward.n_demo_transitions, bandwidth=reward.kde.bandwidth, config=config)
