@@ -1,18 +1,28 @@
-"""Why AIRL fails from one CartPole trajectory: the library defaults against discriminator regularisers.
+"""Why AIRL fails from one CartPole trajectory, and what fixes it: the library defaults against discriminator
+regularisers, with the generator's rewards that explain each outcome.
 
 In the classic-control table (``irl_classic_control.py``) AIRL drops the pole at once on every seed from one
-expert trajectory (return 9.4) but reaches the expert from four. With 500 expert transitions the discriminator
-separates them from everything the policy does, AIRL's reward log D - log(1 - D) is strongly negative at every
-policy step, and ending the episode becomes the best the policy can do. This script measures whether the
-usual discriminator regularisers change that, with everything else as in the table (same demos, seeds, 50,000
-PPO steps, scoring on 20 episodes):
+expert trajectory (return 9.4) but reaches the expert from four. The expert never fails, so the absorbing state
+s_a (``irlhf.irl.adversarial``) occurs in the policy's data only, as do all the policy's states: the
+discriminator separates both from the 500 expert transitions perfectly, the logistic loss saturates, and the
+size of their (very negative) logits is left to the network's extrapolation, not to any data. Whether ending an
+episode pays is decided by that arbitrary size: it pays when the terminal reward (absorbing tail included) is
+above the discounted sum of the per-step rewards, r_T > r_step / (1 - gamma). The script prints both, averaged
+over the last 10 rounds, beside the returns. Variants (everything else as in the table: same demos, seeds,
+50,000 PPO steps, scoring on 20 episodes):
 
 * defaults: ``airl.Config()`` (32 discriminator steps per round at lr 3e-3);
 * gradient penalty: ``grad_penalty=10`` (Gulrajani et al.; DAC uses it with the absorbing state);
 * entropy bonus: ``entropy_bonus=1e-3`` (OpenAI baselines' GAIL);
-* weaker discriminator: ``disc_updates=8, disc_lr=1e-3``.
+* weaker discriminator: ``disc_updates=8, disc_lr=1e-3``;
+* raw observations: ``normalize_obs=False`` (one trajectory's std is tiny, so standardised policy states lie
+  far out and s_a, all zeros, sits at the expert's mean);
+* label smoothing: ``label_smoothing=0.2`` / ``0.3`` (targets 1 - eps / eps: logits bounded by
+  log((1 - eps) / eps), so s_a and the policy's worst states get the same bounded reward, and the policy's
+  entropy term, part of AIRL's reward f - log pi and absent at s_a, makes staying alive pay).
 
-    python benchmarks/airl_one_trajectory.py --seeds 3 --workers 2
+    python benchmarks/airl_one_trajectory.py --seeds 5 --workers 2 [--variants ...] [--method airl|gail]
+        [--trajectories N]        # writes benchmarks/out/{method}_{N}_trajectory.json
 """
 
 from __future__ import annotations
@@ -32,7 +42,11 @@ OUT = Path(__file__).resolve().parent / "out"
 ENV = "CartPole-v1"
 STEPS = 50_000
 VARIANTS = {"defaults": {}, "grad_penalty=10": {"grad_penalty": 10.0}, "entropy_bonus=1e-3": {"entropy_bonus": 1e-3},
-            "disc_updates=8, disc_lr=1e-3": {"disc_updates": 8, "disc_lr": 1e-3}}
+            "disc_updates=8, disc_lr=1e-3": {"disc_updates": 8, "disc_lr": 1e-3},
+            "normalize_obs=False": {"normalize_obs": False},
+            "label_smoothing=0.2": {"label_smoothing": 0.2}, "label_smoothing=0.3": {"label_smoothing": 0.3},
+            "normalize_obs=False, label_smoothing=0.3": {"normalize_obs": False, "label_smoothing": 0.3}}
+EXPERT, RANDOM = 500.0, 21.8  # the table's normalisation (irl_classic_control.py)
 
 
 def run_job(job: dict) -> dict:
@@ -41,15 +55,19 @@ def run_job(job: dict) -> dict:
     torch.set_num_threads(1)
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.rl.experts import make_expert
-    from irlhf.irl import airl
+    from irlhf.irl import airl, gail
 
-    seed = job["seed"]
-    demos = collect_demos(ENV, make_expert(ENV), n_episodes=1, seed=1000 * seed)  # as irl_classic_control.py
+    seed, module = job["seed"], {"airl": airl, "gail": gail}[job["method"]]
+    demos = collect_demos(ENV, make_expert(ENV), n_episodes=job["trajectories"], seed=1000 * seed)  # as the table
     t0 = time.perf_counter()
-    result = airl.train(ENV, demos, airl.Config(total_timesteps=STEPS, seed=seed, **VARIANTS[job["variant"]]))
+    config = module.Config(total_timesteps=STEPS, seed=seed, **VARIANTS[job["variant"]])
+    result = module.train(ENV, demos, config)
     seconds = time.perf_counter() - t0
     ret = evaluate(ENV, result.policy, n_episodes=20, seed=10_000 + seed)[0]
-    return {**job, "return": float(ret), "seconds": seconds}
+    last = result.history[-10:]
+    means = {key: float(np.mean([r[key] for r in last if r.get(key) is not None] or [np.nan]))
+             for key in ("reward_step", "reward_terminal")}
+    return {**job, "return": float(ret), "seconds": seconds, **means, "gamma": float(result.model.gamma)}
 
 
 def main() -> None:
@@ -57,22 +75,29 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--method", choices=("airl", "gail"), default="airl")
+    parser.add_argument("--trajectories", type=int, default=1, help="expert trajectories (the table's N)")
     args = parser.parse_args()
-    jobs = [{"variant": v, "seed": s} for s in range(args.seeds) for v in args.variants]
+    jobs = [{"variant": v, "seed": s, "method": args.method, "trajectories": args.trajectories}
+            for s in range(args.seeds) for v in args.variants]
     rows = []
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for future in as_completed([pool.submit(run_job, job) for job in jobs]):
             rows.append(future.result())
             print(f"{rows[-1]['variant']} seed {rows[-1]['seed']}: {rows[-1]['return']:.1f}", flush=True)
-    print(f"\nAIRL on {ENV} from 1 trajectory, {STEPS} PPO steps; {platform.machine()}, {os.cpu_count()} cores")
-    print("| variant | return per seed | mean | s / run |\n|---|---|---|---|")
+    print(f"\n{args.method.upper()} on {ENV} from {args.trajectories} trajectories, {STEPS} PPO steps; "
+          f"{platform.machine()}, {os.cpu_count()} cores")
+    print("| variant | return per seed | mean | score | r_step | r_step / (1 - gamma) | r_T | s / run |\n"
+          "|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
         sel = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["seed"])
         rets = [r["return"] for r in sel]
+        step, term = np.nanmean([r["reward_step"] for r in sel]), np.nanmean([r["reward_terminal"] for r in sel])
         print(f"| {variant} | {' / '.join(f'{x:.1f}' for x in rets)} | {np.mean(rets):.1f} | "
-              f"{np.mean([r['seconds'] for r in sel]):.0f} |")
+              f"{(np.mean(rets) - RANDOM) / (EXPERT - RANDOM):.2f} | {step:.2f} | {step / (1 - sel[0]['gamma']):.1f} | "
+              f"{term:.1f} | {np.mean([r['seconds'] for r in sel]):.0f} |")
     OUT.mkdir(exist_ok=True)
-    (OUT / "airl_one_trajectory.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (OUT / f"{args.method}_{args.trajectories}_trajectory.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,21 @@ def test_discriminator_loss_on_a_hand_computed_batch():
     assert parts["expert_score"].item() == pytest.approx((p[0] + p[1]) / 2, abs=1e-6)
 
 
+def test_label_smoothing_targets_and_its_bounded_optimum():
+    le, lp = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0, 1.0])
+    eps = 0.2
+    loss, parts = adversarial.discriminator_loss(le, lp, label_smoothing=eps)
+    expert = np.mean([(1 - eps) * _sp(-x) + eps * _sp(x) for x in (2.0, -1.0)])
+    policy = np.mean([(1 - eps) * _sp(x) + eps * _sp(-x) for x in (0.5, -3.0, 1.0)])
+    assert loss.item() == pytest.approx(expert + policy, abs=1e-6) == parts["disc_loss"].item()
+    # the loss of one policy logit is smallest at log(eps / (1 - eps)): the reward cannot run off to -infinity
+    grid = torch.linspace(-6, 6, 1201)
+    per_logit = [adversarial.discriminator_loss(torch.zeros(1), g.reshape(1), label_smoothing=eps)[0] for g in grid]
+    assert grid[int(torch.stack(per_logit).argmin())].item() == pytest.approx(math.log(eps / (1 - eps)), abs=0.01)
+    with pytest.raises(ValidationError, match="label_smoothing"):
+        airl.Config(label_smoothing=0.5)
+
+
 def test_gail_reward_types_from_the_logit():
     logit = torch.tensor([-2.0, 0.0, 3.0])
     d = torch.sigmoid(logit)
@@ -117,7 +132,10 @@ def test_gail_loop_records_and_reward_forms(cartpole_demos):
                         callback=lambda rec, policy: records.append(rec))
     assert records == result.history and len(records) == 3  # one record per 256-step PPO rollout
     assert {"disc_loss", "acc_expert", "acc_policy", "expert_score", "policy_score", "mean_return",
-            "mean_length", "grad_penalty", "disc_entropy", "seconds"} <= set(records[-1])
+            "mean_length", "grad_penalty", "disc_entropy", "seconds", "reward_step",
+            "reward_terminal"} <= set(records[-1])
+    assert records[-1]["reward_step"] > 0  # -log(1 - D) > 0; a short random-ish policy falls: terminal rows exist
+    assert records[-1]["reward_terminal"] is not None
     demo = cartpole_demos[0]
     r = result.reward(demo.obs[:-1], demo.acts, demo.obs[1:])
     assert r.shape == (len(demo.acts),) and r.dtype == np.float64 and np.all(r > 0)  # -log(1 - D) > 0

@@ -49,7 +49,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
-from irlhf.core.config import BaseConfig, NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Seed, Widths
+from irlhf.core.config import (BaseConfig, NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Range, Seed,
+                               Widths)
 from irlhf.core.errors import ValidationError
 from irlhf.data.demos import demo_transitions, obs_stats
 from irlhf.envs.gym import make_env
@@ -65,6 +66,8 @@ from irlhf.rl.wrappers import RewardVecEnvWrapper
 __all__ = ["Config", "Discriminator", "Features", "Result", "discriminator_loss", "train"]
 
 GENERATORS = ("ppo", "sac")
+# label smoothing eps: 0.5 would make every target 1/2 (nothing to learn)
+SmoothingFraction = Annotated[float, Range(0, 0.5, high_open=True)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +90,8 @@ class Config(BaseConfig):
       x_hat interpolated between expert and policy inputs (Gulrajani et al. 2017; 0 = off).
     entropy_bonus: weight of the discriminator's mean Bernoulli entropy subtracted from its loss (OpenAI
       baselines' GAIL ``entcoeff``, 1e-3 there; 0 = off). The policy's own entropy bonus is PPO's ``ent_coef``.
+    label_smoothing: eps in [0, 0.5): the discriminator's targets are 1 - eps (expert) and eps (policy)
+      (``discriminator_loss``), which bounds its logits, and so the per-step reward, by log((1 - eps) / eps).
     normalize_obs: standardise Box observations with the demonstrations' statistics.
     absorbing: score episode ends through an absorbing state (module docstring); False = the plain
       reward on the terminal transition (right for tasks that never end early).
@@ -110,6 +115,7 @@ class Config(BaseConfig):
     disc_lr: Positive = 3e-3
     grad_penalty: NonNegative = 0.0
     entropy_bonus: NonNegative = 0.0
+    label_smoothing: SmoothingFraction = 0.0
     normalize_obs: bool = True
     absorbing: bool = True
     normalize_reward: bool | None = None
@@ -183,14 +189,18 @@ class Discriminator(nn.Module, abc.ABC):
         """The recovered reward, (N,)."""
 
 
-def discriminator_loss(logit_expert: torch.Tensor, logit_policy: torch.Tensor, *,
-                       entropy_bonus: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_D = -mean log D(expert) - mean log(1 - D(policy)) - entropy_bonus * mean H(D), from logits (N,), (M,).
+def discriminator_loss(logit_expert: torch.Tensor, logit_policy: torch.Tensor, *, entropy_bonus: float = 0.0,
+                       label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_D = -mean log D(expert) - mean log(1 - D(policy)) - entropy_bonus * mean H(D), from logits (N,), (M,);
+    with label_smoothing eps the targets are 1 - eps (expert) and eps (policy) instead of 1 and 0, so the
+    optimal logit is bounded by +-log((1 - eps) / eps) (Salimans et al. 2016, one-sided there; two-sided here).
 
     Returns the loss and (detached) disc_loss (the logistic part), entropy, acc_expert (D > 1/2 on expert),
     acc_policy (D < 1/2 on policy), expert_score / policy_score (mean D)."""
-    logistic = (nn.functional.softplus(-logit_expert).mean()  # -log sigmoid(l)
-                + nn.functional.softplus(logit_policy).mean())  # -log(1 - sigmoid(l))
+    eps = label_smoothing  # -log sigmoid(l) = softplus(-l), -log(1 - sigmoid(l)) = softplus(l)
+    logistic = ((1 - eps) * nn.functional.softplus(-logit_expert) + eps * nn.functional.softplus(logit_expert)).mean()
+    logistic = logistic + ((1 - eps) * nn.functional.softplus(logit_policy)
+                           + eps * nn.functional.softplus(-logit_policy)).mean()
     both = torch.cat([logit_expert, logit_policy])
     p = torch.sigmoid(both)
     # Bernoulli entropy from logits: softplus(l) - p * l
@@ -237,8 +247,10 @@ class Result:
     """policy: ``irlhf.rl.sb3.SB3Policy`` (deterministic actions); reward: the recovered reward
     (``RecoveredReward``); discriminator and features: the trained networks; model: the SB3 generator;
     history: one dict per ``log_every`` rounds (round, timesteps, disc_loss, disc_entropy, grad_penalty,
-    acc_expert, acc_policy, expert_score, policy_score, mean_return (true return of the last 20 finished
-    episodes, None before any), mean_length (their mean length in steps), seconds); n_demo_transitions; config."""
+    acc_expert, acc_policy, expert_score, policy_score, reward_step / reward_terminal (the generator's reward
+    from the round's discriminator on the round's non-terminal / episode-ending transitions, the absorbing tail
+    included; None where the round has none), mean_return (true return of the last 20 finished episodes, None
+    before any), mean_length (their mean length in steps), seconds); n_demo_transitions; config."""
 
     policy: Any
     reward: RecoveredReward
@@ -361,7 +373,8 @@ def train(env_id: str, demos: Any, config: Config,
             xe, xp = tuple(t[ie] for t in demo_x), tuple(t[ip] for t in pol_x)
             le = disc.logit(xe, demo_d[ie], None if demo_lp is None else demo_lp[ie])
             lpol = disc.logit(xp, pol_d[ip], None if pol_lp is None else pol_lp[ip])
-            loss, parts = discriminator_loss(le, lpol, entropy_bonus=config.entropy_bonus)
+            loss, parts = discriminator_loss(le, lpol, entropy_bonus=config.entropy_bonus,
+                                             label_smoothing=config.label_smoothing)
             gp = torch.zeros(())
             if config.grad_penalty > 0:
                 gp = gradient_penalty(disc, xe, xp, demo_d[ie], gen)
@@ -373,7 +386,16 @@ def train(env_id: str, demos: Any, config: Config,
                 sums[key] = sums.get(key, 0.0) + float(value)
         if config.algo == "sac":
             relabel_replay_buffer(model, policy_reward, with_dones=True)
-        return {k: v / max(config.disc_updates, 1) for k, v in sums.items()}
+        return {k: v / max(config.disc_updates, 1) for k, v in sums.items()}, round_rewards(batch)
+
+    def round_rewards(batch: dict[str, np.ndarray]) -> dict[str, float | None]:
+        """The updated discriminator's generator reward on the round's transitions: per step, and on the steps
+        that end an episode (the absorbing tail included; None without one). Ending early pays when the
+        second is above what the policy's steps would add up to."""
+        r = policy_reward(batch["obs"], batch["acts"], batch["next_obs"], batch["dones"])
+        ended = np.asarray(batch["dones"]).reshape(-1) > 0.5
+        return {"reward_step": float(r[~ended].mean()) if (~ended).any() else None,
+                "reward_terminal": float(r[ended].mean()) if ended.any() else None}
 
     bar = timestep_bar(model, config.total_timesteps, desc=name, disable=not config.progress, leave=False)
 
@@ -386,11 +408,11 @@ def train(env_id: str, demos: Any, config: Config,
             if self.num_timesteps < (state["round"] + 1) * round_steps:
                 return
             state["round"] += 1
-            parts = disc_round()
+            parts, rewards = disc_round()
             if state["round"] % config.log_every:
                 return
             episodes = list(self.model.ep_info_buffer)[-20:]
-            record = {"round": state["round"], "timesteps": int(self.num_timesteps), **parts,
+            record = {"round": state["round"], "timesteps": int(self.num_timesteps), **parts, **rewards,
                       "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
                       "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
                       "seconds": time.perf_counter() - state["t0"] - state["callback_seconds"]}
