@@ -7,7 +7,8 @@
 This module builds the whole argparse tree and maps each sub-command to a function ``run(args)`` of a job
 module in ``irlhf.jobs``; that module is imported only when its sub-command runs (``job_runner``), so
 ``irlhf --help`` imports no torch, gymnasium or matplotlib. Defaults shown here equal the job configs' defaults
-(tests/test_cli.py checks it).
+(tests/test_cli.py checks it). The parsers of the jobs that learn from demonstrations (irl, bc, dagger and
+``irlhf imitate METHOD``, which runs any of them) are built in ``irlhf.cli_learners`` with this module's helpers.
 
 Adding a job: write ``irlhf/jobs/<name>.py`` with a ``Config`` and ``def run(args) -> int | None`` (build the
 Config first: it validates; then ``RunDir.create(name, args.out)``; return an exit code or None), and here a
@@ -31,12 +32,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from irlhf import __version__
+from irlhf import cli_learners as learners
 from irlhf.core.errors import IrlhfError, ValidationError
 from irlhf.core.rundir import closing_runs, stop_message, unfinished
-from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, EXPERTS, IRL_SAMPLE,
-                                IRL_TABULAR, LABEL_EXPORT_FORMATS, LABELLER_CHOICES, LLM_IRL_METHODS, LLM_ONLINE,
-                                LLM_RESUMABLE, LLM_REWARDS, LLM_TRAINER_HELP, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS,
-                                SB3_ALGOS, SCHEDULES, TAMER_TRAINER_OPTIONS, TAMER_TRAINERS, WORLDS)
+from irlhf.jobs._common import (ACTIVE_ACQUISITIONS, ACTIVE_ENVS, DPO_LOSS_TYPES, EXPERT_ACTIONS, LABEL_EXPORT_FORMATS,
+                                LABELLER_CHOICES, LLM_IRL_METHODS, LLM_ONLINE, LLM_RESUMABLE, LLM_REWARDS,
+                                LLM_TRAINER_HELP, LLM_TRAINERS, PREF_MODELS, ROUTE_DRIVERS, SB3_ALGOS,
+                                TAMER_TRAINER_OPTIONS, TAMER_TRAINERS)
 
 PROG = "irlhf"
 DEFAULT_PORT = 8765  # = irlhf.label.live.DEFAULT_PORT
@@ -115,11 +117,13 @@ def add_server_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
                            help="give up waiting for an answer after this long (default: wait forever)")
 
 
-def _set_option(parser: Any, help: str) -> None:
+def set_option(parser: Any, help: str) -> None:
+    """--set KEY=VALUE, repeatable (dest ``options``)."""
     parser.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE", default=None, help=help)
 
 
-def _no_progress(parser: Any) -> None:
+def no_progress(parser: Any) -> None:
+    """--no-progress."""
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -156,92 +160,7 @@ def _demo(subparsers: Any) -> None:
                         help="prompts of the DPO step (4 sampled completions each, all pairs labelled)")
     parser.add_argument("--lm-pretrain-steps", type=int, default=300,
                         help="pretraining steps of the DPO step's tiny language model")
-    _no_progress(parser)
-
-
-def _irl(subparsers: Any) -> None:
-    parser = add_job(
-        subparsers, "irl", job_runner("irl"),
-        help="inverse RL: tabular (apprenticeship, mmp, maxent, deep-maxent) on a classic world, with EVD, or "
-        "sample-based (gcl, gail, airl, iq-learn) on a gymnasium environment, with returns; and a report",
-        description="Tabular algorithms (apprenticeship, mmp, maxent, deep-maxent): build a world, sample expert "
-        "demonstrations, recover the reward, and write the learned reward, metrics (EVD, reward correlation, demo "
-        "log-likelihood), plots and report.html; options --world, --size, --demos N, --horizon, --discount, "
-        "--continuous, --macrocell. Sample-based algorithms (gcl, gail, airl, iq-learn): load (--demos PATH) or "
-        "collect (--expert, --episodes) demonstrations on a gymnasium environment (--env), train, evaluate the "
-        "learned policy against the expert and a random policy (--eval-episodes), and write the policy, the reward "
-        "network, learning curves and report.html. --set, --seed, --out and --no-progress apply to both; an option "
-        "of the other family is an error.",
-    )
-    parser.add_argument("algorithm", nargs="?", choices=IRL_TABULAR + IRL_SAMPLE, default="maxent",
-                        help="the IRL algorithm (module irlhf.irl.<name>): tabular "
-                        f"{', '.join(IRL_TABULAR)}; sample-based {', '.join(IRL_SAMPLE)}")
-    tabular = parser.add_argument_group("tabular algorithms (apprenticeship, mmp, maxent, deep-maxent)")
-    tabular.add_argument("--world", choices=WORLDS, default="objectworld", help="the tabular world")
-    tabular.add_argument("--size", type=int, default=16, help="grid side length (size*size states)")
-    tabular.add_argument("--horizon", type=int, default=8, help="expert horizon and demo length")
-    tabular.add_argument("--discount", type=float, default=0.9, help="discount in (0, 1]")
-    tabular.add_argument("--continuous", action="store_true", help="objectworld: continuous distance features")
-    tabular.add_argument("--macrocell", type=int, default=None, help="gridworld: k x k block indicator features")
-    sample = parser.add_argument_group("sample-based algorithms (gcl, gail, airl, iq-learn)")
-    sample.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
-    sample.add_argument("--expert", default="scripted", metavar="KIND|PATH",
-                        help="expert to collect demos from when no --demos PATH, and to score the learned policy "
-                        f"against where --env has a scripted expert: {', '.join(EXPERTS)} (cached, "
-                        "`irlhf expert train`) or a path to an SB3 .zip / irlhf .safetensors policy")
-    sample.add_argument("--episodes", type=int, default=4,
-                        help="demonstrations to collect from the expert (not with --demos PATH)")
-    sample.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
-    both = parser.add_argument_group("both")
-    both.add_argument("--demos", default=None, metavar="N|PATH",
-                      help="tabular: the number of expert demonstrations to sample (64 if not given); "
-                      "sample-based: demonstrations to learn from (.npz, .parquet, .jsonl or a saved dataset "
-                      "directory; if not given, --episodes are collected from --expert)")
-    _set_option(both, "override a field of the algorithm's Config (VALUE as JSON), e.g. --set lr=0.01 or "
-                "--set total_timesteps=20000; repeatable")
-    _no_progress(both)
-
-
-def _gym_options(parser: Any) -> None:
-    """--env, --eval-episodes, --set and --no-progress of bc and dagger."""
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
-    parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
-    _set_option(parser, "override a Config field (VALUE as JSON), e.g. --set epochs=20; repeatable")
-    _no_progress(parser)
-
-
-def _bc(subparsers: Any) -> None:
-    parser = add_job(subparsers, "bc", job_runner("imitation", "run_bc_command"),
-                     help="behaviour cloning on a gymnasium environment, with evaluation and a report",
-                     description="Load (--demos) or collect expert demonstrations, fit a policy by behaviour "
-                     "cloning (irlhf.imitation.bc), evaluate it against the expert and a random policy, and write "
-                     "the policy, metrics, learning curve and report.html.")
-    _gym_options(parser)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--demos", default=None, metavar="PATH",
-                        help="demonstrations: .npz, .parquet, .jsonl or a saved dataset directory")
-    source.add_argument("--expert", default="scripted", metavar="KIND|PATH",
-                        help="expert to collect demos from: scripted, ppo, dqn, sac (cached, `irlhf expert train`) "
-                        "or a path to an SB3 .zip / irlhf .safetensors policy")
-    parser.add_argument("--episodes", type=int, default=4,
-                        help="demonstrations to collect from the expert (not with --demos)")
-
-
-def _dagger(subparsers: Any) -> None:
-    parser = add_job(subparsers, "dagger", job_runner("imitation", "run_dagger_command"),
-                     help="DAgger with an expert (scripted or SB3-trained) on a gymnasium environment, with a report",
-                     description="Run DAgger (irlhf.imitation.dagger): roll out the expert/learner mixture, label "
-                     "visited states with the expert, retrain by behaviour cloning each round; evaluate and write "
-                     "the policy, per-round metrics, plot and report.html. --set bc.KEY=VALUE sets a per-round "
-                     "behaviour-cloning option.")
-    _gym_options(parser)
-    parser.add_argument("--rounds", type=int, default=10, help="DAgger rounds")
-    parser.add_argument("--episodes-per-round", type=int, default=4, help="mixture-policy rollouts per round")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="linear", help="beta schedule")
-    parser.add_argument("--expert", default="scripted", metavar="KIND|PATH",
-                        help="the expert: scripted, ppo, dqn, sac (cached, `irlhf expert train`), a path to an "
-                        "SB3 .zip / irlhf .safetensors policy, or web (people, on the labelling page the job serves)")
-    add_server_options(parser, live=True)
+    no_progress(parser)
 
 
 def _prefs(subparsers: Any) -> None:
@@ -272,9 +191,9 @@ def _prefs(subparsers: Any) -> None:
                     help="synthetic B-Pref teacher answering the queries, or web: people, through the labelling "
                     "page the job serves while it trains")
     rl.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
-    _set_option(rl, "override a trajectory.Config field (VALUE as JSON), e.g. --set algo=sac, or a teacher "
+    set_option(rl, "override a trajectory.Config field (VALUE as JSON), e.g. --set algo=sac, or a teacher "
                 "parameter with labeller.KEY, e.g. --set labeller.eps=0.2; repeatable")
-    _no_progress(rl)
+    no_progress(rl)
     add_server_options(rl, live=True)
     act = add_job(actions, "active", job_runner("prefs", "run_active_command"),
                   help="Bayesian active preference learning of a linear reward (Sadigh 2017): choose each query, "
@@ -319,7 +238,7 @@ def _demos(subparsers: Any) -> None:
     collect.add_argument("--out", default=argparse.SUPPRESS, metavar="DIR",
                          help=f"{DEMOS_OUT_HELP} (also before 'collect'; demos if not given)")
     collect.add_argument("--force", action="store_true", help="replace an existing PATH")
-    _no_progress(collect)
+    no_progress(collect)
     collect.set_defaults(run=job_runner("demos", "run_collect"))
     info = actions.add_parser("info", help="summarise a demonstrations file")
     info.add_argument("path", metavar="PATH", help="demonstrations (.npz, .parquet, .jsonl or a directory)")
@@ -351,7 +270,7 @@ def _expert(subparsers: Any) -> None:
                         ".zip / irlhf .safetensors policy")
     parser.add_argument("--eval-episodes", "--episodes", dest="eval_episodes", type=int, default=20,
                         help="evaluation episodes")
-    _no_progress(parser)
+    no_progress(parser)
 
 
 def _tamer(subparsers: Any) -> None:
@@ -368,8 +287,8 @@ def _tamer(subparsers: Any) -> None:
                         help="who gives the feedback: the synthetic trainer, or web (a person, on the labelling page "
                         "the job serves)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
-    _set_option(parser, "override a Config field (VALUE as JSON), e.g. --set credit=window; repeatable")
-    _no_progress(parser)
+    set_option(parser, "override a Config field (VALUE as JSON), e.g. --set credit=window; repeatable")
+    no_progress(parser)
     add_server_options(parser, live=True)
 
 
@@ -390,20 +309,21 @@ def _llm(subparsers: Any) -> None:
             p.add_argument("--reward-model", metavar="DIR", help="reward-model directory (from `irlhf llm reward`)")
             p.add_argument("--eval-prompts", dest="eval_data", metavar="FILE", help="held-out prompts")
         else:
-            p.add_argument("--data", required=True, metavar="FILE", help="training rows (.jsonl, .parquet, datasets dir)")
+            p.add_argument("--data", required=True, metavar="FILE",
+                           help="training rows (.jsonl, .parquet, datasets dir)")
             p.add_argument("--eval-data", metavar="FILE", help="held-out rows")
         if action not in ("sft", "reward", "simpo", "orpo"):
             p.add_argument("--ref", metavar="DIR", help="reference model directory (default: the initial model)")
         if action == "dpo":
             p.add_argument("--loss-type", choices=DPO_LOSS_TYPES, default=None,
-                           help="DPO's loss: sigmoid (default; with --set label_smoothing=EPS conservative DPO), robust, "
-                           "hinge or ipo")
+                           help="DPO's loss: sigmoid (default; with --set label_smoothing=EPS conservative DPO), "
+                           "robust, hinge or ipo")
         if action in LLM_RESUMABLE:
             p.add_argument("--resume", metavar="DIR", help="go on from a step-N checkpoint of an earlier run (same "
                            "model, data and options; --set max_steps may grow); the new run holds the whole history")
         p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
-        _set_option(p, "set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
-        _no_progress(p)
+        set_option(p, "set a field of the trainer's Config (VALUE as JSON), e.g. --set learning_rate=1e-4")
+        no_progress(p)
     p = add_job(actions, "irl", job_runner("llm", "run_train_command"),
                 help="inverse RL from {prompt, completion} demonstrations: inverse soft-Q on tokens (iq) or "
                 "sequence MaxEnt IRL with a reward model (maxent)")
@@ -417,13 +337,13 @@ def _llm(subparsers: Any) -> None:
     p.add_argument("--eval-data", metavar="FILE", help="held-out demonstrations (iq)")
     p.add_argument("--ref", metavar="DIR", help="reference model for maxent's KL penalty (default: the initial model)")
     p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train LoRA adapters of this rank (peft)")
-    _set_option(p, "set a field of the learner's Config (VALUE as JSON), e.g. --set chi_alpha=0.5")
-    _no_progress(p)
+    set_option(p, "set a field of the learner's Config (VALUE as JSON), e.g. --set chi_alpha=0.5")
+    no_progress(p)
     s = add_job(actions, "sentiment", job_runner("llm", "run_sentiment_command"),
                 help="the synthetic sentiment task: DPO vs PPO reward-KL frontier (minutes; --quick: under one)")
     s.add_argument("--quick", action="store_true", help="one small seed: a smoke run, not a result")
     s.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: --seed)")
-    _set_option(s, "set a field of irlhf.llm.tasks.frontier.Config (VALUE as JSON)")
+    set_option(s, "set a field of irlhf.llm.tasks.frontier.Config (VALUE as JSON)")
 
 
 def _label(subparsers: Any) -> None:
@@ -462,8 +382,8 @@ def _routes(subparsers: Any) -> None:
     fit.add_argument("--driver", choices=ROUTE_DRIVERS, default="commuter", help="the synthetic driver type")
     fit.add_argument("--temperature", type=float, default=1.0, help="synthetic routes ~ exp(-cost / temperature)")
     fit.add_argument("--holdout", type=float, default=0.25, help="fraction of routes held out for scoring")
-    _set_option(fit, "set a field of irlhf.irl.routes.Config (VALUE as JSON), e.g. --set l2=0.01")
-    _no_progress(fit)
+    set_option(fit, "set a field of irlhf.irl.routes.Config (VALUE as JSON), e.g. --set l2=0.01")
+    no_progress(fit)
     for name, help in (("predict", "the most likely routes between two intersections, with probabilities"),
                        ("destination", "where a driver is heading, from the route so far (Bayes' rule)")):
         p = add_job(actions, name, job_runner("routes", "run_command"), help=help)
@@ -480,8 +400,8 @@ def _routes(subparsers: Any) -> None:
 
 
 # Parser builders, in the order `irlhf --help` lists the jobs; each registers one sub-command (add_job).
-JOBS: tuple[Callable[[Any], None], ...] = (_demo, _irl, _bc, _dagger, _prefs, _demos, _expert, _tamer, _llm, _label,
-                                           _routes)
+JOBS: tuple[Callable[[Any], None], ...] = (_demo, learners.irl, learners.bc, learners.dagger, learners.imitate,
+                                           _prefs, _demos, _expert, _tamer, _llm, _label, _routes)
 
 
 def build_parser() -> argparse.ArgumentParser:

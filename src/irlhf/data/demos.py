@@ -78,6 +78,18 @@ def check_demos(obs: np.ndarray, acts: np.ndarray, obs_space: spaces.Space, act_
     return acts.astype(np.float32)
 
 
+def check_observation_shapes(trajectories: Sequence[Any], obs_space: spaces.Space, env: str, source: str
+                             ) -> None:
+    """Demonstrations of another observation shape than ``env``'s: an error naming their ``source`` (e.g.
+    "demos='pendulum.npz'"), before any learner starts."""
+    expected = getattr(obs_space, "shape", None)
+    for k, traj in enumerate(trajectories):
+        shape = tuple(np.shape(traj.obs)[1:])
+        if expected is not None and shape != tuple(expected):
+            raise ValidationError(f"{source}: trajectory {k} has observations of shape {shape}; expected "
+                                  f"{tuple(expected)}, the observation shape of env={env!r}")
+
+
 def demo_transitions(demos: Any, obs_space: spaces.Space, act_space: spaces.Space) -> dict[str, np.ndarray]:
     """{"obs", "acts", "next_obs", "dones"} of the demonstrations' transitions, checked against the spaces
     (next observations too); acts as :func:`check_demos` returns them, dones (N,) bool (real terminations)."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -323,6 +324,24 @@ def return_correlation(reward: Callable[..., Any], trajectories: Sequence[Trajec
     learned = predicted_returns(reward, trajectories)
     true = np.array([float(np.sum(t.rews)) for t in trajectories])
     return {"pearson": float(stats.pearsonr(learned, true)[0]), "spearman": float(stats.spearmanr(learned, true)[0])}
+
+
+def ranking_summary(result: Any) -> dict[str, Any]:
+    """What a T-REX / D-REX ``result`` learned from: {"ranks": {rank: trajectories}} and, where every ranked
+    trajectory has rewards and their true returns vary, the correlation of learned and true returns over them
+    ("ranked_return_pearson", "ranked_return_spearman"; None where undefined: a constant learned return)."""
+    ranked = result.ranked
+    values, counts = np.unique(ranked.ranks, return_counts=True)
+    out: dict[str, Any] = {"ranks": {rank_text(v): int(c) for v, c in zip(values, counts)}}
+    trajectories = ranked.trajectories
+    if any(t.rews is None for t in trajectories) or len({float(np.sum(t.rews)) for t in trajectories}) < 2:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant learned return: scipy warns, the correlation is nan
+        correlation = return_correlation(result.reward, trajectories)
+    for key, value in correlation.items():
+        out[f"ranked_return_{key}"] = value if np.isfinite(value) else None
+    return out
 
 
 # -- fitting -------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ WEB = "web"  # the choice that makes prefs rl / dagger / tamer ask people throug
 EXPERTS = ("scripted", "ppo", "dqn", "sac")  # --expert: one of these, or a path to an SB3 .zip / irlhf .safetensors
 SCHEDULES = ("linear", "exponential", "constant")  # DAgger's beta schedules
 IRL_TABULAR = ("apprenticeship", "mmp", "maxent", "deep-maxent")
-IRL_SAMPLE = ("gcl", "gail", "airl", "iq-learn")
+IRL_SAMPLE = ("gcl", "gail", "airl", "iq-learn", "sqil", "density", "trex", "drex")  # sqil: irlhf.imitation.sqil
+# irl trex without --ranked: epsilon of the noisy expert per rank 0, 1, ... (benchmarks/trex_cartpole.py's levels)
+TREX_NOISE_LEVELS = (1.0, 0.9, 0.8, 0.7, 0.6)
 WORLDS = ("objectworld", "gridworld", "binaryworld")
 MAX_WORLD_SIZE = 256  # objectworld's nearest-object distances take O(size^4) memory; 256 already needs ~1 GB
 PREF_MODELS = ("auto", "bradley-terry", "plackett-luce")

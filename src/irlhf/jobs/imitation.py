@@ -3,6 +3,7 @@
     irlhf bc --env CartPole-v1 --episodes 4                      # collect 4 expert demos, clone them
     irlhf bc --env CartPole-v1 --demos demos.npz --set epochs=50 # clone saved demos (irlhf.data format)
     irlhf dagger --env CartPole-v1 --rounds 10 --episodes-per-round 4 --schedule linear
+    irlhf imitate bc --episodes 4                                # the same job as `irlhf bc` (any imitate METHOD)
 
 bc: the demonstrations are ``--demos`` (read with ``irlhf.data.load_demos``) or ``--episodes``
 episodes collected from the scripted expert (``irlhf.rl.experts.make_expert``, reset seeds --seed, --seed+1,

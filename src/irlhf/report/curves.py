@@ -26,8 +26,19 @@ IRL_CURVES = {
     "iq-learn": ("update", "update", [("IQ-Learn loss", ["loss"]),
                                       ("expert action accuracy", ["expert_accuracy"]),
                                       ("return (true reward)", ["episode_return", "eval_return"])]),
+    "sqil": ("timesteps", "environment steps", [("TD loss", ["loss"]), ("mean Q(s, a)", ["demo_q", "agent_q"]),
+                                                ("mean episode return (true reward)", ["mean_return", "eval_return"])]),
+    "density": ("timesteps", "environment steps", [("mean log-density reward", ["mean_log_density"]),
+                                                   ("mean episode return (true reward)", ["mean_return"]),
+                                                   ("mean episode length (steps)", ["mean_length"])]),
+    "trex": ("timesteps", "environment steps", [("mean episode return (true reward)", ["mean_return"]),
+                                                ("mean episode length (steps)", ["mean_length"])]),
 }
 IRL_CURVES["airl"] = IRL_CURVES["gail"]
+IRL_CURVES["drex"] = IRL_CURVES["trex"]
+# T-REX / D-REX's reward fit (their "reward" phase records), against the epoch
+REWARD_FIT_CURVES = ("epoch", "epoch", [("snippet loss", ["loss", "val_loss"]),
+                                        ("pair accuracy", ["accuracy", "val_accuracy"])])
 
 
 def _finite(value: Any) -> bool:
