@@ -45,7 +45,9 @@ VARIANTS = {"defaults": {}, "grad_penalty=10": {"grad_penalty": 10.0}, "entropy_
             "disc_updates=8, disc_lr=1e-3": {"disc_updates": 8, "disc_lr": 1e-3},
             "normalize_obs=False": {"normalize_obs": False},
             "label_smoothing=0.2": {"label_smoothing": 0.2}, "label_smoothing=0.3": {"label_smoothing": 0.3},
-            "normalize_obs=False, label_smoothing=0.3": {"normalize_obs": False, "label_smoothing": 0.3}}
+            "normalize_obs=False, label_smoothing=0.3": {"normalize_obs": False, "label_smoothing": 0.3},
+            "bc_warm_start": {"bc_warm_start": True}, "grad_penalty=10, disc_updates=8": {"grad_penalty": 10.0,
+                                                                                        "disc_updates": 8}}
 EXPERT, RANDOM = 500.0, 21.8  # the table's normalisation (irl_classic_control.py)
 
 
