@@ -11,7 +11,11 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 * on request only (``--methods GAIL+BC`` / ``GAIL-logit``): GAIL with ``bc_warm_start=True`` (PPO's actor starts
   from BC) / with ``reward_type="logit"`` (log D - log(1 - D), the reward DAC pairs with the absorbing state);
 * IQ-Learn: online, ``iq_learn.Config(online=True, env_steps=T_iq, seed=seed)`` (soft Q on Discrete actions,
-  soft actor-critic on Box), the library defaults otherwise.
+  soft actor-critic on Box), the library defaults otherwise;
+* SQIL (``irlhf.imitation.sqil``: DQN, SAC on Pendulum-v1), density (``irlhf.irl.density``, state-action KDE
+  reward, PPO / SAC) and D-REX (``irlhf.irl.drex``: BC, noise-ranked rollouts, T-REX, PPO / SAC), T steps each,
+  library defaults otherwise (T-REX needs ranked demonstrations: ``benchmarks/trex_cartpole.py``);
+* on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md).
 
 T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
 is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return is
@@ -49,9 +53,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
-METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn")
-# on request only (--methods): GAIL with other settings than the library defaults
-EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"}}
+METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn", "SQIL", "density", "D-REX")
+# on request only (--methods): GAIL / AIRL with other settings than the library defaults
+EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
+                 "AIRL-raw": {"normalize_obs": False}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,
@@ -91,13 +96,23 @@ def run_job(job: dict) -> dict:
     elif method in ("GAIL", "AIRL", *EXTRA_METHODS):
         from irlhf.irl import airl, gail
 
-        module = airl if method == "AIRL" else gail
+        module = airl if method.startswith("AIRL") else gail
         policy = module.train(env, demos, module.Config(algo="sac" if box else "ppo", total_timesteps=steps,
                                                         seed=seed, **EXTRA_METHODS.get(method, {}))).policy
     elif method == "IQ-Learn":
         from irlhf.irl import iq_learn
 
         policy = iq_learn.train(env, demos, iq_learn.Config(online=True, env_steps=steps, seed=seed)).policy
+    elif method == "SQIL":  # DQN (SAC on Pendulum) with rl-zoo settings
+        from irlhf.imitation import sqil
+
+        policy = sqil.train(env, demos, sqil.Config(total_timesteps=steps, seed=seed)).policy
+    elif method in ("density", "D-REX"):
+        from irlhf.irl import density, drex
+
+        module = density if method == "density" else drex
+        policy = module.train(env, demos, module.Config(algo="sac" if box else "ppo", total_timesteps=steps,
+                                                        seed=seed)).policy
     else:
         raise ValueError(f"method {method!r}")
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
