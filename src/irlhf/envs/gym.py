@@ -26,6 +26,7 @@ import numpy as np
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.seeding import as_generator
 from irlhf.data.types import Trajectory
+from irlhf.envs.pointmass import ENV_ID as POINTMASS_ID, reaching_expert  # importing registers the env
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -94,13 +95,14 @@ def _lunarlander_expert(obs: np.ndarray) -> np.ndarray:
 #: Scripted experts by env id. Mean (std) undiscounted return over 10 episodes, reset seeds 0..9
 #: (measured with ``evaluate(env_id, make_expert(env_id), n_episodes=10, seed=0)``):
 #: CartPole-v1 500.0 (0.0); MountainCar-v0 -120.3 (3.3); Acrobot-v1 -74.2 (8.0);
-#: Pendulum-v1 -132.3 (84.4); LunarLander-v3 265.4 (37.1).
+#: Pendulum-v1 -132.3 (84.4); LunarLander-v3 265.4 (37.1); irlhf/PointMassReach-v0 -11.1 (5.1) (random -46.0).
 SCRIPTED_EXPERTS: dict[str, Policy] = {
     "CartPole-v1": _cartpole_expert,
     "MountainCar-v0": _mountaincar_expert,
     "Acrobot-v1": _acrobot_expert,
     "Pendulum-v1": _pendulum_expert,
     "LunarLander-v3": _lunarlander_expert,
+    POINTMASS_ID: reaching_expert,
 }
 
 
