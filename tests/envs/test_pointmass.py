@@ -42,8 +42,19 @@ def test_registered_with_a_50_step_limit_seeded_and_the_expert_reaches_the_goal(
     assert evaluate(ENV_ID, reaching_expert, 10, seed=0)[0] > random_return(ENV_ID, 10, seed=0) + 25
 
 
+def test_render_draws_the_goal_and_the_point():
+    env = gym.make(ENV_ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    image = env.render()
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    goal, point = ((image == colour).all(-1).sum() for colour in ([40, 160, 40], [40, 80, 220]))
+    assert 0 < goal <= 25 and point == 25  # 5 x 5 squares, the point drawn last
+
+
 def test_bad_parameters():
     with pytest.raises(ValidationError, match="damping"):
         PointMassReach(damping=1.0)
     with pytest.raises(ValidationError, match="ctrl_cost"):
         PointMassReach(ctrl_cost=-1)
+    with pytest.raises(ValidationError, match="render_mode"):
+        PointMassReach(render_mode="human")

@@ -32,14 +32,16 @@ class PointMassReach(gym.Env):
     """The 2-D point-mass reaching task (module docstring). ``damping`` in [0, 1): velocity lost per step;
     ``ctrl_cost`` >= 0: the action penalty's weight in the true reward."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # one step is DT = 0.1 s
 
-    def __init__(self, damping: float = 0.1, ctrl_cost: float = 0.01):
+    def __init__(self, damping: float = 0.1, ctrl_cost: float = 0.01, render_mode: str | None = None):
         if not 0 <= damping < 1:
             raise ValidationError(f"damping={damping!r}: expected a number in [0, 1)")
         if not ctrl_cost >= 0:
             raise ValidationError(f"ctrl_cost={ctrl_cost!r}: expected a number >= 0")
-        self.damping, self.ctrl_cost = float(damping), float(ctrl_cost)
+        if render_mode not in (None, "rgb_array"):
+            raise ValidationError(f"render_mode={render_mode!r}: expected None or 'rgb_array'")
+        self.damping, self.ctrl_cost, self.render_mode = float(damping), float(ctrl_cost), render_mode
         high = np.array([1, 1, np.inf, np.inf, 1, 1], dtype=np.float32)
         self.observation_space = spaces.Box(-high, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
@@ -66,6 +68,15 @@ class PointMassReach(gym.Env):
         self.pos = np.clip(moved, -1.0, 1.0)
         self.vel[moved != self.pos] = 0.0  # the wall stops motion into it
         return self._obs(), reward, False, False, {"distance": distance}
+
+
+    def render(self) -> np.ndarray:
+        """A 64 x 64 RGB picture: white arena, the goal green, the point mass blue."""
+        image = np.full((64, 64, 3), 255, dtype=np.uint8)
+        for point, colour in ((self.goal, (40, 160, 40)), (self.pos, (40, 80, 220))):
+            col, row = np.clip(((point + 1) / 2 * 63).round().astype(int), 2, 61)
+            image[63 - row - 2:63 - row + 3, col - 2:col + 3] = colour
+        return image
 
 
 def reaching_expert(obs: np.ndarray) -> np.ndarray:
