@@ -1,4 +1,5 @@
-"""Guided cost learning on CartPole-v1, with and without the BC warm start of its PPO policy.
+"""Guided cost learning on CartPole-v1 (or the 2-D point-mass reaching task of the paper's class, ``--env
+irlhf/PointMassReach-v0``), with and without the BC warm start of its PPO policy, and with per-step weights.
 
 GCL's sample-based MaxEnt gradient weights each background trajectory by exp(-c(tau)) / z(tau). When the
 policy is far from the demonstrations, the demonstrations (added to the background, as in the paper) take
@@ -15,7 +16,10 @@ keeps it near them. This script measures, per variant and seed (same demos and s
 * re-optimised: a fresh PPO (rl-zoo settings, another seed) trained as long on the learned reward
   -c alone (with the absorbing tail), then scored on the true reward: is the cost a reward one can reuse.
 
-    python benchmarks/gcl_cartpole.py --seeds 3 --workers 2
+* per-step weights (``weights="per_step"``): the importance weights' per-step geometric mean (costs and log
+  densities divided by the horizon), so long near-deterministic demonstrations do not take all the weight.
+
+    python benchmarks/gcl_cartpole.py --seeds 3 --workers 2 [--env irlhf/PointMassReach-v0] [--variants ...]
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-ENV = "CartPole-v1"
+ENVS = ("CartPole-v1", "irlhf/PointMassReach-v0")
 STEPS = 50_000
-VARIANTS = {"BC warm start (default)": {"bc_warm_start": True}, "no warm start": {"bc_warm_start": False}}
+VARIANTS = {"BC warm start (default)": {"bc_warm_start": True}, "no warm start": {"bc_warm_start": False},
+            "per-step weights": {"weights": "per_step"}}
 
 
 def cost_auc(cost_net, expert: list, random: list) -> float:
@@ -61,7 +66,7 @@ def run_job(job: dict) -> dict:
     from irlhf.rl.sb3 import SB3Policy, make_model
     from irlhf.rl.wrappers import RewardVecEnvWrapper
 
-    seed, n = job["seed"], job["n_demos"]
+    seed, n, ENV = job["seed"], job["n_demos"], job["env"]
     expert = make_expert(ENV)
     demos = collect_demos(ENV, expert, n_episodes=n, seed=1000 * seed)
     t0 = time.perf_counter()
@@ -89,8 +94,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timesteps", type=int, default=STEPS, help="GCL's and the re-optimising PPO's steps")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--env", choices=ENVS, default=ENVS[0])
     args = parser.parse_args()
-    jobs = [{"variant": v, "seed": s, "n_demos": args.demos, "timesteps": args.timesteps}
+    jobs = [{"variant": v, "seed": s, "n_demos": args.demos, "timesteps": args.timesteps, "env": args.env}
             for s in range(args.seeds) for v in args.variants]
     rows = []
     start = time.perf_counter()
@@ -101,7 +107,7 @@ def main() -> None:
             print(f"{r['variant']} seed {r['seed']}: return {r['return']:.1f}, re-optimised "
                   f"{r['reoptimised_return']:.1f}, AUC {r['auc']:.3f}, ESS {r['ess']:.1f}/{r['n_background']:.0f} "
                   f"({r['seconds']:.0f} s)", flush=True)
-    print(f"\nGCL on {ENV}, {args.demos} expert trajectories, {args.timesteps} steps; {platform.machine()}, "
+    print(f"\nGCL on {args.env}, {args.demos} expert trajectories, {args.timesteps} steps; {platform.machine()}, "
           f"{os.cpu_count()} cores, {(time.perf_counter() - start) / 60:.1f} min")
     print("| variant | return per seed | mean | re-optimised PPO per seed | mean | cost AUC | ESS / background "
           "| s / run |\n|---|---|---|---|---|---|---|---|")
@@ -113,7 +119,7 @@ def main() -> None:
               f"{np.mean([r['auc'] for r in sel]):.3f} | {np.mean([r['ess'] for r in sel]):.1f} / "
               f"{np.mean([r['n_background'] for r in sel]):.0f} | {np.mean([r['seconds'] for r in sel]):.0f} |")
     OUT.mkdir(exist_ok=True)
-    name = "gcl_cartpole.json" if args.timesteps == STEPS else "gcl_cartpole_short.json"
+    name = f"gcl_{args.env.split('/')[-1]}_{args.timesteps}.json"
     (OUT / name).write_text(json.dumps(rows, indent=2) + "\n")
 
 

@@ -52,6 +52,22 @@ def test_ioc_loss_on_a_hand_computed_batch_with_demos_in_the_background():
     assert l1.item() == pytest.approx(l2.item(), abs=1e-12)
 
 
+def test_per_step_weights_are_the_loss_of_costs_and_log_densities_divided_by_the_horizon():
+    demo_c, back_c = torch.tensor([40.0, 60.0]), torch.tensor([40.0, 60.0, 5.0, 30.0])
+    log_q = torch.tensor([-20.0, -25.0, -200.0, -150.0])  # demos near-deterministic, samples not: w collapses
+    H = 50.0
+    tempered, parts = gcl.ioc_loss(demo_c, back_c, log_q, temperature=H)
+    plain, _ = gcl.ioc_loss(demo_c / H, back_c / H, log_q / H)
+    assert tempered.item() == pytest.approx(plain.item(), abs=1e-12)
+    _, trajectory = gcl.ioc_loss(demo_c, back_c, log_q)
+    w = np.exp([-0.4, -0.7, 3.9, 2.4])  # (-c - log z) / H
+    w /= w.sum()
+    assert trajectory["ess"].item() == pytest.approx(1.0, abs=1e-6)  # the trajectory weights: all on one sample
+    assert parts["ess"].item() == pytest.approx(1.0 / np.sum(w ** 2), rel=1e-6)  # 1.48
+    with pytest.raises(ValidationError, match="weights"):
+        gcl.Config(weights="step")
+
+
 def test_ioc_loss_is_stable_for_large_costs():
     loss, parts = gcl.ioc_loss(torch.tensor([1e4], dtype=torch.float64), torch.tensor([1e4, -1e4], dtype=torch.float64),
                                torch.tensor([-900.0, 0.0], dtype=torch.float64))

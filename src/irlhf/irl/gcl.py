@@ -108,6 +108,10 @@ class Config(BaseConfig):
       demos and samples; "policy": the current policy stands in for the demo density (module docstring).
     bc_warm_start: start PPO's actor from that BC policy (``ppo_from_bc``); None (default) = on for PPO, off for
       SAC (True with SAC is refused).
+    weights: "trajectory" (default, the paper's): importance weights exp(-c(tau)) / z(tau); "per_step": both
+      divided by the horizon H first (the weights' per-step geometric mean, tempered importance sampling): a
+      500-step demonstration's near-deterministic log z no longer outweighs every shorter sample by hundreds of
+      nats, at the price of a biased estimate of Z.
     seed: seeds the cost initialisation, the minibatches and the RL model.  progress: tqdm bar over steps.
     """
 
@@ -133,6 +137,7 @@ class Config(BaseConfig):
     horizon: PositiveInt | None = None
     demo_density: Literal["bc", "policy"] = "bc"
     bc_warm_start: bool | None = None
+    weights: Literal["trajectory", "per_step"] = "trajectory"
     seed: Seed = 0
     progress: bool = False
 
@@ -150,9 +155,11 @@ def mixture_log_density(log_q: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_q, dim=-1) - math.log(log_q.shape[-1])
 
 
-def ioc_loss(demo_costs: torch.Tensor, sample_costs: torch.Tensor, sample_log_q: torch.Tensor
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_IOC = mean(demo_costs) + logsumexp(-sample_costs - log z) - log M (module docstring).
+def ioc_loss(demo_costs: torch.Tensor, sample_costs: torch.Tensor, sample_log_q: torch.Tensor,
+             temperature: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_IOC = mean(demo_costs) + logsumexp(-sample_costs - log z) - log M (module docstring); with a
+    ``temperature`` T every cost and log-density is divided by T first (tempered importance weights:
+    T = the horizon gives per-step weights, ``Config.weights="per_step"``).
 
     demo_costs (N,): c(tau_i) of the demonstrations; sample_costs (M,): c(tau_j) of the background set (include
     the demos there yourself, as ``train`` does); sample_log_q (M,) log z(tau_j) or (M, K) log q_k(tau_j), the
@@ -167,9 +174,9 @@ def ioc_loss(demo_costs: torch.Tensor, sample_costs: torch.Tensor, sample_log_q:
     if log_z.shape != sample_costs.shape:
         raise ValidationError(f"ioc_loss: sample_log_q {tuple(sample_log_q.shape)}; expected ({len(sample_costs)},) "
                               f"or ({len(sample_costs)}, K)")
-    logits = -sample_costs - log_z.to(sample_costs.dtype)
+    logits = (-sample_costs - log_z.to(sample_costs.dtype)) / temperature
     log_z_hat = torch.logsumexp(logits, dim=0) - math.log(len(sample_costs))
-    loss = demo_costs.mean() + log_z_hat
+    loss = demo_costs.mean() / temperature + log_z_hat
     weights = torch.softmax(logits.detach(), dim=0)
     return loss, {"log_z_hat": log_z_hat.detach(), "weights": weights, "ess": 1.0 / (weights * weights).sum()}
 
@@ -401,6 +408,9 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
         if horizon is None:
             raise ValidationError(f"env={env_id!r} has no max_episode_steps; expected Config.horizon (the length "
                                   "every trajectory is padded to) or absorbing=False")
+    temperature = 1.0
+    if config.weights == "per_step":
+        temperature = float(horizon or gymnasium.spec(env_id).max_episode_steps or max(demo_lengths))
 
     mean, scale = obs_stats(demo_obs, obs_space, config.normalize_obs)
     cost_net = CostNet(obs_space, act_space, config.hidden_sizes, config.activation, mean, scale, seed=config.seed)
@@ -492,9 +502,9 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
             costs = costs_of(steps, lengths, [demo_terminal[i] for i in di] + [pool_terminal[i] for i in si])
             n_d = len(di)
             if config.demos_in_background:
-                loss, _ = ioc_loss(costs[:n_d], costs, torch.cat([lq_demo[di], lq_pool[si]]))
+                loss, _ = ioc_loss(costs[:n_d], costs, torch.cat([lq_demo[di], lq_pool[si]]), temperature)
             else:
-                loss, _ = ioc_loss(costs[:n_d], costs[n_d:], lq_pool[si])
+                loss, _ = ioc_loss(costs[:n_d], costs[n_d:], lq_pool[si], temperature)
             if config.lcr_weight > 0:
                 loss = loss + config.lcr_weight * lcr_penalty(steps, lengths)
             if config.mono_weight > 0:
@@ -512,9 +522,9 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
             pool_c = costs_of(pool_steps, pool_lengths, pool_terminal)
             if config.demos_in_background:
                 full_loss, parts = ioc_loss(demo_c.double(), torch.cat([demo_c, pool_c]).double(),
-                                            torch.cat([lq_demo, lq_pool]))
+                                            torch.cat([lq_demo, lq_pool]), temperature)
             else:
-                full_loss, parts = ioc_loss(demo_c.double(), pool_c.double(), lq_pool)
+                full_loss, parts = ioc_loss(demo_c.double(), pool_c.double(), lq_pool, temperature)
         value = float(full_loss)
         if not math.isfinite(value):
             raise ValidationError(f"ioc_loss={value}: training diverged; expected a smaller lr")
