@@ -110,6 +110,18 @@ def test_callback_stops_and_evaluation_is_recorded(cartpole_demos):
     assert all(r["eval_return"] is not None for r in result.history)
 
 
+def test_dqn_takes_sqils_target_and_rate_under_the_users_choices(cartpole_demos):
+    def stop(record, policy):  # build the model, stop at the first record
+        return True
+
+    model = sqil.train("CartPole-v1", cartpole_demos, SHORT, callback=stop).model
+    assert model.target_update_interval == sqil.DQN_DEFAULTS["target_update_interval"] == 1000
+    assert model.learning_rate == sqil.DQN_DEFAULTS["learning_rate"]
+    mine = SHORT.replace(learning_rate=3e-4, rl_kwargs={"target_update_interval": 50})
+    model = sqil.train("CartPole-v1", cartpole_demos, mine, callback=stop).model
+    assert model.target_update_interval == 50 and model.learning_rate == 3e-4
+
+
 def test_pendulum_picks_sac_with_scaled_demo_actions(gym_demos):
     demos = gym_demos("Pendulum-v1", 1, 0)
     config = sqil.Config(total_timesteps=300, buffer_size=1000, batch_size=64, learning_starts=100, log_every=100)
