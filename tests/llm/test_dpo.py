@@ -207,8 +207,13 @@ def test_reference_logps_match_model_and_are_cached(tokenizer, make_model, monke
     ref = make_model(len(tokenizer), seed=1)
     calls = []
     score = pairwise.sequence_logps
-    monkeypatch.setattr(pairwise, "sequence_logps", lambda m, batch, **kw: calls.append(
-        (m is ref, bool(torch.equal(batch["input_ids"][0::2, :3], batch["input_ids"][1::2, :3])))) or score(m, batch, **kw))
+
+    def counted(m, batch, **kw):  # (the reference?, rows 2k and 2k + 1 start alike: a pair side by side)
+        ids = batch["input_ids"]
+        calls.append((m is ref, bool(torch.equal(ids[0::2, :3], ids[1::2, :3]))))
+        return score(m, batch, **kw)
+
+    monkeypatch.setattr(pairwise, "sequence_logps", counted)
     data = tiny_pairs(16)
     result = dpo.train(model, tokenizer, data, config(epochs=3), ref_model=ref)
     # 16 pairs / batch 8 = 2 reference passes, each over 8 pairs with a pair's rows adjacent; none in the 6 steps
