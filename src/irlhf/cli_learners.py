@@ -103,12 +103,17 @@ def _demos_option(parser: Any) -> Any:
                                help="demonstrations: .npz, .parquet, .jsonl or a saved dataset directory")
 
 
-def _bc_options(parser: Any) -> None:
+def _gym_options(parser: Any) -> None:
+    """--env, --eval-episodes, --set and --no-progress of bc and dagger."""
     cli = _cli()
     parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
     parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
     cli.set_option(parser, "override a Config field (VALUE as JSON), e.g. --set epochs=20; repeatable")
     cli.no_progress(parser)
+
+
+def _bc_options(parser: Any) -> None:
+    _gym_options(parser)
     source = parser.add_mutually_exclusive_group()
     _demos_option(source)
     source.add_argument("--expert", default="scripted", metavar="KIND|PATH",
@@ -119,18 +124,14 @@ def _bc_options(parser: Any) -> None:
 
 
 def _dagger_options(parser: Any) -> None:
-    cli = _cli()
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id")
-    parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes")
-    cli.set_option(parser, "override a Config field (VALUE as JSON), e.g. --set epochs=20; repeatable")
-    cli.no_progress(parser)
+    _gym_options(parser)
     parser.add_argument("--rounds", type=int, default=10, help="DAgger rounds")
     parser.add_argument("--episodes-per-round", type=int, default=4, help="mixture-policy rollouts per round")
     parser.add_argument("--schedule", choices=SCHEDULES, default="linear", help="beta schedule")
     parser.add_argument("--expert", default="scripted", metavar="KIND|PATH",
                         help="the expert: scripted, ppo, dqn, sac (cached, `irlhf expert train`), a path to an "
                         "SB3 .zip / irlhf .safetensors policy, or web (people, on the labelling page the job serves)")
-    cli.add_server_options(parser, live=True)
+    _cli().add_server_options(parser, live=True)
 
 
 BC_DESCRIPTION = ("Load (--demos) or collect expert demonstrations, fit a policy by behaviour cloning "

@@ -48,7 +48,8 @@ from irlhf.core.config import BaseConfig, NonNegativeInt, Positive, PositiveInt,
 from irlhf.core.errors import ValidationError
 from irlhf.data.demos import demo_arrays, demo_transitions
 from irlhf.envs.gym import evaluate
-from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, env_spaces, hyperparams, make_model, one_thread, timestep_bar
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, env_spaces, episode_stats, hyperparams, make_model, one_thread,
+                          timestep_bar)
 
 __all__ = ["Config", "Result", "SqilReplayBuffer", "train"]
 
@@ -288,12 +289,10 @@ def train(source: str, data: Any, config: Config | None = None, *,
     def record_now(t: int) -> dict:
         logged = model.logger.name_to_value
         loss = logged[loss_key] if loss_key in logged else last.values.get(loss_key)
-        episodes = list(model.ep_info_buffer)[-20:]
         record = {"timesteps": t, "loss": None if loss is None else float(loss),
                   "demo_q": q_mean(model, buffer, buffer.demos["obs"], buffer.demos["acts"]),
                   "agent_q": q_mean(model, buffer, *buffer.recent(2048)),
-                  "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
-                  "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+                  **episode_stats(model),
                   "eval_return": None}
         if record["loss"] is not None and not np.isfinite(record["loss"]):
             raise ValidationError(f"sqil: loss {record['loss']} at step {t}: training diverged; expected a smaller "

@@ -59,7 +59,8 @@ from irlhf.nn.encoders import ObsEncoder, encode, to_tensor
 from irlhf.nn.mlp import ACTIVATIONS
 from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, make_model, ppo_from_bc,
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, episode_stats, make_model,
+                          ppo_from_bc,
                           relabel_replay_buffer, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
@@ -411,10 +412,8 @@ def train(env_id: str, demos: Any, config: Config,
             parts, rewards = disc_round()
             if state["round"] % config.log_every:
                 return
-            episodes = list(self.model.ep_info_buffer)[-20:]
             record = {"round": state["round"], "timesteps": int(self.num_timesteps), **parts, **rewards,
-                      "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
-                      "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+                      **episode_stats(self.model),
                       "seconds": time.perf_counter() - state["t0"] - state["callback_seconds"]}
             if not all(np.isfinite(v) for v in parts.values()):
                 raise ValidationError(f"{name}: discriminator loss {parts.get('disc_loss')}: training diverged; "

@@ -64,7 +64,7 @@ from irlhf.core.newton import blas_threads_limited
 from irlhf.data.demos import demo_transitions, obs_stats
 from irlhf.envs.spaces import flat_dim, one_hot, resolve_spaces
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, check_algo_space, make_model, timestep_bar
+from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model, timestep_bar
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["BANDWIDTH_RULES", "Config", "DensityReward", "GaussianKDE", "Result", "bandwidth_rule", "fit_reward",
@@ -334,11 +334,9 @@ def train(source: str, data: Any, config: Config | None = None, *,
             if self.num_timesteps < state["next"]:
                 return
             state["next"] = (self.num_timesteps // config.log_every + 1) * config.log_every
-            episodes = list(self.model.ep_info_buffer)[-20:]
             record = {"timesteps": int(self.num_timesteps),
                       "mean_log_density": sums["reward"] / max(sums["steps"], 1),
-                      "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
-                      "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+                      **episode_stats(self.model),
                       "seconds": time.perf_counter() - state["t0"] - state["callback_seconds"]}
             sums.update(reward=0.0, steps=0)
             history.append(record)

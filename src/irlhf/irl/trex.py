@@ -57,7 +57,8 @@ from irlhf.nn.encoders import ObsEncoder
 from irlhf.nn.losses import bradley_terry_loss
 from irlhf.nn.mlp import ACTIVATIONS, mlp
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, env_spaces, hyperparams, make_model, timestep_bar
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, env_spaces, episode_stats, hyperparams, make_model,
+                          timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "RankedDemos", "Result", "RewardFit", "SnippetPairs", "StateReward", "StateRewardNet",
@@ -499,10 +500,8 @@ def train(source: str, data: Any, config: Config | None = None, *,
             state["rollout"] += 1
             if state["rollout"] % config.log_every:
                 return
-            episodes = list(self.model.ep_info_buffer)[-20:]
             record = {"phase": "rl", "rollout": state["rollout"], "timesteps": int(self.num_timesteps),
-                      "mean_return": float(np.mean([e["r"] for e in episodes])) if episodes else None,
-                      "mean_length": float(np.mean([e["l"] for e in episodes])) if episodes else None,
+                      **episode_stats(self.model),
                       "seconds": time.perf_counter() - state["t0"]}
             history.append(record)
             if record["mean_return"] is not None:

@@ -208,6 +208,16 @@ def advance(bar: tqdm, num_timesteps: int) -> None:
     bar.update(min(int(num_timesteps), bar.total) - bar.n)
 
 
+def episode_stats(model: BaseAlgorithm, last: int = 20) -> dict[str, float | None]:
+    """mean_return / mean_length of the ``last`` finished episodes in ``model.ep_info_buffer`` (the Monitor's
+    true returns, whatever reward the model trains on); None before any episode has finished."""
+    episodes = list(model.ep_info_buffer)[-last:]
+    if not episodes:
+        return {"mean_return": None, "mean_length": None}
+    return {"mean_return": float(np.mean([e["r"] for e in episodes])),
+            "mean_length": float(np.mean([e["l"] for e in episodes]))}
+
+
 class SB3Policy:
     """Callable form of an SB3 model: ``policy(obs_batch) -> actions`` from the deterministic ``predict``.
 
@@ -386,4 +396,4 @@ def copy_actor(module: Any, model: PPO) -> None:
 
 __all__ = ["ALGOS", "DEFAULT_HYPERPARAMS", "FALLBACK_HYPERPARAMS", "RECOMMENDED_ALGO", "RlKwargs", "SB3Policy",
            "action_log_prob",
-           "check_algo", "hyperparams", "make_model", "ppo_from_bc", "relabel_replay_buffer"]
+           "check_algo", "episode_stats", "hyperparams", "make_model", "ppo_from_bc", "relabel_replay_buffer"]
