@@ -18,6 +18,8 @@ keeps it near them. This script measures, per variant and seed (same demos and s
 
 * per-step weights (``weights="per_step"``): the importance weights' per-step geometric mean (costs and log
   densities divided by the horizon), so long near-deterministic demonstrations do not take all the weight.
+* all past policies (``background="all_past"``, the paper's fusion): every policy sample so far in the
+  background, z the mixture of all past policies (``gcl.PastPolicyMixture``); also with per-step weights.
 
     python benchmarks/gcl_cartpole.py --seeds 3 --workers 2 [--env irlhf/PointMassReach-v0] [--variants ...]
 """
@@ -39,7 +41,8 @@ OUT = Path(__file__).resolve().parent / "out"
 ENVS = ("CartPole-v1", "irlhf/PointMassReach-v0")
 STEPS = 50_000
 VARIANTS = {"BC warm start (default)": {"bc_warm_start": True}, "no warm start": {"bc_warm_start": False},
-            "per-step weights": {"weights": "per_step"}}
+            "per-step weights": {"weights": "per_step"}, "all past policies": {"background": "all_past"},
+            "all past, per-step": {"background": "all_past", "weights": "per_step"}}
 
 
 def cost_auc(cost_net, expert: list, random: list) -> float:

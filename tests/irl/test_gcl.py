@@ -52,6 +52,52 @@ def test_ioc_loss_on_a_hand_computed_batch_with_demos_in_the_background():
     assert l1.item() == pytest.approx(l2.item(), abs=1e-12)
 
 
+def test_past_policy_mixture_is_the_balance_heuristic_over_every_phase():
+    # fake policies: phase k's log-density of an episode e (a number) is -(k + 1) * e; the recorded density of an
+    # episode on its own phase is given separately (it differs from the phase's end-of-phase policy)
+    def log_q(k, episodes):
+        return np.array([-(k + 1.0) * e for e in episodes])
+
+    mixture = gcl.PastPolicyMixture(log_q, n_demos=2)
+    demo_e = np.array([0.5, 1.5])
+    phases = [([1.0, 2.0], [-0.7, -2.2]), ([], []), ([3.0], [-5.5]), ([0.2, 0.4, 0.6], [-0.1, -0.9, -1.9])]
+    episodes, recorded, phase_of = [], [], []
+    for k, (new, rec) in enumerate(phases):
+        episodes += new
+        recorded += rec
+        phase_of += [k] * len(new)
+        cur = -(k + 1.0) * np.array(episodes)
+        log_z_pool, log_z_demo = mixture.add_phase(new, np.array(rec), cur, -(k + 1.0) * demo_e)
+        counts = np.array([len(p[0]) for p in phases[:k + 1]], dtype=float)
+        # by brute force: z(tau_j) = sum_k' n_k' / N q_k'(tau_j), the recorded value on its own phase
+        q = np.exp(np.array([[recorded[j] if phase_of[j] == kk else -(kk + 1.0) * e for kk in range(k + 1)]
+                             for j, e in enumerate(episodes)]).reshape(len(episodes), k + 1))
+        np.testing.assert_allclose(log_z_pool, np.log(q @ (counts / counts.sum())), atol=1e-12)
+        q_demo = np.exp(-np.outer(demo_e, np.arange(1, k + 2)))
+        np.testing.assert_allclose(log_z_demo, np.log(q_demo @ (counts / counts.sum())), atol=1e-12)
+    assert mixture.counts == [2, 0, 1, 3] and mixture.pool.shape == (6, 4)
+    with pytest.raises(ValidationError, match="one per episode"):
+        mixture.add_phase([1.0], np.array([0.0]), np.zeros(3), np.zeros(2))
+
+
+def test_all_past_background_keeps_every_sample_and_restores_the_policy(gym_demos):
+    env = "CartPole-v1"
+    demos = gym_demos(env, 2, 0)
+    params = []
+
+    def snapshot(record, policy):
+        params.append(torch.cat([p.detach().reshape(-1).clone() for p in policy.model.policy.parameters()]))
+
+    result = gcl.train(env, demos, gcl.Config(total_timesteps=4096, steps_per_iteration=1024, seed=0,
+                                              background="all_past", sample_pool=2, bc_warm_start=False),
+                       callback=snapshot)
+    sizes = [h["n_background"] for h in result.history]
+    assert sizes == sorted(sizes) and sizes[-1] > 2 + len(demos)  # every episode kept, not the last sample_pool
+    assert all(math.isfinite(h["ioc_loss"]) and 1.0 <= h["ess"] <= h["n_background"] for h in result.history)
+    # evaluating old snapshots must leave PPO's current policy in place: it moves on between phases
+    assert len(params) >= 3 and all(not torch.equal(a, b) for a, b in zip(params, params[1:]))
+
+
 def test_per_step_weights_are_the_loss_of_costs_and_log_densities_divided_by_the_horizon():
     demo_c, back_c = torch.tensor([40.0, 60.0]), torch.tensor([40.0, 60.0, 5.0, 30.0])
     log_q = torch.tensor([-20.0, -25.0, -200.0, -150.0])  # demos near-deterministic, samples not: w collapses
@@ -242,7 +288,7 @@ def cart_demos(gym_demos):
     (dict(rl_kwargs=[1]), "rl_kwargs"), (dict(demo_batch_size=1.5), "demo_batch_size"),
     (dict(normalize_reward=1), "normalize_reward"), (dict(demos_in_background=None), "demos_in_background"),
     (dict(demo_density="kde"), "demo_density"), (dict(horizon=0), "horizon"), (dict(absorbing=None), "absorbing"),
-    (dict(algo="sac", bc_warm_start=True), "bc_warm_start"),
+    (dict(algo="sac", bc_warm_start=True), "bc_warm_start"), (dict(background="all"), "background"),
 ])
 def test_bad_config(changes, match):
     with pytest.raises(ValidationError, match=match):

@@ -14,7 +14,9 @@ i over the demos, j over the M background trajectories. Its gradient is E_demos[
 c(tau_j), w_j proportional to exp(-c(tau_j)) / z(tau_j).
 
 Fusion (paper, section 4): each demo minibatch is also added to the background (``demos_in_background``;
-without it L_IOC is unbounded below), and z mixes K = 2 components per trajectory: for a policy sample the
+without it L_IOC is unbounded below). With ``background="all_past"`` (the paper's) the background keeps every
+policy sample so far and z is the mixture of all past policies (``PastPolicyMixture``). The default "recent"
+keeps the last ``sample_pool`` samples and z mixes K = 2 components per trajectory: for a policy sample the
 policies that generated it (log-likelihoods recorded at generation time) and the current policy; for a
 demo the current policy. ``demo_density="bc"`` (default) mixes in a behaviour-cloning density q_bc fitted
 once on the demos, 1:1 for every background trajectory, z = (q_bc + q_policy) / 2. ``ioc_loss`` takes any
@@ -64,16 +66,16 @@ from irlhf.core.errors import ValidationError, describe
 from irlhf.data.demos import check_demos, obs_stats
 from irlhf.data.types import Trajectory
 from irlhf.envs.spaces import act_dim
+from irlhf.irl.gcl_background import PastPolicyMixture, make_sampler
 from irlhf.nn.encoders import ObsEncoder, encode
 from irlhf.nn.mlp import ACTIVATIONS, mlp
 from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, env_spaces, make_model,
                           one_thread, ppo_from_bc, relabel_replay_buffer, timestep_bar)
-from irlhf.rl.wrappers import RewardVecEnvWrapper
 
-__all__ = ["Config", "CostNet", "CostReward", "Result", "ioc_loss", "lcr_penalty", "mixture_log_density",
-           "mono_penalty", "padded_trajectory_costs", "train"]
+__all__ = ["Config", "CostNet", "CostReward", "PastPolicyMixture", "Result", "ioc_loss", "lcr_penalty",
+           "mixture_log_density", "mono_penalty", "padded_trajectory_costs", "train"]
 
 
 def _is_algo(value: Any) -> bool:
@@ -93,7 +95,10 @@ class Config(BaseConfig):
     lr: Adam step size of the cost.  weight_decay: Adam's L2 on the cost weights (>= 0).
     demo_batch_size / sample_batch_size: trajectories per cost minibatch (all of them when fewer exist);
       the demo minibatch is also added to the background samples.
-    sample_pool: how many of the most recent policy episodes are kept as background samples.
+    sample_pool: how many of the most recent policy episodes are kept as background samples ("recent" only).
+    background: "recent" (default): the last ``sample_pool`` policy episodes, each sample's z the mixture of its
+      generating policy and the current one; "all_past" (the paper's fusion): every policy episode so far, z
+      the mixture of all past policies (``PastPolicyMixture``; one component per cost phase).
     demos_in_background: add the demo minibatch to the background samples (the paper's fusion; module
       docstring). False: the background is the policy samples alone, log z = the 2-component mixture.
     lcr_weight / mono_weight / mono_margin: the paper's local-constancy and monotonicity regularisers
@@ -127,6 +132,7 @@ class Config(BaseConfig):
     demo_batch_size: PositiveInt = 8
     sample_batch_size: PositiveInt = 32
     sample_pool: PositiveInt = 200
+    background: Literal["recent", "all_past"] = "recent"
     demos_in_background: bool = True
     lcr_weight: NonNegative = 0.0
     mono_weight: NonNegative = 0.0
@@ -336,50 +342,6 @@ def _demo_trajectories(demos: Any, obs_space: spaces.Space, act_space: spaces.Sp
     return out
 
 
-# -- sample collection --------------------------------------------------------------------------
-def _make_sampler(venv: Any, reward_fn: Callable, model: Any, max_episodes: int) -> Any:
-    """A RewardVecEnvWrapper (reward_fn(obs, acts, next_obs, terminated)) that also sums log pi(a_t | s_t) of
-    each step's acting policy (at generation time) and hands finished episodes out as (Trajectory, log_q)
-    through ``take()``."""
-    class _Sampler(RewardVecEnvWrapper):
-        def __init__(self) -> None:
-            super().__init__(venv, reward_fn, record=True, max_episodes=max(max_episodes, venv.num_envs),
-                             with_dones=True)
-            self._log_q = np.zeros(self.num_envs)
-            self._step_log_q = np.zeros(self.num_envs)
-            self.fresh: list[tuple[Trajectory, float]] = []
-
-        def reset(self) -> np.ndarray:
-            self._log_q[:] = 0.0
-            return super().reset()
-
-        def step_async(self, actions: np.ndarray) -> None:
-            if model.num_timesteps < getattr(model, "learning_starts", 0):  # SAC's uniform warm-up actions
-                low, high = model.action_space.low, model.action_space.high
-                self._step_log_q = np.full(self.num_envs, -float(np.sum(np.log(high - low))))
-            else:
-                with torch.no_grad():
-                    self._step_log_q = action_log_prob(model, self._obs, np.asarray(actions)).double().numpy()
-            super().step_async(actions)
-
-        def step_wait(self) -> Any:
-            obs, rewards, dones, infos = super().step_wait()
-            self._log_q += self._step_log_q
-            done = np.flatnonzero(dones)
-            if len(done):
-                episodes = list(self.episodes)[-len(done):]
-                for i, episode in zip(done, episodes):
-                    self.fresh.append((episode, float(self._log_q[i])))
-                    self._log_q[i] = 0.0
-            return obs, rewards, dones, infos
-
-        def take(self) -> list[tuple[Trajectory, float]]:
-            fresh, self.fresh = self.fresh, []
-            return fresh
-
-    return _Sampler()
-
-
 # -- training -----------------------------------------------------------------------------------
 def train(source: str, data: Any, config: Config | None = None, *,
           callback: Callable[[dict, Any], bool | None] | None = None) -> Result:
@@ -427,10 +389,11 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     else:
         model = make_model(config.algo, env_id, seed=config.seed, **config.rl_kwargs)
     reward = CostReward(cost_net, tail=model.gamma / (1.0 - model.gamma) if config.absorbing else 0.0)
-    venv = _make_sampler(model.get_env(), lambda o, a, n, d: reward(o, a, n, d), model, config.sample_pool)
+    venv = make_sampler(model.get_env(), lambda o, a, n, d: reward(o, a, n, d), model, config.sample_pool)
     model.set_env(venv)
     # pool entries: [obs (T, ...), acts (T, ...), log q_gen, terminated, log q_bc]
-    pool: collections.deque[list] = collections.deque(maxlen=config.sample_pool)
+    all_past = config.background == "all_past"
+    pool: collections.deque[list] = collections.deque(maxlen=None if all_past else config.sample_pool)
     returns: collections.deque[float] = collections.deque(maxlen=20)
     history: list[dict] = []
     t0 = time.perf_counter()
@@ -458,12 +421,27 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     if config.demo_density == "bc":
         bc_demo = log_bc(demo_obs, demo_acts, demo_lengths)
 
+    actor = model.actor if config.algo == "sac" else model.policy  # what log pi(a | s) reads
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def log_pi_of_snapshot(k: int, episodes: list) -> np.ndarray:
+        current = {name: value.clone() for name, value in actor.state_dict().items()}
+        actor.load_state_dict(snapshots[k])
+        try:
+            return log_pi(np.concatenate([e[0] for e in episodes]), np.concatenate([e[1] for e in episodes]),
+                          [len(e[1]) for e in episodes])
+        finally:
+            actor.load_state_dict(current)
+
+    mixture = PastPolicyMixture(log_pi_of_snapshot, len(demo_list)) if all_past else None
+
     def batch(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, list[int]]:
         obs = np.concatenate([o for o, _ in items])
         acts = np.concatenate([a for _, a in items])
         return cost_net(obs, acts), [len(a) for _, a in items]
 
     def iteration(timesteps: int) -> None:
+        n_before = len(pool)
         for episode, log_q in venv.take():
             acts = np.asarray(episode.acts)
             if isinstance(act_space, spaces.Discrete):
@@ -480,18 +458,22 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
         pool_acts = np.concatenate([p[1] for p in items])
         pool_lengths = [len(p[1]) for p in items]
         pool_terminal = [p[3] for p in items]
-        # component log-densities (module docstring): for samples the policy part is (generating policy,
-        # current policy); for demos the current policy; with demo_density="bc" the BC density is mixed in 1:1
+        # the policy part of z (module docstring): "recent": (generating policy, current policy) for samples, the
+        # current policy for demos; "all_past": every past phase's policy; demo_density="bc" mixes q_bc in 1:1
         cur_pool = log_pi(pool_obs, pool_acts, pool_lengths)
         cur_demo = log_pi(demo_obs, demo_acts, demo_lengths)
         gen_pool = np.array([p[2] for p in items])
-        if config.demo_density == "bc":
-            pol_pool = np.logaddexp(gen_pool, cur_pool) - math.log(2.0)
-            lq_pool = torch.as_tensor(np.stack([[p[4] for p in items], pol_pool], axis=1))
-            lq_demo = torch.as_tensor(np.stack([bc_demo, cur_demo], axis=1))
+        if all_past:
+            new = items[n_before:]
+            pol_pool, pol_demo = mixture.add_phase(new, gen_pool[n_before:], cur_pool, cur_demo)
+            snapshots.append({name: value.clone() for name, value in actor.state_dict().items()})
         else:
-            lq_pool = torch.as_tensor(np.stack([gen_pool, cur_pool], axis=1))
-            lq_demo = torch.as_tensor(np.stack([cur_demo, cur_demo], axis=1))
+            pol_pool, pol_demo = np.logaddexp(gen_pool, cur_pool) - math.log(2.0), cur_demo
+        if config.demo_density == "bc":
+            lq_pool = torch.as_tensor(np.stack([[p[4] for p in items], pol_pool], axis=1))
+            lq_demo = torch.as_tensor(np.stack([bc_demo, pol_demo], axis=1))
+        else:
+            lq_pool, lq_demo = torch.as_tensor(pol_pool), torch.as_tensor(pol_demo)
         cost_net.train()
         for _ in range(config.cost_updates_per_iteration):
             di = torch.randperm(len(demo_list), generator=gen)[:config.demo_batch_size].tolist()
