@@ -1,8 +1,9 @@
-"""T-REX and D-REX on CartPole-v1: from suboptimal demonstrations to a learned reward, then PPO on it.
+"""T-REX and D-REX on CartPole-v1 (or LunarLander-v3): from suboptimal demonstrations to a learned reward, then PPO.
 
 Demonstrators ("checkpoints" of known quality, cheap to make): the scripted CartPole expert acting
 epsilon-greedily, a uniformly random action with probability eps, at eps = 1.0, 0.9, 0.8, 0.7, 0.6 (ranks 0-4,
-rank 4 best; measured mean returns about 20, 40, 40, 65, 90-180: every one far below the expert's 500).
+rank 4 best; measured mean returns about 20, 40, 40, 65, 90-180: every one far below the expert's 500; on
+LunarLander-v3, ``--env LunarLander-v3``, the scripted lander with the same eps, a random one of 4 actions).
 Per seed s, ``--demos`` episodes per level (reset seeds 1000 s + 100 k + i).
 
 * T-REX: all five levels, ranked by eps (``irlhf.irl.trex``);
@@ -11,8 +12,9 @@ Per seed s, ``--demos`` episodes per level (reset seeds 1000 s + 100 k + i).
 * then PPO (rl-zoo settings, ``--timesteps`` steps) on sigmoid(r_theta) (the default transform), scored on the
   true reward over 20 episodes (reset seeds 10,000 + s).
 
-Columns: the best demonstration level's mean return; RL's return per seed, its mean, and its ratio to the best
-demonstrations (> 1: better than the demonstrator, the papers' claim); D-REX's BC policy's return; the held-out
+Columns: the best demonstration level's mean return; RL's return per seed, its mean, and its margin over the
+best demonstrations (> 0: better than the demonstrator, the papers' claim; with the ratio where returns are
+positive); D-REX's BC policy's return; the held-out
 correlation of learned with true returns (Pearson / Spearman) over 30 fresh noisy-expert episodes at eps =
 1.0, 0.8, 0.6, 0.4, 0.2, 0.0 (5 each; the last three better than any demonstration: extrapolation) for the
 raw r_theta and for the sigmoid the agent was paid; the last epoch's held-out pair accuracy.
@@ -23,6 +25,7 @@ constant added to r changes no snippet comparison), so the raw sum over episodes
 correlate poorly or negatively with the true return while the sigmoid's correlates well.
 
     python benchmarks/trex_cartpole.py --seeds 3 --workers 2                       # full size
+    python benchmarks/trex_cartpole.py --env LunarLander-v3 --seeds 3 --workers 2  # PPO 300,000 steps
     python benchmarks/trex_cartpole.py --seeds 1 --timesteps 2048 --pairs 300 --epochs 1 --demos 2   # smoke
 """
 
@@ -40,26 +43,26 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-ENV = "CartPole-v1"
-STEPS = 100_000  # the rl-zoo PPO budget for CartPole-v1
+STEPS = {"CartPole-v1": 100_000, "LunarLander-v3": 300_000}  # the PPO budgets of irl_classic_control.py
 LEVELS = (1.0, 0.9, 0.8, 0.7, 0.6)
 HELD_OUT = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 METHODS = ("T-REX", "D-REX")
 
 
-def noisy_expert(expert, eps: float, seed: int):
-    """The expert, with a uniformly random action (CartPole: 0 or 1) with probability eps."""
+def noisy_expert(expert, eps: float, seed: int, n_actions: int = 2):
+    """The expert, with a uniformly random one of ``n_actions`` actions with probability eps."""
     rng = np.random.default_rng(seed)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         acts = expert(obs)
         flip = rng.random(len(acts)) < eps
-        return np.where(flip, rng.integers(0, 2, len(acts)), acts).astype(np.int64)
+        return np.where(flip, rng.integers(0, n_actions, len(acts)), acts).astype(np.int64)
 
     return policy
 
 
 def run_job(job: dict) -> dict:
+    import gymnasium
     import torch
 
     torch.set_num_threads(1)
@@ -67,13 +70,17 @@ def run_job(job: dict) -> dict:
     from irlhf.irl import drex, trex
     from irlhf.rl.experts import make_expert
 
-    seed, method = job["seed"], job["method"]
+    seed, method, ENV = job["seed"], job["method"], job["env"]
     expert = make_expert(ENV)
-    ranked = {k: collect_demos(ENV, noisy_expert(expert, eps, 10 * seed + k), job["demos"], seed=1000 * seed + 100 * k)
+    env = gymnasium.make(ENV)
+    n_actions = int(env.action_space.n)
+    env.close()
+    ranked = {k: collect_demos(ENV, noisy_expert(expert, eps, 10 * seed + k, n_actions), job["demos"],
+                               seed=1000 * seed + 100 * k)
               for k, eps in enumerate(LEVELS)}
     best = ranked[len(LEVELS) - 1]
     held_out = [t for k, eps in enumerate(HELD_OUT)
-                for t in collect_demos(ENV, noisy_expert(expert, eps, 500 + 10 * seed + k), 5,
+                for t in collect_demos(ENV, noisy_expert(expert, eps, 500 + 10 * seed + k, n_actions), 5,
                                        seed=50_000 + 1000 * seed + 100 * k)]
     common = dict(n_pairs=job["pairs"], epochs=job["epochs"], total_timesteps=job["timesteps"], seed=seed)
     t0 = time.perf_counter()
@@ -103,14 +110,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demos", type=int, default=5, help="episodes per demonstrator level")
-    parser.add_argument("--timesteps", type=int, default=STEPS, help="PPO steps on the learned reward")
+    parser.add_argument("--env", choices=list(STEPS), default="CartPole-v1")
+    parser.add_argument("--timesteps", type=int, help="PPO steps on the learned reward (default: STEPS[env])")
     parser.add_argument("--pairs", type=int, default=3000, help="snippet pairs (trex.Config.n_pairs)")
     parser.add_argument("--epochs", type=int, default=5, help="reward-learning epochs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
-    jobs = [{"method": m, "seed": s, "demos": args.demos, "timesteps": args.timesteps, "pairs": args.pairs,
-             "epochs": args.epochs} for s in range(args.seeds) for m in args.methods]
+    ENV = args.env
+    args.timesteps = args.timesteps or STEPS[ENV]
+    jobs = [{"env": ENV, "method": m, "seed": s, "demos": args.demos, "timesteps": args.timesteps,
+             "pairs": args.pairs, "epochs": args.epochs} for s in range(args.seeds) for m in args.methods]
     rows = []
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -123,7 +133,7 @@ def main() -> None:
     print(f"\nT-REX / D-REX on {ENV}: demonstrators = scripted expert at eps {list(LEVELS)} ({args.demos} episodes "
           f"each; D-REX gets eps {LEVELS[-1]} only), {args.pairs} pairs x {args.epochs} epochs, PPO {args.timesteps} "
           f"steps; {platform.machine()}, {os.cpu_count()} cores, {(time.perf_counter() - start) / 60:.1f} min")
-    print("| method | best demos | RL return per seed | mean | / best demos | BC | Pearson raw / sigmoid "
+    print("| method | best demos | RL return per seed | mean | - best demos (/ best) | BC | Pearson raw / sigmoid "
           "| Spearman raw / sigmoid | pair acc. | s / run |\n|---|---|---|---|---|---|---|---|---|---|")
     for method in args.methods:
         sel = sorted((r for r in rows if r["method"] == method), key=lambda r: r["seed"])
@@ -135,12 +145,13 @@ def main() -> None:
         def mean(key: str) -> float:
             return float(np.mean([r[key] for r in sel]))
 
-        print(f"| {method} | {best:.1f} | {fmt(rets)} | {np.mean(rets):.1f} | {np.mean(rets) / best:.2f} | "
+        print(f"| {method} | {best:.1f} | {fmt(rets)} | {np.mean(rets):.1f} | {np.mean(rets) - best:+.1f}"
+              f"{f' ({np.mean(rets) / best:.2f})' if best > 0 else ''} | "
               f"{f'{np.mean(bc):.1f}' if bc else '-'} | {mean('pearson_raw'):.2f} / {mean('pearson_paid'):.2f} | "
               f"{mean('spearman_raw'):.2f} / {mean('spearman_paid'):.2f} | {mean('pair_accuracy'):.3f} | "
               f"{mean('seconds'):.0f} |")
     OUT.mkdir(exist_ok=True)
-    name = "trex_cartpole.json" if args.timesteps == STEPS else "trex_cartpole_short.json"
+    name = f"trex_{ENV.split('-')[0].lower()}{'' if args.timesteps == STEPS[ENV] else '_short'}.json"
     (OUT / name).write_text(json.dumps(rows, indent=2) + "\n")
 
 
