@@ -128,8 +128,8 @@ def test_airl_discriminator_optimum_recovers_the_soft_advantage():
 def test_gail_loop_records_and_reward_forms(cartpole_demos):
     """The fast default-suite check of GAIL's loop (the learning check below is ``slow``)."""
     records = []
-    result = gail.train("CartPole-v1", cartpole_demos, gail.Config(total_timesteps=768, disc_updates=4, seed=0),
-                        callback=lambda rec, policy: records.append(rec))
+    config = gail.Config(total_timesteps=768, disc_updates=4, seed=0, bc_warm_start=False)  # a policy that falls
+    result = gail.train("CartPole-v1", cartpole_demos, config, callback=lambda rec, policy: records.append(rec))
     assert records == result.history and len(records) == 3  # one record per 256-step PPO rollout
     assert {"disc_loss", "acc_expert", "acc_policy", "expert_score", "policy_score", "mean_return",
             "mean_length", "grad_penalty", "disc_entropy", "seconds", "reward_step",
@@ -195,6 +195,9 @@ def test_bad_input(gym_demos, cartpole_demos):
         airl.Config(algo="sac", normalize_reward=True)
     with pytest.raises(ValidationError, match="bc_warm_start"):
         gail.Config(algo="sac", bc_warm_start=True)
+    # GAIL's PPO generator starts from BC by default, SAC's and AIRL's do not
+    assert gail.Config().bc_warm_start and not gail.Config(algo="sac").bc_warm_start
+    assert not airl.Config().bc_warm_start
     with pytest.raises(ValidationError, match="algo"):
         gail.Config(algo="dqn")
     with pytest.raises(ValidationError, match="gamma"):

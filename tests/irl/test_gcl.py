@@ -88,9 +88,9 @@ def test_all_past_background_keeps_every_sample_and_restores_the_policy(gym_demo
     def snapshot(record, policy):
         params.append(torch.cat([p.detach().reshape(-1).clone() for p in policy.model.policy.parameters()]))
 
-    result = gcl.train(env, demos, gcl.Config(total_timesteps=4096, steps_per_iteration=1024, seed=0,
-                                              background="all_past", sample_pool=2, bc_warm_start=False),
-                       callback=snapshot)
+    config = gcl.Config(total_timesteps=3072, steps_per_iteration=1024, cost_updates_per_iteration=5, seed=0,
+                        background="all_past", sample_pool=2, bc_warm_start=False, demo_density="policy")
+    result = gcl.train(env, demos, config, callback=snapshot)
     sizes = [h["n_background"] for h in result.history]
     assert sizes == sorted(sizes) and sizes[-1] > 2 + len(demos)  # every episode kept, not the last sample_pool
     assert all(math.isfinite(h["ioc_loss"]) and 1.0 <= h["ess"] <= h["n_background"] for h in result.history)

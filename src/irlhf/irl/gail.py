@@ -44,9 +44,18 @@ class Config(adversarial.Config):
     """GAIL settings: ``irlhf.irl.adversarial.Config`` (generator, rounds, discriminator) plus
 
     reward_type: the generator's reward from D, one of REWARD_TYPES (module docstring).
+    bc_warm_start: None (default) = on for PPO, off for SAC: started from behaviour cloning, the PPO generator
+      sees demonstration-like states from its first rollout, where D's reward has something to say (from a
+      random start it never reaches MountainCar's flag or LunarLander's pad; docs/RESULTS.md, issue 24).
     """
 
     reward_type: Literal["-log(1-D)", "log(D)", "logit"] = "-log(1-D)"
+    bc_warm_start: bool | None = None
+
+    def validate(self) -> None:
+        if self.bc_warm_start is None:
+            object.__setattr__(self, "bc_warm_start", self.algo == "ppo")
+        super().validate()
 
 
 def reward_from_logit(logit: torch.Tensor, reward_type: str) -> torch.Tensor:
