@@ -61,6 +61,16 @@ GENERATOR = {"CartPole-v1": "ppo", "Pendulum-v1": "sac"}
 METHODS = ("gail", "airl")
 
 
+def run_imitation(script: Path, jobs_path: Path) -> tuple[dict, list]:
+    """Run an imitation-side baseline script on its jobs file in imitation's venv; (its metadata, its records)."""
+    done = subprocess.run([str(IMITATION_PYTHON), str(script), "--jobs", str(jobs_path)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        sys.exit(f"imitation baseline failed:\n{done.stderr[-4000:]}")
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    return theirs, theirs.pop("records")
+
+
 def fmt(values, digits=2) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
@@ -157,12 +167,7 @@ def main() -> None:
             (tmp / "jobs.json").write_text(json.dumps(cfg))
             print(f"[{time.perf_counter() - t_start:.0f}s] imitation: {env_id}, {len(jobs)} runs in one "
                   "subprocess ...", file=sys.stderr, flush=True)
-            done = subprocess.run([str(IMITATION_PYTHON), str(IMITATION_SCRIPT), "--jobs", str(tmp / "jobs.json")],
-                                  capture_output=True, text=True)
-            if done.returncode:
-                sys.exit(f"imitation baseline failed:\n{done.stderr[-4000:]}")
-            theirs = json.loads(done.stdout.strip().splitlines()[-1])
-            records = theirs.pop("records")
+            theirs, records = run_imitation(IMITATION_SCRIPT, tmp / "jobs.json")
             meta[env_id] = {"imitation": theirs, "imitation_settings": {k: v for k, v in cfg.items() if k != "jobs"}}
 
             # -- irlhf: in this process, after imitation's subprocess has ended; timed: the whole train call --

@@ -330,8 +330,10 @@ def run(job: dict, cfg: dict, logger) -> dict:
             "out": job["out"]}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def read_jobs(description: str, argv=None) -> dict:
+    """``--jobs FILE`` -> its JSON config, with torch's threads set from it and warnings / logging silenced (the
+    imitation-side scripts print one JSON line to stdout)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--jobs", required=True, help="JSON file, see the module docstring")
     args = parser.parse_args(argv)
     with open(args.jobs) as f:
@@ -339,6 +341,11 @@ def main(argv=None) -> int:
     th.set_num_threads(int(cfg.get("threads", 1)))
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = read_jobs(__doc__.split("\n")[0], argv)
     from imitation.util import logger as imit_logger
 
     records = []
