@@ -1,7 +1,9 @@
-"""GAIL and AIRL: irlhf vs. the ``imitation`` library on the same demonstrations, envs and timestep budgets.
+"""GAIL and AIRL: irlhf vs. the ``imitation`` library on the same demonstrations, envs and timestep budgets, with
+the wall-clock time each needs to reach expert level.
 
-Goal (issue): side by side with imitation's GAIL and AIRL, in the same run, final normalised score and
-wall-clock; irlhf should be at least as good and faster.
+Goal (issue): side by side with imitation's GAIL and AIRL, in the same run, final normalised score,
+wall-clock and the training seconds to expert level (ratio imitation / irlhf); irlhf should be at least as good
+and faster.
 
 Protocol. Per env (default CartPole-v1, PPO generator; Pendulum-v1 with a SAC generator on request, see below)
 and seed s in 0..S-1 (default 3): N expert trajectories (default 4) ``collect_demos(env, make_expert(env), N,
@@ -20,6 +22,17 @@ acts, next_obs, dones, ep_lens) that both libraries read. Budget T environment s
   discriminator sizes / steps / lr / batch where imitation has the knob, and imitation's fixed-horizon
   training env (CartPole-v1 -> seals/CartPole-v0); its docstring lists the knobs that cannot be matched.
   Timed: ``trainer.train()`` only.
+
+Time to expert level (as ``sqil_density_vs_imitation.py``): both sides evaluate the greedy policy at the first
+rollout / round end past every multiple of ``--eval-every`` env steps (default 5000) on 10 episodes of the
+original env reset with seeds 20_000 + k (irlhf: ``evaluate(env, policy, 10, seed=20_000)`` in the train
+functions' own ``callback(record, policy)``, called once per round, whose time the history's ``seconds``
+exclude; imitation: ``AdversarialTrainer.train(total_timesteps, callback=...)``, called once per round, with the
+same reset seeds in its own loop), the evaluation time excluded from the clock. Seconds to expert level =
+training seconds at the first evaluation with normalised score >= 0.9 (None if never). Clocks: irlhf the loop's
+(from ``learn``: env / model building and GAIL's default behaviour-cloning warm start of the PPO generator are
+outside it; the JSON also holds ``seconds_to_expert_from_call``, from the start of the train call), imitation
+``train()``'s. Wall / CPU s per run exclude the evaluations on both sides.
 
 irlhf's runs and imitation's subprocess never overlap (the subprocess runs first, then irlhf's runs); both
 use ``torch.set_num_threads(1)``. Then, untimed, every policy is scored with irlhf's ``evaluate(env, policy,
@@ -59,6 +72,8 @@ IMITATION_PYTHON = HERE / ".venv-imitation" / "bin" / "python"
 IMITATION_SCRIPT = HERE / "imitation_adversarial_baseline.py"
 GENERATOR = {"CartPole-v1": "ppo", "Pendulum-v1": "sac"}
 METHODS = ("gail", "airl")
+EXPERT_LEVEL = 0.9
+TRAIN_EVAL_EPISODES, TRAIN_EVAL_SEED = 10, 20_000
 
 
 def run_imitation(script: Path, jobs_path: Path) -> tuple[dict, list]:
@@ -69,6 +84,16 @@ def run_imitation(script: Path, jobs_path: Path) -> tuple[dict, list]:
         sys.exit(f"imitation baseline failed:\n{done.stderr[-4000:]}")
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
     return theirs, theirs.pop("records")
+
+
+def ratio_text(library: str, ratios: list) -> str:
+    """The table's time-to-expert ratio cell: the mean of per-seed ratios imitation / irlhf, and each."""
+    if library == "irlhf":
+        return "-"
+    if not ratios:
+        return "n/a (not both reach it on any seed)"
+    return (f"{np.mean([r['ratio'] for r in ratios]):.2f}x mean ("
+            + ", ".join(f"s{r['seed']}: {r['ratio']:.2f}x" for r in ratios) + ")")
 
 
 def fmt(values, digits=2) -> str:
@@ -100,12 +125,64 @@ def imitation_config(env_id: str, algo: str, args, jobs: list) -> dict:
            "gen_normalize_reward": args.imitation_gen_normalize_reward, "algo": algo, "n_envs": n_envs,
            f"{algo}_kwargs": hp, "demo_batch_size": d.demo_batch_size, "n_disc_updates_per_round": d.disc_updates,
            "disc_lr": d.disc_lr, "disc_hidden_sizes": list(d.disc_hidden_sizes), "gen_train_timesteps": None,
-           "gen_replay_buffer_capacity": None, "airl_state_only": True, "jobs": jobs}
+           "gen_replay_buffer_capacity": None, "airl_state_only": True, "eval_every": args.eval_every,
+           "eval_episodes": TRAIN_EVAL_EPISODES, "eval_seed": TRAIN_EVAL_SEED, "jobs": jobs}
     if algo == "ppo":
         cfg["warmup_timesteps"] = int(hp["n_steps"]) * n_envs
     else:
         cfg["warmup_timesteps"] = 1000
     return cfg
+
+
+def time_to_expert(env_id: str, evals: list, expert: float, random: float) -> tuple[float | None, int | None]:
+    from irlhf.envs.gym import normalized_score
+
+    for e in evals:
+        if normalized_score(env_id, e["return"], expert, random) >= EXPERT_LEVEL:
+            return e["train_seconds"], e["timesteps"]
+    return None, None
+
+
+def periodic_evaluation(env_id: str, eval_every: int, t0: float) -> tuple:
+    """A train-function ``callback(record, policy)`` that evaluates the greedy policy on TRAIN_EVAL_EPISODES
+    episodes at the first record past every multiple of ``eval_every`` steps (0: never); returns (callback, the
+    evaluations list it fills, the wall / CPU seconds it spent, which the caller takes off its clocks). t0: the
+    perf_counter at the start of the train call (for each evaluation's ``call_seconds``)."""
+    from irlhf.envs.gym import evaluate
+
+    evals: list = []
+    spent = {"wall": 0.0, "cpu": 0.0}
+    state = {"next": eval_every}
+
+    def callback(record: dict, policy) -> None:
+        t = int(record["timesteps"])
+        if eval_every <= 0 or t < state["next"]:
+            return None
+        w, c = time.perf_counter(), time.process_time()
+        mean, std = evaluate(env_id, policy, TRAIN_EVAL_EPISODES, seed=TRAIN_EVAL_SEED)
+        # train_seconds: the loop's clock (history 'seconds', from learn, callbacks excluded); call_seconds: from
+        # the start of the train call (env / model building and gail's BC warm start included), evaluations excluded
+        evals.append({"timesteps": t, "train_seconds": float(record["seconds"]),
+                      "call_seconds": w - t0 - spent["wall"], "return": mean, "return_std": std})
+        state["next"] = (t // eval_every + 1) * eval_every
+        spent["wall"] += time.perf_counter() - w
+        spent["cpu"] += time.process_time() - c
+        return None
+
+    return callback, evals, spent
+
+
+def irlhf_run(module, env_id: str, transitions, config, eval_every: int) -> dict:
+    """One irlhf run with the periodic evaluation as its train function's callback (time excluded)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    callback, evals, spent = periodic_evaluation(env_id, eval_every, t0)
+    result = module.train(env_id, transitions, config, callback=callback)
+    wall = time.perf_counter() - t0 - spent["wall"]
+    cpu = time.process_time() - c0 - spent["cpu"]
+    return {"policy": result.policy, "seconds": wall, "cpu_seconds": cpu, "eval_seconds": spent["wall"],
+            "loop_seconds": result.history[-1]["seconds"] if result.history else None,
+            "agent_timesteps": int(result.model.num_timesteps), "evals": evals,
+            "bc_warm_start": bool(getattr(config, "bc_warm_start", False))}
 
 
 def main() -> None:
@@ -115,7 +192,8 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=4, help="expert trajectories per seed")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--timesteps", type=int, default=50_000)
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--eval-every", type=int, default=5000, help="env steps between evaluations in training")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="episodes of the final scoring")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     parser.add_argument("--imitation-horizon", default="absorb", choices=("absorb", "absorb_wrapper", "variable"),
                         help="see imitation_prefs_baseline.make_venv")
@@ -125,11 +203,11 @@ def main() -> None:
                              "imitation's behaviour)")
     parser.add_argument("--irlhf-no-absorbing", action="store_true",
                         help="irlhf with absorbing=False: plain episode ends, as imitation's variable horizon")
-    parser.add_argument("--quick", action="store_true", help="2048 steps, 1 seed (smoke check)")
+    parser.add_argument("--quick", action="store_true", help="2048 steps, 1 seed, eval every 1000 (smoke check)")
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args()
     if args.quick:
-        args.timesteps, args.seeds = 2048, 1
+        args.timesteps, args.seeds, args.eval_every = 2048, 1, 1000
     if not IMITATION_PYTHON.exists():
         sys.exit(f"{IMITATION_PYTHON} missing; run `bash benchmarks/setup_imitation_venv.sh` first")
     out = Path(args.out)
@@ -180,14 +258,9 @@ def main() -> None:
                 for s in seeds:
                     config = module.Config(total_timesteps=args.timesteps, seed=s, algo=algo,
                                            absorbing=not args.irlhf_no_absorbing)
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    result = module.train(env_id, demo_info[s]["transitions"], config)
-                    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                    ours[m, s] = {"policy": result.policy, "seconds": wall, "cpu_seconds": cpu,
-                                  "loop_seconds": result.history[-1]["seconds"] if result.history else None,
-                                  "agent_timesteps": int(result.model.num_timesteps)}
-                    print(f"[{time.perf_counter() - t_start:.0f}s] irlhf {m} {env_id} seed {s}: {wall:.0f} s",
-                          file=sys.stderr, flush=True)
+                    ours[m, s] = irlhf_run(module, env_id, demo_info[s]["transitions"], config, args.eval_every)
+                    print(f"[{time.perf_counter() - t_start:.0f}s] irlhf {m} {env_id} seed {s}: "
+                          f"{ours[m, s]['seconds']:.0f} s", file=sys.stderr, flush=True)
 
             # -- untimed: scoring on the original env --
             ref = refs[env_id]
@@ -200,19 +273,27 @@ def main() -> None:
                     policy, agree = load_argmax(rec["out"])
                     check = {"predict_agreement": agree}
                 mean, std = evaluate(env_id, policy, args.eval_episodes, seed=10_000 + s)
+                tte, tte_steps = time_to_expert(env_id, rec["evals"], ref["expert"], ref["random"])
                 rows.append({"env": env_id, "method": m, "library": "imitation", "seed": s,
                              "timesteps": rec["agent_timesteps"], "return": mean, "return_std": std,
                              "normalized": normalized_score(env_id, mean, ref["expert"], ref["random"]),
                              "seconds": rec["train_seconds"], "cpu_seconds": rec["train_cpu_seconds"],
-                             "seconds_with_setup": rec["total_seconds"], "horizon": rec["horizon"],
+                             "seconds_with_setup": rec["total_seconds"], "eval_seconds": rec["eval_seconds"],
+                             "seconds_to_expert": tte, "timesteps_to_expert": tte_steps, "evals": rec["evals"],
+                             "horizon": rec["horizon"],
                              "train_env": rec["train_env"], "n_samples": demo_info[s]["n_samples"], **check})
             for (m, s), o in ours.items():
                 mean, std = evaluate(env_id, o["policy"], args.eval_episodes, seed=10_000 + s)
+                tte, tte_steps = time_to_expert(env_id, o["evals"], ref["expert"], ref["random"])
+                call_tte = next((e["call_seconds"] for e in o["evals"] if e["train_seconds"] == tte), None)
                 rows.append({"env": env_id, "method": m, "library": "irlhf", "seed": s,
                              "timesteps": o["agent_timesteps"], "return": mean, "return_std": std,
                              "normalized": normalized_score(env_id, mean, ref["expert"], ref["random"]),
                              "seconds": o["seconds"], "cpu_seconds": o["cpu_seconds"],
-                             "loop_seconds": o["loop_seconds"], "n_samples": demo_info[s]["n_samples"]})
+                             "loop_seconds": o["loop_seconds"], "eval_seconds": o["eval_seconds"],
+                             "seconds_to_expert": tte, "timesteps_to_expert": tte_steps,
+                             "seconds_to_expert_from_call": call_tte, "evals": o["evals"],
+                             "bc_warm_start": o["bc_warm_start"], "n_samples": demo_info[s]["n_samples"]})
     total = time.perf_counter() - t_start
 
     def pick(env, m, lib, field):
@@ -226,14 +307,28 @@ def main() -> None:
     print(f"machine: {machine['platform']}, {machine['cpu_count']} CPUs, torch {torch.__version__} (irlhf) / "
           f"{first.get('torch_version')} (imitation {first.get('imitation_version')}, SB3 "
           f"{first.get('stable_baselines3_version')}), torch threads {args.threads} on both sides")
-    print(f"{args.demos} expert trajectories, {args.seeds} seed(s), T = {args.timesteps}, eval "
-          f"{args.eval_episodes} episodes; wall / CPU: irlhf whole train call, imitation train() only\n")
-    print("| env | method | library | timesteps | return | normalised | wall s / run | CPU s / run |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"{args.demos} expert trajectories, {args.seeds} seed(s), T = {args.timesteps}, final scoring "
+          f"{args.eval_episodes} episodes; training evaluations every {args.eval_every} steps on "
+          f"{TRAIN_EVAL_EPISODES} episodes, expert level = normalised >= {EXPERT_LEVEL}; wall / CPU: irlhf whole "
+          "train call, imitation train() only, evaluations excluded on both sides; s to expert level: irlhf the "
+          "loop's clock (from learn), imitation train()'s\n")
+    print("| env | method | library | timesteps | return | normalised | wall s / run | CPU s / run | "
+          "s to expert level (per seed) | ratio imitation / irlhf |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     summary = []
+
+    def seed_of(env, m, lib, s, field):
+        return next((r[field] for r in rows if r["env"] == env and r["method"] == m and r["library"] == lib
+                     and r["seed"] == s), None)
+
     for env in args.envs:
         ref = refs[env]
         for m in args.methods:
+            ratios = []
+            for sd in seeds:
+                a, b = (seed_of(env, m, lib, sd, "seconds_to_expert") for lib in ("imitation", "irlhf"))
+                if a is not None and b is not None:
+                    ratios.append({"seed": sd, "ratio": a / b})
             for lib in ("irlhf", "imitation"):
                 s = {"env": env, "method": m, "library": lib,
                      "timesteps_mean": float(np.mean(pick(env, m, lib, "timesteps"))),
@@ -242,12 +337,24 @@ def main() -> None:
                      "normalized_mean": float(np.mean(pick(env, m, lib, "normalized"))),
                      "normalized_std": float(np.std(pick(env, m, lib, "normalized"))),
                      "seconds_mean": float(np.mean(pick(env, m, lib, "seconds"))),
-                     "cpu_seconds_mean": float(np.mean(pick(env, m, lib, "cpu_seconds")))}
+                     "cpu_seconds_mean": float(np.mean(pick(env, m, lib, "cpu_seconds"))),
+                     "seconds_to_expert": pick(env, m, lib, "seconds_to_expert"),
+                     "time_to_expert_ratios": ratios}
                 summary.append(s)
+                ttes = ", ".join("never" if x is None else f"{x:.1f}" for x in s["seconds_to_expert"])
+                ratio_cell = ratio_text(lib, ratios)
                 print(f"| {env} | {m.upper()} | {lib} | {s['timesteps_mean']:.0f} | "
                       f"{fmt(pick(env, m, lib, 'return'), 1)} | {fmt(pick(env, m, lib, 'normalized'))} | "
-                      f"{s['seconds_mean']:.1f} | {s['cpu_seconds_mean']:.1f} |")
+                      f"{s['seconds_mean']:.1f} | {s['cpu_seconds_mean']:.1f} | {ttes} | {ratio_cell} |")
         print(f"\n{env}: R_expert {ref['expert']:.1f}, R_random {ref['random']:.1f}")
+        for m in args.methods:  # irlhf's clock from the start of the train call (building, BC warm start included)
+            calls = [seed_of(env, m, "irlhf", sd, "seconds_to_expert_from_call") for sd in seeds]
+            theirs = [seed_of(env, m, "imitation", sd, "seconds_to_expert") for sd in seeds]
+            ratios = [a / b for a, b in zip(theirs, calls) if a is not None and b is not None]
+            print(f"{env} {m.upper()}: irlhf s to expert level from the start of the train call (BC warm start "
+                  f"{'on' if seed_of(env, m, 'irlhf', seeds[0], 'bc_warm_start') else 'off'}): "
+                  + ", ".join("never" if x is None else f"{x:.1f}" for x in calls)
+                  + (f"; ratio imitation / irlhf on that clock {np.mean(ratios):.2f}x mean" if ratios else ""))
     comparisons = []
     for env in args.envs:
         for m in args.methods:
@@ -256,7 +363,8 @@ def main() -> None:
                                 "score_at_least_as_good": a["irlhf"]["normalized_mean"]
                                 >= a["imitation"]["normalized_mean"] - 1e-9,
                                 "speedup_wall": a["imitation"]["seconds_mean"] / a["irlhf"]["seconds_mean"],
-                                "speedup_cpu": a["imitation"]["cpu_seconds_mean"] / a["irlhf"]["cpu_seconds_mean"]})
+                                "speedup_cpu": a["imitation"]["cpu_seconds_mean"] / a["irlhf"]["cpu_seconds_mean"],
+                                "time_to_expert_ratios": a["imitation"]["time_to_expert_ratios"]})
             c = comparisons[-1]
             print(f"{env} {m.upper()}: irlhf normalised >= imitation: {c['score_at_least_as_good']}; "
                   f"speed-up (imitation s / irlhf s) {c['speedup_wall']:.2f}x wall, {c['speedup_cpu']:.2f}x CPU")

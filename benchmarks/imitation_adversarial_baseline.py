@@ -13,7 +13,7 @@ discriminator settings from ``irlhf.irl.adversarial.Config``'s defaults; ``"algo
                     "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2"},
      "demo_batch_size": 256, "n_disc_updates_per_round": 32, "disc_lr": 0.003, "disc_hidden_sizes": [64, 64],
      "gen_train_timesteps": null, "gen_replay_buffer_capacity": null, "airl_state_only": true,
-     "warmup_timesteps": 256,
+     "warmup_timesteps": 256, "eval_every": 5000, "eval_episodes": 10, "eval_seed": 20000,
      "jobs": [{"method": "gail", "env": "CartPole-v1", "demos": "demos_s0.npz", "total_timesteps": 50000,
                "seed": 0, "out": "gail_s0.npz"}, ...]}
 
@@ -60,9 +60,18 @@ imitation has the knob):
   (``predict_processed(update_stats=False)``; SB3 stores actions scaled to [-1, 1] and imitation passes them on
   as they are, see ``imitation_prefs_baseline.py``; the sampled dones, (B, 1) in SB3, are flattened to (B,), without
   which AIRL's shaped net fails its shape assertion in imitation 1.0.1).
-* ``trainer.train(total_timesteps)``: ``total_timesteps // gen_train_timesteps`` rounds (record
+* ``trainer.train(total_timesteps, callback=...)``: ``total_timesteps // gen_train_timesteps`` rounds (record
   ``agent_timesteps``). ``train_seconds`` / ``train_cpu_seconds``: ``time.perf_counter`` /
-  ``time.process_time`` around ``train()`` only; ``total_seconds``: building + training + export.
+  ``time.process_time`` around ``train()`` only, evaluations excluded; ``total_seconds``: building + training +
+  export, evaluations excluded.
+* evaluation in training (``eval_every`` > 0; 0 or absent: none): imitation's per-round ``callback(round)``
+  (called after the round's generator and discriminator steps) evaluates the greedy policy
+  (``predict(deterministic=True)``) at the first round end past every multiple of ``eval_every`` env steps
+  (``agent.num_timesteps``) on ``eval_episodes`` episodes of the job's ORIGINAL env (``env``, not the training
+  env), episode k reset with ``eval_seed + k`` (irlhf's ``evaluate`` protocol; ``greedy_returns`` of
+  ``imitation_sqil_density_baseline.py``). Its time is excluded from the clock: ``evals`` holds (timesteps,
+  train_seconds, return) with ``train_seconds`` the wall seconds since ``train()`` started minus earlier
+  evaluations; ``eval_seconds``: their total.
 
 Knobs of irlhf's adversarial loop imitation does not have (reported in the record's ``unmatched``): the
 absorbing state for episode ends (imitation fixes the horizon instead, see ``horizon``); input normalisation
@@ -100,6 +109,7 @@ import numpy as np
 import torch as th
 from imitation_bc_baseline import export  # this directory is on sys.path when run as a script
 from imitation_prefs_baseline import export_sac, make_venv, schedule
+from imitation_sqil_density_baseline import Clock, greedy_returns
 
 METHODS = ("gail", "airl")
 UNMATCHED = {
@@ -146,6 +156,53 @@ def make_sac(cfg: dict, venv, holder: dict, total: int, seed: int):
     kwargs.update(replay_buffer_class=ReplayBufferRewardWrapper,
                   replay_buffer_kwargs={"replay_buffer_class": ReplayBuffer, "reward_fn": reward_fn})
     return SAC("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **kwargs)
+
+
+def greedy_returns_any(env_id: str, predict, n: int, seed: int) -> np.ndarray:
+    """``greedy_returns`` of ``imitation_sqil_density_baseline`` (episode k reset with ``seed + k``), also for Box
+    actions of one dimension (there the action keeps its shape)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    box = isinstance(env.action_space, gym.spaces.Box)
+    env.close()
+    if not box:
+        return greedy_returns(env_id, predict, n, seed)
+    returns = np.zeros(n)
+    for k in range(n):
+        env = gym.make(env_id)
+        obs, _ = env.reset(seed=seed + k)
+        done = False
+        while not done:
+            act = np.asarray(predict(obs[None])).reshape(env.action_space.shape)
+            obs, r, term, trunc, _ = env.step(act)
+            returns[k] += r
+            done = term or trunc
+        env.close()
+    return returns
+
+
+def make_round_callback(cfg: dict, env_id: str, agent, clock: Clock, evals: list):
+    """``trainer.train``'s callback(round): evaluate the greedy policy at the first round end past each multiple of
+    ``eval_every`` env steps (``agent.num_timesteps``), its time excluded from ``clock``."""
+    every = int(cfg.get("eval_every", 0) or 0)
+    state = {"next": every}
+
+    def on_round(_round: int) -> None:
+        t = int(agent.num_timesteps)
+        if every <= 0 or t < state["next"]:
+            return
+        seconds = clock.wall()
+        w, c = time.perf_counter(), time.process_time()
+        rets = greedy_returns_any(env_id, lambda o: agent.predict(o, deterministic=True)[0],
+                                  int(cfg["eval_episodes"]), int(cfg["eval_seed"]))
+        evals.append({"timesteps": t, "train_seconds": seconds, "return": float(rets.mean()),
+                      "return_std": float(rets.std())})
+        state["next"] = (t // every + 1) * every
+        clock.eval_wall += time.perf_counter() - w
+        clock.eval_cpu += time.process_time() - c
+
+    return on_round
 
 
 def run(job: dict, cfg: dict, logger) -> dict:
@@ -206,10 +263,12 @@ def run(job: dict, cfg: dict, logger) -> dict:
     if gen_normalize_reward:  # irlhf's PPO setting; NOT imitation's behaviour
         agent.set_env(VecNormalize(trainer.venv_train, norm_obs=False, norm_reward=True, gamma=agent.gamma))
 
-    t1, c1 = time.perf_counter(), time.process_time()
+    clock, evals = Clock(), []
+    on_round = make_round_callback(cfg, job["env"], agent, clock, evals)
+    clock.start()
     with contextlib.redirect_stdout(sys.stderr):
-        trainer.train(total)
-    t2, c2 = time.perf_counter(), time.process_time()
+        trainer.train(total, callback=on_round)
+    train_seconds, train_cpu = clock.wall(), clock.cpu()
 
     obs = demo_obs[np.random.default_rng(seed).permutation(len(demo_obs))[:512]].astype(np.float32)
     check_diff = None
@@ -223,8 +282,9 @@ def run(job: dict, cfg: dict, logger) -> dict:
             "rounds": int(total // trainer.gen_train_timesteps), "n_demo_transitions": int(len(demo_obs)),
             "n_demo_episodes": len(trajs), "horizon": horizon, "train_env": train_env,
             "reward_output_norm": output_norm, "gen_normalize_reward": gen_normalize_reward,
-            "train_seconds": t2 - t1, "train_cpu_seconds": c2 - c1, "total_seconds": time.perf_counter() - t0,
-            "check_max_abs_diff": check_diff, "out": job["out"]}
+            "train_seconds": train_seconds, "train_cpu_seconds": train_cpu,
+            "total_seconds": time.perf_counter() - t0 - clock.eval_wall, "eval_seconds": clock.eval_wall,
+            "evals": evals, "check_max_abs_diff": check_diff, "out": job["out"]}
 
 
 def main(argv=None) -> int:
@@ -245,11 +305,13 @@ def main(argv=None) -> int:
         if warm and cfg["jobs"]:  # untimed, not reported: pays imports and first-call costs before the timed jobs
             for method in sorted({job["method"] for job in cfg["jobs"]}):
                 first = next(job for job in cfg["jobs"] if job["method"] == method)
-                run({**first, "total_timesteps": int(warm), "out": f"{logdir}/warmup_{method}.npz"}, cfg, logger)
+                run({**first, "total_timesteps": int(warm), "out": f"{logdir}/warmup_{method}.npz"},
+                    {**cfg, "eval_every": 0}, logger)
         for job in cfg["jobs"]:
             record = run(job, cfg, logger)
+            last = record["evals"][-1]["return"] if record["evals"] else float("nan")
             print(f"imitation {record['method']} {job['env']} seed {job['seed']}: {record['train_seconds']:.0f} s "
-                  f"train", file=sys.stderr, flush=True)
+                  f"train, last eval return {last:.1f}", file=sys.stderr, flush=True)
             records.append(record)
     print(json.dumps({"imitation_version": md.version("imitation"),
                       "stable_baselines3_version": md.version("stable-baselines3"),

@@ -61,7 +61,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from adversarial_vs_imitation import run_imitation  # this directory is on sys.path when run as a script
+# this directory is on sys.path when run as a script
+from adversarial_vs_imitation import (TRAIN_EVAL_EPISODES, TRAIN_EVAL_SEED, periodic_evaluation, ratio_text,
+                                     run_imitation)
 
 HERE = Path(__file__).resolve().parent
 IMITATION_PYTHON = HERE / ".venv-imitation" / "bin" / "python"
@@ -71,7 +73,6 @@ METHODS = ("sqil", "density")
 BUDGET = {"sqil": 50_000, "density": 50_000}
 WARMUP = {"sqil": 1280, "density": 512}
 EXPERT_LEVEL = 0.9
-TRAIN_EVAL_EPISODES, TRAIN_EVAL_SEED = 10, 20_000
 DQN_REPORTED = ("learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "tau",
                 "target_update_interval", "gradient_steps", "exploration_fraction", "exploration_initial_eps",
                 "exploration_final_eps", "max_grad_norm", "n_envs")
@@ -164,28 +165,12 @@ def time_to_expert(evals: list, expert: float, random: float) -> tuple[float | N
 
 def irlhf_run(method: str, demos: list, steps: int, seed: int, eval_every: int) -> dict:
     """One irlhf run with the periodic evaluation as its train function's callback (time excluded)."""
-    from irlhf.envs.gym import evaluate
     from irlhf.imitation import sqil
     from irlhf.irl import density
 
-    evals: list = []
-    spent = {"wall": 0.0, "cpu": 0.0}
-    state = {"next": eval_every}
-
-    def callback(record: dict, policy) -> None:
-        t = int(record["timesteps"])
-        if eval_every <= 0 or t < state["next"]:
-            return None
-        w, c = time.perf_counter(), time.process_time()
-        mean, std = evaluate(ENV, policy, TRAIN_EVAL_EPISODES, seed=TRAIN_EVAL_SEED)
-        evals.append({"timesteps": t, "train_seconds": float(record["seconds"]), "return": mean, "return_std": std})
-        state["next"] = (t // eval_every + 1) * eval_every
-        spent["wall"] += time.perf_counter() - w
-        spent["cpu"] += time.process_time() - c
-        return None
-
     every = eval_every if eval_every > 0 else None
     t0, c0 = time.perf_counter(), time.process_time()
+    callback, evals, spent = periodic_evaluation(ENV, eval_every, t0)
     if method == "sqil":
         log_every = 1000 if every is None or every % 1000 == 0 else every
         result = sqil.train(ENV, demos, sqil.Config(total_timesteps=steps, seed=seed, log_every=log_every),
@@ -379,14 +364,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for srow in summary():
         ttes = ", ".join("never" if x is None else f"{x:.0f}" for x in srow["seconds_to_expert"])
-        ratios = srow["time_to_expert_ratios"]
-        if srow["library"] == "irlhf":
-            ratio_cell = "-"
-        elif ratios:
-            ratio_cell = (f"{np.mean([r['ratio'] for r in ratios]):.2f}x mean ("
-                          + ", ".join(f"s{r['seed']}: {r['ratio']:.2f}x" for r in ratios) + ")")
-        else:
-            ratio_cell = "n/a (not both reach it on any seed)"
+        ratio_cell = ratio_text(srow["library"], srow["time_to_expert_ratios"])
         print(f"| {srow['method'].upper()} | {srow['library']} | {fmt(srow['returns'])}; "
               f"{', '.join(f'{x:.1f}' for x in srow['returns'])} | {srow['normalized_mean']:.2f} ± "
               f"{srow['normalized_std']:.2f} | {srow['seconds_mean']:.1f} | {ttes} | {ratio_cell} |")
