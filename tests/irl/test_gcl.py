@@ -251,6 +251,7 @@ def test_cartpole_reward_ranks_expert_above_random(gym_demos):
     assert result.policy(o).shape == (3,)
 
 
+@pytest.mark.slow  # ~5 s, a learning check; test_cartpole_reward_ranks_expert_above_random covers the loop
 def test_cartpole_default_policy_beats_random(gym_demos):
     env = "CartPole-v1"
     demos = gym_demos(env, 5, 100)
