@@ -60,8 +60,7 @@ from irlhf.nn.mlp import ACTIVATIONS
 from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, episode_stats, make_model,
-                          ppo_from_bc,
-                          relabel_replay_buffer, timestep_bar)
+                          ppo_from_bc, relabel_replay_buffer, run_user_callback, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "Discriminator", "Features", "Result", "discriminator_loss", "train"]
@@ -422,10 +421,7 @@ def train(env_id: str, demos: Any, config: Config,
             bar.set_postfix(D_loss=f"{parts.get('disc_loss', float('nan')):.3f}",
                             ret="-" if record["mean_return"] is None else f"{record['mean_return']:.1f}",
                             refresh=False)
-            if callback is not None:
-                t_cb = time.perf_counter()
-                state["stop"] = bool(callback(record, SB3Policy(self.model, config.algo)))
-                state["callback_seconds"] += time.perf_counter() - t_cb
+            run_user_callback(callback, record, self.model, config.algo, state)
 
     try:
         model.learn(config.total_timesteps, callback=RoundCallback())

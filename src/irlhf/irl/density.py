@@ -64,7 +64,8 @@ from irlhf.core.newton import blas_threads_limited
 from irlhf.data.demos import demo_transitions, obs_stats
 from irlhf.envs.spaces import flat_dim, one_hot, resolve_spaces
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model, timestep_bar
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model,
+                          run_user_callback, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["BANDWIDTH_RULES", "Config", "DensityReward", "GaussianKDE", "Result", "bandwidth_rule", "fit_reward",
@@ -343,10 +344,7 @@ def train(source: str, data: Any, config: Config | None = None, *,
             bar.set_postfix(log_p=f"{record['mean_log_density']:.2f}",
                             ret="-" if record["mean_return"] is None else f"{record['mean_return']:.1f}",
                             refresh=False)
-            if callback is not None:
-                t_cb = time.perf_counter()
-                state["stop"] = bool(callback(record, SB3Policy(self.model, config.algo)))
-                state["callback_seconds"] += time.perf_counter() - t_cb
+            run_user_callback(callback, record, self.model, config.algo, state)
 
     try:
         model.learn(config.total_timesteps, callback=LogCallback())

@@ -72,7 +72,7 @@ from irlhf.nn.mlp import ACTIVATIONS, mlp
 from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, env_spaces, make_model,
-                          one_thread, ppo_from_bc, relabel_replay_buffer, timestep_bar)
+                          one_thread, ppo_from_bc, relabel_replay_buffer, run_user_callback, timestep_bar)
 
 __all__ = ["Config", "CostNet", "CostReward", "PastPolicyMixture", "Result", "ioc_loss", "lcr_penalty",
            "mixture_log_density", "mono_penalty", "padded_trajectory_costs", "train"]
@@ -524,10 +524,7 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
                   "mean_true_return": float(np.mean(returns)) if returns else None,
                   "seconds": time.perf_counter() - t0 - state["callback_seconds"]}
         history.append(record)
-        if callback is not None:
-            t_cb = time.perf_counter()
-            state["stop"] = bool(callback(record, SB3Policy(model, config.algo)))
-            state["callback_seconds"] += time.perf_counter() - t_cb
+        run_user_callback(callback, record, model, config.algo, state)
 
     class _Loop(BaseCallback):
         def __init__(self) -> None:

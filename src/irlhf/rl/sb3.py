@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -216,6 +217,16 @@ def episode_stats(model: BaseAlgorithm, last: int = 20) -> dict[str, float | Non
         return {"mean_return": None, "mean_length": None}
     return {"mean_return": float(np.mean([e["r"] for e in episodes])),
             "mean_length": float(np.mean([e["l"] for e in episodes]))}
+
+
+def run_user_callback(callback: Any, record: dict, model: BaseAlgorithm, algo: str, state: dict) -> None:
+    """Call a learner's ``callback(record, SB3Policy)`` if given: its True sets ``state["stop"]``, and its time
+    is added to ``state["callback_seconds"]`` (which the history's "seconds" leave out)."""
+    if callback is None:
+        return
+    t0 = time.perf_counter()
+    state["stop"] = bool(callback(record, SB3Policy(model, algo)))
+    state["callback_seconds"] += time.perf_counter() - t0
 
 
 class SB3Policy:
