@@ -184,3 +184,24 @@ def test_buffer_layer_grows_selects_and_crops():
     layer.crop(-2)
     assert layer.get_seq_length() == 5
     assert torch.equal(layer.values, torch.cat([values[[2]], new_values[[2]]], 2)[:, :, :5])
+
+
+def test_ready_4d_mask_decodes_as_the_2d_mask(model, tokenizer, monkeypatch):
+    """Decoding hands an sdpa transformers model its (n, 1, 1, kv) bool mask ready-made; same tokens and log-probs
+    as letting the model build it from the 2-D mask (left-padded prompts of different lengths)."""
+    eos = tokenizer.eos_token_id
+    model = eos_prone(model, eos)
+    assert rollout._takes_ready_mask(model)
+    assert not rollout._takes_ready_mask(nn.Linear(2, 2))
+    eager = copy.deepcopy(model)
+    eager.config._attn_implementation = "eager"
+    assert not rollout._takes_ready_mask(eager)
+    rows = rows_of(tokenizer, PROMPTS)
+    runs = []
+    for ready in (True, False):
+        monkeypatch.setattr(rollout, "_takes_ready_mask", lambda model, ready=ready: ready)
+        with torch.random.fork_rng():
+            torch.manual_seed(11)
+            runs.append(rollout._sample_tokens(model, rows, 0.7, 10, eos, 0, with_logps=True))
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert torch.allclose(runs[0][1], runs[1][1], atol=1e-5, rtol=0)

@@ -14,12 +14,14 @@ the LM head at completion positions only) are also the parts :mod:`irlhf.llm.gro
 Sampling is a KV-cache decode loop of its own (``_sample_tokens``), not ``model.generate``: the same distribution
 and, until a row finishes, the same random draws, but each distinct prompt is prefilled once (a group's G rows
 share it), a row that samples EOS leaves the batch (its cache rows too), and the cache fills preallocated buffers
-instead of growing by concatenation. Models it cannot drive (encoder-decoder, prompt-learning peft, a forward
+instead of growing by concatenation; on the CPU the decoding steps multiply through oneDNN-prepacked weights
+(``irlhf.llm.packed_decode``). Models it cannot drive (encoder-decoder, prompt-learning peft, a forward
 without a cache argument) go through ``model.generate``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -35,6 +37,7 @@ from torch import nn
 from irlhf.core.errors import ValidationError, describe
 from irlhf.llm.logps import (backbone_and_head, cache_argument, cache_rows_selectable, completion_logps,
                               head_logps_at, output_cache, select_cache_rows)
+from irlhf.llm.packed_decode import packed_linears
 from irlhf.llm.loop import is_peft
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
@@ -245,6 +248,23 @@ def _left_padded(prompt_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torc
     return ids_out, mask
 
 
+def _takes_ready_mask(model: Any) -> bool:
+    """Whether decoding may hand ``model`` its attention mask ready-made, (n, 1, 1, kv) bool with True = attend,
+    sparing Hugging Face's per-step mask construction (~5% of a small model's decoding): a transformers model whose
+    masking passes a 4-D mask through unchanged (transformers >= 5) running sdpa attention, which reads True as
+    attend."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    if not type(base).__module__.startswith("transformers.models."):
+        return False
+    if getattr(getattr(base, "config", None), "_attn_implementation", None) != "sdpa":
+        return False
+    try:
+        from transformers import masking_utils  # why: optional (llm extra)
+    except ImportError:
+        return False
+    return hasattr(masking_utils, "_preprocess_mask_arguments")
+
+
 def _decode_arguments(model: Any) -> tuple[str, bool] | None:
     """(the name of the forward's KV-cache argument, whether it takes ``logits_to_keep``) where ``_sample_tokens``
     can drive ``model`` (a decoder-only causal LM, or a peft model around one, whose forward takes attention_mask,
@@ -355,8 +375,8 @@ def _buffer_layer_class() -> type:
 
 @torch.no_grad()
 def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature: float, max_new_tokens: int,
-                   eos_id: int, pad_id: int, *, with_logps: bool = False, preallocate: bool = True
-                   ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+                   eos_id: int, pad_id: int, *, with_logps: bool = False, preallocate: bool = True,
+                   packed: bool = True) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """Sample up to ``max_new_tokens`` tokens after each prompt from softmax(logits / temperature) (no top-k,
     top-p or other processing) with the global RNG, stopping each row at its first EOS; None where this loop
     cannot drive ``model`` (``_decode_arguments``; a forward that raises TypeError on the prefill's arguments, or
@@ -368,6 +388,8 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
     repeated for its rows; a row that samples EOS leaves the batch (its cache rows too), so later steps run on the
     unfinished rows only. Prompts are left-padded, with position ids counted from the attention mask.
     ``preallocate``: decode into preallocated cache buffers where the cache allows it (``_preallocated``).
+    ``packed``: the decoding steps (not the prefill) multiply through oneDNN-prepacked weights on the CPU
+    (``irlhf.llm.packed_decode``; same fp32 arithmetic in another order, 1.6-1.7x faster decoding measured).
     """
     arguments = _decode_arguments(model)
     if arguments is None or max_new_tokens < 1:
@@ -404,27 +426,30 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
     rows = torch.arange(n, device=device)  # the original row of each row still sampling
     tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=device)
     logps = torch.zeros((n, max_new_tokens), dtype=torch.float32, device=device) if with_logps else None
-    for step in range(max_new_tokens):
-        scores = logits.float()
-        if temperature != 1.0:
-            scores = scores / temperature
-        token = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
-        tokens[rows, step] = token
-        if logps is not None:
-            logps[rows, step] = torch.log_softmax(scores, dim=-1).gather(1, token[:, None]).squeeze(1)
-        if step == max_new_tokens - 1:
-            break
-        done = token == eos_id
-        if bool(done.any()):  # finished rows leave the batch
-            keep = (~done).nonzero().squeeze(1)
-            if len(keep) == 0:
+    if _takes_ready_mask(model):
+        mask = mask[:, None, None, :].bool()
+    with packed_linears(model, n) if packed else contextlib.nullcontext():  # why: skinny decode products
+        for step in range(max_new_tokens):
+            scores = logits.float()
+            if temperature != 1.0:
+                scores = scores / temperature
+            token = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+            tokens[rows, step] = token
+            if logps is not None:
+                logps[rows, step] = torch.log_softmax(scores, dim=-1).gather(1, token[:, None]).squeeze(1)
+            if step == max_new_tokens - 1:
                 break
-            rows, token, next_position, mask = rows[keep], token[keep], next_position[keep], mask[keep]
-            cache = select_cache_rows(cache, keep)
-        output = model(input_ids=token[:, None], attention_mask=mask[:, :width + step + 1],
-                       position_ids=next_position, use_cache=True, **{cache_name: cache}, **extra)
-        cache, logits = output_cache(output), output.logits[:, -1]
-        next_position = next_position + 1
+            done = token == eos_id
+            if bool(done.any()):  # finished rows leave the batch
+                keep = (~done).nonzero().squeeze(1)
+                if len(keep) == 0:
+                    break
+                rows, token, next_position, mask = rows[keep], token[keep], next_position[keep], mask[keep]
+                cache = select_cache_rows(cache, keep)
+            output = model(input_ids=token[:, None], attention_mask=mask[..., :width + step + 1],
+                           position_ids=next_position, use_cache=True, **{cache_name: cache}, **extra)
+            cache, logits = output_cache(output), output.logits[:, -1]
+            next_position = next_position + 1
     return tokens.cpu(), logps
 
 
