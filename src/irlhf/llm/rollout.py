@@ -15,8 +15,8 @@ Sampling is a KV-cache decode loop of its own (``_sample_tokens``), not ``model.
 and, until a row finishes, the same random draws, but each distinct prompt is prefilled once (a group's G rows
 share it), a row that samples EOS leaves the batch (its cache rows too), and the cache fills preallocated buffers
 instead of growing by concatenation; on the CPU the decoding steps multiply through oneDNN-prepacked weights
-(``irlhf.llm.packed_decode``). Models it cannot drive (encoder-decoder, prompt-learning peft, a forward
-without a cache argument) go through ``model.generate``.
+and run GPT-2's GELU fused (``irlhf.llm.decode_kernels``). Models it cannot drive (encoder-decoder,
+prompt-learning peft, a forward without a cache argument) go through ``model.generate``.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 from irlhf.core.errors import ValidationError, describe
+from irlhf.llm.decode_kernels import decode_kernels
 from irlhf.llm.logps import (backbone_and_head, cache_argument, cache_rows_selectable, completion_logps,
                               head_logps_at, output_cache, select_cache_rows)
-from irlhf.llm.packed_decode import packed_linears
 from irlhf.llm.loop import is_peft
 from irlhf.llm.tokenize import pad_id_of, prompt_text, tokenizer_adds_bos
 
@@ -388,8 +388,8 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
     repeated for its rows; a row that samples EOS leaves the batch (its cache rows too), so later steps run on the
     unfinished rows only. Prompts are left-padded, with position ids counted from the attention mask.
     ``preallocate``: decode into preallocated cache buffers where the cache allows it (``_preallocated``).
-    ``packed``: the decoding steps (not the prefill) multiply through oneDNN-prepacked weights on the CPU
-    (``irlhf.llm.packed_decode``; same fp32 arithmetic in another order, 1.6-1.7x faster decoding measured).
+    ``packed``: the decoding steps (not the prefill) multiply through oneDNN-prepacked weights on the CPU and run
+    GPT-2's GELU fused (``irlhf.llm.decode_kernels``; same fp32 arithmetic in another order, same tokens).
     """
     arguments = _decode_arguments(model)
     if arguments is None or max_new_tokens < 1:
@@ -428,7 +428,7 @@ def _sample_tokens(model: Any, prompt_ids: Sequence[Sequence[int]], temperature:
     logps = torch.zeros((n, max_new_tokens), dtype=torch.float32, device=device) if with_logps else None
     if _takes_ready_mask(model):
         mask = mask[:, None, None, :].bool()
-    with packed_linears(model, n) if packed else contextlib.nullcontext():  # why: skinny decode products
+    with decode_kernels(model, n) if packed else contextlib.nullcontext():  # why: skinny products, small kernels
         for step in range(max_new_tokens):
             scores = logits.float()
             if temperature != 1.0:
