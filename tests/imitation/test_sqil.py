@@ -127,6 +127,7 @@ def test_pendulum_picks_sac_with_scaled_demo_actions(gym_demos):
     config = sqil.Config(total_timesteps=300, buffer_size=1000, batch_size=64, learning_starts=100, log_every=100)
     result = sqil.train("Pendulum-v1", demos, config)
     assert result.algo == "sac" and isinstance(result.model, SAC)
+    assert result.model.tau == sqil.SAC_DEFAULTS["tau"] and result.model.learning_rate == 3e-4  # SQIL's, not the zoo's
     high = make_env("Pendulum-v1").action_space.high
     np.testing.assert_allclose(result.model.replay_buffer.demos["acts"], np.clip(demos[0].acts / high, -1, 1),
                                atol=1e-6)
@@ -134,6 +135,9 @@ def test_pendulum_picks_sac_with_scaled_demo_actions(gym_demos):
     assert result.history[-1]["loss"] is not None
     actions = result.policy(demos[0].obs[:5])
     assert actions.shape == (5, 1) and np.all(np.abs(actions) <= 2.0)
+    mine = config.replace(learning_rate=1e-3, rl_kwargs={"tau": 0.01})
+    model = sqil.train("Pendulum-v1", demos, mine, callback=lambda record, policy: True).model
+    assert model.tau == 0.01 and model.learning_rate == 1e-3  # the user's choices win
 
 
 def raises(match: str):

@@ -51,7 +51,7 @@ from irlhf.envs.gym import evaluate
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, env_spaces, episode_stats, hyperparams, make_model, one_thread,
                           timestep_bar)
 
-__all__ = ["Config", "Result", "SqilReplayBuffer", "train"]
+__all__ = ["Config", "Result", "SqilReplayBuffer", "train", "DQN_DEFAULTS", "SAC_DEFAULTS"]
 
 #: Config fields that override one SB3 argument each; rl_kwargs may not name them (nor the replay buffer's).
 OVERRIDES = ("learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma")
@@ -59,6 +59,10 @@ OVERRIDES = ("learning_rate", "batch_size", "buffer_size", "learning_starts", "g
 #: target update every 10 steps at lr 2.3e-3, Q on the agent's reward-0 rows climbs past the bound
 #: 1 / (1 - gamma) of a reward <= 1 and the policy collapses after reaching the expert (docs/RESULTS.md)
 DQN_DEFAULTS = {"target_update_interval": 1000, "learning_rate": 1e-4}
+#: The same for SAC: with the zoo's Pendulum settings (tau 0.005, lr 1e-3) the policy reaches the expert within
+#: 3,000 steps, then the critic rates the agent's reward-0 steps as high as the demonstrations and it collapses;
+#: a slower target and rate keep them apart (either alone does not: docs/RESULTS.md)
+SAC_DEFAULTS = {"tau": 0.001, "learning_rate": 3e-4}
 RESERVED = ("replay_buffer_class", "replay_buffer_kwargs", "optimize_memory_usage", "n_timesteps")
 
 
@@ -74,7 +78,8 @@ class Config(BaseConfig):
       comes from the agent's own transitions (reward 0). Default 0.5, the paper's balanced batches.
     learning_rate / batch_size / buffer_size / learning_starts / gamma: SB3 arguments; None (default) = the
       rl-zoo setting for (env, algo), or SB3's default where the zoo has none; DQN's learning_rate and
-      target_update_interval default to ``DQN_DEFAULTS`` (1e-4, 1000 steps) instead. buffer_size counts only the
+      target_update_interval default to ``DQN_DEFAULTS`` (1e-4, 1000 steps) instead, SAC's learning_rate and
+      tau to ``SAC_DEFAULTS`` (3e-4, 0.001). buffer_size counts only the
       agent's transitions (the demonstrations are kept apart, all of them).
     rl_kwargs: further SB3 arguments over ``hyperparams(env, algo)`` (n_envs, policy_kwargs, exploration_*,
       train_freq, ...); default {}. The fields above and the replay buffer's arguments are not accepted here.
@@ -261,8 +266,8 @@ def train(source: str, data: Any, config: Config | None = None, *,
     n_demo = len(demo["obs"])
 
     overrides = {key: getattr(config, key) for key in OVERRIDES if getattr(config, key) is not None}
-    if algo == "dqn":  # SQIL's defaults over the zoo's, under the user's choices
-        overrides = {**{k: v for k, v in DQN_DEFAULTS.items() if k not in config.rl_kwargs}, **overrides}
+    defaults = DQN_DEFAULTS if algo == "dqn" else SAC_DEFAULTS  # SQIL's over the zoo's, under the user's choices
+    overrides = {**{k: v for k, v in defaults.items() if k not in config.rl_kwargs}, **overrides}
     total = config.total_timesteps or hyperparams(source, algo, **config.rl_kwargs, **overrides)["n_timesteps"]
     model = make_model(algo, source, seed=config.seed, **config.rl_kwargs, **overrides,
                        replay_buffer_class=SqilReplayBuffer,
