@@ -25,7 +25,10 @@ marked in its run.json: finished, interrupted (with the step) or failed (``irlhf
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -100,8 +103,9 @@ def add_server_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
     """
     group = parser.add_argument_group("labelling page (people answer in a browser)" if live else "server")
     if live:
-        group.add_argument("--db", default=None, metavar="FILE",
-                           help="label store (SQLite) for the queries and answers; default <run dir>/labels.sqlite")
+        group.add_argument("--db", "--database", dest="db", default=None, metavar="FILE_OR_URL",
+                           help="label store for the queries and answers: SQLite file or postgresql:// URL; "
+                           "default <run dir>/labels.sqlite")
     group.add_argument("--host", default="127.0.0.1", help="address to serve the labelling page on")
     group.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the labelling page (0 = a free port)")
     group.add_argument("--token", default=None,
@@ -349,10 +353,11 @@ def _llm(subparsers: Any) -> None:
 def _label(subparsers: Any) -> None:
     parser = add_job(subparsers, "label", job_runner("label"),
                      help="serve the labelling page for people (import a task file, export labels, stats)",
-                     description="Serve the labelling web page for one session of a label store (SQLite). "
-                     "--task imports a JSONL task file first (text rankings, clip pairs, DAgger frames; "
+                     description="Serve the labelling web page for one session of a label store (SQLite or "
+                     "PostgreSQL). --task imports a JSONL task file first (text rankings, clip pairs, DAgger frames; "
                      "idempotent). --export / --stats write or print the session and exit without serving.")
-    parser.add_argument("--db", required=True, metavar="FILE", help="label store (SQLite file; --task creates it)")
+    parser.add_argument("--db", "--database", dest="db", required=True, metavar="FILE_OR_URL",
+                        help="label store: SQLite file or postgresql:// URL (--task creates its tables)")
     parser.add_argument("--task", default=None, metavar="FILE",
                         help="JSONL task file to import first (media paths relative to its folder)")
     parser.add_argument("--session", default=None, metavar="NAME",
@@ -400,8 +405,50 @@ def _routes(subparsers: Any) -> None:
 
 
 # Parser builders, in the order `irlhf --help` lists the jobs; each registers one sub-command (add_job).
+def _sweep(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sweep", formatter_class=HelpFormatter,
+        help="any job over a grid of options x seeds (a TOML spec), as Ray tasks; a table with 95%% intervals",
+        description="Run an irlhf job over a grid of options and seeds from SPEC (TOML: job, seeds, [options], "
+        "[grid], [[cases]], [resources], metrics), each trial in its own run directory under OUT/<name>/trials; "
+        "results.csv, summary.csv and report.html at the end. Runs as Ray tasks when irlhf[ray] is installed (a "
+        "local instance on all cores, or --address), else one trial after another. Started again, it runs only "
+        "the trials without a finished run.")
+    parser.add_argument("spec", metavar="SPEC.toml", help="the sweep spec (see `irlhf.jobs.sweep`)")
+    parser.add_argument("--out", default="runs", metavar="DIR", help="the sweep directory is DIR/<spec name>")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="an existing Ray cluster (ray://host:port or host:port); default RAY_ADDRESS, else a "
+                        "local instance on all cores")
+    parser.add_argument("--serial", action="store_true", help="run the trials one after another here, without Ray")
+    no_progress(parser)
+    parser.set_defaults(run=job_runner("sweep", "run_command"), job="sweep")
+
+
+def _check_args(text: str) -> int:
+    """``irlhf --check-args`` (for ``irlhf sweep``): parse each argument list of the JSON list ``text`` without
+    running it; exit 2 with one line at the first that does not parse, naming it."""
+    try:
+        argvs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _error(f"--check-args: stdin is not JSON ({exc}); expected a list of argument lists")
+        return 2
+    parser = build_parser()
+    for argv in argvs:
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(io.StringIO()):
+                parser.parse_args([str(a) for a in argv])
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+                reason = lines[-1].split("error: ", 1)[-1] if lines else "does not parse"
+                _error(f"trial `irlhf {' '.join(map(str, argv))}`: {reason}")
+                return 2
+    return 0
+
+
 JOBS: tuple[Callable[[Any], None], ...] = (_demo, learners.irl, learners.bc, learners.dagger, learners.imitate,
-                                           _prefs, _demos, _expert, _tamer, _llm, _label, _routes)
+                                           _prefs, _demos, _expert, _tamer, _llm, _label, _routes, _sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -487,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen job and return its exit code."""
     runs: list[Any] = []  # the run directories the job creates, marked finished / interrupted / failed
     _off_screen()
+    if argv is None and sys.argv[1:2] == ["--check-args"] or argv is not None and list(argv[:1]) == ["--check-args"]:
+        return _check_args(sys.stdin.read())
     try:
         parser = build_parser()
         try:

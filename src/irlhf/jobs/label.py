@@ -5,6 +5,7 @@
     irlhf label --db labels.sqlite --session label_texts --stats           # counts, labels per annotator, agreement
     irlhf label --db labels.sqlite --session label_texts --export out.jsonl                # every query + labels
     irlhf label --db labels.sqlite --session label_texts --export pairs.jsonl --format pairs  # TextPairs rows
+    irlhf label --database postgresql://me@dbhost:5432/labels --session label_texts    # a PostgreSQL store
 
 Task files (``irlhf.label.tasks``) are JSONL, one query per line: text rankings, clip pairs, DAgger frames,
 with media paths relative to the task file's folder. Every row is checked before anything is written, so a
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from irlhf.core.errors import ValidationError
 from irlhf.label import LabelStore, export_jsonl, export_text_pairs
+from irlhf.label.dialects import is_url, redact
 from irlhf.label.live import check_server_options, resolve_token
 from irlhf.label.store import check_session
 from irlhf.label.tasks import default_session, format_stats, import_task, read_task
@@ -39,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.n_annotators, bool) or args.n_annotators < 1:
         raise ValidationError(f"--n-annotators {args.n_annotators}: expected an int >= 1")
     session = check_session(args.session if args.session is not None else default_session(args.task))
-    db = Path(args.db)
+    url = is_url(args.db)  # a database server: nothing on disk to look for (and Path would mangle its //)
+    db: str | Path = redact(args.db) if url else Path(args.db)
     rows = read_task(args.task, session) if args.task is not None else None
-    if rows is None and not db.exists():
+    if rows is None and not url and not Path(db).exists():
         raise ValidationError(f"--db {str(db)!r}: no such label store; expected an existing store, or --task FILE "
                               "to create it")
-    with LabelStore(db) as store:
+    with LabelStore(args.db if url else db) as store:
         if rows is not None:
             new, old = import_task(store, rows, session, args.n_annotators)
             print(f"imported {new} new queries ({old} already there) from {args.task} into session {session} "

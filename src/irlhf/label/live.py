@@ -23,6 +23,7 @@ from typing import Any
 
 from irlhf.core.errors import IrlhfError, ValidationError, describe
 from irlhf.core.rundir import RunDir
+from irlhf.label.dialects import is_url
 from irlhf.label.people import WebExpert, WebLabeller, WebTrainer
 from irlhf.label.store import LabelStore, export_jsonl
 
@@ -95,7 +96,7 @@ class WebOptions:
     def __post_init__(self) -> None:
         check_server_options(self.host, self.port, self.token, self.allow_remote)
         if self.db is not None and (not isinstance(self.db, str) or not self.db):
-            raise ValidationError(f"--db {describe(self.db)}: expected a path to an SQLite file")
+            raise ValidationError(f"--db {describe(self.db)}: expected an SQLite file or a postgresql:// URL")
         if isinstance(self.n_annotators, bool) or not isinstance(self.n_annotators, int) or self.n_annotators < 1:
             raise ValidationError(f"--n-annotators {describe(self.n_annotators)}: expected an int >= 1")
         if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout)
@@ -157,8 +158,8 @@ class WebSession:
     def start(self) -> RunDir:
         """Create the run directory, open the store, start the server, print the URL; returns the run directory."""
         self.run = RunDir.create(self.job, self.out)
-        db = Path(self.options.db) if self.options.db is not None else self.run.file("labels.sqlite")
-        self.store = LabelStore(db)
+        db = self.options.db if self.options.db is not None else self.run.file("labels.sqlite")
+        self.store = LabelStore(db if is_url(db) else Path(db))  # Path would turn a URL's // into /
         from irlhf.label.server import start_server  # FastAPI / uvicorn: the `label` extra, needed only to serve
 
         self.server = start_server(self.store, host=self.options.host, port=self.options.port,
@@ -167,7 +168,8 @@ class WebSession:
         self.url = self.server.url
         bar = "=" * max(60, len(self.url) + 16)
         wait = "" if self.options.timeout is None else f", up to {self.options.timeout:g} s each"
-        print(f"\n{bar}\n  irlhf {self.job.replace('-', ' ')}: people label at  {self.url}\n  session {self.session}, store {db}\n"
+        print(f"\n{bar}\n  irlhf {self.job.replace('-', ' ')}: people label at  {self.url}\n"
+              f"  session {self.session}, store {self.store.path}\n"
               f"  (training waits for their answers{wait})\n{bar}\n", flush=True)
         return self.run
 

@@ -163,7 +163,13 @@ class Database:
 
     ``write()`` and ``read()`` are transactions (context managers yielding the connection); ``connection()``
     is this thread's connection for single statements; ``close()`` closes every connection opened.
+    ``irlhf.label.dialects.PostgresDatabase`` subclasses it: the class attributes below and the ``_begin_*``
+    hooks are what a dialect changes; the transactions' logic is shared.
     """
+
+    #: SQL fragments that differ between dialects (the store's SQL is otherwise the same text for both)
+    SESSION_ORDER = "created, rowid"  # creation order; SQLite's rowid breaks ties of equal clock readings
+    LEASE_JOIN = "CROSS JOIN"  # SQLite: keeps the annotator's few leases the outer loop of the join
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -247,7 +253,7 @@ class Database:
             return
         # threads of this process queue here; SQLite's own busy handler (for other processes) backs off by sleeping
         with self._write_lock:
-            con.execute("BEGIN IMMEDIATE")
+            self._begin_write(con)
             self._local.depth = 1
             try:
                 yield con
@@ -258,6 +264,16 @@ class Database:
                 self._commit(con)
             finally:
                 self._local.depth = 0
+
+    @staticmethod
+    def _begin_write(con: sqlite3.Connection) -> None:
+        """Start a write transaction holding SQLite's write lock up front (no deadlock on a later upgrade)."""
+        con.execute("BEGIN IMMEDIATE")
+
+    @staticmethod
+    def _begin_read(con: sqlite3.Connection) -> None:
+        """Start a read transaction: one snapshot for every SELECT until COMMIT."""
+        con.execute("BEGIN")
 
     @staticmethod
     def _commit(con: sqlite3.Connection) -> None:
@@ -292,7 +308,7 @@ class Database:
         if self._depth():
             yield con
             return
-        con.execute("BEGIN")
+        self._begin_read(con)
         try:
             yield con
         finally:
@@ -303,6 +319,6 @@ class Database:
         with self._lock:
             cons, self._all = self._all, []
         for con in cons:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(Exception):  # any dialect's driver error: closing is best effort
                 con.close()
         self._local = threading.local()

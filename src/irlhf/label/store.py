@@ -1,9 +1,10 @@
 """The label store: queries put to people, their media, the labels people give, and what the labels say.
 
 ``LabelStore`` keeps everything in one SQLite file (``irlhf.label.schema``: tables, version, migrations,
-connections), safe for many labellers and a training loop at once; every write is committed before the
-call returns, or with the others of a ``with store.batch():`` block when that ends. ``aggregate`` turns
-several annotators' labels on a query into one training target; ``export_jsonl`` / ``export_text_pairs``
+connections) or one PostgreSQL database (``irlhf.label.dialects``: a ``postgresql://`` URL), safe for many
+labellers and a training loop at once; every write is committed before the call returns, or with the others
+of a ``with store.batch():`` block when that ends. ``aggregate`` turns several annotators' labels on a query
+into one training target; ``export_jsonl`` / ``export_text_pairs``
 write a session out. The kinds of query, their payloads and label values are in ``irlhf.label.kinds``
 (checked by ``check_payload`` and ``check_label``; re-exported here).
 
@@ -55,7 +56,8 @@ from irlhf.label.kinds import (
     is_int,
     is_number,
 )
-from irlhf.label.schema import BUSY_TIMEOUT_SECONDS, SCHEMA_VERSION, Database, StoreError
+from irlhf.label.dialects import open_database
+from irlhf.label.schema import BUSY_TIMEOUT_SECONDS, SCHEMA_VERSION, StoreError
 
 __all__ = [
     "ANNOTATOR_RE", "BUSY_TIMEOUT_SECONDS", "KINDS", "MAX_EVENTS", "MAX_STR", "MEDIA_ID_RE", "MIME_TYPES",
@@ -156,7 +158,10 @@ def aggregate(kind: str, payload: Mapping[str, Any], values: Iterable[Any]) -> A
 
 
 class LabelStore:
-    """Queries, media and labels in one SQLite file, safe for many threads and processes at once.
+    """Queries, media and labels in one SQLite file or PostgreSQL database, safe for many threads and processes.
+
+    ``path``: a file path or ``sqlite:///path`` URL (SQLite), or ``postgresql://user@host:port/dbname`` (psycopg 3,
+    ``pip install "irlhf[postgres]"``); see ``irlhf.label.dialects.open_database``.
 
     ``lease_seconds``: how long a query handed out by ``next_query`` stays reserved for that annotator.
     A label is accepted even on a query that already has ``n_annotators`` labels from others (e.g. a lease
@@ -167,7 +172,7 @@ class LabelStore:
         if not is_number(lease_seconds) or not math.isfinite(lease_seconds) or lease_seconds <= 0:
             raise ValidationError(f"lease_seconds={describe(lease_seconds)}: expected a finite number > 0 (seconds)")
         self.lease_seconds = float(lease_seconds)
-        self._db = Database(path)
+        self._db = open_database(path)
         self.path = self._db.path
 
     def close(self) -> None:
@@ -225,7 +230,7 @@ class LabelStore:
                     raise StoreError(f"query_id={qid!r} already exists with kind {row[0]!r} in session {row[1]!r}; "
                                      f"expected kind {kind!r} in session {session!r} or a new id")
                 return qid
-            con.execute("INSERT OR IGNORE INTO sessions (name, created) VALUES (?, ?)", (session, now))
+            con.execute("INSERT INTO sessions (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING", (session, now))
             con.execute("INSERT INTO queries (id, kind, session, payload, n_annotators, created) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (qid, kind, session, canonical_json(clean), int(n_annotators), now))
             con.executemany("INSERT INTO media (id, query_id, name, mime, data) VALUES (?, ?, ?, ?, ?)",
@@ -262,9 +267,9 @@ class LabelStore:
         with self._db.write() as con:
             con.execute("DELETE FROM assignments WHERE expires <= ?", (now,))
             params = {"who": annotator, "session": session, "now": now}
-            # CROSS JOIN keeps assignments the outer loop: the annotator's few leases, not every query in order
+            # assignments the outer loop (SQLite's CROSS JOIN): the annotator's few leases, not every query
             row = con.execute(
-                f"SELECT {self._QUERY_COLUMNS} FROM assignments a CROSS JOIN queries q ON q.id = a.query_id "
+                f"SELECT {self._QUERY_COLUMNS} FROM assignments a {self._db.LEASE_JOIN} queries q ON q.id = a.query_id "
                 f"WHERE a.annotator = :who AND q.n_labels < q.n_annotators {in_session} AND {not_labelled} "
                 "ORDER BY q.seq LIMIT 1",
                 params).fetchone()
@@ -276,7 +281,8 @@ class LabelStore:
                     params).fetchone()
             if row is None:
                 return None
-            con.execute("INSERT OR REPLACE INTO assignments (query_id, annotator, expires) VALUES (?, ?, ?)",
+            con.execute("INSERT INTO assignments (query_id, annotator, expires) VALUES (?, ?, ?) "
+                        "ON CONFLICT (query_id, annotator) DO UPDATE SET expires = excluded.expires",
                         (row[0], annotator, now + self.lease_seconds))
         return self._query(row)
 
@@ -296,8 +302,9 @@ class LabelStore:
             if row is None:
                 raise UnknownQueryError(f"query_id={describe(query_id)}: no such query in {str(self.path)!r}")
             clean = check_label(row[0], json.loads(row[1]), value)
-            stored = con.execute("INSERT OR IGNORE INTO labels (query_id, annotator, value, created) "
-                                 "VALUES (?, ?, ?, ?)", (query_id, annotator, canonical_json(clean), now)).rowcount == 1
+            stored = con.execute("INSERT INTO labels (query_id, annotator, value, created) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT DO NOTHING",
+                                 (query_id, annotator, canonical_json(clean), now)).rowcount == 1
             if stored:
                 con.execute("UPDATE queries SET n_labels = n_labels + 1 WHERE id = ?", (query_id,))
             con.execute("DELETE FROM assignments WHERE query_id = ? AND annotator = ?", (query_id, annotator))
@@ -330,9 +337,11 @@ class LabelStore:
         need = {qid: self.get_query(qid).n_annotators for qid in ids}  # unknown ids fail now, not never
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._db.read() as con:
-                have = dict(con.execute(
-                    f"SELECT id, n_labels FROM queries WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall())
+            have: dict[str, int] = {}
+            if ids:  # PostgreSQL rejects an empty IN ()
+                with self._db.read() as con:
+                    have = dict(con.execute(
+                        f"SELECT id, n_labels FROM queries WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall())
             done = all(have.get(qid, 0) >= need[qid] for qid in ids)
             left = None if deadline is None else deadline - time.monotonic()
             if done or (left is not None and left <= 0):
@@ -356,7 +365,8 @@ class LabelStore:
 
     def sessions(self) -> list[str]:
         """Session names, in the order they were created."""
-        return [r[0] for r in self._db.connection().execute("SELECT name FROM sessions ORDER BY created, rowid")]
+        sql = f"SELECT name FROM sessions ORDER BY {self._db.SESSION_ORDER}"
+        return [r[0] for r in self._db.connection().execute(sql)]
 
     def stats(self, session: str | None = None) -> dict[str, Any]:
         """Counts of ``session`` (or all): n_queries, n_complete, pending, n_labels, per_annotator, agreement.
@@ -369,7 +379,8 @@ class LabelStore:
         params = () if session is None else (session,)
         with self._db.read() as con:
             n_queries, n_complete = con.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(q.n_labels >= q.n_annotators), 0) FROM queries q {where}",
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN q.n_labels >= q.n_annotators THEN 1 ELSE 0 END), 0) "
+                f"FROM queries q {where}",
                 params).fetchone()
             per_annotator = dict(con.execute(
                 f"SELECT l.annotator, COUNT(*) FROM labels l JOIN queries q ON q.id = l.query_id {where} "
@@ -406,7 +417,7 @@ class LabelStore:
         with self._db.read() as con:
             n_queries, n_complete = con.execute(
                 "SELECT COALESCE(SUM(n_queries), 0), COALESCE(SUM(n_complete), 0) FROM session_counts "
-                f"WHERE 1 {in_session}", params).fetchone()
+                f"WHERE 1 = 1 {in_session}", params).fetchone()
             (n_labels,) = con.execute(
                 f"SELECT COALESCE(SUM(n_labels), 0) FROM annotator_counts WHERE annotator = :who {in_session}",
                 params).fetchone()
