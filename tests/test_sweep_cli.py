@@ -66,23 +66,36 @@ def test_unknown_job_or_option_fails_before_any_trial(tmp_path):
 
 
 def test_sweep_runs_records_a_failure_and_resumes(tmp_path):
-    """Two configurations x two seeds of a tiny job, one configuration failing inside the job (no demos):
-    tables and intervals; started again, only the failed trials run."""
-    s = spec(grid={"demos": [8, 0]}, seeds=2)
+    """Two configurations of a tiny job, one failing inside the job (no demos): started again, only the failed
+    trial runs and the finished one keeps its numbers."""
+    s = spec(grid={"demos": [8, 0]})
     first = sweep.run(s, out=tmp_path, backend="serial", progress=False, echo=lambda line: None)
-    assert (first.ran, first.reused, first.failed) == (4, 0, 2)
+    assert (first.ran, first.reused, first.failed) == (2, 0, 1)
     rows = list(csv.DictReader((tmp_path / "tiny" / "results.csv").open()))
-    assert [r["status"] for r in rows] == ["finished", "finished", "failed", "failed"]
-    assert "demos=0" in rows[2]["error"] and rows[2]["evd"] == ""
-    evd = np.array([float(r["evd"]) for r in rows[:2]])
-    (good, bad) = list(csv.DictReader((tmp_path / "tiny" / "summary.csv").open()))
-    assert (good["finished"], good["failed"], bad["finished"], bad["failed"]) == ("2", "0", "0", "2")
-    assert np.isclose(float(good["evd_mean"]), evd.mean()) and np.isclose(float(good["evd_ci95"]), t_half_width(evd))
+    assert [r["status"] for r in rows] == ["finished", "failed"]
+    assert "demos=0" in rows[1]["error"] and rows[1]["evd"] == "" and float(rows[0]["evd"]) >= 0
     page = (tmp_path / "tiny" / "report.html").read_text()
     assert "Trials that did not finish" in page and "demos=0" in page
     again = sweep.run(s, out=tmp_path, backend="serial", progress=False, echo=lambda line: None)
-    assert (again.ran, again.reused, again.failed) == (2, 2, 2)
-    assert [r["evd"] for r in again.rows[:2]] == [r["evd"] for r in first.rows[:2]]
+    assert (again.ran, again.reused, again.failed) == (1, 1, 1)
+    assert again.rows[0]["evd"] == first.rows[0]["evd"]
+
+
+def test_summary_is_the_mean_and_t_interval_over_finished_seeds(tmp_path):
+    s = spec(grid={"horizon": [4, 6]}, seeds=3)
+    trials = sweep.trials_of(s)
+    evd = {t.key: float(i) ** 2 for i, t in enumerate(trials)}
+    outcomes = {t.key: {"status": "finished", "seconds": 1.0, "metrics": {"evd": evd[t.key], "other": 1.0}}
+                for t in trials[:5]}  # the last trial failed
+    outcomes[trials[5].key] = {"status": "failed", "error": "boom", "metrics": {}}
+    rows, summary = sweep.write_tables(tmp_path, s, trials, outcomes)
+    assert [r["status"] for r in rows] == ["finished"] * 5 + ["failed"] and rows[5]["error"] == "boom"
+    first, second = (np.array([evd[t.key] for t in trials[k:k + 3] if outcomes[t.key]["status"] == "finished"])
+                     for k in (0, 3))
+    assert (summary[0]["finished"], summary[1]["finished"], summary[1]["failed"]) == (3, 2, 1)
+    assert np.isclose(summary[0]["evd_mean"], first.mean()) and np.isclose(summary[0]["evd_ci95"], t_half_width(first))
+    assert np.isclose(summary[1]["evd_mean"], second.mean()) and "other_mean" not in summary[0]  # metrics = ["evd"]
+    assert list(csv.DictReader((tmp_path / "summary.csv").open()))[1]["failed"] == "1"
 
 
 def test_without_ray_the_trials_run_serially_and_it_says_how_to_parallelise(tmp_path, monkeypatch):
