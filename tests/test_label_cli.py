@@ -292,3 +292,11 @@ def test_tamer_with_web_trainer_default_db(tmp_path):
     assert len(labels) == 1
     final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert final["feedback_events"] == 2 and final["oracle_return_mean"] is None
+
+
+def test_an_existing_store_by_sqlite_url(tmp_path, capsys):
+    path = tmp_path / "labels.db"
+    with LabelStore(path) as store:
+        store.add_query("text", {"prompt": "p", "responses": ["a", "b"]}, session="s1")
+    assert cli.main(["label", "--db", "sqlite:///" + str(path), "--session", "s1", "--stats"]) == 0
+    assert "s1" in capsys.readouterr().out

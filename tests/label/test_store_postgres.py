@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from irlhf.core.errors import ValidationError
-from irlhf.label.dialects import is_url, redact, to_psycopg
+from irlhf.label.dialects import is_url, redact, sqlite_file, to_psycopg
 from irlhf.label.store import LabelStore, StoreError
 
 GIF = (b"GIF89a-left", "image/gif")
@@ -28,6 +28,8 @@ def test_sqlite_url_and_plain_path_open_the_same_file(tmp_path):
     with LabelStore(str(path)) as store:
         assert [q.id for q in store.queries()] == ["q1"]
     assert not is_url(str(path)) and not is_url("sqlite:///x.db") and is_url("postgres://h/db")
+    assert sqlite_file("sqlite:///" + str(path)) == path == sqlite_file(str(path))
+    assert sqlite_file("postgresql://u@h/db") is None
 
 
 @pytest.mark.parametrize("target, match", [

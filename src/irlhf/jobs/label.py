@@ -19,11 +19,10 @@ jobs that learn from people live: ``irlhf prefs rl --labeller web``, ``irlhf dag
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from irlhf.core.errors import ValidationError
 from irlhf.label import LabelStore, export_jsonl, export_text_pairs
-from irlhf.label.dialects import is_url, redact
+from irlhf.label.dialects import sqlite_file
 from irlhf.label.live import check_server_options, resolve_token
 from irlhf.label.store import check_session
 from irlhf.label.tasks import default_session, format_stats, import_task, read_task
@@ -41,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.n_annotators, bool) or args.n_annotators < 1:
         raise ValidationError(f"--n-annotators {args.n_annotators}: expected an int >= 1")
     session = check_session(args.session if args.session is not None else default_session(args.task))
-    url = is_url(args.db)  # a database server: nothing on disk to look for (and Path would mangle its //)
-    db: str | Path = redact(args.db) if url else Path(args.db)
+    file = sqlite_file(args.db)  # None: a database server, nothing on disk to look for
     rows = read_task(args.task, session) if args.task is not None else None
-    if rows is None and not url and not Path(db).exists():
-        raise ValidationError(f"--db {str(db)!r}: no such label store; expected an existing store, or --task FILE "
+    if rows is None and file is not None and not file.exists():
+        raise ValidationError(f"--db {str(file)!r}: no such label store; expected an existing store, or --task FILE "
                               "to create it")
-    with LabelStore(args.db if url else db) as store:
+    with LabelStore(args.db) as store:
+        db = store.path  # the file, or the URL without its password
         if rows is not None:
             new, old = import_task(store, rows, session, args.n_annotators)
             print(f"imported {new} new queries ({old} already there) from {args.task} into session {session} "

@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from irlhf.core.errors import ValidationError
@@ -151,22 +152,30 @@ def open_database(target: str | os.PathLike[str]) -> Database:
     ValidationError for an unknown scheme, a PostgreSQL URL without a database name or an unreachable server;
     StoreError when psycopg is not installed or the database holds something other than a label store.
     """
+    path = sqlite_file(target)
+    if path is not None:
+        return Database(path)
+    if target.partition("://")[0].lower() in ("postgresql", "postgres"):
+        return PostgresDatabase(target)
+    scheme = target.partition("://")[0].lower() + "://"
+    raise ValidationError(f"label store {redact(target)!r}: unknown scheme {scheme!r}; {EXPECTED}")
+
+
+def sqlite_file(target: str | os.PathLike[str]) -> Path | None:
+    """The SQLite file a LabelStore target names (a path, or a sqlite:/// URL), None for a database server's URL."""
     if isinstance(target, os.PathLike):
-        return Database(target)
+        return Path(target)
     if not isinstance(target, str) or not target:
         raise ValidationError(f"label store {target!r}: {EXPECTED}")
     scheme, sep, rest = target.partition("://")
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-        return Database(target)  # a plain path (C:\\x or ./a://b are paths too)
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        if not rest.startswith("/") or rest == "/":
-            raise ValidationError(f"label store {target!r}: {EXPECTED} (sqlite:///relative.db or "
-                                  "sqlite:////absolute/path.db)")
-        return Database(rest[1:])
-    if scheme in ("postgresql", "postgres"):
-        return PostgresDatabase(target)
-    raise ValidationError(f"label store {redact(target)!r}: unknown scheme {scheme + '://'!r}; {EXPECTED}")
+        return Path(target)  # a plain path (C:\\x or ./a://b are paths too)
+    if scheme.lower() != "sqlite":
+        return None
+    if not rest.startswith("/") or rest == "/":
+        raise ValidationError(f"label store {target!r}: {EXPECTED} (sqlite:///relative.db or "
+                              "sqlite:////absolute/path.db)")
+    return Path(rest[1:])
 
 
 class PgConnection:

@@ -23,7 +23,6 @@ from typing import Any
 
 from irlhf.core.errors import IrlhfError, ValidationError, describe
 from irlhf.core.rundir import RunDir
-from irlhf.label.dialects import is_url
 from irlhf.label.people import WebExpert, WebLabeller, WebTrainer
 from irlhf.label.store import LabelStore, export_jsonl
 
@@ -159,7 +158,7 @@ class WebSession:
         """Create the run directory, open the store, start the server, print the URL; returns the run directory."""
         self.run = RunDir.create(self.job, self.out)
         db = self.options.db if self.options.db is not None else self.run.file("labels.sqlite")
-        self.store = LabelStore(db if is_url(db) else Path(db))  # Path would turn a URL's // into /
+        self.store = LabelStore(db)
         from irlhf.label.server import start_server  # FastAPI / uvicorn: the `label` extra, needed only to serve
 
         self.server = start_server(self.store, host=self.options.host, port=self.options.port,
