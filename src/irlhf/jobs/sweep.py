@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import importlib.util
 import io
 import itertools
 import json
@@ -51,13 +50,13 @@ from typing import Any
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_write_text
+from irlhf.core.parallel import NO_RAY, execute, progress_bar, ray_available
 
 __all__ = ["Spec", "Trial", "load_spec", "trials_of", "run_trial", "run", "run_command", "SweepResult"]
 
 SPEC_KEYS = ("name", "job", "seeds", "metrics", "options", "grid", "cases", "resources")
 RESERVED = ("seed", "out")  # every trial's own: from seeds and the sweep directory
 OUTCOME = "outcome.json"
-NO_RAY = "ray is not installed: the trials run one after another; pip install 'irlhf[ray]' to run them in parallel"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,51 +248,6 @@ def read_run(trial_dir: Path) -> dict[str, Any]:
             "run": run_dir.name, "metrics": metrics}
 
 
-# -- running: serially here, or as Ray tasks ------------------------------------------------------------------
-def _serial(jobs: list[dict[str, Any]], done: Callable[[int, dict[str, Any]], None],
-            running: Callable[[int], None]) -> None:
-    for index, job in enumerate(jobs):
-        running(1)
-        done(index, run_trial(job))
-
-
-def _ray_runner(address: str | None, spec: Spec) -> Callable:
-    """A runner that submits the trials as Ray tasks (``ray.init``: ``address``, else RAY_ADDRESS, else a local
-    instance on all cores), after checking the cluster can hold one trial."""
-    import ray  # why: optional (ray extra)
-
-    target = address or os.environ.get("RAY_ADDRESS") or None
-    if not ray.is_initialized():
-        try:
-            ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **({} if target else {"num_cpus": os.cpu_count()}))
-        except Exception as exc:  # noqa: BLE001 -- why: Ray raises many types for an unreachable cluster
-            raise ValidationError(f"address={target!r}: no Ray cluster could be reached ({type(exc).__name__}: "
-                                  f"{' '.join(str(exc).split())[:200]}); expected ray://host:port or host:port of a "
-                                  "running cluster") from None
-    total = ray.cluster_resources()
-    for what, need in (("CPU", spec.cpu), ("GPU", spec.gpu)):
-        if need > total.get(what, 0.0):
-            raise ValidationError(f"resources.{what.lower()}={need:g}: the Ray cluster has {total.get(what, 0.0):g} "
-                                  f"{what}s in all; expected at most that per trial")
-    slots = max(1, int(total.get("CPU", 1) // spec.cpu))
-    remote = ray.remote(num_cpus=spec.cpu, num_gpus=spec.gpu, max_retries=0)(run_trial)
-
-    def runner(jobs: list[dict[str, Any]], done: Callable, running: Callable) -> None:
-        pending = {remote.remote(job): index for index, job in enumerate(jobs)}
-        while pending:
-            running(min(slots, len(pending)))
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
-            for ref in ready:
-                index = pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 -- why: a worker lost mid-trial fails that trial alone
-                    outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "metrics": {}}
-                done(index, outcome)
-    return runner
-
-
 @dataclasses.dataclass
 class SweepResult:
     """directory: the sweep directory; rows: a dict per trial (results.csv); summary: a dict per configuration
@@ -333,47 +287,39 @@ def run(spec: Spec | Mapping[str, Any] | str | os.PathLike[str], *, out: str | o
                 outcomes[trial.key] = recorded
     todo = [t for t in trials if t.key not in outcomes]
     reused = len(outcomes)
-    if todo and backend != "serial":
-        has_ray = importlib.util.find_spec("ray") is not None  # why: without importing it (slow)
-        if not has_ray and backend == "ray":
-            raise ValidationError("backend='ray': ray is not installed; expected pip install 'irlhf[ray]'")
-        backend = "ray" if has_ray else "serial"
-        if not has_ray:
-            echo(NO_RAY)
-    runner = _ray_runner(address, spec) if todo and backend == "ray" else _serial
+    if todo and backend == "ray" and not ray_available():
+        raise ValidationError("backend='ray': ray is not installed; expected pip install 'irlhf[ray]'")
+    if todo and backend == "auto":
+        backend = "ray" if ray_available() else "serial"
+        if backend == "serial":
+            echo(NO_RAY + "; the trials run one after another")
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(directory / "spec.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     threads = max(1, int(spec.cpu))
     jobs = [{"argv": list(t.argv), "seed": t.seed, "dir": str((directory / "trials" / t.key).resolve()),
              "threads": threads, "cwd": os.getcwd()} for t in todo]
     echo(f"sweep {spec.name}: {len(trials)} trials ({reused} already finished), {len(todo)} to run "
-         f"{'as Ray tasks' if runner is not _serial else 'one after another'}; logs in {directory / 'trials'}")
+         f"{'as Ray tasks' if backend == 'ray' else 'one after another'}; logs in {directory / 'trials'}")
     state = {"failed": 0}
-    bar = _bar(len(trials), reused, progress)
+    bar = progress_bar(len(trials), reused, progress, "sweep")
 
-    def done(index: int, outcome: dict[str, Any]) -> None:
+    def done(index: int, called: dict[str, Any]) -> None:
+        # run_trial records a job's own failure; a failed call here is a lost worker or an error in run_trial
+        outcome = called["result"] if called["status"] == "finished" else {**called, "metrics": {}}
         outcomes[todo[index].key] = outcome
         state["failed"] += outcome.get("status") != "finished"
         bar.update(1)
         bar.set_postfix(failed=state["failed"], refresh=False)
 
-    def running(count: int) -> None:
-        bar.set_postfix(running=count, failed=state["failed"])
-
     try:
-        runner(jobs, done, running)
+        execute(run_trial, jobs, backend=backend, cpu=spec.cpu, gpu=spec.gpu, address=address, on_done=done,
+                on_running=lambda n: bar.set_postfix(running=n, failed=state["failed"]))
     finally:
         bar.close()
         rows, summary = write_tables(directory, spec, trials, outcomes)
     failed = sum(row["status"] != "finished" for row in rows)
     echo(f"sweep {spec.name}: {len(rows) - failed} finished, {failed} failed; {directory / 'report.html'}")
     return SweepResult(directory, rows, summary, len(todo), reused, failed)
-
-
-def _bar(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm  # why: only the sweep's own bar; trials' bars go to their logs
-
-    return tqdm(total=total, initial=initial, desc="sweep", unit="trial", disable=not enabled, leave=True)
 
 
 # -- tables and report -----------------------------------------------------------------------------------------
