@@ -32,8 +32,11 @@ CartPole-v1 with 500 steps and scripted experts here).
     python benchmarks/irl_classic_control.py --envs CartPole-v1 --methods GAIL --demos 1 --timesteps 200000
     python benchmarks/irl_classic_control.py --quick                          # smoke run, not a result
 
-Every finished run is appended to benchmarks/out/irl_classic_control.jsonl at once, and runs already there
-(same env, method, N, seed and budget) are skipped, so an interrupted run resumes; ``--fresh`` starts over.
+The runs go through ``irlhf.core.parallel.run_many`` (the sweep runner's executor: Ray tasks when ray is installed,
+locally or on ``--address``, else a process pool): every finished run is appended to
+benchmarks/out/irl_classic_control.jsonl at once, and runs already there (same env, method, N, seed and budget)
+are skipped, so an interrupted run resumes; ``--fresh`` starts over; failed runs go to
+irl_classic_control.failed.jsonl with their traceback.
 The tables and plot (benchmarks/out/irl_classic_control.png) are made from that file.
 """
 
@@ -41,14 +44,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import BACKENDS, read_log, run_many
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -78,10 +81,7 @@ def budget(env: str, method: str, quick: bool = False, timesteps: int | None = N
 
 
 def run_job(job: dict) -> dict:
-    """One (env, method, N, seed) run in a worker process: train, evaluate, time."""
-    import torch
-
-    torch.set_num_threads(1)
+    """One (env, method, N, seed) run in a worker process (one torch thread): train, evaluate, time."""
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.rl.experts import make_expert
 
@@ -192,7 +192,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + tuple(EXTRA_METHODS))
     parser.add_argument("--demos", type=int, nargs="+", default=[1, 4, 7, 10])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..k-1")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
+    parser.add_argument("--workers", type=int, default=2, help="trials at a time (one torch thread each)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="where trials run (irlhf.core.parallel: "
+                        "auto = Ray tasks when ray is installed, else a local process pool)")
+    parser.add_argument("--address", help="an existing Ray cluster (default RAY_ADDRESS, else a local instance)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET} timesteps, 1 seed: a smoke run")
     parser.add_argument("--fresh", action="store_true", help="ignore (and overwrite) earlier results")
     parser.add_argument("--timesteps", type=int, help="GAIL / AIRL generator steps instead of BUDGET[env] (the "
@@ -200,33 +203,18 @@ def main() -> None:
     args = parser.parse_args()
 
     seeds = [0] if args.quick else list(range(args.seeds))
-    OUT.mkdir(exist_ok=True)
     log = OUT / ("irl_classic_control_quick.jsonl" if args.quick else "irl_classic_control.jsonl")
-    done = [] if args.fresh or not log.exists() else [json.loads(x) for x in log.read_text().splitlines() if x]
-    if args.fresh and log.exists():
-        log.unlink()
-    jobs = []
     # seed outermost: a run cut short still leaves whole tables for its first seeds
-    for seed in seeds:
-        for env in args.envs:
-            for n in args.demos:
-                for method in args.methods:
-                    steps = budget(env, method, args.quick, args.timesteps)
-                    job = {"env": env, "method": method, "n_demos": n, "seed": seed, "timesteps": steps}
-                    if not any(all(r[k] == v for k, v in job.items()) for r in done):
-                        jobs.append(job)
-    print(f"{len(jobs)} runs to do ({len(done)} already in {log.name}); {args.workers} workers", flush=True)
+    jobs = [{"env": env, "method": method, "n_demos": n, "seed": seed,
+             "timesteps": budget(env, method, args.quick, args.timesteps)}
+            for seed in seeds for env in args.envs for n in args.demos for method in args.methods]
     start = time.perf_counter()
-    # spawn: fresh workers, no copied locks or torch thread pools
-    # rows are written as they finish (not in job order), so a run stopped at a time limit keeps all of them
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            row = future.result()
-            with open(log, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
-                  f"({row['seconds']:.0f} s)", flush=True)
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x]
+    # rows are logged as they finish (not in job order), so a run stopped at a time limit keeps all of them
+    run_many(run_job, jobs, log=log, backend=args.backend, workers=args.workers, address=args.address,
+             fresh=args.fresh, desc="irl_classic_control",
+             on_row=lambda row: print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: "
+                                      f"{row['return']:.1f} ({row['seconds']:.0f} s)", flush=True))
+    rows = read_log(log)
     # one budget per (env, method) in the tables: runs at other budgets stay in the log
     rows = [r for r in rows if r["timesteps"] == budget(r["env"], r["method"], args.quick, args.timesteps)]
     refs = references(args.envs)

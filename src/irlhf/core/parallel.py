@@ -204,14 +204,16 @@ def read_log(log: Path) -> list[dict[str, Any]]:
 def run_many(function: Callable[[dict[str, Any]], Mapping[str, Any]], params: Sequence[Mapping[str, Any]], *,
              log: str | os.PathLike[str] | None = None, backend: Backend = "auto", workers: int | None = None,
              cpu: float = 1.0, gpu: float = 0.0, address: str | None = None, fresh: bool = False,
-             progress: bool = True, desc: str = "trials", echo: Callable[[str], None] = print) -> Batch:
+             progress: bool = True, desc: str = "trials", echo: Callable[[str], None] = print,
+             on_row: Callable[[dict[str, Any]], None] | None = None) -> Batch:
     """``function(p)`` (a dict of results) for every parameter set ``p`` not already in ``log``.
 
     log: a JSONL file; each finished trial is appended as ``{**p, **function(p)}`` the moment it ends, and a
     parameter set whose every key and value is in some row already there is reused, not run (resume; ``fresh``
     deletes the log first). Failed trials go to ``<log>.failed.jsonl`` with their error and traceback and are run
     again next time. backend / workers / cpu / gpu / address: :func:`execute` (``auto``: Ray when installed, else a
-    process pool). One progress bar (done / running / failed)."""
+    process pool). One progress bar (done / running / failed); ``on_row(row)`` is called with each new finished
+    row as it is logged (e.g. to print it)."""
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (cpu, gpu)) or cpu <= 0 or gpu < 0:
         raise ValidationError(f"cpu={cpu!r}, gpu={gpu!r}: expected cpu > 0 and gpu >= 0 per trial")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -232,7 +234,7 @@ def run_many(function: Callable[[dict[str, Any]], Mapping[str, Any]], params: Se
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     failed: list[dict[str, Any]] = []
-    bar = progress_bar(len(wanted), reused, progress, desc)
+    bar = progress_bar(len(wanted), reused, progress and bool(todo), desc)
 
     def on_done(position: int, outcome: Outcome) -> None:
         index = todo[position]
@@ -244,6 +246,8 @@ def run_many(function: Callable[[dict[str, Any]], Mapping[str, Any]], params: Se
             else:
                 rows[index] = {**wanted[index], **dict(result)}
                 _append(log_path, rows[index])
+                if on_row is not None:
+                    on_row(rows[index])
         if outcome["status"] != "finished":
             failed.append({**wanted[index], "error": outcome.get("error"), "traceback": outcome.get("traceback")})
             _append(failed_path, failed[-1])
