@@ -8,17 +8,24 @@ second time (a double click / a retry after a lost answer), which must be stored
 must hold exactly one label per (query, annotator): none lost, none duplicated.
 
 Baseline, in the same run: the same labels written by the same number of threads straight into a LabelStore
-(no HTTP), i.e. what SQLite (WAL, synchronous=FULL) itself allows on this disk.
+(no HTTP), i.e. what the store (SQLite: WAL, synchronous=FULL) itself allows on this disk.
 
-    python benchmarks/label_load.py                       # 16 annotators x 100 queries
+Labelling beyond one machine: ``--database URL`` puts the store behind a PostgreSQL URL (a fresh schema of it is
+made for each run and dropped after) and ``--servers N`` starts N server processes on that one store, the
+annotators spread over them round-robin, as N machines behind a load balancer would be.
+
+    python benchmarks/label_load.py                       # 16 annotators x 100 queries, SQLite, one server
     python benchmarks/label_load.py --annotators 32 --queries 50
+    python benchmarks/label_load.py --annotators 100 --queries 20 --servers 2 \
+        --database postgresql://postgres@127.0.0.1:5432/postgres
 
-Prints a table and writes benchmarks/out/label_load.json.
+Prints a table and writes benchmarks/out/label_load[_postgres][_Nservers].json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -29,10 +36,13 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from irlhf.label.dialects import redact
 from irlhf.label.store import LabelStore
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -51,7 +61,26 @@ def _serve(db: str, port: int) -> None:
     serve(LabelStore(db), host="127.0.0.1", port=port)
 
 
-def _fill(db: Path, n_queries: int, n_annotators: int) -> list[str]:
+@contextlib.contextmanager
+def _fresh_target(database: str | None, workdir: Path, name: str) -> Iterator[str]:
+    """A store target no run used before: a SQLite file in ``workdir``, or a new schema of the PostgreSQL
+    ``database`` (its URL with that search_path; the schema is dropped afterwards)."""
+    if database is None:
+        yield str(workdir / f"{name}.sqlite")
+        return
+    import psycopg
+
+    schema = f"label_load_{name}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield database + ("&" if "?" in database else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(database, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _fill(db: str, n_queries: int, n_annotators: int) -> list[str]:
     store = LabelStore(db)
     ids = [store.add_query("text", {"prompt": f"prompt {q}", "responses": [f"answer {q}a", f"answer {q}b"]},
                            session="load", n_annotators=n_annotators, query_id=f"q{q:05d}")
@@ -108,23 +137,25 @@ class Annotator:
         stats[self.name] = (stored, duplicates)
 
 
-def http_run(n_annotators: int, n_queries: int, workdir: Path) -> dict:
-    db = workdir / "http.sqlite"
+def http_run(n_annotators: int, n_queries: int, db: str, n_servers: int) -> dict:
     _fill(db, n_queries, n_annotators)
-    port = _free_port()
-    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(str(db), port), daemon=True)
-    server.start()
+    ports = [_free_port() for _ in range(n_servers)]
+    servers = [multiprocessing.get_context("spawn").Process(target=_serve, args=(db, port), daemon=True)
+               for port in ports]
+    for server in servers:
+        server.start()
     deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline or not server.is_alive():
-                raise RuntimeError("the server did not start") from None
-            time.sleep(0.1)
+    for port, server in zip(ports, servers):
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or not server.is_alive():
+                    raise RuntimeError(f"the server on port {port} did not start") from None
+                time.sleep(0.1)
     try:
-        annotators = [Annotator(port, f"annotator{k:02d}") for k in range(n_annotators)]
+        annotators = [Annotator(ports[k % n_servers], f"annotator{k:02d}") for k in range(n_annotators)]
         stats: dict = {}
         threads = [threading.Thread(target=a.run, args=(stats,)) for a in annotators]
         t0 = time.perf_counter()
@@ -134,10 +165,12 @@ def http_run(n_annotators: int, n_queries: int, workdir: Path) -> dict:
             thread.join()
         seconds = time.perf_counter() - t0
     finally:
-        server.terminate()
-        server.join(10)
+        for server in servers:
+            server.terminate()
+            server.join(10)
     store = LabelStore(db)
     labels = store.labels(session="load")
+    store.close()
     pairs = {(label.query_id, label.annotator) for label in labels}
     latencies = np.concatenate([a.latencies for a in annotators]) * 1000
     return {"seconds": seconds, "posts": int(len(latencies)), "labels_stored": len(labels),
@@ -148,8 +181,7 @@ def http_run(n_annotators: int, n_queries: int, workdir: Path) -> dict:
             "post_ms_max": float(latencies.max())}
 
 
-def direct_run(n_annotators: int, n_queries: int, workdir: Path) -> dict:
-    db = workdir / "direct.sqlite"
+def direct_run(n_annotators: int, n_queries: int, db: str) -> dict:
     ids = _fill(db, n_queries, n_annotators)
     store = LabelStore(db)
 
@@ -166,6 +198,7 @@ def direct_run(n_annotators: int, n_queries: int, workdir: Path) -> dict:
         thread.join()
     seconds = time.perf_counter() - t0
     n = len(store.labels(session="load"))
+    store.close()
     return {"seconds": seconds, "labels_stored": n, "expected": n_queries * n_annotators,
             "labels_per_s": n / seconds}
 
@@ -174,26 +207,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotators", type=int, default=16)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--servers", type=int, default=1, help="server processes on the one store")
+    parser.add_argument("--database", help="a postgresql:// URL (default: a SQLite file in a temporary directory)")
     args = parser.parse_args()
+    if args.servers < 1:
+        parser.error(f"--servers {args.servers}: expected at least 1")
     with tempfile.TemporaryDirectory() as tmp:
-        direct = direct_run(args.annotators, args.queries, Path(tmp))
-        web = http_run(args.annotators, args.queries, Path(tmp))
+        with _fresh_target(args.database, Path(tmp), "direct") as db:
+            direct = direct_run(args.annotators, args.queries, db)
+        with _fresh_target(args.database, Path(tmp), "http") as db:
+            web = http_run(args.annotators, args.queries, db, args.servers)
     ok = (web["labels_stored"] == web["distinct_pairs"] == web["expected"] == web["stored_answers"]
           and web["duplicate_answers"] == web["expected"])
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    store = "SQLite" if args.database is None else f"PostgreSQL ({redact(args.database)})"
     print(f"{args.annotators} annotators x {args.queries} queries ({web['expected']} labels, each POSTed twice); "
-          f"{machine}")
+          f"{args.servers} server process(es); store {store}; {machine}")
     print("| path | labels stored / expected | seconds | labels/s | POST p50 / p95 / max ms |")
     print("|---|---|---|---|---|")
-    print(f"| HTTP (next + 2 label POSTs per label) | {web['labels_stored']} / {web['expected']} | "
+    print(f"| HTTP, {args.servers} server(s) (next + 2 label POSTs per label) | {web['labels_stored']} / "
+          f"{web['expected']} | "
           f"{web['seconds']:.1f} | {web['labels_per_s']:.0f} | {web['post_ms_p50']:.1f} / {web['post_ms_p95']:.1f} / "
           f"{web['post_ms_max']:.0f} |")
     print(f"| direct LabelStore.add_label (x2) | {direct['labels_stored']} / {direct['expected']} | "
           f"{direct['seconds']:.1f} | {direct['labels_per_s']:.0f} | - |")
     print("no label lost or duplicated" if ok else "MISMATCH: labels lost or duplicated")
     OUT.mkdir(exist_ok=True)
-    (OUT / "label_load.json").write_text(json.dumps({"args": vars(args), "machine": machine, "http": web,
-                                                     "direct": direct, "ok": ok}, indent=2) + "\n")
+    name = "label_load" + ("" if args.database is None else "_postgres") + (f"_{args.servers}servers"
+                                                                           if args.servers > 1 else "")
+    shown_args = {**vars(args), "database": args.database and redact(args.database)}
+    (OUT / f"{name}.json").write_text(json.dumps({"args": shown_args, "machine": machine, "http": web,
+                                                  "direct": direct, "ok": ok}, indent=2) + "\n")
     if not ok:
         raise SystemExit(1)
 
