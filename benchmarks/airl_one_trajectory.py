@@ -23,20 +23,25 @@ over the last 10 rounds, beside the returns. Variants (everything else as in the
 
     python benchmarks/airl_one_trajectory.py --seeds 5 --workers 2 [--variants ...] [--method airl|gail]
         [--trajectories N]        # writes benchmarks/out/{method}_{N}_trajectory.json
+
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool; one torch thread each); a failed run stops the script before it writes the
+JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import add_arguments, run_many
 
 OUT = Path(__file__).resolve().parent / "out"
 ENV = "CartPole-v1"
@@ -52,9 +57,7 @@ EXPERT, RANDOM = 500.0, 21.8  # the table's normalisation (irl_classic_control.p
 
 
 def run_job(job: dict) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
+    """One (variant, seed) run in a worker (one torch thread): train, evaluate, time."""
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.rl.experts import make_expert
     from irlhf.irl import airl, gail
@@ -75,18 +78,21 @@ def run_job(job: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--method", choices=("airl", "gail"), default="airl")
     parser.add_argument("--trajectories", type=int, default=1, help="expert trajectories (the table's N)")
     args = parser.parse_args()
     jobs = [{"variant": v, "seed": s, "method": args.method, "trajectories": args.trajectories}
             for s in range(args.seeds) for v in args.variants]
-    rows = []
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            rows.append(future.result())
-            print(f"{rows[-1]['variant']} seed {rows[-1]['seed']}: {rows[-1]['return']:.1f}", flush=True)
+    batch = run_many(run_job, jobs, backend=args.backend, workers=args.workers, address=args.address,
+                     desc=f"{args.method}_{args.trajectories}_trajectory",
+                     on_row=lambda r: print(f"{r['variant']} seed {r['seed']}: {r['return']:.1f}", flush=True))
+    if batch.failed:
+        first = batch.failed[0]
+        sys.exit(f"{len(batch.failed)} of {len(jobs)} runs failed, nothing written; the first, "
+                 f"{first['variant']} seed {first['seed']}: {first['error']}\n{first.get('traceback') or ''}")
+    rows = batch.rows
     print(f"\n{args.method.upper()} on {ENV} from {args.trajectories} trajectories, {STEPS} PPO steps; "
           f"{platform.machine()}, {os.cpu_count()} cores")
     print("| variant | return per seed | mean | score | r_step | r_step / (1 - gamma) | r_T | s / run |\n"

@@ -25,12 +25,16 @@ the demos ``collect_demos(env, expert, N, seed=1000 * seed)`` are written once w
 Both libraries use ``torch.set_num_threads(1)``. Timed phases never overlap with each other or with
 this script's other work: per (env, N) one imitation subprocess trains the 5 seeds, then irlhf trains
 them here (interleaved so both see similar background load); each side has an untimed warm-up.
-Only then are the policies scored, in parallel workers, all with irlhf's
+Only then are the policies scored, in parallel, all with irlhf's
 ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``: imitation's trained actor is exported
 (policy_net linear layers + action_net) and rebuilt here as a deterministic argmax policy in numpy
 (verified against imitation's own ``policy.predict(deterministic=True)`` on 256 demo observations).
 Normalised score = (R - R_random) / (R_expert - R_random), R_expert = ``evaluate(env, expert, 20,
 seed=10_000)``, R_random = ``random_return(env, 20, seed=10_000)``. Tables: mean +- std over seeds.
+
+The untimed jobs (references, demo writing before the timed phase; scoring after it) go through
+``irlhf.core.parallel.run_many`` (``--backend``: Ray tasks when ray is installed, else a process pool; one torch
+thread each; they share temporary files, so one machine); Ray is shut down before the timed phase.
 
 Epoch caveat: imitation's data loader drops the incomplete last batch (floor(n / B) * B samples per
 epoch, reshuffled); irlhf keeps it (n samples per epoch). Samples are counted as each library saw them.
@@ -52,10 +56,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import BACKENDS, run_many
 
 HERE = Path(__file__).resolve().parent
 IMITATION_PYTHON = HERE / ".venv-imitation" / "bin" / "python"
@@ -105,57 +110,56 @@ def matched_config(args, seed: int):
                      normalize_obs=False, seed=seed)
 
 
-# -- worker jobs (untimed) ------------------------------------------------------------------------
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def ref_job(env_id: str) -> dict:
+# -- trial jobs (untimed; run_many, one torch thread each) -----------------------------------------
+def ref_job(p: dict) -> dict:
     from irlhf.envs.gym import evaluate, random_return
     from irlhf.rl.experts import make_expert
 
+    env_id = p["env"]
     return {"env": env_id, "expert": evaluate(env_id, make_expert(env_id), 20, seed=10_000)[0],
             "random": random_return(env_id, 20, seed=10_000)}
 
 
-def demo_job(env_id: str, n: int, seed: int, path: str) -> dict:
+def demo_job(p: dict) -> dict:
     from irlhf.data.io import save_trajectories
     from irlhf.envs.gym import collect_demos
     from irlhf.rl.experts import make_expert
 
+    env_id, n, seed = p["env"], p["n_demos"], p["seed"]
     demos = collect_demos(env_id, make_expert(env_id), n, seed=1000 * seed)
-    save_trajectories(path, demos)
+    save_trajectories(p["path"], demos)
     return {"env": env_id, "n_demos": n, "seed": seed, "n_samples": int(sum(len(t) for t in demos)),
             "expert_demo_return": float(np.mean([t.rews.sum() for t in demos]))}
 
 
-def eval_imitation_job(env_id: str, seed: int, weights: str) -> dict:
+def eval_imitation_job(p: dict) -> dict:
     from irlhf.envs.gym import evaluate
 
-    policy, agree = load_argmax(weights)
-    mean, std = evaluate(env_id, policy, n_episodes=20, seed=10_000 + seed)
+    policy, agree = load_argmax(p["weights"])
+    mean, std = evaluate(p["env"], policy, n_episodes=20, seed=10_000 + p["seed"])
     return {"return": mean, "return_std": std, "predict_agreement": agree}
 
 
-def eval_matched_job(env_id: str, seed: int, hidden: tuple, state: dict) -> dict:
+def eval_matched_job(p: dict) -> dict:
+    import torch
+
     from irlhf.envs.gym import evaluate
     from irlhf.nn.policies import MLPPolicy, Policy
 
-    module = MLPPolicy(*spaces_of(env_id), hidden, "tanh")
-    module.load_state_dict(state)
+    module = MLPPolicy(*spaces_of(p["env"]), tuple(p["hidden"]), "tanh")
+    module.load_state_dict(torch.load(p["state"]))
     module.eval()
-    mean, std = evaluate(env_id, Policy(module), n_episodes=20, seed=10_000 + seed)
+    mean, std = evaluate(p["env"], Policy(module), n_episodes=20, seed=10_000 + p["seed"])
     return {"return": mean, "return_std": std}
 
 
-def default_job(env_id: str, seed: int, path: str) -> dict:
+def default_job(p: dict) -> dict:
     from irlhf.data.io import load_trajectories
     from irlhf.envs.gym import evaluate
     from irlhf.imitation import bc
 
-    demos = load_trajectories(path)
+    env_id, seed = p["env"], p["seed"]
+    demos = load_trajectories(p["path"])
     t0 = time.perf_counter()
     fit = bc.train(spaces_of(env_id), demos, bc.Config(seed=seed))
     seconds = time.perf_counter() - t0
@@ -165,7 +169,34 @@ def default_job(env_id: str, seed: int, path: str) -> dict:
             "epochs_run": len(fit.history), "best_epoch": fit.best_epoch}
 
 
+JOBS = {"reference": ref_job, "demos": demo_job, "imitation": eval_imitation_job, "irlhf matched": eval_matched_job,
+        "irlhf default": default_job}
+
+
+def untimed_job(p: dict) -> dict:
+    """One untimed job (run_many's trial function): ``JOBS[p["job"]](p)``."""
+    return JOBS[p["job"]](p)
+
+
 # -- main -----------------------------------------------------------------------------------------
+def untimed(args, params: list, desc: str) -> list:
+    """The rows of ``untimed_job`` over ``params`` (in order) through run_many (no log: cheap jobs, made again each
+    run); a failed job ends the script, as the pool's exception did."""
+    batch = run_many(untimed_job, params, backend=args.backend, workers=args.workers, address=args.address,
+                     desc=desc, echo=lambda line: print(line, file=sys.stderr))
+    if batch.failed:
+        sys.exit(f"{desc}: {len(batch.failed)} job(s) failed; first: {batch.failed[0]['error']}\n"
+                 f"{batch.failed[0].get('traceback') or ''}")
+    return batch.rows
+
+
+def stop_ray() -> None:
+    """Shut a Ray instance started by run_many down (its daemons would otherwise run beside the timed phase)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def fmt(values, digits=2) -> str:
     return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}"
 
@@ -181,6 +212,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="for the untimed evaluations")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="where the untimed jobs run "
+                        "(irlhf.core.parallel: auto = Ray tasks when ray is installed, else a local process pool)")
+    parser.add_argument("--address", help="an existing Ray cluster on this machine (the jobs share temporary files; "
+                        "default RAY_ADDRESS, else a local instance)")
     parser.add_argument("--quick", action="store_true", help="CartPole-v1, 1 seed, 10 epochs")
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args()
@@ -201,15 +236,20 @@ def main() -> None:
 
     keys = [(env, n, seed) for env in args.envs for n in args.demos for seed in range(args.seeds)]
     spaces = {env: spaces_of(env) for env in args.envs}
-    with tempfile.TemporaryDirectory(prefix="bc-vs-imitation-") as tmp, \
-            ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+    with tempfile.TemporaryDirectory(prefix="bc-vs-imitation-") as tmp:
         tmp = Path(tmp)
         npz = {k: str(tmp / f"{k[0]}_N{k[1]}_s{k[2]}.npz") for k in keys}
         wts = {k: str(tmp / f"{k[0]}_N{k[1]}_s{k[2]}_imitation.npz") for k in keys}
-        refs_f = {env: pool.submit(ref_job, env) for env in args.envs}
-        demo_info = {k: f.result() for k, f in {k: pool.submit(demo_job, *k, npz[k]) for k in keys}.items()}
-        refs = {env: f.result() for env, f in refs_f.items()}
+        pts = {k: str(tmp / f"{k[0]}_N{k[1]}_s{k[2]}_irlhf.pt") for k in keys}
+        prep = untimed(args, [{"job": "reference", "env": env} for env in args.envs]
+                       + [{"job": "demos", "env": k[0], "n_demos": k[1], "seed": k[2], "path": npz[k]} for k in keys],
+                       "references and demos")
+        refs = {r["env"]: {"env": r["env"], "expert": r["expert"], "random": r["random"]}
+                for r in prep[:len(args.envs)]}
+        demo_info = dict(zip(keys, prep[len(args.envs):]))
         print(f"[{time.perf_counter() - t_start:.0f}s] demos written", file=sys.stderr)
+        stop_ray()
+        torch.set_num_threads(args.threads)  # again: a serial backend ran the jobs above here with one thread
 
         # timed: per (env, N) group, imitation's seeds in one subprocess, then irlhf's seeds in this process
         # (interleaved so both see similar machine load; nothing else of this script runs meanwhile)
@@ -241,12 +281,14 @@ def main() -> None:
                 print(f"[{time.perf_counter() - t_start:.0f}s] {env} N={n} trained", file=sys.stderr)
 
         # untimed: scoring (and the default-config extra row), in parallel
-        f_imit = {k: pool.submit(eval_imitation_job, k[0], k[2], wts[k]) for k in keys}
-        f_ours = {k: pool.submit(eval_matched_job, k[0], k[2], tuple(args.hidden), states[k]) for k in keys}
-        f_def = {k: pool.submit(default_job, k[0], k[2], npz[k]) for k in keys}
-        scores = {"imitation": {k: f.result() for k, f in f_imit.items()},
-                  "irlhf matched": {k: f.result() for k, f in f_ours.items()},
-                  "irlhf default": {k: f.result() for k, f in f_def.items()}}
+        for k in keys:
+            torch.save(states[k], pts[k])
+        extra = {"imitation": lambda k: {"weights": wts[k]}, "irlhf default": lambda k: {"path": npz[k]},
+                 "irlhf matched": lambda k: {"hidden": list(args.hidden), "state": pts[k]}}
+        scored = untimed(args, [{"job": method, "env": k[0], "seed": k[2], **extra[method](k)}
+                                for method in METHODS for k in keys], "scoring")
+        scores = {method: dict(zip(keys, scored[i * len(keys):(i + 1) * len(keys)]))
+                  for i, method in enumerate(METHODS)}
 
     rows = []
     for k in keys:
@@ -296,9 +338,10 @@ def main() -> None:
             cells = []
             for method in METHODS:
                 cells.append(f"{fmt(pick(env, n, method, 'return'), 1)} / {fmt(pick(env, n, method, 'normalized'))}")
-            print(f"| {env} | {n} | {np.mean(pick(env, n, 'imitation', 'n_samples')):.0f} | {refs[env]['expert']:.1f} | "
-                  f"{refs[env]['random']:.1f} | " + " | ".join(cells) + " |")
-            theirs_sps, ours_sps = pick(env, n, "imitation", "samples_per_s"), pick(env, n, "irlhf matched", "samples_per_s")
+            print(f"| {env} | {n} | {np.mean(pick(env, n, 'imitation', 'n_samples')):.0f} | "
+                  f"{refs[env]['expert']:.1f} | {refs[env]['random']:.1f} | " + " | ".join(cells) + " |")
+            theirs_sps = pick(env, n, "imitation", "samples_per_s")
+            ours_sps = pick(env, n, "irlhf matched", "samples_per_s")
             summary.append({"env": env, "n_demos": n,
                             **{f"{m}_normalized_mean": float(np.mean(pick(env, n, m, "normalized"))) for m in METHODS},
                             **{f"{m}_normalized_std": float(np.std(pick(env, n, m, "normalized"))) for m in METHODS},
@@ -326,7 +369,8 @@ def main() -> None:
     overall = total_rate("irlhf matched", "seconds") / total_rate("imitation", "seconds")
     overall_cpu = total_rate("irlhf matched", "cpu_seconds") / total_rate("imitation", "cpu_seconds")
     print(f"| all (total samples / total s) | - | {total_rate('imitation', 'seconds'):.0f} | "
-          f"{total_rate('irlhf matched', 'seconds'):.0f} | {overall:.2f}x | {total_rate('imitation', 'cpu_seconds'):.0f} | "
+          f"{total_rate('irlhf matched', 'seconds'):.0f} | {overall:.2f}x | "
+          f"{total_rate('imitation', 'cpu_seconds'):.0f} | "
           f"{total_rate('irlhf matched', 'cpu_seconds'):.0f} | {overall_cpu:.2f}x |")
     agree = [r["predict_agreement"] for r in rows if r["method"] == "imitation"]
     print(f"\nimitation policy rebuild: agreement with policy.predict(deterministic=True) min {min(agree):.4f}")

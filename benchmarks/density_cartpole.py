@@ -13,7 +13,7 @@ Scott's bandwidth, absorbing state, floor at 5 bandwidths, the rl-zoo PPO / SAC 
 The policy is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return
 is ``evaluate(env, expert, 20, seed=10_000)``, the random one ``random_return(env, 20, seed=10_000)``, and the
 normalised score (R - R_random) / (R_expert - R_random). Tables give mean +- std over seeds and the mean
-training wall seconds per run (one torch thread per worker process). Baseline: the BC / GAIL / AIRL /
+training wall seconds per run (one torch thread per run). Baseline: the BC / GAIL / AIRL /
 IQ-Learn rows of benchmarks/out/irl_classic_control.jsonl for the same envs, N and seeds, when that file
 exists (run irl_classic_control.py first to fill it).
 
@@ -22,8 +22,10 @@ exists (run irl_classic_control.py first to fill it).
     python benchmarks/density_cartpole.py --types state_action --demos 1 --bandwidth 0.5   # imitation's h
     python benchmarks/density_cartpole.py --quick                           # smoke run, not a result
 
-Every finished run is appended to benchmarks/out/density_cartpole.jsonl at once; runs already there (same env,
-type, N, seed, budget and bandwidth) are skipped, so an interrupted run resumes; ``--fresh`` starts over. The
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool): every finished run is appended to benchmarks/out/density_cartpole.jsonl at
+once; runs already there (same env, type, N, seed, budget and bandwidth) are skipped, so an interrupted run
+resumes; ``--fresh`` starts over; failed runs go to density_cartpole.failed.jsonl with their traceback. The
 table (.md) and plot (.png) are written next to it.
 """
 
@@ -31,13 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+from irlhf.core.parallel import add_arguments, read_log, run_many
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -53,10 +55,7 @@ def method_name(density_type: str) -> str:
 
 
 def run_job(job: dict) -> dict:
-    """One (env, density type, N, seed) run in a worker process: train, evaluate, time."""
-    import torch
-
-    torch.set_num_threads(1)
+    """One (env, density type, N, seed) run in a worker process (one torch thread): train, evaluate, time."""
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.irl import density
     from irlhf.rl.experts import make_expert
@@ -92,7 +91,7 @@ def main() -> None:
     parser.add_argument("--types", nargs="+", default=list(TYPES), choices=TYPES, help="density types")
     parser.add_argument("--demos", type=int, nargs="+", default=[1, 4, 7, 10])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..k-1")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
+    add_arguments(parser)
     parser.add_argument("--timesteps", type=int, help="RL steps instead of BUDGET[env]")
     parser.add_argument("--bandwidth", default="scott", help="'scott', 'silverman' or a number (h)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET} timesteps, 1 seed: a smoke run")
@@ -106,36 +105,23 @@ def main() -> None:
             parser.error(f"--bandwidth {args.bandwidth!r}: expected 'scott', 'silverman' or a number > 0")
 
     seeds = [0] if args.quick else list(range(args.seeds))
-    OUT.mkdir(exist_ok=True)
     log = OUT / ("density_cartpole_quick.jsonl" if args.quick else "density_cartpole.jsonl")
-    done = [] if args.fresh or not log.exists() else [json.loads(x) for x in log.read_text().splitlines() if x]
-    if args.fresh and log.exists():
-        log.unlink()
 
     def steps(env: str) -> int:
         return QUICK_BUDGET if args.quick else args.timesteps or BUDGET[env]
 
-    jobs = []
-    for seed in seeds:  # seed outermost: a run cut short still leaves whole tables for its first seeds
-        for env in args.envs:
-            for n in args.demos:
-                for density_type in args.types:
-                    job = {"env": env, "method": method_name(density_type), "density_type": density_type,
-                           "n_demos": n, "seed": seed, "timesteps": steps(env), "bandwidth": args.bandwidth}
-                    if not any(all(r.get(k) == v for k, v in job.items()) for r in done):
-                        jobs.append(job)
-    print(f"{len(jobs)} runs to do ({len(done)} already in {log.name}); {args.workers} workers", flush=True)
+    # seed outermost: a run cut short still leaves whole tables for its first seeds
+    jobs = [{"env": env, "method": method_name(density_type), "density_type": density_type, "n_demos": n,
+             "seed": seed, "timesteps": steps(env), "bandwidth": args.bandwidth}
+            for seed in seeds for env in args.envs for n in args.demos for density_type in args.types]
     start = time.perf_counter()
-    # spawn: fresh workers, no copied locks or torch thread pools; rows are written as they finish
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            row = future.result()
-            with open(log, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
-                  f"(h {row['h']:.3f}, {row['seconds']:.0f} s)", flush=True)
+    # rows are logged as they finish (not in job order), so a run stopped at a time limit keeps all of them
+    run_many(run_job, jobs, log=log, backend=args.backend, workers=args.workers, address=args.address,
+             fresh=args.fresh, desc="density_cartpole",
+             on_row=lambda row: print(f"{row['env']} {row['method']} N={row['n_demos']} seed {row['seed']}: "
+                                      f"{row['return']:.1f} (h {row['h']:.3f}, {row['seconds']:.0f} s)", flush=True))
 
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x]
+    rows = read_log(log)
     rows = [r for r in rows if r["timesteps"] == steps(r["env"]) and r["bandwidth"] == args.bandwidth
             and r["seed"] in seeds]
     methods = [method_name(t) for t in args.types]

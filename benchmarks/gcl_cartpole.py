@@ -22,20 +22,25 @@ keeps it near them. This script measures, per variant and seed (same demos and s
   background, z the mixture of all past policies (``gcl.PastPolicyMixture``); also with per-step weights.
 
     python benchmarks/gcl_cartpole.py --seeds 3 --workers 2 [--env irlhf/PointMassReach-v0] [--variants ...]
+
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool; one torch thread each); a failed run stops the script before it writes
+benchmarks/out/gcl_{env}_{timesteps}.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import add_arguments, run_many
 
 OUT = Path(__file__).resolve().parent / "out"
 ENVS = ("CartPole-v1", "irlhf/PointMassReach-v0")
@@ -60,9 +65,7 @@ def cost_auc(cost_net, expert: list, random: list) -> float:
 
 
 def run_job(job: dict) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
+    """One (variant, seed) run in a worker (one torch thread): train, evaluate, re-optimise, time."""
     from irlhf.envs.gym import collect_demos, evaluate, random_policy
     from irlhf.rl.experts import make_expert
     from irlhf.irl import gcl
@@ -94,22 +97,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demos", type=int, default=4, help="expert trajectories")
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
     parser.add_argument("--timesteps", type=int, default=STEPS, help="GCL's and the re-optimising PPO's steps")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--env", choices=ENVS, default=ENVS[0])
     args = parser.parse_args()
     jobs = [{"variant": v, "seed": s, "n_demos": args.demos, "timesteps": args.timesteps, "env": args.env}
             for s in range(args.seeds) for v in args.variants]
-    rows = []
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            r = future.result()
-            rows.append(r)
-            print(f"{r['variant']} seed {r['seed']}: return {r['return']:.1f}, re-optimised "
-                  f"{r['reoptimised_return']:.1f}, AUC {r['auc']:.3f}, ESS {r['ess']:.1f}/{r['n_background']:.0f} "
-                  f"({r['seconds']:.0f} s)", flush=True)
+    batch = run_many(run_job, jobs, backend=args.backend, workers=args.workers, address=args.address, desc="gcl",
+                     on_row=lambda r: print(f"{r['variant']} seed {r['seed']}: return {r['return']:.1f}, "
+                                            f"re-optimised {r['reoptimised_return']:.1f}, AUC {r['auc']:.3f}, ESS "
+                                            f"{r['ess']:.1f}/{r['n_background']:.0f} ({r['seconds']:.0f} s)",
+                                            flush=True))
+    if batch.failed:
+        first = batch.failed[0]
+        sys.exit(f"{len(batch.failed)} of {len(jobs)} runs failed, nothing written; the first, "
+                 f"{first['variant']} seed {first['seed']}: {first['error']}\n{first.get('traceback') or ''}")
+    rows = batch.rows
     print(f"\nGCL on {args.env}, {args.demos} expert trajectories, {args.timesteps} steps; {platform.machine()}, "
           f"{os.cpu_count()} cores, {(time.perf_counter() - start) / 60:.1f} min")
     print("| variant | return per seed | mean | re-optimised PPO per seed | mean | cost AUC | ESS / background "

@@ -26,6 +26,11 @@ were TRPO policies, not these scripted controllers.
     python benchmarks/imitation_scores.py                       # 3 envs x 4 N x 5 seeds x {BC, DAgger}
     python benchmarks/imitation_scores.py --envs CartPole-v1 --seeds 2 --demos 1 10
 
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool): every finished (env, N, seed) run is appended to
+benchmarks/out/imitation_scores.jsonl at once and runs already there are not run again, so an interrupted run
+resumes (``--fresh`` starts over; failed runs go to imitation_scores.failed.jsonl with their traceback).
+
 Writes benchmarks/out/imitation_scores.{json,png} and prints markdown tables.
 """
 
@@ -36,11 +41,13 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import add_arguments, run_many
 
 HERE = Path(__file__).resolve().parent
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")
@@ -56,12 +63,10 @@ HO_ERMON_BC = {
 HO_ERMON_EXPERT = {"CartPole-v1": 200.0, "Acrobot-v1": -75.0, "MountainCar-v0": -99.0, "LunarLander-v3": None}
 
 
-def run_job(job: tuple[str, int, int]) -> list[dict]:
-    """One env, N and seed: BC and DAgger. Runs in a worker process."""
-    env_id, n, seed = job
-    import torch
-
-    torch.set_num_threads(1)
+def run_job(job: dict) -> dict:
+    """One env, N and seed: BC and DAgger (``{"rows": [BC row, DAgger row]}``). Runs in a worker (one torch
+    thread)."""
+    env_id, n, seed = job["env"], job["n_demos"], job["seed"]
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.rl.experts import make_expert
     from irlhf.imitation import bc, dagger
@@ -81,14 +86,17 @@ def run_job(job: tuple[str, int, int]) -> list[dict]:
     mean, std = evaluate(env_id, res.policy, n_episodes=20, seed=10_000 + seed)
     rows.append({"env": env_id, "n_demos": n, "seed": seed, "method": "DAgger", "return": mean, "return_std": std,
                  "n_samples": len(res.dataset), "seconds": time.perf_counter() - t0})
-    return rows
+    return {"rows": rows}
 
 
-def references(env_id: str) -> tuple[float, float]:
+def references(job: dict) -> dict:
+    """The expert's and the random policy's return on ``job["env"]``."""
     from irlhf.envs.gym import evaluate, random_return
     from irlhf.rl.experts import make_expert
 
-    return evaluate(env_id, make_expert(env_id), n_episodes=20, seed=10_000)[0], random_return(env_id, 20, seed=10_000)
+    env_id = job["env"]
+    return {"expert_return": evaluate(env_id, make_expert(env_id), n_episodes=20, seed=10_000)[0],
+            "random_return": random_return(env_id, 20, seed=10_000)}
 
 
 def main() -> None:
@@ -96,7 +104,8 @@ def main() -> None:
     parser.add_argument("--envs", nargs="*", default=list(ENVS), choices=ENVS)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--demos", type=int, nargs="*", default=[1, 4, 7, 10])
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
+    parser.add_argument("--fresh", action="store_true", help="ignore (and delete) earlier runs in the log")
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args()
     out = Path(args.out)
@@ -104,14 +113,21 @@ def main() -> None:
     from irlhf.envs.gym import normalized_score
 
     # longest jobs first (large N) so the two workers finish together
-    jobs = sorted(((env, n, seed) for env in args.envs for n in args.demos for seed in range(args.seeds)),
-                  key=lambda j: -j[1])
+    jobs = sorted(({"env": env, "n_demos": n, "seed": seed} for env in args.envs for n in args.demos
+                   for seed in range(args.seeds)), key=lambda j: -j["n_demos"])
+    log = out / "imitation_scores.jsonl"
+    parallel = {"backend": args.backend, "workers": args.workers, "address": args.address}
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        ref_futures = {env: pool.submit(references, env) for env in args.envs}
-        rows = [row for chunk in pool.map(run_job, jobs) for row in chunk]
-        refs = {env: f.result() for env, f in ref_futures.items()}
+    # the references are cheap: a second batch, not logged
+    ref_batch = run_many(references, [{"env": env} for env in args.envs], desc="references", **parallel)
+    batch = run_many(run_job, jobs, log=log, fresh=args.fresh, desc="imitation_scores", **parallel)
     wall = time.perf_counter() - t0
+    for failed in (ref_batch.failed, batch.failed):
+        if failed:
+            sys.exit(f"{len(failed)} runs failed (finished runs are kept in {log}; run again to resume), "
+                     f"first: {failed[0]['error']}\n{failed[0].get('traceback') or ''}")
+    refs = {r["env"]: (r["expert_return"], r["random_return"]) for r in ref_batch.rows}
+    rows = [row for chunk in batch.rows for row in chunk["rows"]]
     for row in rows:
         expert_r, random_r = refs[row["env"]]
         row["score"] = normalized_score(row["env"], row["return"], expert_r, random_r)
@@ -132,7 +148,8 @@ def main() -> None:
         print("| method | metric | " + " | ".join(f"N={n}" for n in args.demos) + " |")
         print("|---|---|" + "---|" * len(args.demos))
         for method in METHODS:
-            for key, label, fmt in (("return", "return", "{:.1f} +- {:.1f}"), ("score", "normalised", "{:.2f} +- {:.2f}")):
+            for key, label, fmt in (("return", "return", "{:.1f} +- {:.1f}"),
+                                    ("score", "normalised", "{:.2f} +- {:.2f}")):
                 cells = [fmt.format(*stats(env, method, n, key)) for n in args.demos]
                 print(f"| {method} | {label} | " + " | ".join(cells) + " |")
         if HO_ERMON_EXPERT[env] is not None:

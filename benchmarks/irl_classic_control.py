@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from irlhf.core.parallel import BACKENDS, read_log, run_many
+from irlhf.core.parallel import add_arguments, read_log, run_many
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -192,10 +192,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + tuple(EXTRA_METHODS))
     parser.add_argument("--demos", type=int, nargs="+", default=[1, 4, 7, 10])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..k-1")
-    parser.add_argument("--workers", type=int, default=2, help="trials at a time (one torch thread each)")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="where trials run (irlhf.core.parallel: "
-                        "auto = Ray tasks when ray is installed, else a local process pool)")
-    parser.add_argument("--address", help="an existing Ray cluster (default RAY_ADDRESS, else a local instance)")
+    add_arguments(parser)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET} timesteps, 1 seed: a smoke run")
     parser.add_argument("--fresh", action="store_true", help="ignore (and overwrite) earlier results")
     parser.add_argument("--timesteps", type=int, help="GAIL / AIRL generator steps instead of BUDGET[env] (the "

@@ -6,11 +6,15 @@ infinite horizon); mu_E is estimated from m sampled expert trajectories of 1000 
 (0.99^1000 = 4e-5, so truncation is negligible). Both methods plan infinite-horizon from the
 known uniform start (Config(infinite_horizon=True, initial="mdp")) and stop at margin t <= 1
 (feature-expectation units; mu sums to 1/(1-0.99) = 100, so this is Abbeel & Ng's 0.01 on normalised
-mu) or after 20 iterations (with few trajectories the sampled mu_E is not attainable and t plateaus). Performance = value of the found policy under the
-true reward / value of the expert, for the mixture and for the best single policy found.
+mu) or after 20 iterations (with few trajectories the sampled mu_E is not attainable and t plateaus).
+Performance = value of the found policy under the true reward / value of the expert, for the mixture and for
+the best single policy found.
 
     python benchmarks/irl_macrocell.py                    # m = 1 .. 100, 3 seeds
     python benchmarks/irl_macrocell.py --trajectories 1 10 --seeds 1
+
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool); there is no results log: an interrupted run starts over.
 
 Writes benchmarks/out/irl_macrocell.{json,png} and prints a markdown table.
 """
@@ -21,18 +25,21 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from irlhf.core.parallel import add_arguments, run_many
+
 HERE = Path(__file__).resolve().parent
 
 
-def run(job: tuple[int, int, str, int, int]) -> dict:
-    """One seed, m and method, end to end (world, expert, samples, learning, evaluation)."""
-    seed, m, method, n, length = job
+def run(job: dict) -> dict:
+    """One seed, m and method, end to end (world, expert, samples, learning, evaluation). Runs in a worker (one
+    BLAS thread)."""
+    seed, m, method, n, length = job["seed"], job["m"], job["method"], job["size"], job["length"]
     from irlhf.envs.tabular import gridworld, sample_trajectories
     from irlhf.eval import policy_value
     from irlhf.irl import apprenticeship
@@ -64,17 +71,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--length", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     methods = ("projection", "max_margin")
-    jobs = [(seed, m, method, args.size, args.length) for seed in range(args.seeds)
-            for m in args.trajectories for method in methods]
+    jobs = [{"seed": seed, "m": m, "method": method, "size": args.size, "length": args.length}
+            for seed in range(args.seeds) for m in args.trajectories for method in methods]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        rows = list(pool.map(run, jobs))
+    batch = run_many(run, jobs, backend=args.backend, workers=args.workers, address=args.address,
+                     desc="irl_macrocell")
+    if batch.failed:
+        sys.exit(f"{len(batch.failed)} runs failed, first: {batch.failed[0]['error']}\n"
+                 f"{batch.failed[0].get('traceback') or ''}")
+    # the rows as before: run's dict (size and length are the same for all, not in the JSON)
+    rows = [{k: v for k, v in row.items() if k not in ("size", "length")} for row in batch.rows]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(jobs)} runs in "
           f"{time.perf_counter() - t0:.0f} s wall ({args.workers} workers)")
     (out / "irl_macrocell.json").write_text(json.dumps(rows, indent=1))
@@ -83,7 +95,8 @@ def main() -> None:
         values = [r[key] for r in rows if r["method"] == method and r["m"] == m]
         return float(np.mean(values)), float(np.std(values))
 
-    print(f"\n{args.size}x{args.size} macrocell gridworld, fraction of expert value, mean +- std over {args.seeds} seeds")
+    print(f"\n{args.size}x{args.size} macrocell gridworld, fraction of expert value, mean +- std over "
+          f"{args.seeds} seeds")
     print("| method | policy | " + " | ".join(f"m={m}" for m in args.trajectories) + " |")
     print("|---|---|" + "---|" * len(args.trajectories))
     for method in methods:

@@ -11,6 +11,11 @@ applies the learned reward function to a re-randomised layout (a new objectworld
     python benchmarks/irl_objectworld.py                         # all algorithms, 5 seeds
     python benchmarks/irl_objectworld.py --algorithms maxent --seeds 2 --demos 8 64
 
+Each (seed, features, N, algorithm) is one run through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is
+installed, locally or on ``--address``, else a process pool): every finished run is appended to
+benchmarks/out/irl_objectworld.jsonl at once and runs already there are not run again, so an interrupted run
+resumes (``--fresh`` starts over; failed runs go to irl_objectworld.failed.jsonl with their traceback).
+
 Writes benchmarks/out/irl_objectworld.{json,png} and prints a markdown table (mean +- std).
 """
 
@@ -21,14 +26,17 @@ import importlib
 import json
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from irlhf.core.parallel import add_arguments, run_many
+
 HERE = Path(__file__).resolve().parent
 ALGORITHMS = ("maxent", "deep_maxent", "mmp", "apprenticeship")
+CONSTANT = "constant reward"  # reference point: a constant (uninformative) reward, its optimal policy ignores objects
 
 
 def transfer_reward(result, features: np.ndarray) -> np.ndarray:
@@ -38,35 +46,28 @@ def transfer_reward(result, features: np.ndarray) -> np.ndarray:
     return features @ result.weights
 
 
-def run_world(job: tuple[int, bool, list[int], list[str], int]) -> list[dict]:
-    """One seed and feature type: every N and algorithm. Runs in a worker process."""
-    seed, continuous, demo_counts, algorithms, horizon = job
+def run_one(job: dict) -> dict:
+    """One seed, feature type, N and algorithm (or the constant reward): build the world and its re-randomised
+    twin, sample the N demos, train, score. Runs in a worker (one BLAS / torch thread)."""
+    seed, n, name, horizon = job["seed"], job["n_demos"], job["algorithm"], job["horizon"]
+    continuous = job["features"] == "continuous"
     from irlhf.envs.tabular import objectworld, sample_trajectories
     from irlhf.eval import expected_value_difference
     from irlhf.planning import soft_value_iteration
 
     mdp = objectworld(32, seed=seed, continuous=continuous)
     other = objectworld(32, seed=10_000 + seed, continuous=continuous)
+    if name == CONSTANT:
+        return {"seconds": 0.0, "evd": expected_value_difference(mdp, np.zeros(mdp.n_states)),
+                "evd_transfer": expected_value_difference(other, np.zeros(other.n_states))}
     _, _, pi_expert = soft_value_iteration(mdp, mdp.true_reward, horizon=horizon)
-    # reference point: a constant (uninformative) reward, whose optimal policy ignores the objects
-    rows = [{"seed": seed, "features": "continuous" if continuous else "discrete", "n_demos": n,
-             "algorithm": "constant reward", "seconds": 0.0,
-             "evd": expected_value_difference(mdp, np.zeros(mdp.n_states)),
-             "evd_transfer": expected_value_difference(other, np.zeros(other.n_states))} for n in demo_counts]
-    for n in demo_counts:
-        demos = sample_trajectories(mdp, pi_expert, n=n, horizon=horizon, seed=1000 * seed + n)
-        for name in algorithms:
-            module = importlib.import_module(f"irlhf.irl.{name}")
-            t0 = time.perf_counter()
-            result = module.train(mdp, demos, module.Config())
-            seconds = time.perf_counter() - t0
-            rows.append({
-                "seed": seed, "features": "continuous" if continuous else "discrete", "n_demos": n,
-                "algorithm": name, "seconds": seconds,
-                "evd": expected_value_difference(mdp, result.reward),
-                "evd_transfer": expected_value_difference(other, transfer_reward(result, other.features)),
-            })
-    return rows
+    demos = sample_trajectories(mdp, pi_expert, n=n, horizon=horizon, seed=1000 * seed + n)
+    module = importlib.import_module(f"irlhf.irl.{name}")
+    t0 = time.perf_counter()
+    result = module.train(mdp, demos, module.Config())
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "evd": expected_value_difference(mdp, result.reward),
+            "evd_transfer": expected_value_difference(other, transfer_reward(result, other.features))}
 
 
 def summarise(rows: list[dict], key: str) -> dict:
@@ -81,20 +82,30 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--demos", type=int, nargs="*", default=[4, 8, 16, 32, 64, 128])
-    parser.add_argument("--features", nargs="*", default=["continuous", "discrete"], choices=["continuous", "discrete"])
+    parser.add_argument("--features", nargs="*", default=["continuous", "discrete"],
+                        choices=["continuous", "discrete"])
     parser.add_argument("--horizon", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
+    parser.add_argument("--fresh", action="store_true", help="ignore (and delete) earlier runs in the log")
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, kind == "continuous", args.demos, args.algorithms, args.horizon)
-            for kind in args.features for seed in range(args.seeds)]
+    worlds = [(kind, seed) for kind in args.features for seed in range(args.seeds)]
+    # per world: the constant reward at every N, then every N x algorithm (the rows' order in the JSON)
+    jobs = [{"seed": seed, "features": kind, "n_demos": n, "algorithm": name, "horizon": args.horizon}
+            for kind, seed in worlds
+            for n, name in [(n, CONSTANT) for n in args.demos] + [(n, a) for n in args.demos for a in args.algorithms]]
+    log = out / "irl_objectworld.jsonl"
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        rows = [row for chunk in pool.map(run_world, jobs) for row in chunk]
+    batch = run_many(run_one, jobs, log=log, backend=args.backend, workers=args.workers, address=args.address,
+                     fresh=args.fresh, desc="irl_objectworld")
     wall = time.perf_counter() - t0
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(jobs)} worlds x {len(args.demos)} N x "
+    if batch.failed:
+        sys.exit(f"{len(batch.failed)} runs failed (finished runs are kept in {log}; run again to resume), "
+                 f"first: {batch.failed[0]['error']}\n{batch.failed[0].get('traceback') or ''}")
+    rows = [{k: v for k, v in row.items() if k != "horizon"} for row in batch.rows]  # the JSON's rows as before
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(worlds)} worlds x {len(args.demos)} N x "
           f"{len(args.algorithms)} algorithms in {wall:.0f} s wall ({args.workers} workers)")
     (out / "irl_objectworld.json").write_text(json.dumps(rows, indent=1))
 
@@ -104,7 +115,7 @@ def main() -> None:
             print(f"\n{label}, {kind} features, mean +- std over {args.seeds} seeds")
             print("| algorithm | " + " | ".join(f"N={n}" for n in args.demos) + " |")
             print("|---|" + "---|" * len(args.demos))
-            for name in [*args.algorithms, "constant reward"]:
+            for name in [*args.algorithms, CONSTANT]:
                 cells = [f"{stats[(kind, name, n)][0]:.2f} +- {stats[(kind, name, n)][1]:.2f}" for n in args.demos]
                 print(f"| {name} | " + " | ".join(cells) + " |")
     seconds = summarise(rows, "seconds")
@@ -128,7 +139,8 @@ def main() -> None:
                 ax.plot(args.demos, mean, "o-", label=name)
                 ax.fill_between(args.demos, mean - std, mean + std, alpha=0.15)
             ax.set_xscale("log", base=2)
-            ax.set(xlabel="demonstrations", ylabel="EVD", title=f"{kind} features, {'transfer' if row_k else 'training'}")
+            ax.set(xlabel="demonstrations", ylabel="EVD",
+                   title=f"{kind} features, {'transfer' if row_k else 'training'}")
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(out / "irl_objectworld.png", dpi=110)

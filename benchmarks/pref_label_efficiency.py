@@ -14,34 +14,40 @@ Full run (the table in docs/RESULTS.md):   python benchmarks/pref_label_efficien
 Smoke run (minutes; not a result):         python benchmarks/pref_label_efficiency.py --quick
   (--quick: 1 seed, labels 50 and 200, 8_000 CartPole / 3_000 Pendulum timesteps, 5 evaluation episodes)
 
---with-imitation adds the ``imitation`` library's preference comparisons at the same budgets and seeds (PPO
-on Discrete actions, i.e. CartPole-v1, and SAC on Box actions, i.e. Pendulum-v1; others are skipped with a
-note), alongside irlhf's runs (on 2 cores pass --workers 1 so each side has one): per env one subprocess of
-``benchmarks/imitation_prefs_baseline.py`` in its own venv (``setup_imitation_venv.sh``; its import time is paid once) trains every (labels, seed) one after the other,
-with the same SB3 algorithm and hyperparameters (``irlhf.rl.sb3.hyperparams``, n_envs included), timesteps,
-segment length, number of rounds, initial label share, label-rate schedule and reward-net width as irlhf, a
-noiseless oracle (temperature 0) and imitation's own reward-training defaults; see that file for the mapping
-and what could not be matched. Pendulum-v1 never terminates (200-step TimeLimit), so it meets imitation's
-fixed-horizon requirement as it is (no wrapper, no seals port). For SAC, imitation relabels each sampled replay
-batch with the current reward net (its ``ReplayBufferRewardWrapper``, as its own script sets up; irlhf
-rewrites the buffer after each refit instead), but feeds the net SAC's [-1, 1]-scaled buffer actions (see that
-file). The final actors are exported, rebuilt here in numpy (PPO: argmax of an MLP, agreement with imitation's
-own ``predict(deterministic=True)`` recorded; SAC: tanh(mu(latent_pi(obs))) unscaled to the action bounds,
-max abs difference from ``predict`` asserted < 1e-5 there and here) and scored with the same ``evaluate``
-and seeds. The table then gains an
-"imitation preference_comparisons" row per budget and a column of wall seconds per run (irlhf's runs go ``--workers``
-at a time, imitation's one at a time beside them: compare ``cpu_seconds`` in the JSON too).
+--with-imitation adds the ``imitation`` library's preference comparisons at the same budgets and seeds (PPO on
+Discrete actions, i.e. CartPole-v1, and SAC on Box actions, i.e. Pendulum-v1; others are skipped with a note),
+alongside irlhf's runs (on 2 cores pass --workers 1 so each side has one): per env one subprocess of
+``benchmarks/imitation_prefs_baseline.py`` in its own venv (``setup_imitation_venv.sh``; its import time is paid
+once) trains every (labels, seed) one after the other, with the same SB3 algorithm and hyperparameters
+(``irlhf.rl.sb3.hyperparams``, n_envs included), timesteps, segment length, number of rounds, initial label share,
+label-rate schedule and reward-net width as irlhf, a noiseless oracle (temperature 0) and imitation's own
+reward-training defaults; see that file for the mapping and what could not be matched. Pendulum-v1 never terminates
+(200-step TimeLimit), so it meets imitation's fixed-horizon requirement as it is (no wrapper, no seals port). For
+SAC, imitation relabels each sampled replay batch with the current reward net (its ``ReplayBufferRewardWrapper``,
+as its own script sets up; irlhf rewrites the buffer after each refit instead), but feeds the net SAC's
+[-1, 1]-scaled buffer actions (see that file). The final actors are exported, rebuilt here in numpy (PPO: argmax of an
+MLP, agreement with imitation's own ``predict(deterministic=True)`` recorded; SAC: tanh(mu(latent_pi(obs)))
+unscaled to the action bounds, max abs difference from ``predict`` asserted < 1e-5 there and here) and scored with
+the same ``evaluate`` and seeds. The table then gains an "imitation preference_comparisons" row per budget and a
+column of wall seconds per run (irlhf's runs go ``--workers`` at a time, imitation's one at a time beside them:
+compare ``cpu_seconds`` in the JSON too).
 
-Writes benchmarks/out/pref_label_efficiency.json (every run) and .png (mean +- std return vs labels, one panel
-per environment, with the true-reward and random references) and prints a markdown table. Torch runs on one
-thread (small networks; on a busy machine extra threads only slow it down).
+irlhf's runs go through ``irlhf.core.parallel.run_many`` (``--backend``: Ray tasks when ray is installed, locally
+or on ``--address``, else a process pool): each finished run is appended to benchmarks/out/pref_label_efficiency.jsonl
+(``_quick.jsonl`` for --quick) at once, and runs already there (same env, algo, labels, seed, timesteps and
+evaluation episodes) are reused, so an interrupted run resumes; ``--fresh`` starts over; failed runs go to
+``pref_label_efficiency[_quick].failed.jsonl`` with their traceback (and the script stops before the table).
+imitation's runs are not logged (run again each time).
+
+Writes benchmarks/out/pref_label_efficiency.json (this invocation's runs) and .png (mean +- std return vs labels,
+one panel per environment, with the true-reward and random references) and prints a markdown table (``--out``
+moves all of these). Torch runs on one thread (small networks; on a busy machine extra threads only slow it down).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -49,6 +55,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import add_arguments, run_many
 
 OUT = Path(__file__).resolve().parent / "out"
 FULL = {"CartPole-v1": ("ppo", 50_000), "Pendulum-v1": ("sac", 20_000)}
@@ -58,19 +66,18 @@ IMITATION_SCRIPT = Path(__file__).resolve().parent / "imitation_prefs_baseline.p
 IMITATION = "imitation preference_comparisons"
 
 
-def run_job(job: tuple) -> dict:
-    """One run (a worker process): SB3 on the true reward (labels None) or the preference loop with n labels."""
-    env_id, algo, timesteps, n, seed, eval_episodes = job
-    import torch
-
+def run_job(job: dict) -> dict:
+    """One run (a run_many trial, one torch thread): SB3 on the true reward (labels None) or the preference loop
+    with n labels; the results beside the job's keys (env, algo, labels, seed, timesteps, eval_episodes)."""
+    env_id, algo, timesteps, n, seed, eval_episodes = (job[k] for k in ("env", "algo", "timesteps", "labels", "seed",
+                                                                        "eval_episodes"))
     from irlhf.envs.gym import evaluate
     from irlhf.preference import trajectory
     from irlhf.preference.labellers import make_labeller
     from irlhf.rl.sb3 import SB3Policy, make_model
 
-    torch.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.process_time()
-    row = {"env": env_id, "algo": algo, "labels": n, "seed": seed, "timesteps": timesteps}
+    row = {}
     if n is None:
         model = make_model(algo, env_id, seed=seed)
         model.learn(timesteps)
@@ -85,9 +92,13 @@ def run_job(job: tuple) -> dict:
         row.update(method="preferences", reward_correlation=corr, **{"return": ret})
     row["seconds"] = time.perf_counter() - t0
     row["cpu_seconds"] = time.process_time() - c0
-    what = "true reward" if n is None else f"{n} labels"
-    print(f"{env_id} {algo} {what} seed {seed}: {ret:.1f} ({row['seconds']:.0f} s)", flush=True)
     return row
+
+
+def print_run(row: dict) -> None:
+    what = "true reward" if row["labels"] is None else f"{row['labels']} labels"
+    print(f"{row['env']} {row['algo']} {what} seed {row['seed']}: {row['return']:.1f} ({row['seconds']:.0f} s)",
+          flush=True)
 
 
 def imitation_jobs_config(env_id: str, algo: str, timesteps: int, labels: list, seeds: list, out_dir: Path) -> dict:
@@ -189,14 +200,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few minutes' smoke run (not a result)")
     parser.add_argument("--envs", nargs="+", default=None, help="subset of " + ", ".join(FULL))
-    parser.add_argument("--labels", type=int, nargs="+", default=None, help="label budgets (default 50 100 200 400 700)")
+    parser.add_argument("--labels", type=int, nargs="+", default=None,
+                        help="label budgets (default 50 100 200 400 700)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3)")
-    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (one torch thread each)")
+    add_arguments(parser)
+    parser.add_argument("--fresh", action="store_true", help="ignore (and overwrite) the runs already logged")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default benchmarks/out)")
     parser.add_argument("--with-imitation", action="store_true",
                         help="also run the imitation library's preference comparisons (own venv) at the same budgets")
     args = parser.parse_args()
 
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
     from irlhf.envs.gym import random_return
 
@@ -209,16 +223,23 @@ def main() -> None:
     labels = args.labels or ([50, 200] if args.quick else [50, 100, 200, 400, 700])
     seeds = list(range(args.seeds)) if args.seeds else ([0] if args.quick else [0, 1, 2])
     eval_episodes = 5 if args.quick else 20
-    jobs = [(env_id, algo, timesteps, n, seed, eval_episodes) for env_id, (algo, timesteps) in envs.items()
-            for seed in seeds for n in [None, *labels]]
+    jobs = [{"env": env_id, "algo": algo, "labels": n, "seed": seed, "timesteps": timesteps,
+             "eval_episodes": eval_episodes}
+            for env_id, (algo, timesteps) in envs.items() for seed in seeds for n in [None, *labels]]
+    out = args.out
+    log = out / ("pref_label_efficiency_quick.jsonl" if args.quick else "pref_label_efficiency.jsonl")
     start = time.perf_counter()
-    # imitation's subprocess (one core) runs alongside irlhf's pool: on 2 cores use --workers 1
-    # spawn, not fork: forking while the imitation thread runs can copy a held lock into the workers
-    with ThreadPoolExecutor(max_workers=1) as side, ProcessPoolExecutor(
-            max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # imitation's subprocess (one core) runs in a side thread alongside irlhf's runs: on 2 cores use --workers 1
+    # (run_many's process pool spawns, not forks, so no lock held by that thread is copied into its workers)
+    with ThreadPoolExecutor(max_workers=1) as side:
         imitation = side.submit(run_imitation, envs, labels, seeds, eval_episodes) if args.with_imitation else None
-        runs = list(pool.map(run_job, jobs))
+        batch = run_many(run_job, jobs, log=log, backend=args.backend, workers=args.workers, address=args.address,
+                         fresh=args.fresh, desc="pref_label_efficiency", on_row=print_run)
         imit_runs, imit_meta = imitation.result() if imitation else ([], {})
+    if batch.failed:
+        sys.exit(f"{len(batch.failed)} run(s) failed (see {log.with_name(log.stem + '.failed.jsonl')}; a rerun "
+                 f"retries only them): first {batch.failed[0]['error']}")
+    runs = batch.rows
     randoms = {env_id: random_return(env_id, n_episodes=eval_episodes, seed=1000) for env_id in envs}
     total = time.perf_counter() - start
 
@@ -249,8 +270,8 @@ def main() -> None:
         for env_id, algo, timesteps, what, mean, std, n, _secs in rows:
             print(f"| {env_id} | {algo} | {timesteps} | {what} | {mean:.1f} | {std:.1f} | {n} |")
 
-    OUT.mkdir(exist_ok=True)
-    (OUT / "pref_label_efficiency.json").write_text(json.dumps(
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pref_label_efficiency.json").write_text(json.dumps(
         {"quick": args.quick, "labels": labels, "seeds": seeds, "eval_episodes": eval_episodes,
          "random_return": randoms, "seconds": total, "runs": runs,
          **({"imitation": imit_meta, "imitation_runs": imit_runs} if args.with_imitation else {})},
@@ -281,8 +302,8 @@ def main() -> None:
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "pref_label_efficiency.png", dpi=110)
-    print(f"\nwrote {OUT / 'pref_label_efficiency.json'} and .png")
+    fig.savefig(out / "pref_label_efficiency.png", dpi=110)
+    print(f"\nwrote {out / 'pref_label_efficiency.json'} and .png")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ seeds 1000 + 100 * seed + k) and the reward model's correlation with true segmen
 
     python benchmarks/pref_selection.py                     # labels 25 50, seeds 0-4, 20_000 steps, 2 workers
 
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool); there is no results log: an interrupted run starts over.
+
 Writes benchmarks/out/pref_selection.json and prints a markdown table (mean, std over seeds, per seed).
 """
 
@@ -17,7 +20,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,29 +27,32 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 
+from irlhf.core.parallel import add_arguments, run_many  # noqa: E402
+
 SELECTIONS = ("random", "disagreement", "information")
 
 
-def run_job(job: tuple) -> dict:
-    env_id, timesteps, n, seed, selection = job
-    import torch
-
+def run_job(job: dict) -> dict:
+    """One labels budget, seed and selection: train, evaluate (in a worker, one torch thread)."""
+    env_id, timesteps, n, seed, selection = job["env"], job["timesteps"], job["labels"], job["seed"], job["selection"]
     from irlhf.envs.gym import evaluate
     from irlhf.preference import trajectory
     from irlhf.preference.labellers import make_labeller
 
-    torch.set_num_threads(1)
     start = time.perf_counter()
     config = trajectory.Config(total_timesteps=timesteps, n_labels=n, seed=seed, selection=selection, progress=False)
     result = trajectory.train(env_id, make_labeller("oracle", seed=seed), config)
     ret = evaluate(env_id, result.policy, n_episodes=20, seed=1000 + 100 * seed)[0]
     corr = next((r["reward_correlation"] for r in reversed(result.history) if r.get("reward_correlation") is not None),
                 None)
-    row = {"env": env_id, "labels": n, "seed": seed, "selection": selection, "return": ret,
-           "reward_correlation": corr, "seconds": time.perf_counter() - start}
-    print(f"{selection:>12} {n} labels seed {seed}: return {ret:.1f}, reward corr {corr} ({row['seconds']:.0f} s)",
-          flush=True)
-    return row
+    return {"env": env_id, "labels": n, "seed": seed, "selection": selection, "return": ret,
+            "reward_correlation": corr, "seconds": time.perf_counter() - start}
+
+
+def print_row(row: dict) -> None:
+    """A finished run's line (printed here, not in the worker: Ray workers' output is not shown)."""
+    print(f"{row['selection']:>12} {row['labels']} labels seed {row['seed']}: return {row['return']:.1f}, "
+          f"reward corr {row['reward_correlation']} ({row['seconds']:.0f} s)", flush=True)
 
 
 def main() -> None:
@@ -56,14 +61,19 @@ def main() -> None:
     parser.add_argument("--labels", type=int, nargs="+", default=[25, 50])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--timesteps", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"), help="folder of the JSON")
     args = parser.parse_args()
-    jobs = [(args.env, args.timesteps, n, seed, sel) for n in args.labels for seed in range(args.seeds)
-            for sel in SELECTIONS]
+    jobs = [{"env": args.env, "timesteps": args.timesteps, "labels": n, "seed": seed, "selection": sel}
+            for n in args.labels for seed in range(args.seeds) for sel in SELECTIONS]
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(run_job, jobs))
-    out = ROOT / "benchmarks" / "out"
+    batch = run_many(run_job, jobs, backend=args.backend, workers=args.workers, address=args.address,
+                     desc="pref_selection", on_row=print_row)
+    if batch.failed:
+        sys.exit(f"{len(batch.failed)} runs failed, first: {batch.failed[0]['error']}\n"
+                 f"{batch.failed[0].get('traceback') or ''}")
+    rows = [{k: v for k, v in row.items() if k != "timesteps"} for row in batch.rows]  # run_job's rows, as before
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pref_selection.json").write_text(json.dumps({"args": vars(args), "rows": rows,
                                                          "load_end": os.getloadavg()[0],

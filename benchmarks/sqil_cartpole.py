@@ -18,23 +18,24 @@ gives mean +- std over seeds and the mean training wall seconds per run (one tor
     python benchmarks/sqil_cartpole.py --trajectories 1 4 --seeds 2 --timesteps 20000
     python benchmarks/sqil_cartpole.py --quick                          # smoke run, not a result
 
-Every finished run is appended to benchmarks/out/sqil_cartpole.jsonl (``--out``: another folder) at once, and
-runs already there (same method, N, seed and budget) are skipped, so an interrupted run resumes; ``--fresh``
-starts over. The table (.md) and plot (.png) are written beside it.
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool): every finished run is appended to benchmarks/out/sqil_cartpole.jsonl
+(``--out``: another folder) at once, and runs already there (same method, N, seed and budget) are skipped, so an
+interrupted run resumes; ``--fresh`` starts over; failed runs go to sqil_cartpole.failed.jsonl with their
+traceback. The table (.md) and plot (.png) are written beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import add_arguments, read_log, run_many
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -45,10 +46,7 @@ QUICK_BUDGET = 2_000
 
 
 def run_job(job: dict) -> dict:
-    """One (method, N, seed) run in a worker process: train, evaluate, time."""
-    import torch
-
-    torch.set_num_threads(1)
+    """One (method, N, seed) run in a worker process (one torch thread): train, evaluate, time."""
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.rl.experts import make_expert
 
@@ -144,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..k-1")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--timesteps", type=int, default=BUDGET, help="SQIL environment steps")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
+    add_arguments(parser)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BUDGET} timesteps, 1 seed: a smoke run")
     parser.add_argument("--fresh", action="store_true", help="ignore (and overwrite) earlier results")
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the log, table and plot")
@@ -152,29 +150,17 @@ def main() -> None:
 
     seeds = [0] if args.quick else list(range(args.seeds))
     steps = QUICK_BUDGET if args.quick else args.timesteps
-    args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / ("sqil_cartpole_quick.jsonl" if args.quick else "sqil_cartpole.jsonl")
-    if args.fresh and log.exists():
-        log.unlink()
-    done = [json.loads(x) for x in log.read_text().splitlines() if x] if log.exists() else []
-    jobs = []
-    for seed in seeds:  # seed outermost: a run cut short still leaves whole tables for its first seeds
-        for n in args.trajectories:
-            for method in args.methods:
-                job = {"method": method, "n_demos": n, "seed": seed, "timesteps": 0 if method == "BC" else steps}
-                if not any(all(r[k] == v for k, v in job.items()) for r in done):
-                    jobs.append(job)
-    print(f"{len(jobs)} runs to do ({len(done)} already in {log.name}); {args.workers} workers", flush=True)
+    # seed outermost: a run cut short still leaves whole tables for its first seeds
+    jobs = [{"method": method, "n_demos": n, "seed": seed, "timesteps": 0 if method == "BC" else steps}
+            for seed in seeds for n in args.trajectories for method in args.methods]
     start = time.perf_counter()
-    # spawn: fresh workers, no copied locks or torch thread pools; rows are written as they finish
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            row = future.result()
-            with open(log, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"{row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
-                  f"({row['seconds']:.0f} s)", flush=True)
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x]
+    # rows are logged as they finish (not in job order), so a run stopped at a time limit keeps all of them
+    run_many(run_job, jobs, log=log, backend=args.backend, workers=args.workers, address=args.address,
+             fresh=args.fresh, desc="sqil_cartpole",
+             on_row=lambda row: print(f"{row['method']} N={row['n_demos']} seed {row['seed']}: {row['return']:.1f} "
+                                      f"({row['seconds']:.0f} s)", flush=True))
+    rows = read_log(log)
     # one budget in the table (and only the requested seeds): other runs stay in the log
     rows = [r for r in rows if r["timesteps"] in (0, steps) and r["seed"] in seeds]
     refs = references()

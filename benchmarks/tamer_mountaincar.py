@@ -27,6 +27,11 @@ first episode that reached the goal, and "episodes until the goal is reached in 
     python benchmarks/tamer_mountaincar.py                       # 4 learners x 5 seeds x 100 episodes
     python benchmarks/tamer_mountaincar.py --seeds 2 --episodes 30
 
+Each (learner, seed) is one run through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed,
+locally or on ``--address``, else a process pool): every finished run (its per-episode history) is appended to
+benchmarks/out/tamer_mountaincar.jsonl at once and runs already there are not run again, so an interrupted run
+resumes (``--fresh`` starts over; failed runs go to tamer_mountaincar.failed.jsonl with their traceback).
+
 Writes benchmarks/out/tamer_mountaincar.{json,png}, prints a markdown table and the wall time.
 """
 
@@ -36,12 +41,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import gymnasium as gym
 import numpy as np
 
+from irlhf.core.parallel import add_arguments, run_many
 from irlhf.preference import tamer
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
@@ -103,12 +109,10 @@ LEARNERS = {
 
 def run_dqn(seed: int, episodes: int) -> list[dict]:
     """SB3 DQN with the zoo's MountainCar settings, stopped after ``episodes`` episodes (returns from Monitor)."""
-    import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
     from irlhf.rl.sb3 import hyperparams, make_model
 
-    torch.set_num_threads(1)
     history: list[dict] = []
 
     class StopAfter(BaseCallback):
@@ -124,10 +128,17 @@ def run_dqn(seed: int, episodes: int) -> list[dict]:
     return history[:episodes]
 
 
-def _job(args: tuple[str, int, int]) -> tuple[str, int, list[dict], float]:
-    name, seed, n = args
+def _job(job: dict) -> dict:
+    """One learner and seed (in a worker, one torch / BLAS thread): its per-episode history and seconds."""
+    name, seed, n = job["learner"], job["seed"], job["episodes"]
+    if name.startswith("TAMER"):
+        tamer.mountaincar_q(150)  # the trainer's value-iteration cache, once per worker process: not timed
     t0 = time.perf_counter()
-    return name, seed, LEARNERS[name](seed, n), time.perf_counter() - t0
+    history = LEARNERS[name](seed, n)
+    seconds = time.perf_counter() - t0
+    # numpy scalars as plain numbers, so the results log reads back the same
+    history = json.loads(json.dumps(history, default=lambda x: x.item() if hasattr(x, "item") else str(x)))
+    return {"history": history, "seconds": seconds}
 
 
 def episodes_until(goals: list[bool], k: int) -> int | None:
@@ -143,18 +154,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
+    parser.add_argument("--fresh", action="store_true", help="ignore (and delete) earlier runs in the log")
+    parser.add_argument("--out", default=OUT, help="folder of the results log, JSON and plot")
     args = parser.parse_args()
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "tamer_mountaincar.jsonl")
     t0 = time.perf_counter()
-    tamer.mountaincar_q(150)  # warm the value-iteration cache (each worker recomputes it once)
-    jobs = [(name, s, args.episodes) for name in LEARNERS for s in range(args.seeds)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        done = list(pool.map(_job, jobs))
+    jobs = [{"learner": name, "seed": s, "episodes": args.episodes} for name in LEARNERS for s in range(args.seeds)]
+    batch = run_many(_job, jobs, log=log, backend=args.backend, workers=args.workers, address=args.address,
+                     fresh=args.fresh, desc="tamer_mountaincar")
     wall = time.perf_counter() - t0
+    if batch.failed:
+        sys.exit(f"{len(batch.failed)} runs failed (finished runs are kept in {log}; run again to resume), "
+                 f"first: {batch.failed[0]['error']}\n{batch.failed[0].get('traceback') or ''}")
 
     results: dict[str, dict] = {}
     for name in LEARNERS:
-        runs = [(s, h, sec) for n, s, h, sec in done if n == name]
+        runs = [(r["seed"], r["history"], r["seconds"]) for r in batch.rows if r["learner"] == name]
         returns = np.array([[r["return"] for r in h] for _, h, _ in runs])
         goals = [[r["reached_goal"] for r in h] for _, h, _ in runs]
         entry = {"returns": returns.tolist(), "seconds": [sec for *_, sec in runs],
@@ -185,8 +203,7 @@ def main() -> None:
     print(table)
     print(f"\nwall time {wall:.1f} s ({args.workers} workers)")
 
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "tamer_mountaincar.json"), "w") as handle:
+    with open(os.path.join(out, "tamer_mountaincar.json"), "w") as handle:
         json.dump({"seeds": args.seeds, "episodes": args.episodes, "results": results, "table": table,
                    "wall_seconds": wall, "python": platform.python_version(), "machine": platform.machine()},
                   handle, indent=1)
@@ -206,7 +223,7 @@ def main() -> None:
     ax.set_title("MountainCar-v0: TAMER (synthetic trainer) vs reward-only TD")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.savefig(os.path.join(OUT, "tamer_mountaincar.png"), dpi=110)
+    fig.savefig(os.path.join(out, "tamer_mountaincar.png"), dpi=110)
 
 
 if __name__ == "__main__":

@@ -27,20 +27,25 @@ correlate poorly or negatively with the true return while the sigmoid's correlat
     python benchmarks/trex_cartpole.py --seeds 3 --workers 2                       # full size
     python benchmarks/trex_cartpole.py --env LunarLander-v3 --seeds 3 --workers 2  # PPO 300,000 steps
     python benchmarks/trex_cartpole.py --seeds 1 --timesteps 2048 --pairs 300 --epochs 1 --demos 2   # smoke
+
+The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
+``--address``, else a process pool; one torch thread each); a failed run stops the script before it writes the
+JSON (benchmarks/out/trex_{env}[_short].json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from irlhf.core.parallel import add_arguments, run_many
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = {"CartPole-v1": 100_000, "LunarLander-v3": 300_000}  # the PPO budgets of irl_classic_control.py
@@ -62,10 +67,9 @@ def noisy_expert(expert, eps: float, seed: int, n_actions: int = 2):
 
 
 def run_job(job: dict) -> dict:
+    """One (method, seed) run in a worker (one torch thread): learn the reward, PPO on it, score, time."""
     import gymnasium
-    import torch
 
-    torch.set_num_threads(1)
     from irlhf.envs.gym import collect_demos, evaluate
     from irlhf.irl import drex, trex
     from irlhf.rl.experts import make_expert
@@ -114,22 +118,24 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, help="PPO steps on the learned reward (default: STEPS[env])")
     parser.add_argument("--pairs", type=int, default=3000, help="snippet pairs (trex.Config.n_pairs)")
     parser.add_argument("--epochs", type=int, default=5, help="reward-learning epochs")
-    parser.add_argument("--workers", type=int, default=2)
+    add_arguments(parser)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
     ENV = args.env
     args.timesteps = args.timesteps or STEPS[ENV]
     jobs = [{"env": ENV, "method": m, "seed": s, "demos": args.demos, "timesteps": args.timesteps,
              "pairs": args.pairs, "epochs": args.epochs} for s in range(args.seeds) for m in args.methods]
-    rows = []
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            r = future.result()
-            rows.append(r)
-            print(f"{r['method']} seed {r['seed']}: return {r['return']:.1f} (best demos {r['best_demo_return']:.1f}), "
-                  f"raw r: pearson {r['pearson_raw']:.2f}, sigmoid: {r['pearson_paid']:.2f}; {r['ranks']} "
-                  f"({r['seconds']:.0f} s)", flush=True)
+    batch = run_many(run_job, jobs, backend=args.backend, workers=args.workers, address=args.address, desc="trex",
+                     on_row=lambda r: print(f"{r['method']} seed {r['seed']}: return {r['return']:.1f} (best demos "
+                                            f"{r['best_demo_return']:.1f}), raw r: pearson {r['pearson_raw']:.2f}, "
+                                            f"sigmoid: {r['pearson_paid']:.2f}; {r['ranks']} "
+                                            f"({r['seconds']:.0f} s)", flush=True))
+    if batch.failed:
+        first = batch.failed[0]
+        sys.exit(f"{len(batch.failed)} of {len(jobs)} runs failed, nothing written; the first, "
+                 f"{first['method']} seed {first['seed']}: {first['error']}\n{first.get('traceback') or ''}")
+    rows = batch.rows
     print(f"\nT-REX / D-REX on {ENV}: demonstrators = scripted expert at eps {list(LEVELS)} ({args.demos} episodes "
           f"each; D-REX gets eps {LEVELS[-1]} only), {args.pairs} pairs x {args.epochs} epochs, PPO {args.timesteps} "
           f"steps; {platform.machine()}, {os.cpu_count()} cores, {(time.perf_counter() - start) / 60:.1f} min")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -115,3 +116,23 @@ def test_ray_tasks_give_the_serial_rows(tmp_path):
     finally:
         ray.shutdown()
     assert on_ray.rows == serial.rows and [f["x"] for f in on_ray.failed] == [3]
+
+
+def test_serial_trials_leave_this_process_threads_as_they_were(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        batch = parallel.run_many(square, PARAMS[:1], backend="serial", cpu=1, progress=False, echo=lambda s: None)
+        assert batch.rows[0]["threads"] == "1"  # inside the trial
+        assert torch.get_num_threads() == 2 and "OMP_NUM_THREADS" not in os.environ  # after it
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_torch_still_being_imported_elsewhere_is_left_alone(monkeypatch):
+    half = type(sys)("torch")  # a module object without its attributes yet, as mid-import in another thread
+    monkeypatch.setitem(sys.modules, "torch", half)
+    outcome = parallel.call_trial(square, {"x": 2, "tag": []}, threads=1)
+    assert outcome["status"] == "finished" and outcome["result"]["y"] == 4

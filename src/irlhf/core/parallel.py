@@ -30,7 +30,7 @@ from typing import Any, Literal
 from irlhf.core.errors import ValidationError
 
 __all__ = ["Backend", "BACKENDS", "NO_RAY", "execute", "run_many", "Batch", "ray_available", "call_trial",
-           "progress_bar", "read_log"]
+           "progress_bar", "read_log", "add_arguments"]
 
 Backend = Literal["auto", "serial", "processes", "ray"]
 BACKENDS = ("auto", "serial", "processes", "ray")
@@ -42,23 +42,47 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None  # why: without importing it (seconds)
 
 
-def _limit_threads(threads: int) -> None:
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _limit_threads(threads: int) -> tuple[dict[str, str | None], int | None]:
+    """Set ``threads`` BLAS / torch threads; return what was set before (to restore in this process)."""
+    before = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    if "torch" in sys.modules:  # why: a reused worker may have imported torch before this trial
-        sys.modules["torch"].set_num_threads(threads)
+    torch = sys.modules.get("torch")
+    # why: a reused worker may have imported torch before this trial; a half-imported one (another thread) has no
+    # set_num_threads yet, and the env variables reach it when its import ends
+    if torch is None or not hasattr(torch, "get_num_threads"):
+        return before, None
+    torch_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return before, torch_before
+
+
+def _restore_threads(before: tuple[dict[str, str | None], int | None]) -> None:
+    variables, torch_threads = before
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if torch_threads is not None:
+        sys.modules["torch"].set_num_threads(torch_threads)
 
 
 def call_trial(function: Callable[[Any], Any], params: Any, threads: int) -> Outcome:
-    """``function(params)`` with ``threads`` threads, timed; an exception becomes a failed outcome (its last line
-    as ``error``, the traceback as ``traceback``) instead of propagating."""
-    _limit_threads(threads)
+    """``function(params)`` with ``threads`` threads (the caller's restored after), timed; an exception becomes a
+    failed outcome (its last line as ``error``, the traceback as ``traceback``) instead of propagating."""
     start = time.perf_counter()
+    before = _limit_threads(threads)
     try:
         result = function(params)
     except Exception as exc:  # noqa: BLE001 -- why: one trial's failure is recorded, the others go on
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500], "seconds": time.perf_counter()
                 - start, "traceback": traceback.format_exc()[-4000:]}
+    finally:
+        _restore_threads(before)
     return {"status": "finished", "result": result, "seconds": time.perf_counter() - start}
 
 
@@ -138,6 +162,15 @@ def execute(function: Callable[[Any], Any], trials: Sequence[Any], *, backend: B
             except Exception as exc:  # noqa: BLE001 -- why: a Ray worker lost mid-trial fails that trial alone
                 outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
             on_done(index, outcome)
+
+
+def add_arguments(parser: Any, workers: int = 2) -> None:
+    """``--workers``, ``--backend`` and ``--address`` on an argparse parser (the benchmark scripts' runner options),
+    to pass on as ``run_many(..., workers=args.workers, backend=args.backend, address=args.address)``."""
+    parser.add_argument("--workers", type=int, default=workers, help="trials at a time (one torch thread each)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="where trials run: auto = Ray tasks "
+                        "when ray is installed, else a local process pool (irlhf.core.parallel)")
+    parser.add_argument("--address", help="an existing Ray cluster (default RAY_ADDRESS, else a local instance)")
 
 
 def choose_backend(backend: Backend, workers: int | None, echo: Callable[[str], None]) -> str:
