@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,6 +56,14 @@ def test_trials_cross_cases_grid_and_seeds_with_stable_keys():
                                "--l2", "0.5")
     assert [t.key for t in sweep.trials_of(s)] == [t.key for t in trials]  # the same spec, the same directories
     assert sweep.option_arguments({"a": False, "b": [1, 2]}) == ["--no-a", "--b", "1", "2"]
+    assert sweep.option_arguments({"set": ["x=1", "y=2"]}) == ["--set", "x=1", "--set", "y=2"]
+
+
+def test_the_example_spec_expands_to_trials_whose_arguments_parse():
+    trials = sweep.trials_of(sweep.load_spec(Path(__file__).parents[1] / "examples" / "sweep_gail.toml"))
+    assert len(trials) == 2 * 3 * 5 and trials[-1].argv[-4:] == ("--set", "total_timesteps=50000", "--set",
+                                                                  "reward_type=logit")
+    sweep.check_arguments(trials)
 
 
 def test_unknown_job_or_option_fails_before_any_trial(tmp_path):

@@ -4,19 +4,19 @@ run as Ray tasks (a local ``ray.init()`` by default: all cores, nothing to start
     name = "gail-cartpole"            # the sweep directory under --out (default: the spec file's name)
     job = "irl gail"                  # the sub-command, as typed after `irlhf`
     seeds = 5                         # 0..4 (or a list: [0, 3, 7]); each trial gets --seed S
-    metrics = ["score"]               # final metrics to tabulate (default: every number the runs log)
-    [options]                         # the same in every trial: --env CartPole-v1 --timesteps 50000
+    metrics = ["normalized_score"]    # final metrics to tabulate (default: every number the runs log)
+    [options]                         # the same in every trial: --env CartPole-v1 --set total_timesteps=50000
     env = "CartPole-v1"
-    timesteps = 50000
-    [grid]                            # every combination: --n-demos 1, --n-demos 4, ...
-    n-demos = [1, 4, 10]
+    set = ["total_timesteps=50000"]
+    [grid]                            # every combination: --episodes 1, --episodes 4, ...
+    episodes = [1, 4, 10]
     [[cases]]                         # optional: a list of option sets, each crossed with the grid
-    reward-type = "logit"
+    set = ["total_timesteps=50000", "reward_type=logit"]
     [resources]                       # per trial, as Ray schedules it (default cpu = 1, gpu = 0)
     cpu = 1
 
 Option values become arguments: ``key = v`` -> ``--key v``, ``true`` -> ``--key``, ``false`` -> ``--no-key``, a
-list -> ``--key v1 v2``. Every trial is the job run as ``python -m irlhf JOB ... --seed S --out TRIAL_DIR`` in a
+list -> ``--key v1 v2`` (``set``: ``--set v1 --set v2``). Every trial is the job run as ``python -m irlhf JOB ... --seed S --out TRIAL_DIR`` in a
 fresh process with ``cpu`` torch threads (so a trial computes the same numbers serially, on local Ray and on a
 cluster), its output (progress bars included) in ``TRIAL_DIR/log.txt``. The sweep directory holds spec.toml,
 trials/<key>/ (trial.json, log.txt, outcome.json, the job's run directory), results.csv (a row per trial: options,
@@ -56,6 +56,7 @@ __all__ = ["Spec", "Trial", "load_spec", "trials_of", "run_trial", "run", "run_c
 
 SPEC_KEYS = ("name", "job", "seeds", "metrics", "options", "grid", "cases", "resources")
 RESERVED = ("seed", "out")  # every trial's own: from seeds and the sweep directory
+REPEATED = ("set",)  # options given once per value (argparse action="append")
 OUTCOME = "outcome.json"
 
 
@@ -163,12 +164,15 @@ class Trial:
 
 
 def option_arguments(options: Mapping[str, Any]) -> list[str]:
-    """``{"n-demos": 4, "progress": False, "sizes": [1, 2]}`` -> ``--n-demos 4 --no-progress --sizes 1 2``."""
+    """``{"episodes": 4, "progress": False, "sizes": [1, 2], "set": ["a=1", "b=2"]}`` -> ``--episodes 4
+    --no-progress --sizes 1 2 --set a=1 --set b=2`` (``set`` is irlhf's one repeatable option: a flag per value)."""
     argv: list[str] = []
     for key, value in options.items():
         flag = "--" + key.lstrip("-")
         if isinstance(value, bool):
             argv.append(flag if value else "--no-" + key.lstrip("-"))
+        elif isinstance(value, list) and key.lstrip("-") in REPEATED:
+            argv += [word for item in value for word in (flag, str(item))]
         elif isinstance(value, list):
             argv += [flag, *map(str, value)]
         elif isinstance(value, (str, int, float)):
