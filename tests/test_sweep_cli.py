@@ -61,8 +61,8 @@ def test_trials_cross_cases_grid_and_seeds_with_stable_keys():
 
 def test_the_example_spec_expands_to_trials_whose_arguments_parse():
     trials = sweep.trials_of(sweep.load_spec(Path(__file__).parents[1] / "examples" / "sweep_gail.toml"))
-    assert len(trials) == 2 * 3 * 5 and trials[-1].argv[-4:] == ("--set", "total_timesteps=50000", "--set",
-                                                                  "reward_type=logit")
+    assert len(trials) == 2 * 3 * 5
+    assert " --set total_timesteps=50000 --set reward_type=logit --episodes 10" in " ".join(trials[-1].argv)
     sweep.check_arguments(trials)
 
 
@@ -114,6 +114,10 @@ def test_without_ray_the_trials_run_serially_and_it_says_how_to_parallelise(tmp_
     assert result.failed == 0 and said[0].startswith(sweep.NO_RAY) and "one after another" in said[1]
     with pytest.raises(ValidationError, match="ray is not installed"):
         sweep.run(spec(seeds=[5]), out=tmp_path, backend="ray", progress=False)
+    with pytest.raises(ValidationError, match=r"address='127.0.0.1:6379': ray is not installed"):
+        sweep.run(spec(seeds=[5]), out=tmp_path, address="127.0.0.1:6379", progress=False)
+    with pytest.raises(ValidationError, match=r"with backend='serial': a cluster address needs backend 'ray'"):
+        sweep.run(spec(seeds=[5]), out=tmp_path, address="127.0.0.1:6379", backend="serial", progress=False)
 
 
 def test_cli_exit_codes(tmp_path, capsys):

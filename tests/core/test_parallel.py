@@ -116,6 +116,11 @@ def test_ray_tasks_give_the_serial_rows(tmp_path):
     finally:
         ray.shutdown()
     assert on_ray.rows == serial.rows and [f["x"] for f in on_ray.failed] == [3]
+    try:  # a trial needing more CPUs than the instance has: one line before any trial starts
+        with pytest.raises(ValidationError, match=r"resources.cpu=64: the Ray cluster has \d+ CPUs in all"):
+            parallel.run_many(must_not_run, PARAMS[:1], backend="ray", cpu=64, progress=False, echo=lambda s: None)
+    finally:
+        ray.shutdown()
 
 
 def test_serial_trials_leave_this_process_threads_as_they_were(monkeypatch):
@@ -136,3 +141,13 @@ def test_a_torch_still_being_imported_elsewhere_is_left_alone(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", half)
     outcome = parallel.call_trial(square, {"x": 2, "tag": []}, threads=1)
     assert outcome["status"] == "finished" and outcome["result"]["y"] == 4
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", r"address='127.0.0.1:1': no Ray cluster could be reached"),
+    ("ray://127.0.0.1:1", r"address='ray://127.0.0.1:1': no Ray cluster could be reached"),
+    ("head-node", r"address='head-node': expected ray://host:port or host:port"),
+])
+def test_an_unreachable_cluster_is_one_line_at_once(address, message):
+    with pytest.raises(ValidationError, match=message):
+        parallel._check_reachable(address, timeout=2.0)

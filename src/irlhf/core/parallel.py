@@ -19,6 +19,7 @@ import json
 import math
 import multiprocessing
 import os
+import socket
 import sys
 import time
 import traceback
@@ -86,6 +87,21 @@ def call_trial(function: Callable[[Any], Any], params: Any, threads: int) -> Out
     return {"status": "finished", "result": result, "seconds": time.perf_counter() - start}
 
 
+def _check_reachable(target: str | None, timeout: float = 5.0) -> None:
+    """A one-line error at once when ``target`` (host:port or ray://host:port) accepts no TCP connection, where
+    ``ray.init`` would retry for minutes; "auto", "local" and None are left to Ray."""
+    if target is None or target in ("auto", "local"):
+        return
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValidationError(f"address={target!r}: expected ray://host:port or host:port of a running Ray cluster")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValidationError(f"address={target!r}: no Ray cluster could be reached ({exc.strerror or exc}); "
+                              "expected ray://host:port or host:port of a running cluster") from None
+
+
 def _ray_submitter(address: str | None, cpu: float, gpu: float) -> Callable[[Callable, Any, int], Any]:
     """``submit(function, params, threads)`` -> a Ray object ref, after connecting (``address``, else RAY_ADDRESS,
     else a local instance on all cores) and checking the cluster can hold one trial."""
@@ -93,6 +109,7 @@ def _ray_submitter(address: str | None, cpu: float, gpu: float) -> Callable[[Cal
 
     target = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
+        _check_reachable(target)
         try:
             ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      **({} if target else {"num_cpus": os.cpu_count()}))
@@ -173,13 +190,18 @@ def add_arguments(parser: Any, workers: int = 2) -> None:
     parser.add_argument("--address", help="an existing Ray cluster (default RAY_ADDRESS, else a local instance)")
 
 
-def choose_backend(backend: Backend, workers: int | None, echo: Callable[[str], None]) -> str:
-    """"auto": Ray when installed, else a process pool (several workers) or serial (one); "ray" without Ray is an
-    error naming the extra."""
+def choose_backend(backend: Backend, workers: int | None, echo: Callable[[str], None],
+                   address: str | None = None) -> str:
+    """"auto": Ray when installed, else a process pool (several workers) or serial (one); "ray", or a cluster
+    ``address``, without Ray is an error naming the extra."""
     if backend not in BACKENDS:
         raise ValidationError(f"backend={backend!r}: expected one of {list(BACKENDS)}")
-    if backend == "ray" and not ray_available():
-        raise ValidationError("backend='ray': ray is not installed; expected pip install 'irlhf[ray]'")
+    if address and backend in ("serial", "processes"):
+        raise ValidationError(f"address={address!r} with backend={backend!r}: a cluster address needs backend "
+                              "'ray' or 'auto'")
+    if (backend == "ray" or address) and not ray_available():
+        raise ValidationError(f"{'address=' + repr(address) if address else 'backend=' + repr(backend)}: ray is not "
+                              "installed; expected pip install 'irlhf[ray]'")
     if backend != "auto":
         return backend
     if ray_available():
@@ -261,7 +283,7 @@ def run_many(function: Callable[[dict[str, Any]], Mapping[str, Any]], params: Se
     rows: list[dict[str, Any] | None] = [next((r for r in logged if _is_match(r, p)), None) for p in wanted]
     todo = [i for i, row in enumerate(rows) if row is None]
     reused = len(wanted) - len(todo)
-    chosen = choose_backend(backend, workers, echo) if todo else "serial"
+    chosen = choose_backend(backend, workers, echo, address) if todo else "serial"
     echo(f"{desc}: {len(wanted)} trials ({reused} already in {log_path.name if log_path else 'no log'}), "
          f"{len(todo)} to run{f' ({chosen})' if todo else ''}")
     if log_path is not None:

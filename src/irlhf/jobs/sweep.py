@@ -50,7 +50,7 @@ from typing import Any
 
 from irlhf.core.errors import ValidationError, describe
 from irlhf.core.io import atomic_write_text
-from irlhf.core.parallel import NO_RAY, execute, progress_bar, ray_available
+from irlhf.core.parallel import NO_RAY, choose_backend, execute, progress_bar, ray_available
 
 __all__ = ["Spec", "Trial", "load_spec", "trials_of", "run_trial", "run", "run_command", "SweepResult"]
 
@@ -291,12 +291,11 @@ def run(spec: Spec | Mapping[str, Any] | str | os.PathLike[str], *, out: str | o
                 outcomes[trial.key] = recorded
     todo = [t for t in trials if t.key not in outcomes]
     reused = len(outcomes)
-    if todo and backend == "ray" and not ray_available():
-        raise ValidationError("backend='ray': ray is not installed; expected pip install 'irlhf[ray]'")
-    if todo and backend == "auto":
-        backend = "ray" if ray_available() else "serial"
-        if backend == "serial":
-            echo(NO_RAY + "; the trials run one after another")
+    if todo and backend == "auto" and not address and not ray_available():
+        backend = "serial"
+        echo(NO_RAY + "; the trials run one after another")
+    elif todo:
+        backend = choose_backend(backend, None, echo, address)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(directory / "spec.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     threads = max(1, int(spec.cpu))
