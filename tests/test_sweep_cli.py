@@ -109,6 +109,9 @@ def test_summary_is_the_mean_and_t_interval_over_finished_seeds(tmp_path):
 
 def test_without_ray_the_trials_run_serially_and_it_says_how_to_parallelise(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    # the serial path runs real trials in test_sweep_runs_records_a_failure_and_resumes; here only who runs them
+    monkeypatch.setattr(sweep, "check_arguments", lambda trials: None)
+    monkeypatch.setattr(sweep, "run_trial", lambda job: {"status": "finished", "seconds": 0.0, "metrics": {"evd": 1}})
     said = []
     result = sweep.run(spec(), out=tmp_path, progress=False, echo=said.append)
     assert result.failed == 0 and said[0].startswith(sweep.NO_RAY) and "one after another" in said[1]

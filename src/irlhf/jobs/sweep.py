@@ -277,6 +277,8 @@ def run(spec: Spec | Mapping[str, Any] | str | os.PathLike[str], *, out: str | o
         raise ValidationError(f"backend={backend!r}: expected 'auto', 'ray' or 'serial'")
     if not isinstance(spec, Spec):
         spec = Spec.from_dict(spec) if isinstance(spec, Mapping) else load_spec(spec)
+    if backend != "auto" or address:  # why: a backend that cannot run is named before the slower argument check
+        backend = choose_backend(backend, None, echo, address)
     trials = trials_of(spec)
     check_arguments(trials)
     directory = Path(out) / spec.name
@@ -291,11 +293,10 @@ def run(spec: Spec | Mapping[str, Any] | str | os.PathLike[str], *, out: str | o
                 outcomes[trial.key] = recorded
     todo = [t for t in trials if t.key not in outcomes]
     reused = len(outcomes)
-    if todo and backend == "auto" and not address and not ray_available():
-        backend = "serial"
-        echo(NO_RAY + "; the trials run one after another")
-    elif todo:
-        backend = choose_backend(backend, None, echo, address)
+    if todo and backend == "auto":
+        backend = "ray" if ray_available() else "serial"
+        if backend == "serial":
+            echo(NO_RAY + "; the trials run one after another")
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(directory / "spec.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     threads = max(1, int(spec.cpu))
