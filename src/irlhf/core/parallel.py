@@ -144,11 +144,12 @@ def execute(function: Callable[[Any], Any], trials: Sequence[Any], *, backend: B
         return
     if backend == "processes":
         # spawn: fresh workers, no copied locks or BLAS / torch thread pools
-        with ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_limit_threads, initargs=(threads,)) as pool:
+        size = workers or os.cpu_count() or 1
+        with ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
+                                 initargs=(threads,)) as pool:
             pending = {pool.submit(call_trial, function, trial, threads): i for i, trial in enumerate(trials)}
             while pending:
-                on_running(min(len(pending), workers or os.cpu_count() or 1))
+                on_running(min(len(pending), size))
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     index = pending.pop(future)
