@@ -204,3 +204,18 @@ def test_no_validation_split_runs_all_epochs():
 def test_config_json_round_trip():
     cfg = bc.Config(hidden_sizes=(8, 8), patience=None)
     assert bc.Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_callback_sees_each_epoch_and_changes_nothing():
+    obs, acts = discrete_data(400, seed=5)
+    cfg = bc.Config(hidden_sizes=(16,), epochs=5, validation_fraction=0.0, patience=None)  # the last epoch is kept
+    plain = bc.train(DISCRETE, transitions(obs, acts), cfg)
+    seen = []
+    watched = bc.train(DISCRETE, transitions(obs, acts), cfg,
+                       callback=lambda record, policy: seen.append((record["epoch"], policy(obs[:50]))))
+    assert [epoch for epoch, _ in seen] == [1, 2, 3, 4, 5]
+    assert [r["train_loss"] for r in watched.history] == [r["train_loss"] for r in plain.history]
+    np.testing.assert_array_equal(seen[-1][1], watched.policy(obs[:50]))
+    stopped = bc.train(DISCRETE, transitions(obs, acts), cfg, callback=lambda record, policy: record["epoch"] == 2)
+    assert len(stopped.history) == 2
+    assert stopped.history[1]["train_loss"] == plain.history[1]["train_loss"]

@@ -146,3 +146,17 @@ def test_bad_inputs_raise(expert):
         dagger.train(ENV, expert, bc.Config())
     with pytest.raises(IrlhfError, match="n="):
         dagger.beta_schedule(dagger.Config(), -1)
+
+
+def test_callback_per_round_stops_and_changes_nothing(expert, tiny_result):
+    seen = []
+
+    def watch(record, policy):
+        seen.append((record["round"], policy(np.asarray(tiny_result.dataset.obs[:20]))))
+        return record["round"] == 1
+
+    stopped = dagger.train(ENV, expert, tiny(), callback=watch)
+    assert [n for n, _ in seen] == [0, 1] and len(stopped.history) == 2
+    n_two_rounds = stopped.history[1]["n_samples"]
+    np.testing.assert_array_equal(stopped.dataset.obs, tiny_result.dataset.obs[:n_two_rounds])
+    np.testing.assert_array_equal(seen[-1][1], stopped.policy(np.asarray(tiny_result.dataset.obs[:20])))

@@ -11,8 +11,8 @@ import torch
 from irlhf.core.errors import ValidationError
 from irlhf.nn.policies import MLPPolicy, Policy
 from irlhf.rl import experts
-from irlhf.rl.sb3 import (ALGOS, DEFAULT_HYPERPARAMS, FALLBACK_HYPERPARAMS, SB3Policy, advance, env_spaces, hyperparams,
-                          learn_timesteps, make_model, ppo_from_bc, timestep_bar)
+from irlhf.rl.sb3 import (ALGOS, DEFAULT_HYPERPARAMS, FALLBACK_HYPERPARAMS, RECOMMENDED_ALGO, SB3Policy, advance,
+                          env_spaces, hyperparams, learn_timesteps, make_model, ppo_from_bc, timestep_bar)
 
 
 def test_defaults_cover_the_classic_envs():
@@ -25,6 +25,15 @@ def test_defaults_cover_the_classic_envs():
         assert "normalize" not in values
     assert hyperparams("CartPole-v1", "ppo", n_steps=8)["n_steps"] == 8
     assert hyperparams("Foo-v0", "ppo") == FALLBACK_HYPERPARAMS
+
+
+def test_hopper_sac_takes_the_zoo_mujoco_defaults():
+    pytest.importorskip("mujoco")
+    assert RECOMMENDED_ALGO["Hopper-v5"] == "sac"
+    model = make_model("sac", "Hopper-v5", seed=0)
+    assert model.learning_starts == 10_000 and model.learning_rate == pytest.approx(3e-4)  # SB3's rate kept
+    assert model.observation_space.shape == (11,) and model.action_space.shape == (3,)
+    model.get_env().close()
 
 
 def test_make_model_builds_and_uses_schedules():

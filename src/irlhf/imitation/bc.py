@@ -21,6 +21,7 @@ O(eps T^2)); DAgger (:mod:`irlhf.imitation.dagger`) fixes that by querying the e
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from irlhf.core.config import BaseConfig, NonNegative, OneOf, Positive, PositiveInt, Range, Seed, Widths
@@ -87,12 +88,15 @@ class Result:
     config: Config
 
 
-def train(source: Any, data: Any, config: Config | None = None) -> Result:
+def train(source: Any, data: Any, config: Config | None = None,
+          callback: Callable[[dict, Policy], bool | None] | None = None) -> Result:
     """Fit a policy to the demonstrations by behaviour cloning.
 
     source: a gymnasium environment id (made once to read its spaces, then closed), a ``gymnasium.Env``, or
     a pair ``(observation_space, action_space)``. data: the demonstrations, a list of ``Trajectory``, a
     ``Transitions`` (or any object with ``obs`` (N, *obs_shape) and ``acts`` arrays).
+    callback(record, policy) is called after every epoch (the policy as it is then); returning True stops
+    training; its time is left out of the history's "seconds", and it does not change the training.
     """
     config = Config() if config is None else config
     if not isinstance(config, Config):
@@ -104,6 +108,7 @@ def train(source: Any, data: Any, config: Config | None = None) -> Result:
                      lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
                      validation_fraction=config.validation_fraction, patience=config.patience,
                      entropy_coef=config.entropy_coef, l2=config.l2, loss=config.loss,
-                     normalize_obs=config.normalize_obs, seed=config.seed, progress=config.progress)
+                     normalize_obs=config.normalize_obs, seed=config.seed, progress=config.progress,
+                     callback=callback)
     return Result(policy=fit.policy, history=fit.history, best_epoch=fit.best_epoch, n_train=fit.n_train,
                   n_val=fit.n_val, config=config)

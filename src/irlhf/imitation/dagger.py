@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -159,9 +160,12 @@ def _rollout(env: gym.Env, expert: Any, learner: Any, beta: float, rng: np.rando
     return traj, labels_arr, int((~mask).sum())
 
 
-def train(source: str, expert: Any, config: Config | None = None) -> Result:
+def train(source: str, expert: Any, config: Config | None = None,
+          callback: Callable[[dict, Policy], bool | None] | None = None) -> Result:
     """Run DAgger on the gymnasium environment ``source`` (an id) with the queryable ``expert`` (callable:
-    batch of observations -> batch of actions; the interactive stand-in for the data of other learners)."""
+    batch of observations -> batch of actions; the interactive stand-in for the data of other learners).
+    callback(record, policy) is called after every round with its history record and that round's learner;
+    returning True stops after that round; its time is left out of the history's "seconds"."""
     config = Config() if config is None else config
     if not isinstance(config, Config):
         raise ValidationError(f"config: {type(config).__name__}; expected irlhf.imitation.dagger.Config")
@@ -176,7 +180,7 @@ def train(source: str, expert: Any, config: Config | None = None) -> Result:
     bc_results: list[bc.Result] = []
     history: list[dict] = []
     learner = None
-    t0 = time.perf_counter()
+    t0, callback_seconds = time.perf_counter(), 0.0
     bar = tqdm(total=config.rounds, desc="dagger", disable=not config.progress, leave=False)
     try:
         for n in range(config.rounds):
@@ -211,11 +215,17 @@ def train(source: str, expert: Any, config: Config | None = None) -> Result:
                 "rollout_return_mean": float(np.mean([t.rews.sum() for t in round_trajs])),
                 "bc_best_val_loss": best["val_loss"],
                 "bc_best_epoch": fit.best_epoch,
-                "seconds": time.perf_counter() - t0,
+                "seconds": time.perf_counter() - t0 - callback_seconds,
             }
             history.append(record)
             bar.update(1)
             bar.set_postfix(ret=f"{record['rollout_return_mean']:.1f}", beta=f"{beta:.2f}", refresh=False)
+            if callback is not None:
+                c0 = time.perf_counter()
+                stop = bool(callback(record, learner))
+                callback_seconds += time.perf_counter() - c0
+                if stop:
+                    break
     finally:
         bar.close()
         env.close()

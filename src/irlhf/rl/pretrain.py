@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,9 +88,13 @@ def fit_policy(obs_space: spaces.Space, act_space: spaces.Space, obs: np.ndarray
                hidden_sizes: Sequence[int] = (64, 64), activation: str = "relu", lr: float = 1e-3,
                batch_size: int = 64, epochs: int = 100, validation_fraction: float = 0.1,
                patience: int | None = 10, entropy_coef: float = 1e-3, l2: float = 0.0, loss: str = "gaussian",
-               normalize_obs: bool = True, seed: int = 0, progress: bool = False, desc: str = "bc") -> PolicyFit:
+               normalize_obs: bool = True, seed: int = 0, progress: bool = False, desc: str = "bc",
+               callback: Callable[[dict, Policy], bool | None] | None = None) -> PolicyFit:
     """Fit an ``MLPPolicy`` to checked demonstration arrays (module docstring); the defaults are
-    ``irlhf.imitation.bc.Config``'s. Same seed, same weights."""
+    ``irlhf.imitation.bc.Config``'s. Same seed, same weights, with or without a callback.
+
+    callback(record, policy) is called after every epoch with its history record and the policy as it is after
+    that epoch; returning True stops training. Its time is left out of the records' "seconds"."""
     discrete = isinstance(act_space, spaces.Discrete)
     mse = (not discrete) and loss == "mse"
 
@@ -119,7 +123,7 @@ def fit_policy(obs_space: spaces.Space, act_space: spaces.Space, obs: np.ndarray
     history: list[dict] = []
     best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
-    t0 = time.perf_counter()
+    t0, callback_seconds, stop = time.perf_counter(), 0.0, False
     n_tr = len(train_idx)
     for epoch in range(1, epochs + 1):
         module.train()
@@ -146,8 +150,12 @@ def fit_policy(obs_space: spaces.Space, act_space: spaces.Space, obs: np.ndarray
             current = -epoch  # no validation: the latest epoch is the best
         if not math.isfinite(record["train_loss"]):
             raise ValidationError(f"train_loss={record['train_loss']}: training diverged; expected a smaller lr")
-        record["seconds"] = time.perf_counter() - t0
+        record["seconds"] = time.perf_counter() - t0 - callback_seconds
         history.append(record)
+        if callback is not None:
+            c0 = time.perf_counter()
+            stop = bool(callback(record, Policy(module)))
+            callback_seconds += time.perf_counter() - c0
         bar.update(1)
         if n_val:
             bar.set_postfix(val_loss=f"{current:.4g}", refresh=False)
@@ -159,6 +167,8 @@ def fit_policy(obs_space: spaces.Space, act_space: spaces.Space, obs: np.ndarray
             since_best += 1
             if n_val and patience is not None and since_best >= patience:
                 break
+        if stop:
+            break
     bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)

@@ -81,12 +81,14 @@ DEFAULT_HYPERPARAMS: dict[tuple[str, str], dict[str, Any]] = {
         n_timesteps=100_000, n_envs=1, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000,
         learning_starts=0, gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1,
         exploration_fraction=0.12, exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256])),
+    # zoo's MuJoCo defaults (Hopper-v3 there; v5 has the same dynamics and observations): SB3's SAC otherwise
+    ("Hopper-v5", "sac"): dict(n_timesteps=1_000_000, n_envs=1, learning_starts=10_000),
 }
 #: Anything else: SB3's own defaults, 1e5 steps on one env.
 FALLBACK_HYPERPARAMS: dict[str, Any] = dict(n_timesteps=100_000, n_envs=1)
 #: The algorithm to reach for first on each environment.
 RECOMMENDED_ALGO: dict[str, str] = {"CartPole-v1": "ppo", "Acrobot-v1": "dqn", "MountainCar-v0": "dqn",
-                                    "Pendulum-v1": "sac", "LunarLander-v3": "ppo"}
+                                    "Pendulum-v1": "sac", "LunarLander-v3": "ppo", "Hopper-v5": "sac"}
 
 
 def check_algo(algo: Any) -> str:
