@@ -20,8 +20,9 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
 is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return is
 ``evaluate(env, expert, 20, seed=10_000)`` and the random one ``random_return(env, 20, seed=10_000)``;
-normalised score = (R - R_random) / (R_expert - R_random). Tables give mean +- std over seeds, and the mean
-training wall seconds per run (one torch thread per worker process).
+normalised score = (R - R_random) / (R_expert - R_random). Tables give the mean return and the mean score +- the
+half-width of its 95% Student-t interval over seeds (seeds in brackets), and the mean training wall seconds per run
+(one torch thread per worker process).
 
 Reference (Ho & Ermon 2016, Table 1): GAIL reached the expert with one trajectory: CartPole 200 / 200,
 Acrobot -77 vs expert -75, MountainCar -102 vs -99 (CartPole-v0 with 200 steps and TRPO experts there;
@@ -52,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from irlhf.core.parallel import add_arguments, read_log, run_many
+from irlhf.core.stats import t_half_width
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -136,7 +138,7 @@ def summarize(rows: list[dict], refs: dict, envs: list[str], methods: list[str],
         ref = refs[env]
         lines += [f"\n### {env} (expert {ref['expert']:.1f}, random {ref['random']:.1f}"
                   f"{'; Ho & Ermon: ' + HO_ERMON[env] if env in HO_ERMON else ''})\n",
-                  "| method | timesteps | " + " | ".join(f"N={n}: return / score" for n in demos) + " | s / run |",
+                  "| method | timesteps | " + " | ".join(f"N={n}: return / score +- 95%" for n in demos) + " | s / run |",
                   "|---|---|" + "---|" * len(demos) + "---|"]
         for method in methods:
             cells, secs, steps = [], [], set()
@@ -147,7 +149,8 @@ def summarize(rows: list[dict], refs: dict, envs: list[str], methods: list[str],
                     continue
                 ret = np.array([r["return"] for r in sel])
                 score = (ret - ref["random"]) / (ref["expert"] - ref["random"])
-                cells.append(f"{ret.mean():.1f} +- {ret.std():.1f} / {score.mean():.2f} ({len(sel)})")
+                half = t_half_width(score)  # NaN for one seed
+                cells.append(f"{ret.mean():.1f} / {score.mean():.2f} +- {half:.2f} ({len(sel)})")
                 secs += [r["seconds"] for r in sel]
                 steps |= {r["timesteps"] for r in sel}
             budget = "-" if method == "BC" else ",".join(str(s) for s in sorted(steps))
