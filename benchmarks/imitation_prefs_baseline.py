@@ -330,6 +330,14 @@ def run(job: dict, cfg: dict, logger) -> dict:
             "out": job["out"]}
 
 
+def versions(*packages: str) -> dict:
+    """The versions every imitation-side record carries, plus those of ``packages`` (distribution names)."""
+    names = ("imitation", "stable-baselines3", "gymnasium", "seals", *packages)
+    return {**{f"{name.replace('-', '_')}_version": md.version(name) for name in names},
+            "torch_version": th.__version__, "numpy_version": np.__version__,
+            "python_version": sys.version.split()[0], "torch_threads": th.get_num_threads()}
+
+
 def read_jobs(description: str, argv=None) -> dict:
     """``--jobs FILE`` -> its JSON config, with torch's threads set from it and warnings / logging silenced (the
     imitation-side scripts print one JSON line to stdout)."""
@@ -358,12 +366,7 @@ def main(argv=None) -> int:
             print(f"imitation {job['env']} {job['total_comparisons']} comparisons seed {job['seed']}: "
                   f"{record['seconds']:.0f} s", file=sys.stderr, flush=True)
             records.append(record)
-    print(json.dumps({"imitation_version": md.version("imitation"),
-                      "stable_baselines3_version": md.version("stable-baselines3"),
-                      "gymnasium_version": md.version("gymnasium"), "seals_version": md.version("seals"),
-                      "torch_version": th.__version__, "numpy_version": np.__version__,
-                      "python_version": sys.version.split()[0], "torch_threads": th.get_num_threads(),
-                      "records": records}), flush=True)
+    print(json.dumps({**versions(), "records": records}), flush=True)
     return 0
 
 

@@ -81,7 +81,6 @@ timed jobs, one untimed, unreported short run per method. Exactly one JSON line 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata as md
 import json
 import sys
 import tempfile
@@ -89,7 +88,7 @@ import time
 
 import numpy as np
 import torch as th
-from imitation_prefs_baseline import make_venv, read_jobs, schedule  # this directory is on sys.path (a script)
+from imitation_prefs_baseline import make_venv, read_jobs, schedule, versions  # this directory is on sys.path (a script)
 from sqil_density_vs_imitation import settings_of
 
 METHODS = ("sqil", "density")
@@ -328,13 +327,7 @@ def main(argv=None) -> int:
             print(f"imitation {record['method']} {job['env']} seed {job['seed']}: {record['train_seconds']:.0f} s "
                   f"train, last eval return {last:.1f}", file=sys.stderr, flush=True)
             records.append(record)
-    print(json.dumps({"imitation_version": md.version("imitation"),
-                      "stable_baselines3_version": md.version("stable-baselines3"),
-                      "gymnasium_version": md.version("gymnasium"), "seals_version": md.version("seals"),
-                      "sklearn_version": md.version("scikit-learn"), "torch_version": th.__version__,
-                      "numpy_version": np.__version__, "python_version": sys.version.split()[0],
-                      "torch_threads": th.get_num_threads(), "unmatched": UNMATCHED, "records": records}),
-          flush=True)
+    print(json.dumps({**versions("scikit-learn"), "unmatched": UNMATCHED, "records": records}), flush=True)
     return 0
 
 

@@ -25,7 +25,10 @@ torch_spec="${TORCH_SPEC:-torch==2.13.0}"
 imitation_reqs=(
   "imitation==1.0.1"
   "seals==0.2.1"
-  "gymnasium[classic-control]==0.29.1"
+  "gymnasium[classic-control,mujoco]==0.29.1"
+  # MuJoCo for Hopper-v4 / seals/Hopper-v1 (continuous_vs_imitation.py); gymnasium 0.29's MuJoCo envs
+  # predate mujoco 3.2 (3.1.6 checked: Hopper-v4 and seals/Hopper-v1 make, reset and step).
+  "mujoco<3.2"
   "stable-baselines3==2.2.1"
   # gymnasium 0.29 / sb3 2.2 predate NumPy 2 (np.bool8 etc. are gone there).
   "numpy<2"
@@ -54,7 +57,7 @@ import importlib.metadata as md
 import sys
 
 print(f"python {sys.version.split()[0]}")
-for name in ("imitation", "seals", "gymnasium", "stable-baselines3", "torch", "numpy", "scipy"):
+for name in ("imitation", "seals", "gymnasium", "stable-baselines3", "torch", "numpy", "scipy", "mujoco"):
     try:
         print(f"{name} {md.version(name)}")
     except md.PackageNotFoundError:
@@ -63,4 +66,13 @@ for name in ("imitation", "seals", "gymnasium", "stable-baselines3", "torch", "n
 # Import check: fails loudly if the stack is broken rather than at benchmark time.
 import imitation.algorithms.mce_irl  # noqa: E402,F401
 print("import imitation.algorithms.mce_irl: ok")
+import gymnasium as gym  # noqa: E402
+import seals  # noqa: E402,F401
+
+for env_id in ("Hopper-v4", "seals/Hopper-v1"):
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()
+print("make / step Hopper-v4, seals/Hopper-v1: ok")
 EOF
