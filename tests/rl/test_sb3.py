@@ -29,6 +29,7 @@ def test_defaults_cover_the_classic_envs():
 
 def test_hopper_sac_takes_the_zoo_mujoco_defaults():
     pytest.importorskip("mujoco")
+    pytest.importorskip("imageio")  # gymnasium's MuJoCo envs import it
     assert RECOMMENDED_ALGO["Hopper-v5"] == "sac"
     model = make_model("sac", "Hopper-v5", seed=0)
     assert model.learning_starts == 10_000 and model.learning_rate == pytest.approx(3e-4)  # SB3's rate kept
