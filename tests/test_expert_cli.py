@@ -81,6 +81,8 @@ def test_list_empty(capsys):
     (["expert", "eval", "--env", "Acrobot-v1", "--expert", "dqn", "--seed", "4"],
      "irlhf expert train --env Acrobot-v1 --algo dqn --seed 4"),
     (["expert", "eval", "--expert", "missing.zip"], "no such file"),
+    (["expert", "eval", "--checkpoint-every", "10"], "--checkpoint-every 10: not used by expert eval"),
+    (["expert", "train", "--checkpoint-every", "-1"], "checkpoint_every=-1"),
     (["bc", "--expert", "nope"], "expert='nope'"),
     (["dagger", "--expert", "ppo"], "irlhf expert train --env CartPole-v1 --algo ppo --seed 0"),
 ])

@@ -269,6 +269,11 @@ def _expert(subparsers: Any) -> None:
     parser.add_argument("--timesteps", type=int, default=None,
                         help="train: environment steps (default: rl-baselines3-zoo's for the env and algo)")
     parser.add_argument("--force", action="store_true", help="train: retrain even when the expert is cached")
+    parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                        help="train: checkpoint every STEPS environment steps (default 50000; 0: never); the same "
+                        "command resumes an interrupted run from its newest checkpoint")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="train: delete the checkpoints of an unfinished run and start over")
     parser.add_argument("--expert", default="scripted", metavar="KIND|PATH",
                         help="eval: scripted, ppo, dqn, sac (cached, --seed picks the seed) or a path to an SB3 "
                         ".zip / irlhf .safetensors policy")

@@ -124,3 +124,56 @@ def test_bad_arguments():
         make_expert("CartPole-v1", kind="a2c")
     with pytest.raises(ValidationError, match="no expert for this environment"):
         make_expert("Foo-v0")
+
+
+def test_interrupted_training_resumes_from_the_newest_checkpoint(cache, monkeypatch):
+    import irlhf.rl.experts as rl_experts
+
+    real_save, real_load, saved, loaded = rl_experts._save_checkpoint, rl_experts._load_checkpoint, [], []
+
+    def save_then_stop(root, model, state):
+        real_save(root, model, state)
+        saved.append(state)
+        if len(saved) == 2:
+            raise KeyboardInterrupt  # the machine stops mid-run
+
+    run = dict(timesteps=400, checkpoint_every=100, eval_episodes=1, train_freq=50)  # rollouts of 50 steps
+    monkeypatch.setattr(rl_experts, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        rl_experts.train_expert("CartPole-v1", "dqn", seed=0, **run)
+    root = rl_experts.checkpoint_dir("CartPole-v1", "dqn", 0)
+    assert [p.name for p in root.iterdir()] == ["step-000000000200"]  # the older checkpoint removed
+    assert sorted(p.name for p in (root / "step-000000000200").iterdir()) == [
+        "model.zip", "replay_buffer.pkl", "state.json"]
+    assert not rl_experts.expert_path("CartPole-v1", "dqn", 0).exists()
+    state = saved[-1]
+    assert state["num_timesteps"] == 200 and state["train_seconds"] > 0
+
+    with pytest.raises(ValidationError, match="other hyperparameters"):
+        rl_experts.train_expert("CartPole-v1", "dqn", seed=0, learning_rate=1e-3, **run)
+
+    def load_and_record(*args):
+        model = real_load(*args)
+        loaded.append((model.num_timesteps, model.replay_buffer.size()))
+        return model
+
+    monkeypatch.setattr(rl_experts, "_save_checkpoint", real_save)
+    monkeypatch.setattr(rl_experts, "_load_checkpoint", load_and_record)
+    _, info = rl_experts.train_expert("CartPole-v1", "dqn", seed=0, **run)
+    assert loaded == [(200, 200)]  # steps and replay buffer restored
+    assert info["resumed_from"] == 200 and info["trained_timesteps"] == 400 and not info["cached"]
+    assert info["training_episodes"][:len(state["training_episodes"])] == state["training_episodes"]
+    assert info["train_seconds"] > state["train_seconds"]
+    assert not root.exists()  # checkpoints go once the expert is saved
+
+    monkeypatch.setattr(rl_experts, "_save_checkpoint", save_then_stop)
+    saved.clear()
+    with pytest.raises(KeyboardInterrupt):
+        rl_experts.train_expert("CartPole-v1", "dqn", seed=0, force=True, **run)
+    assert root.is_dir()  # force bypasses the finished cache, and this run checkpointed again
+    _, fresh = rl_experts.train_expert("CartPole-v1", "dqn", seed=0, force=True, resume=False,
+                                       timesteps=100, checkpoint_every=0, eval_episodes=1,
+                                       train_freq=50)
+    assert fresh["resumed_from"] is None and fresh["trained_timesteps"] == 100 and not root.exists()
+    with pytest.raises(ValidationError, match="checkpoint_every"):
+        rl_experts.train_expert("CartPole-v1", "dqn", checkpoint_every=-1)

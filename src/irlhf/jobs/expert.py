@@ -4,9 +4,12 @@
     irlhf expert train --env Pendulum-v1 --algo sac --timesteps 20000 --force
     irlhf expert eval --env CartPole-v1 --expert ppo --episodes 20 # or scripted, dqn, sac, PATH (.zip, .safetensors)
     irlhf expert list                                              # every cached expert
+    irlhf expert train --env Hopper-v5 --algo sac                 # 1M steps, checkpointed: rerun to resume
 
 train: ``irlhf.rl.experts.train_expert`` (cache ``<cache>/experts/<env>/<algo>-seed<seed>.zip`` + sidecar
 ``.json``, see ``irlhf.rl.experts.cache_dir``); --seed is the training seed and names the cached entry.
+Every --checkpoint-every steps the run is checkpointed beside the cache entry, and the same command
+resumes an interrupted run from its newest checkpoint (--no-resume starts over).
 The expert is evaluated over --eval-episodes episodes (reset seeds 0..); the normalised score is
 (expert - random) / (scripted - random) against the scripted expert when the env has one.
 eval: ``make_expert(env, seed=--seed, kind=--expert)`` (--seed also picks the cached seed) evaluated over
@@ -25,14 +28,14 @@ import dataclasses
 import time
 from typing import Annotated, Any
 
-from irlhf.core.config import BaseConfig, OneOf, PositiveInt, Seed
+from irlhf.core.config import BaseConfig, NonNegativeInt, OneOf, PositiveInt, Seed
 from irlhf.core.rundir import RunDir
 from irlhf.envs.gym import SCRIPTED_EXPERTS, evaluate, make_env, normalized_score, random_return
 from irlhf.jobs._common import (EXPERT_ACTIONS, SB3_ALGOS, EnvId, ExpertKind, fmt, print_summary,
                                 reject_options)
 from irlhf.report import Report
 from irlhf.report.curves import training_returns
-from irlhf.rl.experts import cache_dir, list_experts, make_expert, train_expert
+from irlhf.rl.experts import CHECKPOINT_EVERY, cache_dir, list_experts, make_expert, train_expert
 from irlhf.rl.sb3 import check_algo_space
 
 JOB = "expert"
@@ -43,13 +46,15 @@ ALGOS = SB3_ALGOS
 @dataclasses.dataclass(frozen=True)
 class ExpertJobConfig(BaseConfig):
     """Options of ``irlhf expert``: action (train / eval / list), env, algo (train), timesteps (train; None =
-    the default), force (train), expert (eval: a kind or path), eval_episodes, seed."""
+    the default), force (train), checkpoint_every and resume (train), expert (eval: a kind or path), eval_episodes, seed."""
 
     action: Annotated[str, OneOf(ACTIONS)] = "list"
     env: EnvId = "CartPole-v1"
     algo: Annotated[str, OneOf(ALGOS)] = "ppo"
     timesteps: PositiveInt | None = None
     force: bool = False
+    checkpoint_every: NonNegativeInt = CHECKPOINT_EVERY
+    resume: bool = True
     expert: ExpertKind = "scripted"
     eval_episodes: PositiveInt = 20
     seed: Seed = 0
@@ -61,6 +66,10 @@ class ExpertJobConfig(BaseConfig):
                 parts.append(f"--timesteps {self.timesteps}")
             if self.force:
                 parts.append("--force")
+            if self.checkpoint_every != CHECKPOINT_EVERY:
+                parts.append(f"--checkpoint-every {self.checkpoint_every}")
+            if not self.resume:
+                parts.append("--no-resume")
             parts.append(f"--eval-episodes {self.eval_episodes}")
         elif self.action == "eval":
             parts = [f"irlhf expert eval --env {self.env} --expert {self.expert} --episodes {self.eval_episodes}"]
@@ -92,7 +101,8 @@ def run_train(job: ExpertJobConfig, out: str = "runs", *,
     env.close()
     t0 = time.perf_counter()
     _, info = train_expert(job.env, job.algo, job.seed, job.timesteps, force=job.force, progress=progress,
-                           eval_episodes=job.eval_episodes)
+                           eval_episodes=job.eval_episodes, checkpoint_every=job.checkpoint_every,
+                           resume=job.resume)
     random_mean, scripted = _references(job.env, info["eval_episodes"], 0)
     mean, std = info["eval_return_mean"], info["eval_return_std"]
     metrics = {"eval_return_mean": mean, "eval_return_std": std, "eval_episodes": info["eval_episodes"],
@@ -192,15 +202,18 @@ def list_lines() -> list[str]:
 
 
 # the options each action ignores (argparse dests); --no-progress only hides a bar, so it is never refused
-UNUSED = {"list": ("env", "algo", "timesteps", "force", "expert", "eval_episodes", "seed", "out"),
+TRAIN_ONLY = ("timesteps", "force", "checkpoint_every", "no_resume")
+UNUSED = {"list": ("env", "algo", "expert", "eval_episodes", "seed", "out") + TRAIN_ONLY,
           "train": ("expert",),
-          "eval": ("algo", "timesteps", "force")}
+          "eval": ("algo",) + TRAIN_ONLY}
 
 
 def run(args: argparse.Namespace) -> int:
     reject_options(args, UNUSED[args.action], f"not used by expert {args.action}")
     job = ExpertJobConfig(action=args.action, env=args.env, algo=args.algo, timesteps=args.timesteps,
-                          force=args.force, expert=args.expert, eval_episodes=args.eval_episodes, seed=args.seed)
+                          force=args.force, resume=not args.no_resume,
+                          checkpoint_every=CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every,
+                          expert=args.expert, eval_episodes=args.eval_episodes, seed=args.seed)
     if job.action == "list":
         return print_summary(list_lines())
     if job.action == "train":

@@ -15,6 +15,12 @@ return, training episodes for a learning curve, versions, creation time). ``cach
 Both files are written to temp names in the same directory and renamed into place, the model first, the
 sidecar last: an entry counts as cached only when its sidecar exists, so an interrupted training or save
 never leaves a half-written entry (at worst a complete model without a sidecar, which is retrained).
+
+Long runs checkpoint: every ``checkpoint_every`` environment steps ``train_expert`` writes
+``<algo>-seed<seed>.checkpoints/step-<n>/`` (model.zip, replay_buffer.pkl for DQN / SAC, state.json last, then
+the older checkpoints removed), and a later call for the same entry and hyperparameters resumes from the
+newest complete one; the checkpoints go when the expert is saved. A resumed run is not bit-identical to an
+uninterrupted one (the episode in progress is dropped and the environments reset).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -31,6 +38,7 @@ import gymnasium
 import stable_baselines3
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
 
 from irlhf import __version__
 from irlhf.core.errors import ValidationError, describe
@@ -41,6 +49,7 @@ from irlhf.nn.policies import load_policy
 from irlhf.rl.sb3 import ALGO_CLASSES, SB3Policy, advance, hyperparams, make_model, one_thread, timestep_bar
 
 ALGOS = ("ppo", "dqn", "sac")
+CHECKPOINT_EVERY = 50_000  # environment steps between checkpoints of train_expert (0: none)
 
 
 def cache_dir() -> Path:
@@ -168,18 +177,72 @@ def list_experts() -> list[dict[str, Any]]:
     return sorted(found, key=lambda d: (str(d.get("env_id")), str(d.get("algo")), int(d.get("seed", 0))))
 
 
-def _callback(total: int, progress: bool, desc: str) -> Any:
-    """An SB3 callback recording finished episodes (Monitor infos) and updating a tqdm bar."""
+def checkpoint_dir(env_id: str, algo: str, seed: int = 0) -> Path:
+    """Where ``train_expert`` keeps the checkpoints of an unfinished (env_id, algo, seed) run."""
+    return expert_path(env_id, algo, seed).with_suffix(".checkpoints")
+
+
+def _hyperparameters_key(params: dict[str, Any]) -> str:
+    """The hyperparameters as a comparable string (n_timesteps left out: a longer run may resume a shorter)."""
+    return json.dumps({k: v for k, v in params.items() if k != "n_timesteps"}, sort_keys=True, default=str)
+
+
+def _save_checkpoint(root: Path, model: Any, state: dict[str, Any]) -> None:
+    """A complete checkpoint in ``root/step-<n>/`` (state.json written last marks it complete), then the
+    older ones removed: a crash mid-save leaves the previous checkpoint whole."""
+    step = root / f"step-{int(model.num_timesteps):012d}"
+    step.mkdir(parents=True, exist_ok=True)
+    with atomic_open(step / "model.zip", "wb") as handle:
+        model.save(handle)
+    if getattr(model, "replay_buffer", None) is not None:  # off-policy: the buffer is most of what was learned
+        with atomic_open(step / "replay_buffer.pkl", "wb") as handle:
+            model.save_replay_buffer(handle)
+    atomic_write_text(step / "state.json", json.dumps(state, sort_keys=True, default=str) + "\n")
+    for old in root.glob("step-*"):
+        if old != step:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _latest_checkpoint(root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete checkpoint under ``root`` and its state, or None."""
+    for step in sorted(root.glob("step-*"), reverse=True) if root.is_dir() else []:
+        state = _read_sidecar(step / "state.json")
+        if state is not None and (step / "model.zip").is_file():
+            return step, state
+    return None
+
+
+def _load_checkpoint(step: Path, state: dict[str, Any], algo: str, env_id: str, seed: int, n_envs: int) -> Any:
+    """The checkpoint's SB3 model on fresh environments (reset seeds moved on by the steps done)."""
+    done = int(state["num_timesteps"])
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed + done)
+    try:
+        model = ALGO_CLASSES[algo].load(str(step / "model.zip"), env=venv, device="cpu" if algo == "ppo" else "auto")
+        if (step / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(str(step / "replay_buffer.pkl"))
+    except Exception as exc:  # zip / pickle / torch errors of a damaged checkpoint
+        venv.close()
+        raise ValidationError(f"checkpoint {str(step)!r}: not loadable ({type(exc).__name__}: {exc}); delete it "
+                              "or pass resume=False (--no-resume) to start over") from None
+    return model
+
+
+def _callback(total: int, progress: bool, desc: str, *, initial: int = 0,
+              episodes: list[dict[str, float]] | None = None, checkpoint_every: int = 0,
+              save: Any = None) -> Any:
+    """An SB3 callback recording finished episodes (Monitor infos), updating a tqdm bar, and calling
+    ``save(model, episodes)`` at the first rollout end past every ``checkpoint_every`` steps (0: never)."""
 
     class EpisodeRecorder(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.episodes: list[dict[str, float]] = []
+            self.episodes: list[dict[str, float]] = list(episodes or [])
             self.bar = None
+            self.next_checkpoint = (initial // checkpoint_every + 1) * checkpoint_every if checkpoint_every else 0
 
         def _on_training_start(self) -> None:
             if progress:
-                self.bar = timestep_bar(self.model, total, desc=desc, dynamic_ncols=True)
+                self.bar = timestep_bar(self.model, total, desc=desc, dynamic_ncols=True, initial=initial)
 
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", []):
@@ -194,6 +257,12 @@ def _callback(total: int, progress: bool, desc: str) -> Any:
                     self.bar.set_postfix_str(f"return {sum(recent) / len(recent):.1f}", refresh=False)
             return True
 
+        def _on_rollout_end(self) -> None:  # the rollout's steps are in the replay buffer by now
+            if checkpoint_every and self.next_checkpoint <= self.num_timesteps < total:
+                save(self.model, self.episodes)
+                self.next_checkpoint += checkpoint_every * (1 + (self.num_timesteps - self.next_checkpoint)
+                                                            // checkpoint_every)
+
         def _on_training_end(self) -> None:
             if self.bar is not None:
                 self.bar.close()
@@ -203,6 +272,7 @@ def _callback(total: int, progress: bool, desc: str) -> Any:
 
 def train_expert(env_id: str, algo: str = "ppo", seed: int = 0, timesteps: int | None = None, *,
                  force: bool = False, progress: bool = False, eval_episodes: int = 20,
+                 checkpoint_every: int = CHECKPOINT_EVERY, resume: bool = True,
                  **overrides: Any) -> tuple[Any, dict[str, Any]]:
     """Train (or reuse) the expert for (env_id, algo, seed); returns ``(SB3Policy, info)``.
 
@@ -211,12 +281,20 @@ def train_expert(env_id: str, algo: str = "ppo", seed: int = 0, timesteps: int |
     defaults (``overrides`` on top), ``timesteps`` (default: the defaults' ``n_timesteps``) of training,
     evaluation with ``irlhf.envs.gym.evaluate`` over ``eval_episodes`` episodes (reset seeds 0..), and an
     atomic save of the model and sidecar. ``info`` is the sidecar plus ``path`` and ``cached``.
+
+    Every ``checkpoint_every`` environment steps (0: never) the run is checkpointed (``checkpoint_dir``); with
+    ``resume`` an unfinished run of the same hyperparameters continues from its newest checkpoint (steps,
+    optimiser and replay buffer, training seconds and episodes), and ``info["resumed_from"]`` gives the step;
+    ``resume=False`` deletes the checkpoints and starts over. Checkpoints of other hyperparameters raise
+    ``ValidationError``. ``force`` bypasses the finished cache only, not the checkpoints.
     """
     env_id, algo, seed = _check(env_id, algo, seed)
     if timesteps is not None and (isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1):
         raise ValidationError(f"timesteps={describe(timesteps)}: expected an int >= 1 (or None for the default)")
     if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
         raise ValidationError(f"eval_episodes={describe(eval_episodes)}: expected an int >= 1")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise ValidationError(f"checkpoint_every={describe(checkpoint_every)}: expected an int >= 0 (0: none)")
     path = expert_path(env_id, algo, seed)
     sidecar_path = path.with_suffix(".json")
     if not force and path.is_file() and sidecar_path.is_file():
@@ -233,20 +311,45 @@ def train_expert(env_id: str, algo: str = "ppo", seed: int = 0, timesteps: int |
     params = hyperparams(env_id, algo, **overrides)
     if timesteps is not None:
         params["n_timesteps"] = timesteps
+    total = int(params["n_timesteps"])
     model_kwargs = {k: v for k, v in params.items() if k != "n_timesteps"}
-    model = make_model(algo, env_id, seed=seed, **model_kwargs)
-    recorder = _callback(params["n_timesteps"], progress, f"{algo} {env_id}")
+    root, key = checkpoint_dir(env_id, algo, seed), _hyperparameters_key(params)
+    found = _latest_checkpoint(root) if resume else None
+    if not resume:
+        shutil.rmtree(root, ignore_errors=True)
+    elif found is not None and found[1].get("hyperparameters_key") != key:
+        raise ValidationError(f"checkpoint {str(found[0])!r} was trained with other hyperparameters "
+                              f"({found[1].get('hyperparameters_key')}); pass resume=False (--no-resume) to "
+                              "start over, or delete it")
+    if found is not None:
+        model = _load_checkpoint(found[0], found[1], algo, env_id, seed, int(params["n_envs"]))
+        done, earlier_seconds, episodes = int(model.num_timesteps), float(found[1]["train_seconds"]), \
+            list(found[1]["training_episodes"])
+    else:
+        model = make_model(algo, env_id, seed=seed, **model_kwargs)
+        done, earlier_seconds, episodes = 0, 0.0, []
     t0 = time.perf_counter()
+
+    def save(current: Any, so_far: list[dict[str, float]]) -> None:
+        _save_checkpoint(root, current, {
+            "env_id": env_id, "algo": algo, "seed": seed, "num_timesteps": int(current.num_timesteps),
+            "hyperparameters_key": key, "train_seconds": earlier_seconds + time.perf_counter() - t0,
+            "training_episodes": so_far, "versions": _versions()})
+
+    recorder = _callback(total, progress, f"{algo} {env_id}", initial=min(done, total), episodes=episodes,
+                         checkpoint_every=checkpoint_every, save=save)
     try:
         with one_thread():  # small MLPs: one torch thread is faster, and far faster on a busy machine
-            model.learn(total_timesteps=params["n_timesteps"], callback=recorder)
+            if done < total:
+                model.learn(total_timesteps=total - done, callback=recorder, reset_num_timesteps=found is None)
     finally:
         model.get_env().close()
-    train_seconds = time.perf_counter() - t0
+    train_seconds = earlier_seconds + time.perf_counter() - t0
     policy = SB3Policy(model, algo=algo)
     mean, std = evaluate(env_id, policy, n_episodes=eval_episodes, seed=0)
     info: dict[str, Any] = {
-        "env_id": env_id, "algo": algo, "seed": seed, "timesteps": params["n_timesteps"],
+        "env_id": env_id, "algo": algo, "seed": seed, "timesteps": total,
+        "resumed_from": done if found is not None else None,
         "trained_timesteps": int(model.num_timesteps), "hyperparameters": params,
         "eval_return_mean": mean, "eval_return_std": std, "eval_episodes": eval_episodes,
         "train_seconds": train_seconds, "versions": _versions(),
@@ -258,6 +361,7 @@ def train_expert(env_id: str, algo: str = "ppo", seed: int = 0, timesteps: int |
     with atomic_open(path, "wb") as handle:
         model.save(handle)
     atomic_write_text(sidecar_path, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    shutil.rmtree(root, ignore_errors=True)
     info.update(path=str(path), cached=False)
     return policy, info
 
