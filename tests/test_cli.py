@@ -324,7 +324,7 @@ def test_real_process_error_and_light_imports(tmp_path):
     (["prefs", "fit", "--synthetic", "2"], "prefs", "FitJobConfig", {k: k for k in (
         "comparisons", "rankings", "synthetic_comparisons", "n_items", "model", "alpha")}),
     (["expert"], "expert", "ExpertJobConfig", {k: k for k in ("action", "env", "algo", "timesteps", "force",
-                                                              "expert", "eval_episodes")}),
+                                                              "checkpoint_every", "expert", "eval_episodes")}),
     (["tamer"], "tamer", "TamerJobConfig", {k: k for k in ("env", "episodes", "trainer", "eval_episodes")}),
 ])
 def test_parser_defaults_are_the_job_configs_defaults(argv, module, config, fields):

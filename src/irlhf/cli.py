@@ -269,8 +269,8 @@ def _expert(subparsers: Any) -> None:
     parser.add_argument("--timesteps", type=int, default=None,
                         help="train: environment steps (default: rl-baselines3-zoo's for the env and algo)")
     parser.add_argument("--force", action="store_true", help="train: retrain even when the expert is cached")
-    parser.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                        help="train: checkpoint every STEPS environment steps (default 50000; 0: never); the same "
+    parser.add_argument("--checkpoint-every", type=int, default=50_000, metavar="STEPS",
+                        help="train: checkpoint every STEPS environment steps (0: never); the same "
                         "command resumes an interrupted run from its newest checkpoint")
     parser.add_argument("--no-resume", action="store_true",
                         help="train: delete the checkpoints of an unfinished run and start over")

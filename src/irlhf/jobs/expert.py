@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     reject_options(args, UNUSED[args.action], f"not used by expert {args.action}")
     job = ExpertJobConfig(action=args.action, env=args.env, algo=args.algo, timesteps=args.timesteps,
                           force=args.force, resume=not args.no_resume,
-                          checkpoint_every=CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every,
+                          checkpoint_every=args.checkpoint_every,
                           expert=args.expert, eval_episodes=args.eval_episodes, seed=args.seed)
     if job.action == "list":
         return print_summary(list_lines())
