@@ -17,6 +17,12 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` first (stable otherwise): xdist hands tests out in this order, and a 20 s test
+    collected last (tests/test_cli.py sorts after the sub-folders) leaves one worker running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture
 def torch_warns_every_time():
     """torch gives some warnings (a read-only numpy array, float() of a tensor that requires grad) once per

@@ -234,6 +234,7 @@ def check_people_run(run: Path, db: Path, files: set[str]) -> list:
     return labels
 
 
+@pytest.mark.heavy
 def test_prefs_rl_with_web_labeller(tmp_path, capsys):
     db = tmp_path / "labels.sqlite"
     run = run_with_person(tmp_path, [

@@ -74,6 +74,7 @@ def test_unknown_job_or_option_fails_before_any_trial(tmp_path):
     assert not (tmp_path / "tiny").exists()
 
 
+@pytest.mark.heavy
 def test_sweep_runs_records_a_failure_and_resumes(tmp_path):
     """Two configurations of a tiny job, one failing inside the job (no demos): started again, only the failed
     trial runs and the finished one keeps its numbers."""

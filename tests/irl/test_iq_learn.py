@@ -224,6 +224,7 @@ def test_tanh_gaussian_log_prob_matches_torch():
     torch.testing.assert_close(log_pi, dist.log_prob(a).sum(-1), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.heavy
 def test_continuous_offline_learns_a_nonlinear_expert():
     """Box observations and actions, expert a = 0.8 sin(3 s): the actor, trained only through the critic
     (IQ loss on the critic, SAC loss on the actor), gets within mean squared error 0.05 of the expert (a
@@ -254,6 +255,7 @@ def test_continuous_offline_learns_a_nonlinear_expert():
     assert isinstance(result.reward(obs[0], demos.acts[0], nxt[0]), float)
 
 
+@pytest.mark.heavy
 def test_online_cartpole_beats_random(gym_demos):
     demos = gym_demos("CartPole-v1", 1, 0)
     config = iq_learn.Config(online=True, env_steps=2000, learning_starts=500, hidden_sizes=(64,), log_every=500,

@@ -60,6 +60,7 @@ def test_unanswered_questions_stop_with_a_clear_error(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.heavy
 def test_scripted_person_teaches_w_on_the_page(tmp_path: Path, browser: Any,
                                                live_server: Callable[[Any], str]) -> None:
     from playwright.sync_api import expect

@@ -64,6 +64,7 @@ def _row(page: Any, index: int) -> Any:
     return page.locator(f"ol.rank > li[data-index='{index}']")
 
 
+@pytest.mark.heavy
 def test_walkthrough_every_kind(tmp_path: Path, context: Any, live_server: Callable[[Any], str],
                                 expect: Any) -> None:
     """One annotator labels a query of every kind by mouse and keyboard; the store gets exactly those labels."""

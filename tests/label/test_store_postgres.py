@@ -125,6 +125,7 @@ print(json.dumps({"handed": handed, "errors": errors}))
 """
 
 
+@pytest.mark.heavy
 def test_two_server_processes_hand_out_no_query_twice_and_lose_no_label(postgres_server):
     url = postgres_server.new_database()
     with LabelStore(url) as store:

@@ -135,6 +135,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.heavy
 def test_two_processes_match_one(tmp_path, tokenizer, make_model):
     """One launch of two processes runs all three trainers (interpreter and gloo start-up are the cost); the
     one-process DPO and IQ-Learn runs happen in this process (saves another interpreter start).
