@@ -148,6 +148,9 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint(cache, monkeypa
     assert not rl_experts.expert_path("CartPole-v1", "dqn", 0).exists()
     state = saved[-1]
     assert state["num_timesteps"] == 200 and state["train_seconds"] > 0
+    (listed,) = rl_experts.list_checkpoints()
+    assert (listed["num_timesteps"], listed["target_timesteps"]) == (200, 400)
+    assert listed["resume"] == "irlhf expert train --env CartPole-v1 --algo dqn --seed 0 --timesteps 400"
 
     with pytest.raises(ValidationError, match="other hyperparameters"):
         rl_experts.train_expert("CartPole-v1", "dqn", seed=0, learning_rate=1e-3, **run)

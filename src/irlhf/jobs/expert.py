@@ -3,7 +3,7 @@
     irlhf expert train --env CartPole-v1 --algo ppo               # zoo defaults; reuses the cache unless --force
     irlhf expert train --env Pendulum-v1 --algo sac --timesteps 20000 --force
     irlhf expert eval --env CartPole-v1 --expert ppo --episodes 20 # or scripted, dqn, sac, PATH (.zip, .safetensors)
-    irlhf expert list                                              # every cached expert
+    irlhf expert list                                              # cached experts, unfinished runs
     irlhf expert train --env Hopper-v5 --algo sac                 # 1M steps, checkpointed: rerun to resume
 
 train: ``irlhf.rl.experts.train_expert`` (cache ``<cache>/experts/<env>/<algo>-seed<seed>.zip`` + sidecar
@@ -35,7 +35,7 @@ from irlhf.jobs._common import (EXPERT_ACTIONS, SB3_ALGOS, EnvId, ExpertKind, fm
                                 reject_options)
 from irlhf.report import Report
 from irlhf.report.curves import training_returns
-from irlhf.rl.experts import CHECKPOINT_EVERY, cache_dir, list_experts, make_expert, train_expert
+from irlhf.rl.experts import CHECKPOINT_EVERY, cache_dir, list_checkpoints, list_experts, make_expert, train_expert
 from irlhf.rl.sb3 import check_algo_space
 
 JOB = "expert"
@@ -189,15 +189,22 @@ def run_eval(job: ExpertJobConfig, out: str = "runs") -> tuple[RunDir, dict[str,
 
 
 def list_lines() -> list[str]:
-    experts = list_experts()
+    experts, unfinished = list_experts(), list_checkpoints()
     if not experts:
-        return [f"no cached experts in {cache_dir() / 'experts'}; train one with "
-                "`irlhf expert train --env CartPole-v1 --algo ppo`"]
-    lines = [f"{len(experts)} cached expert(s) in {cache_dir() / 'experts'}:"]
+        lines = [f"no cached experts in {cache_dir() / 'experts'}; train one with "
+                 "`irlhf expert train --env CartPole-v1 --algo ppo`"]
+    else:
+        lines = [f"{len(experts)} cached expert(s) in {cache_dir() / 'experts'}:"]
     for e in experts:
         lines.append(f"  {e.get('env_id')}  {e.get('algo')}  seed {e.get('seed')}  {e.get('timesteps')} steps  "
                      f"return {fmt(e.get('eval_return_mean'))} +- {fmt(e.get('eval_return_std'))}  "
                      f"created {e.get('created')}  {e.get('path')}")
+    if unfinished:
+        lines.append(f"{len(unfinished)} unfinished training run(s), checkpointed:")
+    for c in unfinished:
+        lines.append(f"  {c['env_id']}  {c['algo']}  seed {c['seed']}  {c['num_timesteps']} of "
+                     f"{c.get('target_timesteps', '?')} steps  {fmt(c.get('train_seconds'), '.0f')} s so far  "
+                     f"resume: {c['resume']}")
     return lines
 
 

@@ -227,6 +227,26 @@ def _load_checkpoint(step: Path, state: dict[str, Any], algo: str, env_id: str, 
     return model
 
 
+def list_checkpoints() -> list[dict[str, Any]]:
+    """The unfinished runs in the cache: the newest complete checkpoint's state of each (env_id, algo, seed,
+    num_timesteps, target_timesteps, train_seconds, ...) plus ``path`` and ``resume``, the command that continues it."""
+    root = cache_dir() / "experts"
+    found = []
+    for run in sorted(root.glob("*/*.checkpoints")) if root.is_dir() else []:
+        latest = _latest_checkpoint(run)
+        if latest is None:
+            continue
+        step, state = latest
+        state = {k: v for k, v in state.items() if k != "training_episodes"}
+        command = train_command(state["env_id"], state["algo"], int(state["seed"]))
+        if state.get("target_timesteps") is not None:
+            command += f" --timesteps {state['target_timesteps']}"
+        if run.with_suffix(".zip").is_file():  # a finished entry is there too: only --force trains on
+            command += " --force"
+        found.append({**state, "path": str(step), "resume": command})
+    return found
+
+
 def _callback(total: int, progress: bool, desc: str, *, initial: int = 0,
               episodes: list[dict[str, float]] | None = None, checkpoint_every: int = 0,
               save: Any = None) -> Any:
@@ -333,6 +353,7 @@ def train_expert(env_id: str, algo: str = "ppo", seed: int = 0, timesteps: int |
     def save(current: Any, so_far: list[dict[str, float]]) -> None:
         _save_checkpoint(root, current, {
             "env_id": env_id, "algo": algo, "seed": seed, "num_timesteps": int(current.num_timesteps),
+            "target_timesteps": total,
             "hyperparameters_key": key, "train_seconds": earlier_seconds + time.perf_counter() - t0,
             "training_episodes": so_far, "versions": _versions()})
 
