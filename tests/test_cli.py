@@ -80,7 +80,8 @@ def test_demo_writes_one_complete_run(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(alignment, "DPO_EVAL_PROMPTS", 8)
     out = tmp_path / "out"
     assert cli.main(["demo", "--out", str(out), "--n-demos", "8", "--deep-iters", "20", "--imitation-demos", "1",
-                     "--gail-steps", "512", "--iq-updates", "300", "--preference-labels", "60", "--dpo-prompts", "16", "--lm-pretrain-steps", "40",
+                     "--gail-steps", "512", "--iq-updates", "300", "--preference-labels", "60", "--dpo-prompts", "16",
+                     "--lm-pretrain-steps", "40",
                      "--no-progress"]) == 0
     runs = list(out.iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("demo-")

@@ -46,7 +46,7 @@ ALGOS = SB3_ALGOS
 @dataclasses.dataclass(frozen=True)
 class ExpertJobConfig(BaseConfig):
     """Options of ``irlhf expert``: action (train / eval / list), env, algo (train), timesteps (train; None =
-    the default), force (train), checkpoint_every and resume (train), expert (eval: a kind or path), eval_episodes, seed."""
+    the default), force, checkpoint_every and resume (train), expert (eval: a kind or path), eval_episodes, seed."""
 
     action: Annotated[str, OneOf(ACTIONS)] = "list"
     env: EnvId = "CartPole-v1"
