@@ -539,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the chosen job and return its exit code."""
     runs: list[Any] = []  # the run directories the job creates, marked finished / interrupted / failed
     _off_screen()
-    if argv is None and sys.argv[1:2] == ["--check-args"] or argv is not None and list(argv[:1]) == ["--check-args"]:
+    if (sys.argv[1:2] if argv is None else list(argv[:1])) == ["--check-args"]:
         return _check_args(sys.stdin.read())
     try:
         parser = build_parser()

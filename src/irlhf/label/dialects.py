@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from irlhf.core.errors import ValidationError
-from irlhf.label.schema import SCHEMA_VERSION, TABLES, Database, StoreError
+from irlhf.label.schema import COUNT_TABLES, SCHEMA_VERSION, TABLES, Database, StoreError
 
 __all__ = ["PgConnection", "PostgresDatabase", "is_url", "open_database", "redact", "to_psycopg"]
 
@@ -80,17 +80,7 @@ CREATE TABLE assignments (
     PRIMARY KEY (query_id, annotator)
 );
 CREATE INDEX assignments_annotator ON assignments(annotator, expires);
-CREATE TABLE session_counts (
-    session TEXT PRIMARY KEY REFERENCES sessions(name),
-    n_queries INTEGER NOT NULL,
-    n_complete INTEGER NOT NULL
-);
-CREATE TABLE annotator_counts (
-    annotator TEXT NOT NULL,
-    session TEXT NOT NULL REFERENCES sessions(name),
-    n_labels INTEGER NOT NULL,
-    PRIMARY KEY (annotator, session)
-);
+""" + COUNT_TABLES + """
 CREATE FUNCTION irlhf_count_query() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO session_counts (session, n_queries, n_complete)

@@ -73,10 +73,8 @@ CREATE TABLE assignments (
 CREATE INDEX assignments_annotator ON assignments(annotator, expires);
 """
 
-# Counters for the labelling page's progress line, filled in from the data already there, then kept by triggers
-# (queries and labels are never deleted, so inserts and the n_labels update are all they follow); and the open
-# queries of a session in order, so next_query never walks past the complete ones.
-_V2 = """
+#: the counter tables, the same text in SQLite and PostgreSQL (irlhf.label.dialects)
+COUNT_TABLES = """
 CREATE TABLE session_counts (
     session TEXT PRIMARY KEY REFERENCES sessions(name),
     n_queries INTEGER NOT NULL,
@@ -88,6 +86,12 @@ CREATE TABLE annotator_counts (
     n_labels INTEGER NOT NULL,
     PRIMARY KEY (annotator, session)
 );
+"""
+
+# Counters for the labelling page's progress line, filled in from the data already there, then kept by triggers
+# (queries and labels are never deleted, so inserts and the n_labels update are all they follow); and the open
+# queries of a session in order, so next_query never walks past the complete ones.
+_V2 = COUNT_TABLES + """
 INSERT INTO session_counts (session, n_queries, n_complete)
     SELECT session, COUNT(*), SUM(n_labels >= n_annotators) FROM queries GROUP BY session;
 INSERT INTO annotator_counts (annotator, session, n_labels)

@@ -31,6 +31,7 @@ import os
 import shutil
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def list_checkpoints() -> list[dict[str, Any]]:
 
 def _callback(total: int, progress: bool, desc: str, *, initial: int = 0,
               episodes: list[dict[str, float]] | None = None, checkpoint_every: int = 0,
-              save: Any = None) -> Any:
+              save: Callable[[Any, list[dict[str, float]]], None] | None = None) -> Any:
     """An SB3 callback recording finished episodes (Monitor infos), updating a tqdm bar, and calling
     ``save(model, episodes)`` at the first rollout end past every ``checkpoint_every`` steps (0: never)."""
 
@@ -258,7 +259,12 @@ def _callback(total: int, progress: bool, desc: str, *, initial: int = 0,
             super().__init__()
             self.episodes: list[dict[str, float]] = list(episodes or [])
             self.bar = None
-            self.next_checkpoint = (initial // checkpoint_every + 1) * checkpoint_every if checkpoint_every else 0
+            self.next_checkpoint = self._after(initial)
+
+        @staticmethod
+        def _after(steps: int) -> int:
+            """The first multiple of checkpoint_every past ``steps`` (0 without checkpoints)."""
+            return (steps // checkpoint_every + 1) * checkpoint_every if checkpoint_every else 0
 
         def _on_training_start(self) -> None:
             if progress:
@@ -280,8 +286,7 @@ def _callback(total: int, progress: bool, desc: str, *, initial: int = 0,
         def _on_rollout_end(self) -> None:  # the rollout's steps are in the replay buffer by now
             if checkpoint_every and self.next_checkpoint <= self.num_timesteps < total:
                 save(self.model, self.episodes)
-                self.next_checkpoint += checkpoint_every * (1 + (self.num_timesteps - self.next_checkpoint)
-                                                            // checkpoint_every)
+                self.next_checkpoint = self._after(self.num_timesteps)
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
@@ -326,7 +331,6 @@ def train_expert(env_id: str, algo: str = "ppo", seed: int = 0, timesteps: int |
                 info["note"] = (f"cached expert was trained for {info.get('timesteps')} timesteps, not {timesteps}; "
                                 "pass force to retrain")
             return policy, info
-
 
     params = hyperparams(env_id, algo, **overrides)
     if timesteps is not None:
