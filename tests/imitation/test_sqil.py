@@ -78,8 +78,18 @@ def test_demo_dones_are_real_terminations_only():
     cut = Trajectory(obs=obs[6:], acts=np.array([1, 1, 0]), terminal=False)
     result = sqil.train("CartPole-v1", [ended, cut], sqil.Config(total_timesteps=256, learning_starts=256,
                                                                  buffer_size=500))
-    np.testing.assert_array_equal(result.model.replay_buffer.demos["dones"].ravel(), [0, 0, 0, 0, 1, 0, 0, 0])
+    buffer = result.model.replay_buffer
+    np.testing.assert_array_equal(buffer.demos["dones"].ravel(), [0, 0, 0, 0, 1, 0, 0, 0])
     assert result.n_demo_transitions == 8
+    # the termination is absorbing, reward 1 for ever: 1 / (1 - gamma), done kept so SB3 adds nothing after it
+    gamma = result.model.gamma
+    np.testing.assert_allclose(buffer.demos["rewards"].ravel(), [1, 1, 1, 1, 1 / (1 - gamma), 1, 1, 1], rtol=1e-6)
+    batch = buffer.demo_samples(64)
+    ended_rows = batch.dones.numpy().ravel() == 1
+    assert ended_rows.any() and np.allclose(batch.rewards.numpy().ravel()[ended_rows], 1 / (1 - gamma))
+    plain = sqil.train("CartPole-v1", [ended, cut], sqil.Config(total_timesteps=256, learning_starts=256,
+                                                                buffer_size=500, absorbing=False))
+    np.testing.assert_array_equal(plain.model.replay_buffer.demos["rewards"].ravel(), 1.0)
 
 
 def test_short_cartpole_run_is_deterministic(cartpole_demos):

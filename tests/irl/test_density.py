@@ -11,6 +11,7 @@ from gymnasium import spaces
 from scipy.special import logsumexp
 
 from irlhf.core.errors import ValidationError
+from irlhf.data.types import flatten_trajectories
 from irlhf.envs.gym import collect_demos, random_policy
 from irlhf.irl import density
 
@@ -87,7 +88,7 @@ TOY_SPACES = (spaces.Box(-np.inf, np.inf, (2,)), spaces.Discrete(3))
 @pytest.mark.parametrize("density_type,width", [("state", 2), ("state_action", 5), ("state_state", 4)])
 def test_each_density_type_uses_its_inputs(density_type, width):
     demos = _toy_demos()
-    config = density.Config(density_type=density_type, bandwidth=0.5)
+    config = density.Config(density_type=density_type, bandwidth=0.5, absorbing_mass="once")
     plain = density.fit_reward(TOY_SPACES, demos, config.replace(absorbing=False))
     assert plain.kde.points.shape == (30, width)
     z = (demos.obs - demos.obs.mean(0)) / demos.obs.std(0)
@@ -117,6 +118,54 @@ def test_each_density_type_uses_its_inputs(density_type, width):
             reward(obs, acts)
     else:
         np.testing.assert_array_equal(reward(obs, acts), base)
+
+
+def test_weights_equal_repeated_rows():
+    rng = np.random.default_rng(4)
+    points, query = rng.normal(size=(6, 3)), rng.normal(size=(11, 3))
+    repeats = np.array([1, 3, 1, 7, 2, 1])
+    weighted = density.GaussianKDE(points, 0.6, weights=repeats.astype(float))
+    repeated = density.GaussianKDE(np.repeat(points, repeats, axis=0), 0.6)
+    np.testing.assert_allclose(weighted.log_density(query, max_block=4), repeated.log_density(query), rtol=1e-12)
+    assert weighted.log_norm == pytest.approx(repeated.log_norm)
+    for bad in (np.ones(5), np.array([1, 1, 1, 0, 1, 1.0]), np.array([1, 1, np.nan, 1, 1, 1])):
+        with pytest.raises(ValidationError, match=r"weights: shape .*; expected \(6,\) finite numbers > 0"):
+            density.GaussianKDE(points, 0.6, weights=bad)
+
+
+def test_absorbing_mass_pads_each_ended_demo_to_the_time_limit(gym_demos):
+    demos = gym_demos("Acrobot-v1", 2, 0)  # the scripted expert swings up in well under 500 steps
+    lengths = [len(t) for t in demos]
+    assert all(t.terminal for t in demos) and max(lengths) < 500
+    horizon = density.fit_reward("Acrobot-v1", demos)
+    once = density.fit_reward("Acrobot-v1", demos, density.Config(absorbing_mass="once"))
+    assert density.absorbing_mass("Acrobot-v1", demos, density.Config()) == sum(500 - n for n in lengths)
+    assert density.absorbing_mass("Acrobot-v1", demos, density.Config(horizon=100)) == sum(100 - n for n in lengths)
+    # one kernel for s_a either way, the same bandwidth; its weight sets r(s_a) = log w + log_norm
+    assert horizon.kde.points.shape == once.kde.points.shape == (sum(lengths) + 1, 6 + 1 + 3)
+    assert horizon.kde.bandwidth == once.kde.bandwidth
+    assert once.absorbing_reward == pytest.approx(np.log(2) + once.kde.log_norm)
+    assert horizon.absorbing_reward == pytest.approx(np.log(1000 - sum(lengths)) + horizon.kde.log_norm)
+    # padded to H, ending beats hanging at the start, the densest demonstrated state; counted once, it does not
+    start = demos[0]
+    at_start = horizon(start.obs[:1], start.acts[:1], start.obs[1:2])[0]
+    assert horizon.absorbing_reward > at_start
+    assert once.absorbing_reward < once(start.obs[:1], start.acts[:1], start.obs[1:2])[0]
+
+
+def test_absorbing_mass_errors(gym_demos):
+    demos = gym_demos("Acrobot-v1", 1, 0)
+    with pytest.raises(ValidationError, match="absorbing_mass='horizon' needs each episode's length"):
+        density.fit_reward("Acrobot-v1", flatten_trajectories(demos))
+    spaces_only = (spaces.Box(-np.inf, np.inf, (6,)), spaces.Discrete(3))
+    with pytest.raises(ValidationError, match="has no max_episode_steps; expected Config.horizon"):
+        density.fit_reward(spaces_only, demos)
+    assert density.fit_reward(spaces_only, demos, density.Config(horizon=500)).absorbing_reward == pytest.approx(
+        density.fit_reward("Acrobot-v1", demos).absorbing_reward)
+    with pytest.raises(ValidationError, match="absorbing_mass='twice': expected one of"):
+        density.Config(absorbing_mass="twice")
+    with pytest.raises(ValidationError, match="horizon"):
+        density.Config(horizon=0)
 
 
 def test_box_actions_are_standardised(gym_demos):

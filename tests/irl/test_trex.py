@@ -61,6 +61,47 @@ def test_loss_and_snippet_sums_on_a_hand_computed_case():
     torch.testing.assert_close(sums, torch.tensor([2.0 + 3.0, 10.0 + 20.0 + 30.0, 30.0 + 40.0]))
 
 
+def test_snippet_sums_pay_r_abs_past_a_trajectorys_end():
+    states = torch.tensor([[1.0], [2.0], [3.0], [10.0], [20.0], [30.0], [40.0]])
+    r_abs = torch.tensor(-5.0)
+    # trajectory 0 (3 real states) padded: positions 3, 4, ... are absorbing; trajectory 1 is all real
+    sums = trex.snippet_sums(lambda x: x[:, 0], states, np.array([0, 3]), np.array([0, 0, 0, 1]),
+                             np.array([1, 2, 4, 1]), np.array([3, 2, 3, 3]), np.array([3, 4]), r_abs)
+    torch.testing.assert_close(sums, torch.tensor([2.0 + 3.0 - 5.0, 3.0 - 5.0, -15.0, 20.0 + 30.0 + 40.0]))
+
+
+def ended_early_is_better(seed: int) -> list:
+    """1-D trajectories of states ~ N(0, 1) to a horizon of 40: the better-ranked ones terminate after 10 steps,
+    the worse run to the limit, so only ending can explain the ranking."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for rank, (steps, terminal) in enumerate([(40, False), (10, True)]):
+        for _ in range(4):
+            obs = rng.normal(0.0, 1.0, (steps + 1, 1))
+            out.append((Trajectory(obs=obs, acts=np.zeros(steps, dtype=np.int64), terminal=terminal), rank))
+    return out
+
+
+def test_absorbing_state_learns_that_ending_is_better():
+    config = trex.Config(**{**SMALL, "epochs": 10})
+    fit = trex.fit_reward(ended_early_is_better(0), config, horizon=40)
+    assert fit.padded and fit.history[-1]["accuracy"] > 0.9
+    with torch.no_grad():
+        r_states = fit.net(torch.linspace(-2, 2, 9)[:, None].double()).numpy()
+        r_abs = fit.net.absorbing_rewards().item()
+    assert r_abs > r_states.max()  # every real state is worse than having ended
+    plain = trex.fit_reward(ended_early_is_better(0), config)  # no horizon: no padding
+    assert not plain.padded
+    assert not trex.fit_reward(ended_early_is_better(0), config.replace(absorbing=False), horizon=40).padded
+    # the agent's terminal step is paid the discounted tail of transform(r_abs)
+    reward = trex.StateReward(fit.net, spaces.Discrete(1), "sigmoid", tail=99.0)
+    obs, dones = np.zeros((2, 1)), np.array([False, True])
+    paid = reward(obs, np.zeros(2, dtype=np.int64), obs, dones)
+    r0 = 1 / (1 + math.exp(-fit.net(torch.zeros(1, 1).double()).item()))
+    np.testing.assert_allclose(paid, [r0, r0 + 99.0 / (1 + math.exp(-r_abs))], rtol=1e-5)
+    assert reward.absorbing_reward == pytest.approx(1 / (1 + math.exp(-r_abs)))
+
+
 def test_reward_fit_on_synthetic_rankings_predicts_true_returns():
     fit = trex.fit_reward(synthetic(0), trex.Config(**SMALL))
     assert [h["epoch"] for h in fit.history] == [1, 2, 3]
@@ -84,7 +125,7 @@ def test_same_seed_same_reward_and_an_ensemble():
     with torch.no_grad():
         assert torch.equal(a.net(x), b.net(x)) and not torch.equal(a.net(x), c.net(x))
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
-    e = trex.fit_reward(synthetic(0), trex.Config(**{**SMALL, "epochs": 2}, ensemble_size=3))
+    e = trex.fit_reward(synthetic(0), trex.Config(**{**SMALL, "epochs": 5}, ensemble_size=3))
     with torch.no_grad():
         torch.testing.assert_close(e.net(x), e.net.members(e.net.encode(x)).mean(dim=0))
     assert len(e.net.nets) == 3 and e.history[-1]["accuracy"] > 0.85

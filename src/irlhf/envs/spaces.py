@@ -20,7 +20,7 @@ from gymnasium import spaces
 
 from irlhf.core.errors import ValidationError, describe
 
-__all__ = ["act_dim", "as_batch", "check_spaces", "flat_dim", "obs_dim", "one_hot", "random_action",
+__all__ = ["act_dim", "as_batch", "check_spaces", "episode_limit", "flat_dim", "obs_dim", "one_hot", "random_action",
            "resolve_spaces", "space_from_dict", "space_to_dict"]
 
 
@@ -57,6 +57,13 @@ def resolve_spaces(env: Any) -> tuple[spaces.Space, spaces.Space]:
                               "or a pair (observation_space, action_space)")
     check_spaces(obs_space, act_space)
     return obs_space, act_space
+
+
+
+def episode_limit(env: Any) -> int | None:
+    """The time limit (``max_episode_steps``) of a gymnasium env id or env; None without one (or for spaces)."""
+    spec = gymnasium.spec(env) if isinstance(env, str) else getattr(env, "spec", None)
+    return None if spec is None or spec.max_episode_steps is None else int(spec.max_episode_steps)
 
 
 def flat_dim(space: spaces.Space) -> int:

@@ -15,7 +15,12 @@ f delta^2(D_demo, 1) + (1 - f) delta^2(D_agent, 0): lambda_samp = (1 - f) / f. `
 termination only: the demonstrations' ``terminated`` flag, and SB3's timeout handling for the agent (a
 time-limit cut keeps V(s')). The policy is greedy (soft-greedy) in Q, so it seeks the demonstrated states,
 where reward flows, and returns to them when it drifts away. The rewards are never negative: ending an
-episode forfeits all later reward, which suits tasks that end on failure (CartPole).
+episode forfeits all later reward, which suits tasks that end on failure (CartPole) but not tasks that end
+at the goal (Acrobot, MountainCar), where the demonstrations' last step would be worth 1 and never reaching it
+worth up to 1 / (1 - gamma). So (``absorbing=True``, the absorbing state of Kostrikov et al. 2019) a
+demonstration's termination leads to an absorbing state that keeps paying the demonstrator's reward 1: its
+target is 1 + gamma / (1 - gamma) = 1 / (1 - gamma) (given as that row's reward, done kept); the agent's own
+terminations stay worth 0 after them. Ending as the demonstrator did is then worth what it is to it.
 
 The RL step is Stable-Baselines3, with rl-baselines3-zoo's settings per env (``irlhf.rl.sb3.hyperparams``):
 Discrete actions use DQN, as ``imitation``'s SQIL does (the paper's soft Q-learning with its log-sum-exp
@@ -88,6 +93,8 @@ class Config(BaseConfig):
     eval_every: environment steps between evaluations of the greedy policy on ``eval_episodes`` episodes
       (``irlhf.envs.gym.evaluate``, resets seeded with seed + 10_000), at the next history record; default 0
       = never. eval_episodes: default 5.
+    absorbing: a demonstration's terminal step is worth 1 / (1 - gamma), the absorbing state's reward 1 for
+      ever (module docstring); default True. False = worth 1, the paper's plain terminal target.
     seed: seeds SB3 (networks, exploration, env resets, agent minibatches) and the demonstration minibatches;
       default 0. Same seed, same history (on the CPU).
     progress: a progress bar over timesteps; default False.
@@ -105,6 +112,7 @@ class Config(BaseConfig):
     log_every: PositiveInt = 1000
     eval_every: NonNegativeInt = 0
     eval_episodes: PositiveInt = 5
+    absorbing: bool = True
     seed: Seed = 0
     progress: bool = False
 
@@ -122,8 +130,9 @@ class SqilReplayBuffer(ReplayBuffer):
     demonstration rows with reward 1 (the first rows; drawn with replacement from a Generator seeded by
     ``seed``) followed by the agent's rows (SB3's own sampling, time-limit cuts not terminal).
 
-    ``set_demos(obs, acts, next_obs, dones)`` gives the demonstrations in the buffer's format (actions as SB3
-    stores them: SAC's scaled to [-1, 1]; dones 1 = real termination); ``train`` calls it. SB3 builds the
+    ``set_demos(obs, acts, next_obs, dones, terminal_reward=1.0)`` gives the demonstrations in the buffer's
+    format (actions as SB3 stores them: SAC's scaled to [-1, 1]; dones 1 = real termination), their terminal
+    rows paid ``terminal_reward`` instead of 1; ``train`` calls it. SB3 builds the
     buffer from ``replay_buffer_class`` / ``replay_buffer_kwargs=dict(demo_fraction=..., seed=...)``.
     """
 
@@ -137,13 +146,16 @@ class SqilReplayBuffer(ReplayBuffer):
         self.demo_rng = np.random.default_rng(seed)
         self.demos: dict[str, np.ndarray] | None = None
 
-    def set_demos(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> None:
+    def set_demos(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray,
+                  terminal_reward: float = 1.0) -> None:
         n = len(obs)
+        dones = np.asarray(dones, dtype=np.float32).reshape(n, 1)
         self.demos = {
             "obs": np.asarray(obs).reshape(n, *self.obs_shape).astype(self.observations.dtype),
             "acts": np.asarray(acts).reshape(n, self.action_dim).astype(self.actions.dtype),
             "next_obs": np.asarray(next_obs).reshape(n, *self.obs_shape).astype(self.observations.dtype),
-            "dones": np.asarray(dones, dtype=np.float32).reshape(n, 1),
+            "dones": dones,
+            "rewards": np.where(dones > 0, np.float32(terminal_reward), np.float32(1.0)),
         }
 
     def n_demo(self, batch_size: int) -> int:
@@ -154,13 +166,13 @@ class SqilReplayBuffer(ReplayBuffer):
         super().add(obs, next_obs, action, np.zeros(self.n_envs, dtype=np.float32), done, infos)
 
     def demo_samples(self, k: int, env: Any = None) -> ReplayBufferSamples:
-        """``k`` demonstration rows (with replacement) with reward 1."""
+        """``k`` demonstration rows (with replacement) with reward 1 (terminal rows: ``terminal_reward``)."""
         if self.demos is None:
             raise ValidationError("SqilReplayBuffer: no demonstrations; expected set_demos(...) before sampling")
         idx = self.demo_rng.integers(len(self.demos["obs"]), size=k)
         d = self.demos
         data = (self._normalize_obs(d["obs"][idx], env), d["acts"][idx], self._normalize_obs(d["next_obs"][idx], env),
-                d["dones"][idx], np.ones((k, 1), dtype=np.float32))
+                d["dones"][idx], d["rewards"][idx])
         return ReplayBufferSamples(*map(self.to_torch, data))
 
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
@@ -281,7 +293,8 @@ def train(source: str, data: Any, config: Config | None = None, *,
     acts = demo["acts"]
     if algo == "sac":  # SAC stores actions scaled to [-1, 1]
         acts = np.clip(model.policy.scale_action(acts), -1.0, 1.0)
-    buffer.set_demos(demo["obs"], acts, demo["next_obs"], demo["dones"])
+    buffer.set_demos(demo["obs"], acts, demo["next_obs"], demo["dones"],
+                     1.0 / (1.0 - model.gamma) if config.absorbing else 1.0)
     last = LastValues()
     model.set_logger(Logger(None, [last]))
     loss_key = "train/loss" if algo == "dqn" else "train/critic_loss"

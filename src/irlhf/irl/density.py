@@ -30,9 +30,13 @@ input gets a flag column (0), each real termination in the demos adds one row fo
 observation, flag ``ABSORBING_FLAG``, zero action; for "state_state" the terminal row's s' is s_a too), and the
 policy's reward on a terminal step gets the discounted tail gamma / (1 - gamma) r(s_a). The flag keeps s_a
 apart from the real states: demos that never end (CartPole's expert) give r(s_a) = f, no better than the worst
-state, so ending never pays; demos that always end (MountainCar's) give s_a the density of their terminations,
-a bonus for reaching the goal.
-(docs/RESULTS.md, issue 24, measures both choices.)
+state, so ending never pays; demos that end (Acrobot's, MountainCar's) give s_a the density of their terminations,
+a bonus for reaching the goal. How much: the demonstrator, once its episode ended after T steps, stays in s_a
+for the H - T steps left to the time limit H, so with ``absorbing_mass="horizon"`` (default) s_a's kernel
+weighs sum_i (H - T_i) rows, the demonstrations' occupancy padded to H (as ``irlhf.irl.gcl`` pads). With one
+row per termination ("once", as DAC's buffer holds one absorbing transition per episode) r(s_a) sits below the
+densest demonstrated states, the start states every demo shares: on Acrobot hanging at rest beside the start
+then pays about as much as swinging up (docs/RESULTS.md, issue 24, measures both choices).
 
 Differences from ``imitation`` 1.0.1: it refuses variable-horizon episodes instead of an absorbing state, fits
 sklearn's KernelDensity with a fixed bandwidth 0.5 on inputs all standardised (one-hot columns too), and hands
@@ -50,7 +54,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -61,15 +65,16 @@ from stable_baselines3.common.vec_env import VecNormalize
 from irlhf.core.config import BaseConfig, Check, Positive, PositiveInt, Seed
 from irlhf.core.errors import ValidationError, shown
 from irlhf.core.newton import blas_threads_limited
-from irlhf.data.demos import demo_transitions, obs_stats
-from irlhf.envs.spaces import flat_dim, one_hot, resolve_spaces
+from irlhf.data.demos import demo_arrays, demo_transitions, obs_stats
+from irlhf.data.types import Trajectory
+from irlhf.envs.spaces import episode_limit, flat_dim, one_hot, resolve_spaces
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model,
                           run_user_callback, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
-__all__ = ["BANDWIDTH_RULES", "Config", "DensityReward", "GaussianKDE", "Result", "bandwidth_rule", "fit_reward",
-           "train"]
+__all__ = ["BANDWIDTH_RULES", "Config", "DensityReward", "GaussianKDE", "Result", "absorbing_mass", "bandwidth_rule",
+           "fit_reward", "train"]
 
 BANDWIDTH_RULES = ("scott", "silverman")
 DENSITY_TYPES = ("state", "state_action", "state_state")
@@ -97,6 +102,9 @@ class Config(BaseConfig):
       True; one-hot columns are left 0 / 1).
     absorbing: score episode ends through an absorbing state (module docstring; default True); False = the
       plain reward on every step, right for tasks that never end early.
+    absorbing_mass: the absorbing state's weight in the KDE: "horizon" (default) = H - T for each demonstration
+      that terminated after T steps (needs a list of Trajectory), "once" = 1 per termination.
+    horizon: H for "horizon"; None (default) = the env's ``max_episode_steps`` (an error if it has none).
     floor_distance: k of the reward's floor f (module docstring; default 5.0); a large k all but removes it.
     max_points: fit on at most this many demonstration rows, a uniform subset drawn with ``seed``; None
       (default) = all of them (scoring costs O(rows) per step).
@@ -115,6 +123,8 @@ class Config(BaseConfig):
     bandwidth: Annotated[float | str, Check(_is_bandwidth, "a number > 0, 'scott' or 'silverman'")] = "scott"
     normalize_obs: bool = True
     absorbing: bool = True
+    absorbing_mass: Literal["horizon", "once"] = "horizon"
+    horizon: PositiveInt | None = None
     floor_distance: Positive = 5.0
     max_points: PositiveInt | None = None
     max_block: PositiveInt = 2**22
@@ -146,19 +156,24 @@ def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
 
 
 class GaussianKDE:
-    """p_hat(x) = 1/M sum_i N(x; x_i, h^2 I) over ``points`` (M, d), float64; ``log_density`` scores (N, d).
-    ``log_norm`` = -log M - d/2 log(2 pi h^2), what one row adds to log p_hat at its own centre."""
+    """p_hat(x) = 1/W sum_i w_i N(x; x_i, h^2 I) over ``points`` (M, d), float64, with ``weights`` w (M,) > 0
+    (default all 1) and W = sum_i w_i; ``log_density`` scores (N, d). ``log_norm`` = -log W - d/2 log(2 pi h^2),
+    what a row of weight 1 adds to log p_hat at its own centre."""
 
-    def __init__(self, points: np.ndarray, bandwidth: float):
+    def __init__(self, points: np.ndarray, bandwidth: float, weights: np.ndarray | None = None):
         self.points = np.asarray(points, dtype=np.float64)
         if self.points.ndim != 2 or len(self.points) == 0:
             raise ValidationError(f"points: shape {self.points.shape}; expected (M, d) with M >= 1")
         if not _is_bandwidth(bandwidth) or isinstance(bandwidth, str):
             raise ValidationError(f"bandwidth={shown(bandwidth)}: expected a number > 0")
-        self.bandwidth = float(bandwidth)
         m, d = self.points.shape
+        w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (m,) or not np.all(np.isfinite(w) & (w > 0)):
+            raise ValidationError(f"weights: shape {w.shape}; expected ({m},) finite numbers > 0")
+        self.bandwidth = float(bandwidth)
         self._sq = np.einsum("ij,ij->i", self.points, self.points)
-        self.log_norm = -math.log(m) - 0.5 * d * math.log(2.0 * math.pi * self.bandwidth ** 2)
+        self._log_w = None if weights is None else np.log(w)
+        self.log_norm = -math.log(w.sum()) - 0.5 * d * math.log(2.0 * math.pi * self.bandwidth ** 2)
 
     def log_density(self, x: np.ndarray, max_block: int = 2**22) -> np.ndarray:
         """log p_hat of each row of x (N, d) -> (N,); at most ``max_block`` distances (N x M block) at once."""
@@ -182,6 +197,8 @@ class GaussianKDE:
                     block += self._sq[None, c0:c0 + cols]
                     np.maximum(block, 0.0, out=block)  # squared distances, rounding kept >= 0
                     block *= scale
+                    if self._log_w is not None:
+                        block += self._log_w[None, c0:c0 + cols]
                     acc = np.logaddexp(acc, _logsumexp_rows(block))
                 out[r0:r0 + rows] = acc
         return out + self.log_norm
@@ -268,16 +285,35 @@ def fit_reward(source: Any, data: Any, config: Config | None = None) -> DensityR
                            act_stats=obs_stats(demo["acts"], act_space, config.normalize_obs))
     x = reward.inputs(demo["obs"], demo["acts"], demo["next_obs"], demo["dones"])
     reward.n_demo_transitions = len(x)
-    n_done = int(demo["dones"].sum()) if config.absorbing else 0
-    if n_done:
-        x = np.concatenate([x, reward.absorbing_inputs(n_done)])
     if config.max_points is not None and len(x) > config.max_points:
         keep = np.random.default_rng(config.seed).choice(len(x), config.max_points, replace=False)
         x = x[np.sort(keep)]
+    n_done = int(demo["dones"].sum()) if config.absorbing else 0
+    weights = None
+    if n_done:  # s_a is one kernel: its rows would all be equal
+        weights = np.append(np.ones(len(x)), absorbing_mass(source, data, config))
+        x = np.concatenate([x, reward.absorbing_inputs(1)])
     h = config.bandwidth
-    reward.kde = GaussianKDE(x, bandwidth_rule(*x.shape, h) if isinstance(h, str) else h)
+    reward.kde = GaussianKDE(x, bandwidth_rule(len(x) - 1 + n_done if n_done else len(x), x.shape[1], h)
+                             if isinstance(h, str) else h, weights)
     reward.floor = reward.kde.log_norm - config.floor_distance ** 2 / 2
     return reward
+
+
+def absorbing_mass(source: Any, data: Any, config: Config) -> float:
+    """The absorbing state's weight in the KDE (rows): sum of H - T over the demonstrations that terminated
+    after T steps ("horizon"; at least 1 each), or the number of terminations ("once")."""
+    if config.absorbing_mass == "once":
+        return float(np.sum(demo_arrays(data, ("dones",))[0]))
+    trajectories = [data] if isinstance(data, Trajectory) else data
+    if not (isinstance(trajectories, Sequence) and all(isinstance(t, Trajectory) for t in trajectories)):
+        raise ValidationError(f"demos: {type(data).__name__}; absorbing_mass='horizon' needs each episode's length, "
+                              "expected a list of Trajectory (or absorbing_mass='once')")
+    horizon = config.horizon or episode_limit(source)
+    if horizon is None:
+        raise ValidationError(f"env={shown(source)} has no max_episode_steps; expected Config.horizon (the time "
+                              "limit the demonstrations' episodes are padded to) or absorbing_mass='once'")
+    return float(sum(max(horizon - len(t), 1) for t in trajectories if t.terminal and len(t) > 0))
 
 
 # -- RL on the reward ----------------------------------------------------------------------------------

@@ -55,7 +55,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
-import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -65,7 +64,7 @@ from irlhf.core.config import BaseConfig, Check, NonNegative, OneOf, Positive, P
 from irlhf.core.errors import ValidationError, describe
 from irlhf.data.demos import check_demos, obs_stats
 from irlhf.data.types import Trajectory
-from irlhf.envs.spaces import act_dim
+from irlhf.envs.spaces import act_dim, episode_limit
 from irlhf.irl.gcl_background import PastPolicyMixture, make_sampler
 from irlhf.nn.encoders import ObsEncoder, encode
 from irlhf.nn.mlp import ACTIVATIONS, mlp
@@ -366,13 +365,13 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     demo_terminal = [bool(getattr(d, "terminal", True)) for d in (demos if isinstance(demos, Sequence) else [demos])]
     horizon = config.horizon
     if config.absorbing and horizon is None:
-        horizon = gymnasium.spec(env_id).max_episode_steps
+        horizon = episode_limit(env_id)
         if horizon is None:
             raise ValidationError(f"env={env_id!r} has no max_episode_steps; expected Config.horizon (the length "
                                   "every trajectory is padded to) or absorbing=False")
     temperature = 1.0
     if config.weights == "per_step":
-        temperature = float(horizon or gymnasium.spec(env_id).max_episode_steps or max(demo_lengths))
+        temperature = float(horizon or episode_limit(env_id) or max(demo_lengths))
 
     mean, scale = obs_stats(demo_obs, obs_space, config.normalize_obs)
     cost_net = CostNet(obs_space, act_space, config.hidden_sizes, config.activation, mean, scale, seed=config.seed)

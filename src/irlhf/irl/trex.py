@@ -22,6 +22,15 @@ is paid ``reward_transform`` of r: "sigmoid" (the authors' Atari code does this;
 never looks worse than an ended episode), "standard" ((r - mean) / std over the ranked states) or "none";
 PPO's rewards are further scaled by a running return std (``VecNormalize``) unless ``normalize_reward=False``.
 
+Episode ends (``absorbing=True``; the absorbing state of Kostrikov et al. 2019): the snippet sums above cannot
+tell a short trajectory from a long one, and a positive transform pays the agent to never end, which loses
+every task where ending is the goal (Acrobot, MountainCar: D-REX sat at -500 on Acrobot). So a ranked trajectory
+that terminated after T steps continues, for the learning, in an absorbing state s_a to the time limit H
+(``horizon``, default the env's ``max_episode_steps``), every step of it paid r_abs, one learned scalar per
+ensemble member: snippets may reach into those steps, so the ranking decides whether ending is better or worse
+than the states before it. The agent's terminal step is then paid the discounted tail
+gamma / (1 - gamma) transform(r_abs) on top of its own reward.
+
     ranked = read_ranked({0: worst_demos, 1: better_demos, 2: best_demos})   # or [(traj, rank), ...]
     result = trex.train("CartPole-v1", ranked, trex.Config(total_timesteps=50_000))
     result.reward(obs, acts, next_obs)           # raw r_theta(next_obs), (n,)
@@ -53,6 +62,7 @@ from irlhf.core.errors import ValidationError, shown
 from irlhf.data import load_demos, save_trajectories
 from irlhf.data.demos import obs_stats
 from irlhf.data.types import Trajectory
+from irlhf.envs.spaces import episode_limit
 from irlhf.nn.encoders import ObsEncoder
 from irlhf.nn.losses import bradley_terry_loss
 from irlhf.nn.mlp import ACTIVATIONS, mlp
@@ -77,6 +87,9 @@ class Config(BaseConfig):
     ensemble_size [1]: networks averaged, each on its own pairs. validation_fraction [0.1]: pairs held out for
     the per-epoch val_loss / val_accuracy. normalize_obs [True]: standardise Box observations with the ranked
     states' mean / std.
+    absorbing [True]: pad terminated trajectories with s_a to the horizon, learn r_abs, pay the agent's terminal
+    steps its tail (module docstring); False = the paper's snippets of real states only. horizon [None]: H, None
+    = the env's ``max_episode_steps`` (no padding where it has none).
     RL. reward_transform ["sigmoid"]: what the agent is paid, "sigmoid", "standard" or "none" of r (module
     docstring). algo ["ppo"]: "ppo", "dqn" (Discrete actions) or "sac" (Box actions). total_timesteps [None]:
     environment steps, None = the rl-zoo budget (``irlhf.rl.sb3.hyperparams``), 0 = fit the reward only.
@@ -97,6 +110,8 @@ class Config(BaseConfig):
     ensemble_size: PositiveInt = 1
     validation_fraction: Annotated[float, Range(0, 1, high_open=True)] = 0.1
     normalize_obs: bool = True
+    absorbing: bool = True
+    horizon: PositiveInt | None = None
     reward_transform: Literal["sigmoid", "standard", "none"] = "sigmoid"
     algo: Literal["ppo", "dqn", "sac"] = "ppo"
     total_timesteps: NonNegativeInt | None = None
@@ -257,14 +272,21 @@ def sample_snippet_pairs(lengths: Sequence[int], ranks: Sequence[float], n: int,
 
 
 def snippet_sums(scores: Callable[[torch.Tensor], torch.Tensor], states: torch.Tensor, offsets: np.ndarray,
-                 trajectory: np.ndarray, start: np.ndarray, length: np.ndarray) -> torch.Tensor:
+                 trajectory: np.ndarray, start: np.ndarray, length: np.ndarray, real_lengths: np.ndarray | None = None,
+                 absorbing: torch.Tensor | None = None) -> torch.Tensor:
     """(B,) sums of ``scores`` (encoded states (k, d) -> (k,)) over B snippets; ``states`` holds every
-    trajectory's states back to back, trajectory t's from row offsets[t]."""
-    first = offsets[trajectory] + start
-    rows = np.repeat(first - np.cumsum(length) + length, length) + np.arange(length.sum())
-    segment = torch.as_tensor(np.repeat(np.arange(len(length)), length))
+    trajectory's states back to back, trajectory t's from row offsets[t]. With ``real_lengths`` (states per
+    trajectory), positions at or past a trajectory's real length are absorbing steps, each adding the scalar
+    ``absorbing`` (r_abs)."""
+    segment = np.repeat(np.arange(len(length)), length)
+    position = np.repeat(start - np.cumsum(length) + length, length) + np.arange(length.sum())
+    real = slice(None) if real_lengths is None else position < real_lengths[trajectory][segment]
+    rows = offsets[trajectory][segment][real] + position[real]
     r = scores(states[torch.as_tensor(rows)])
-    return torch.zeros(len(length), dtype=r.dtype).index_add_(0, segment, r)
+    sums = torch.zeros(len(length), dtype=r.dtype).index_add_(0, torch.as_tensor(segment[real]), r)
+    if real_lengths is None:
+        return sums
+    return sums + absorbing * torch.as_tensor(length - np.bincount(segment[real], minlength=len(length)), dtype=r.dtype)
 
 
 def snippet_loss(returns_worse: torch.Tensor, returns_better: torch.Tensor) -> torch.Tensor:
@@ -275,14 +297,25 @@ def snippet_loss(returns_worse: torch.Tensor, returns_better: torch.Tensor) -> t
 # -- the reward -------------------------------------------------------------------------------------------
 class StateRewardNet(ObsEncoder):
     """r_theta(s): observations (N, *obs_shape) -> (N,), the mean of ``ensemble_size`` MLPs over the encoded
-    observation (``irlhf.nn.encoders.ObsEncoder``); ``members(x)`` gives each member's (M, N) on encoded x."""
+    observation (``irlhf.nn.encoders.ObsEncoder``) and an absorbing flag column (0); ``members(x)`` gives each
+    member's (M, N) on encoded x. The absorbing state s_a is zeros with the flag 1 (``absorbing_input``), as
+    in DAC's discriminator: r_abs = ``absorbing_rewards()`` (M,), trained only by snippets that reach it."""
 
     def __init__(self, observation_space: spaces.Space, hidden_sizes: Sequence[int], activation: str,
                  ensemble_size: int = 1, obs_mean: np.ndarray | None = None, obs_scale: np.ndarray | None = None,
                  seed: int = 0):
         super().__init__(observation_space, obs_mean, obs_scale)
-        self.nets = nn.ModuleList(mlp(self.obs_dim, tuple(hidden_sizes), 1, activation, seed=seed + m)
+        self.nets = nn.ModuleList(mlp(self.obs_dim + 1, tuple(hidden_sizes), 1, activation, seed=seed + m)
                                   for m in range(ensemble_size))
+        self.register_buffer("absorbing_input", torch.cat([torch.zeros(1, self.obs_dim), torch.ones(1, 1)], 1),
+                             persistent=False)
+
+    def encode(self, obs: Any) -> torch.Tensor:
+        x = super().encode(obs)
+        return torch.cat([x, torch.zeros(len(x), 1, dtype=x.dtype)], dim=1)
+
+    def absorbing_rewards(self) -> torch.Tensor:
+        return self.members(self.absorbing_input)[:, 0]
 
     def members(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([net(x)[:, 0] for net in self.nets])
@@ -293,21 +326,35 @@ class StateRewardNet(ObsEncoder):
 
 class StateReward(RewardFunction):
     """``reward(obs, acts, next_obs) -> (n,)``: transform(r_theta(next_obs)) (of obs when next_obs is None);
-    transform "none", "sigmoid" or "standard" ((r - mean) / std). Usable by ``RewardVecEnvWrapper``."""
+    transform "none", "sigmoid" or "standard" ((r - mean) / std). Usable by ``RewardVecEnvWrapper``; with
+    its dones (``with_dones=True``) a terminal step adds ``tail`` * transform(r_abs) (tail = gamma / (1 - gamma)
+    when the absorbing state was learned, else 0)."""
 
     def __init__(self, net: StateRewardNet, action_space: spaces.Space, transform: str = "none",
-                 mean: float = 0.0, std: float = 1.0):
+                 mean: float = 0.0, std: float = 1.0, tail: float = 0.0):
         self.net, self.transform, self.mean, self.std = net, transform, float(mean), float(std)
+        self.tail = float(tail)
         self.observation_space, self.action_space = net.observation_space, action_space
 
-    def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
-              dones: np.ndarray | None) -> torch.Tensor:
-        self.net.eval()
-        r = self.net(obs if next_obs is None else next_obs)
+    def _transformed(self, r: torch.Tensor) -> torch.Tensor:
         if self.transform == "sigmoid":
             return torch.sigmoid(r)
         if self.transform == "standard":
             return (r - self.mean) / self.std
+        return r
+
+    @property
+    def absorbing_reward(self) -> float:
+        """transform(r_abs): what each step in the absorbing state pays."""
+        with torch.no_grad():
+            return float(self._transformed(self.net.absorbing_rewards().mean()))
+
+    def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
+              dones: np.ndarray | None) -> torch.Tensor:
+        self.net.eval()
+        r = self._transformed(self.net(obs if next_obs is None else next_obs))
+        if self.tail and dones is not None:
+            r = r + self.tail * self.absorbing_reward * torch.as_tensor(np.asarray(dones, dtype=bool), dtype=r.dtype)
         return r
 
 
@@ -351,19 +398,22 @@ class RewardFit:
     """net: the fitted ``StateRewardNet``; history: one record per epoch (phase "reward", epoch, loss,
     accuracy (share of training pairs with P(better > worse) > 1/2, during the epoch), val_loss, val_accuracy
     (None without held-out pairs), seconds); state_mean / state_std: of r over the ranked states (the
-    "standard" transform); n_pairs per member."""
+    "standard" transform); n_pairs per member; padded: whether snippets reached into the absorbing state (so
+    the net's r_abs was learned)."""
 
     net: StateRewardNet
     history: list[dict]
     state_mean: float
     state_std: float
     n_pairs: int
+    padded: bool = False
 
 
 def fit_reward(data: Any, config: Config | None = None, observation_space: spaces.Space | None = None, *,
-               callback: Callable[[dict, Any], bool | None] | None = None) -> RewardFit:
+               horizon: int | None = None, callback: Callable[[dict, Any], bool | None] | None = None) -> RewardFit:
     """Fit r_theta to ranked trajectories (``read_ranked`` input) by the snippet Bradley-Terry loss.
-    observation_space: the environment's (None = an unbounded Box of the trajectories' shape)."""
+    observation_space: the environment's (None = an unbounded Box of the trajectories' shape). horizon: H to
+    pad terminated trajectories to with the absorbing state when ``config.absorbing`` (None = no padding)."""
     config = Config() if config is None else config
     ranked = read_ranked(data)
     trajs = ranked.trajectories
@@ -372,13 +422,17 @@ def fit_reward(data: Any, config: Config | None = None, observation_space: space
     states_np = np.concatenate([t.obs[1:] for t in trajs])
     lengths = np.array([len(t) for t in trajs])
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    padded = lengths
+    if config.absorbing and horizon is not None:
+        padded = np.array([max(horizon, n) if t.terminal else n for t, n in zip(trajs, lengths)])
+    real_lengths = None if np.array_equal(padded, lengths) else lengths
     mean, scale = obs_stats(states_np, observation_space, config.normalize_obs)
     net = StateRewardNet(observation_space, config.hidden_sizes, config.activation, config.ensemble_size,
                          mean, scale, seed=config.seed)
     with torch.no_grad():
         states = net.encode(states_np)  # encoded once; training feeds the members directly
     n_val = min(int(round(config.validation_fraction * config.n_pairs)), config.n_pairs - 1)
-    pairs = [sample_snippet_pairs(lengths, ranked.ranks, config.n_pairs, config.snippet_min, config.snippet_max,
+    pairs = [sample_snippet_pairs(padded, ranked.ranks, config.n_pairs, config.snippet_min, config.snippet_max,
                                   np.random.default_rng([config.seed, m])) for m in range(config.ensemble_size)]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
@@ -387,7 +441,8 @@ def fit_reward(data: Any, config: Config | None = None, observation_space: space
         def score(x: torch.Tensor) -> torch.Tensor:
             return net.nets[m](x)[:, 0]
         both = snippet_sums(score, states, offsets, np.concatenate([p.worse, p.better]),
-                            np.concatenate([p.worse_start, p.better_start]), np.concatenate([p.length, p.length]))
+                            np.concatenate([p.worse_start, p.better_start]), np.concatenate([p.length, p.length]),
+                            real_lengths, net.nets[m](net.absorbing_input)[0, 0])
         return both[:len(p)], both[len(p):]
 
     history: list[dict] = []
@@ -431,7 +486,8 @@ def fit_reward(data: Any, config: Config | None = None, observation_space: space
     net.eval()
     with torch.no_grad():
         r = net.members(states).mean(dim=0)
-    return RewardFit(net, history, float(r.mean()), float(r.std()) if len(r) > 1 else 1.0, config.n_pairs)
+    return RewardFit(net, history, float(r.mean()), float(r.std()) if len(r) > 1 else 1.0, config.n_pairs,
+                     real_lengths is not None)
 
 
 # -- the whole algorithm ----------------------------------------------------------------------------------
@@ -474,7 +530,7 @@ def train(source: str, data: Any, config: Config | None = None, *,
                                   f"expected {tuple(obs_space.shape)}, the observation shape of env={source!r}")
     if config.progress:
         tqdm.write(f"{name}: {ranked.summary}")
-    fit = fit_reward(ranked, config, obs_space, callback=callback)
+    fit = fit_reward(ranked, config, obs_space, horizon=config.horizon or episode_limit(source), callback=callback)
     reward = StateReward(fit.net, act_space)
     rl_reward = StateReward(fit.net, act_space, config.reward_transform, fit.state_mean, max(fit.state_std, 1e-8))
     history = list(fit.history)
@@ -485,7 +541,9 @@ def train(source: str, data: Any, config: Config | None = None, *,
         return Result(reward, rl_reward, fit.net, None, None, history, ranked, config)
 
     model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
-    venv = RewardVecEnvWrapper(model.get_env(), rl_reward)
+    if fit.padded:
+        rl_reward.tail = model.gamma / (1.0 - model.gamma)
+    venv = RewardVecEnvWrapper(model.get_env(), rl_reward, with_dones=True)
     normalize = config.algo == "ppo" if config.normalize_reward is None else config.normalize_reward
     model.set_env(VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=model.gamma) if normalize else venv)
     bar = timestep_bar(model, total, desc=name, disable=not config.progress, leave=False)
