@@ -214,7 +214,7 @@ def test_tiny_cartpole_runs_end_to_end(gym_demos):
     demos = gym_demos("CartPole-v1", 2, 0)
     records = []
     config = drex.Config(**{**SMALL, "n_pairs": 200, "epochs": 1, "total_timesteps": 512}, noise_levels=(1.0, 0.5),
-                         rollouts_per_level=2, bc_epochs=3, seed=0)
+                         rollouts_per_level=2, bc_epochs=3, seed=0, reward_transform="sigmoid")
     result = drex.train("CartPole-v1", demos, config, callback=lambda rec, policy: records.append(rec))
     assert records == result.history
     assert [r["phase"] for r in records] == ["reward", "rl", "rl"]  # two 256-step PPO rollouts

@@ -18,8 +18,10 @@ own pairs, and averages them.
 
 Then RL: an SB3 model (``irlhf.rl.sb3.make_model``, rl-zoo settings) trains on the learned reward in place of
 the environment's (``irlhf.rl.wrappers.RewardVecEnvWrapper``; the Monitor still logs true returns). The agent
-is paid ``reward_transform`` of r: "sigmoid" (the authors' Atari code does this; positive, so a live step
-never looks worse than an ended episode), "standard" ((r - mean) / std over the ranked states) or "none";
+is paid ``reward_transform`` of r: "standard" ((r - mean) / std over the ranked states; default), "sigmoid"
+(the authors' Atari code does this; positive, so without the absorbing state below a live step never looks
+worse than an ended episode; with it, the squashing leaves ending too small a margin: D-REX on Acrobot stays
+at -500 with it and reaches the expert with "standard" or "none", docs/RESULTS.md) or "none";
 PPO's rewards are further scaled by a running return std (``VecNormalize``) unless ``normalize_reward=False``.
 
 Episode ends (``absorbing=True``; the absorbing state of Kostrikov et al. 2019): the snippet sums above cannot
@@ -90,7 +92,7 @@ class Config(BaseConfig):
     absorbing [True]: pad terminated trajectories with s_a to the horizon, learn r_abs, pay the agent's terminal
     steps its tail (module docstring); False = the paper's snippets of real states only. horizon [None]: H, None
     = the env's ``max_episode_steps`` (no padding where it has none).
-    RL. reward_transform ["sigmoid"]: what the agent is paid, "sigmoid", "standard" or "none" of r (module
+    RL. reward_transform ["standard"]: what the agent is paid, "sigmoid", "standard" or "none" of r (module
     docstring). algo ["ppo"]: "ppo", "dqn" (Discrete actions) or "sac" (Box actions). total_timesteps [None]:
     environment steps, None = the rl-zoo budget (``irlhf.rl.sb3.hyperparams``), 0 = fit the reward only.
     rl_kwargs [{}]: SB3 arguments over the zoo's. normalize_reward [None]: ``VecNormalize(norm_reward=True)``
@@ -112,7 +114,7 @@ class Config(BaseConfig):
     normalize_obs: bool = True
     absorbing: bool = True
     horizon: PositiveInt | None = None
-    reward_transform: Literal["sigmoid", "standard", "none"] = "sigmoid"
+    reward_transform: Literal["sigmoid", "standard", "none"] = "standard"
     algo: Literal["ppo", "dqn", "sac"] = "ppo"
     total_timesteps: NonNegativeInt | None = None
     rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
