@@ -100,6 +100,12 @@ def test_absorbing_state_learns_that_ending_is_better():
     r0 = 1 / (1 + math.exp(-fit.net(torch.zeros(1, 1).double()).item()))
     np.testing.assert_allclose(paid, [r0, r0 + 99.0 / (1 + math.exp(-r_abs))], rtol=1e-5)
     assert reward.absorbing_reward == pytest.approx(1 / (1 + math.exp(-r_abs)))
+    # predicted returns pad a terminated trajectory to H with r_abs, as its snippets were scored
+    raw = trex.StateReward(fit.net, spaces.Discrete(1))
+    ended, cut = ended_early_is_better(1)[-1][0], ended_early_is_better(1)[0][0]
+    unpadded = trex.predicted_returns(raw, [ended, cut])
+    raw.horizon = 40
+    np.testing.assert_allclose(trex.predicted_returns(raw, [ended, cut]), unpadded + [30 * r_abs, 0.0], rtol=1e-5)
 
 
 def test_reward_fit_on_synthetic_rankings_predicts_true_returns():

@@ -330,12 +330,14 @@ class StateReward(RewardFunction):
     """``reward(obs, acts, next_obs) -> (n,)``: transform(r_theta(next_obs)) (of obs when next_obs is None);
     transform "none", "sigmoid" or "standard" ((r - mean) / std). Usable by ``RewardVecEnvWrapper``; with
     its dones (``with_dones=True``) a terminal step adds ``tail`` * transform(r_abs) (tail = gamma / (1 - gamma)
-    when the absorbing state was learned, else 0)."""
+    when the absorbing state was learned, else 0). ``horizon``: H the ranked trajectories were padded to (None
+    = not padded); ``predicted_returns`` pads terminated trajectories with it."""
 
     def __init__(self, net: StateRewardNet, action_space: spaces.Space, transform: str = "none",
                  mean: float = 0.0, std: float = 1.0, tail: float = 0.0):
         self.net, self.transform, self.mean, self.std = net, transform, float(mean), float(std)
         self.tail = float(tail)
+        self.horizon: int | None = None
         self.observation_space, self.action_space = net.observation_space, action_space
 
     def _transformed(self, r: torch.Tensor) -> torch.Tensor:
@@ -361,8 +363,14 @@ class StateReward(RewardFunction):
 
 
 def predicted_returns(reward: Callable[..., Any], trajectories: Sequence[Trajectory]) -> np.ndarray:
-    """(n,) learned returns sum_t reward(s_t, a_t, s_{t+1}) of each trajectory (any reward callable)."""
-    return np.array([float(np.sum(reward(t.obs[:-1], t.acts, t.obs[1:]))) for t in trajectories])
+    """(n,) learned returns sum_t reward(s_t, a_t, s_{t+1}) of each trajectory (any reward callable); a
+    ``StateReward`` learned with the absorbing state adds (H - T) transform(r_abs) for a terminated trajectory
+    of T steps, as its snippets were scored."""
+    horizon = getattr(reward, "horizon", None)
+    pad = [max(horizon - len(t), 0) if horizon and t.terminal else 0 for t in trajectories]
+    r_abs = reward.absorbing_reward if any(pad) else 0.0
+    return np.array([float(np.sum(reward(t.obs[:-1], t.acts, t.obs[1:]))) + k * r_abs
+                     for t, k in zip(trajectories, pad)])
 
 
 def return_correlation(reward: Callable[..., Any], trajectories: Sequence[Trajectory]) -> dict[str, float]:
@@ -532,9 +540,12 @@ def train(source: str, data: Any, config: Config | None = None, *,
                                   f"expected {tuple(obs_space.shape)}, the observation shape of env={source!r}")
     if config.progress:
         tqdm.write(f"{name}: {ranked.summary}")
-    fit = fit_reward(ranked, config, obs_space, horizon=config.horizon or episode_limit(source), callback=callback)
+    horizon = config.horizon or episode_limit(source)
+    fit = fit_reward(ranked, config, obs_space, horizon=horizon, callback=callback)
     reward = StateReward(fit.net, act_space)
     rl_reward = StateReward(fit.net, act_space, config.reward_transform, fit.state_mean, max(fit.state_std, 1e-8))
+    if fit.padded:
+        reward.horizon = rl_reward.horizon = horizon
     history = list(fit.history)
     total = config.total_timesteps
     if total is None:
