@@ -62,8 +62,8 @@ def density_reward_table(seed: int = 0) -> str:
             if term or trunc:
                 break
         episodes[name] = tuple(np.array(x) for x in zip(*rows))
-    lines = ["| absorbing_mass | r(s_a) | demo start | demo mean | random | zero torque | tail gamma/(1-gamma) r(s_a) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| absorbing_mass | r(s_a) | demo start | demo mean | random | zero torque "
+             "| tail gamma/(1-gamma) r(s_a) |", "|---|---|---|---|---|---|---|"]
     for mass in ("once", "horizon"):
         reward = density.fit_reward(ENV, demos, density.Config(absorbing_mass=mass))
         demo_mean = np.mean([reward(t.obs[:-1], t.acts, t.obs[1:]).mean() for t in demos])
