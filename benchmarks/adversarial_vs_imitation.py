@@ -208,23 +208,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.timesteps, args.seeds, args.eval_every = 2048, 1, 1000
-    if not IMITATION_PYTHON.exists():
-        sys.exit(f"{IMITATION_PYTHON} missing; run `bash benchmarks/setup_imitation_venv.sh` first")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(HERE))
+    from bc_vs_imitation import load_argmax, prepare_run
+    from pref_label_efficiency import load_sac
+
+    out = prepare_run(args.out, args.threads)
     t_start = time.perf_counter()
 
     import torch
 
-    torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(HERE))
-    from bc_vs_imitation import load_argmax
-    from pref_label_efficiency import load_sac
-
     from irlhf.envs.gym import evaluate, normalized_score, random_return
-
-    from irlhf.rl.experts import make_expert
     from irlhf.irl import airl, gail
+    from irlhf.rl.experts import make_expert
 
     seeds = list(range(args.seeds))
     refs = {env: {"expert": evaluate(env, make_expert(env), args.eval_episodes, seed=10_000)[0],

@@ -69,7 +69,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from adversarial_vs_imitation import (EXPERT_LEVEL, TRAIN_EVAL_EPISODES, TRAIN_EVAL_SEED,  # noqa: E402
                                       fmt, periodic_evaluation, ratio_text, run_imitation, time_to_expert)
-from bc_vs_imitation import IMITATION_PYTHON, ArgmaxMLP, load_argmax, matched_config, spaces_of  # noqa: E402
+from bc_vs_imitation import ArgmaxMLP, load_argmax, matched_config, prepare_run, spaces_of  # noqa: E402
 
 IMITATION_SCRIPT = HERE / "imitation_bc_baseline.py"
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")
@@ -185,15 +185,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.envs, args.seeds, args.epochs, args.rounds, args.dagger_epochs = ["CartPole-v1"], 1, 5, 3, 2
-    if not IMITATION_PYTHON.exists():
-        sys.exit(f"{IMITATION_PYTHON} missing; run `bash benchmarks/setup_imitation_venv.sh` first")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args.out, args.threads)
     t_start = time.perf_counter()
 
     import torch
 
-    torch.set_num_threads(args.threads)
     from irlhf.data.io import save_trajectories
     from irlhf.envs.gym import collect_demos, evaluate, random_return
     from irlhf.imitation import bc, dagger

@@ -83,6 +83,19 @@ class ArgmaxMLP:
         return x.argmax(axis=1).astype(np.int64)
 
 
+def prepare_run(out: str, threads: int) -> Path:
+    """The *_vs_imitation scripts' start: exit unless the imitation venv exists; make ``out``; set torch's
+    threads (both sides run with the same count). Returns ``out`` as a Path."""
+    if not IMITATION_PYTHON.exists():
+        sys.exit(f"{IMITATION_PYTHON} missing; run `bash benchmarks/setup_imitation_venv.sh` first")
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(threads)
+    return path
+
+
 def load_argmax(path: str) -> tuple[ArgmaxMLP, float]:
     """The rebuilt policy and its agreement with imitation's own predict() on the check observations."""
     with np.load(path) as z:
@@ -221,15 +234,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.envs, args.seeds, args.epochs = ["CartPole-v1"], 1, 10
-    if not IMITATION_PYTHON.exists():
-        sys.exit(f"{IMITATION_PYTHON} missing; run `bash benchmarks/setup_imitation_venv.sh` first")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run(args.out, args.threads)
     t_start = time.perf_counter()
 
     import torch
 
-    torch.set_num_threads(args.threads)
     from irlhf.data.io import load_trajectories
     from irlhf.envs.gym import normalized_score
     from irlhf.imitation import bc
