@@ -294,8 +294,8 @@ def fit_reward(source: Any, data: Any, config: Config | None = None) -> DensityR
         weights = np.append(np.ones(len(x)), absorbing_mass(source, data, config))
         x = np.concatenate([x, reward.absorbing_inputs(1)])
     h = config.bandwidth
-    reward.kde = GaussianKDE(x, bandwidth_rule(len(x) - 1 + n_done if n_done else len(x), x.shape[1], h)
-                             if isinstance(h, str) else h, weights)
+    n_rows = len(x) - 1 + n_done if n_done else len(x)  # the rule counts s_a once per termination, as before
+    reward.kde = GaussianKDE(x, bandwidth_rule(n_rows, x.shape[1], h) if isinstance(h, str) else h, weights)
     reward.floor = reward.kde.log_norm - config.floor_distance ** 2 / 2
     return reward
 

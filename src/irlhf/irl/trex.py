@@ -28,8 +28,8 @@ Episode ends (``absorbing=True``; the absorbing state of Kostrikov et al. 2019):
 tell a short trajectory from a long one, and a positive transform pays the agent to never end, which loses
 every task where ending is the goal (Acrobot, MountainCar: D-REX sat at -500 on Acrobot). So a ranked trajectory
 that terminated after T steps continues, for the learning, in an absorbing state s_a to the time limit H
-(``horizon``, default the env's ``max_episode_steps``), every step of it paid r_abs, one learned scalar per
-ensemble member: snippets may reach into those steps, so the ranking decides whether ending is better or worse
+(``horizon``, default the env's ``max_episode_steps``), every step of it paid r_abs, each member's reward of
+a flagged absorbing input (``StateRewardNet.absorbing_input``): snippets may reach into those steps, so the ranking decides whether ending is better or worse
 than the states before it. The agent's terminal step is then paid the discounted tail
 gamma / (1 - gamma) transform(r_abs) on top of its own reward.
 
@@ -357,8 +357,9 @@ class StateReward(RewardFunction):
               dones: np.ndarray | None) -> torch.Tensor:
         self.net.eval()
         r = self._transformed(self.net(obs if next_obs is None else next_obs))
-        if self.tail and dones is not None:
-            r = r + self.tail * self.absorbing_reward * torch.as_tensor(np.asarray(dones, dtype=bool), dtype=r.dtype)
+        ended = None if dones is None else np.asarray(dones, dtype=bool)
+        if self.tail and ended is not None and ended.any():  # r_abs costs a forward pass: only on episode ends
+            r = r + self.tail * self.absorbing_reward * torch.as_tensor(ended, dtype=r.dtype)
         return r
 
 
