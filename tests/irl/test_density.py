@@ -158,7 +158,7 @@ def test_absorbing_mass_errors(gym_demos):
     with pytest.raises(ValidationError, match="absorbing_mass='horizon' needs each episode's length"):
         density.fit_reward("Acrobot-v1", flatten_trajectories(demos))
     spaces_only = (spaces.Box(-np.inf, np.inf, (6,)), spaces.Discrete(3))
-    with pytest.raises(ValidationError, match="has no max_episode_steps; expected Config.horizon"):
+    with pytest.raises(ValidationError, match="has no max_episode_steps; absorbing_mass='horizon' expects Config.hor"):
         density.fit_reward(spaces_only, demos)
     assert density.fit_reward(spaces_only, demos, density.Config(horizon=500)).absorbing_reward == pytest.approx(
         density.fit_reward("Acrobot-v1", demos).absorbing_reward)
@@ -166,6 +166,71 @@ def test_absorbing_mass_errors(gym_demos):
         density.Config(absorbing_mass="twice")
     with pytest.raises(ValidationError, match="horizon"):
         density.Config(horizon=0)
+
+
+def test_time_kde_is_one_kde_per_step():
+    rng = np.random.default_rng(5)
+    points, x = rng.normal(size=(4, 3, 2)), rng.normal(size=(9, 2))
+    valid = np.ones((4, 3), bool)
+    valid[2, 1] = valid[3] = False
+    kde = density.TimeKDE(points, 0.7, valid)
+    t = rng.integers(0, 3, size=9)
+    expected = [density.GaussianKDE(points[s][valid[s]], 0.7).log_density(x[i:i + 1])[0] for i, s in enumerate(t)]
+    np.testing.assert_allclose(kde.log_density(x, t, max_block=6), expected, rtol=1e-12)
+    assert np.all(kde.log_density(x, np.full(9, 3)) == -np.inf)  # no valid row at t = 3
+    assert kde.log_norm == pytest.approx(-np.log(3) - np.log(2 * np.pi * 0.49))
+    for bad_t in (np.full(9, 4), np.full(9, -1), np.zeros(8, int), np.zeros(9)):
+        with pytest.raises(ValidationError, match=r"timesteps: .*; expected \(9,\) ints in \[0, 4\)"):
+            kde.log_density(x, bad_t)
+
+
+def test_per_time_step_density_pads_ended_demos_with_the_absorbing_state(gym_demos):
+    demos = gym_demos("Acrobot-v1", 2, 0)
+    lengths = [len(t) for t in demos]
+    reward = density.fit_reward("Acrobot-v1", demos, density.Config(stationary=False))
+    kde = reward.kde
+    assert kde.points.shape == (500, 2, 6 + 1 + 3) and kde.valid.all()
+    assert kde.bandwidth == pytest.approx(2 ** (-1 / 14))  # Scott's rule on N = 2 rows per step, d = 10
+    s_a = reward.absorbing_inputs(1)[0]
+    for i, n in enumerate(lengths):
+        np.testing.assert_array_equal(kde.points[n:, i], np.broadcast_to(s_a, (500 - n, len(s_a))))
+        assert kde.points[n - 1, i, 6] == 0 and kde.points[n, i, 6] == density.ABSORBING_FLAG  # column 6: flag
+    demo = demos[0]
+    stationary_inputs = reward.inputs(demo.obs[:-1], demo.acts, demo.obs[1:])
+    np.testing.assert_array_equal(kde.points[:lengths[0], 0], stationary_inputs)
+    # without the absorbing state an ended demonstration's later steps are missing, not s_a
+    plain = density.fit_reward("Acrobot-v1", demos, density.Config(stationary=False, absorbing=False)).kde
+    assert plain.valid[:min(lengths)].all() and not plain.valid[max(lengths):].any()
+    # timesteps are required; steps past H score as H - 1
+    with pytest.raises(ValidationError, match="timesteps=None with a per-time-step density"):
+        reward(demo.obs[:2], demo.acts[:2], demo.obs[1:3])
+    late = reward.batch(demo.obs[:2], demo.acts[:2], demo.obs[1:3], None, timesteps=np.array([499, 5000]))
+    assert late[0] == late[1] == reward.floor  # every demonstration has ended by then: only s_a is dense
+    with pytest.raises(ValidationError, match="stationary=False needs each episode's length"):
+        density.fit_reward("Acrobot-v1", flatten_trajectories(demos), density.Config(stationary=False))
+
+
+def test_absorbing_values_are_the_discounted_tail(gym_demos):
+    demos = gym_demos("Acrobot-v1", 2, 0)
+    gamma = 0.9
+    reward = density.fit_reward("Acrobot-v1", demos, density.Config(stationary=False))
+    r = np.maximum(reward.kde.log_density(reward.absorbing_inputs(500), np.arange(500)), reward.floor)
+    v = reward.absorbing_values(gamma)
+    for t in (0, 150, 498, 499):
+        steps = np.minimum(np.arange(t, t + 400), 499)  # gamma^400 < 1e-18
+        assert v[t] == pytest.approx(np.sum(gamma ** np.arange(400) * r[steps]), rel=1e-9)
+    assert reward.absorbing_reward == pytest.approx(r[-1])
+    stationary = density.fit_reward("Acrobot-v1", demos)
+    assert stationary.absorbing_values(gamma) == pytest.approx([stationary.absorbing_reward / (1 - gamma)])
+    assert density.fit_reward("Acrobot-v1", demos, density.Config(absorbing=False)).absorbing_values(gamma) is None
+
+
+def test_tiny_per_time_step_run(gym_demos):
+    demos = gym_demos("Acrobot-v1", 1, 0)
+    config = density.Config(stationary=False, total_timesteps=256, log_every=256, rl_kwargs={"n_steps": 16})
+    result = density.train("Acrobot-v1", demos, config)
+    assert [r["timesteps"] for r in result.history] == [256]
+    assert result.history[0]["mean_log_density"] >= result.reward.floor
 
 
 def test_box_actions_are_standardised(gym_demos):

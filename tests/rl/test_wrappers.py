@@ -63,6 +63,29 @@ def test_vec_wrapper_batched_reward_terminal_obs_and_recording():
     assert abs(ep.obs[-1][2]) > 0.2 or abs(ep.obs[-1][0]) > 2.4  # the real terminal observation
 
 
+def test_vec_wrapper_counts_each_envs_episode_steps():
+    seen = []
+    venv = None
+
+    def fn(obs, acts, next_obs):
+        seen.append(venv.episode_steps.copy())
+        return np.zeros(len(obs))
+
+    venv = RewardVecEnvWrapper(make_vec_env("CartPole-v1", n_envs=2, seed=2), fn, record=True)
+    venv.reset()
+    for _ in range(60):  # always pushing left: CartPole ends within ~10 steps, at different times per env
+        venv.step(np.zeros(2, dtype=np.int64))
+    seen = np.array(seen)
+    lengths = [len(ep.acts) for ep in venv.episodes]
+    assert seen[0].tolist() == [0, 0] and len(venv.episodes) >= 4
+    for env in (0, 1):  # t runs 0, 1, ..., T - 1 within each episode and restarts at 0
+        starts = np.flatnonzero(seen[:, env] == 0)
+        assert np.all(np.diff(seen[:, env])[np.diff(seen[:, env]) != 1] == -seen[starts[1:] - 1, env])
+    assert sorted(set(np.diff(np.flatnonzero(seen[:, 0] == 0)))) <= sorted(set(lengths))
+    venv.reset()
+    assert venv.episode_steps.tolist() == [0, 0]
+
+
 def test_vec_wrapper_rejects_bad_reward_shape():
     venv = RewardVecEnvWrapper(make_vec_env("CartPole-v1", n_envs=2, seed=0), lambda o, a, n: np.zeros(3))
     venv.reset()

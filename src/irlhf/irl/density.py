@@ -38,6 +38,14 @@ row per termination ("once", as DAC's buffer holds one absorbing transition per 
 densest demonstrated states, the start states every demo shares: on Acrobot hanging at rest beside the start
 then pays about as much as swinging up (docs/RESULTS.md, issue 24, measures both choices).
 
+Per time step (``stationary=False``, ``imitation``'s is_stationary=False): one KDE per step t over the N
+demonstrations' t-th rows (an ended demonstration's rows from its end to H are s_a; h by the rule for N rows),
+r_t = max(log p_hat_t(x), f), and a terminal step at t earns the tail gamma V(s_a, t + 1), V(s_a, t) = sum_k
+gamma^k r_{t+k}(s_a) (steps past H scored as H - 1). The stationary density is highest where every
+demonstration starts; where the demonstrator must leave the start to succeed (MountainCar) lingering there
+pays about as much as the demonstration, while the per-step density pays for being where the demonstrator was
+at that time.
+
 Differences from ``imitation`` 1.0.1: it refuses variable-horizon episodes instead of an absorbing state, fits
 sklearn's KernelDensity with a fixed bandwidth 0.5 on inputs all standardised (one-hot columns too), and hands
 the raw, unfloored log-density to its RL algorithm (no running normalisation). Here PPO's reward is divided by
@@ -104,7 +112,13 @@ class Config(BaseConfig):
       plain reward on every step, right for tasks that never end early.
     absorbing_mass: the absorbing state's weight in the KDE: "horizon" (default) = H - T for each demonstration
       that terminated after T steps (needs a list of Trajectory), "once" = 1 per termination.
-    horizon: H for "horizon"; None (default) = the env's ``max_episode_steps`` (an error if it has none).
+    horizon: H for "horizon" and for stationary=False; None (default) = the env's ``max_episode_steps`` (an
+      error if it has none).
+    stationary: one KDE over every demonstration row (default; ``imitation``'s is_stationary=True); False = one
+      KDE per time step t over the demonstrations' t-th rows (``imitation``'s is_stationary=False; an ended
+      demonstration contributes s_a from its end to H, so absorbing_mass does not apply): a reward that follows
+      the demonstrations in time, for tasks whose densest states are where every demonstration starts
+      (MountainCar). Needs a list of Trajectory and a horizon.
     floor_distance: k of the reward's floor f (module docstring; default 5.0); a large k all but removes it.
     max_points: fit on at most this many demonstration rows, a uniform subset drawn with ``seed``; None
       (default) = all of them (scoring costs O(rows) per step).
@@ -125,6 +139,7 @@ class Config(BaseConfig):
     absorbing: bool = True
     absorbing_mass: Literal["horizon", "once"] = "horizon"
     horizon: PositiveInt | None = None
+    stationary: bool = True
     floor_distance: Positive = 5.0
     max_points: PositiveInt | None = None
     max_block: PositiveInt = 2**22
@@ -204,6 +219,52 @@ class GaussianKDE:
         return out + self.log_norm
 
 
+class TimeKDE:
+    """One Gaussian KDE per time step: p_hat_t(x) = 1/N_t sum_{i valid at t} N(x; x_{t,i}, h^2 I) over ``points``
+    (H, N, d) float64 with ``valid`` (H, N) bool (default all; N_t = valid[t].sum()). ``log_density(x (n, d),
+    t (n,) ints in [0, H))`` -> (n,), -inf where N_t = 0. ``log_norm`` = -log N - d/2 log(2 pi h^2), a row's peak
+    when all N rows are valid."""
+
+    def __init__(self, points: np.ndarray, bandwidth: float, valid: np.ndarray | None = None):
+        self.points = np.asarray(points, dtype=np.float64)
+        if self.points.ndim != 3 or 0 in self.points.shape:
+            raise ValidationError(f"points: shape {self.points.shape}; expected (H, N, d) with H, N, d >= 1")
+        if not _is_bandwidth(bandwidth) or isinstance(bandwidth, str):
+            raise ValidationError(f"bandwidth={shown(bandwidth)}: expected a number > 0")
+        h, n, d = self.points.shape
+        self.valid = np.ones((h, n), bool) if valid is None else np.asarray(valid, dtype=bool)
+        if self.valid.shape != (h, n):
+            raise ValidationError(f"valid: shape {self.valid.shape}; expected ({h}, {n})")
+        self.bandwidth = float(bandwidth)
+        gauss = -0.5 * d * math.log(2.0 * math.pi * self.bandwidth ** 2)
+        self.log_norm = -math.log(n) + gauss
+        with np.errstate(divide="ignore"):
+            self._log_norm_t = -np.log(self.valid.sum(axis=1)) + gauss  # (H,), inf where no row is valid
+
+    @property
+    def horizon(self) -> int:
+        return len(self.points)
+
+    def log_density(self, x: np.ndarray, t: np.ndarray, max_block: int = 2**22) -> np.ndarray:
+        x, t = np.asarray(x, dtype=np.float64), np.asarray(t)
+        h, n, d = self.points.shape
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValidationError(f"x: shape {x.shape}; expected (n, {d})")
+        if t.shape != (len(x),) or not np.issubdtype(t.dtype, np.integer) or len(t) and not 0 <= t.min() <= t.max() < h:
+            raise ValidationError(f"timesteps: shape {t.shape}, dtype {t.dtype}; expected ({len(x)},) ints in [0, {h})")
+        rows = max(1, int(max_block) // (n * d))
+        out = np.empty(len(x))
+        for r0 in range(0, len(x), rows):
+            tr = t[r0:r0 + rows]
+            sq = np.square(x[r0:r0 + rows, None, :] - self.points[tr]).sum(axis=2)  # (rows, N)
+            a = np.where(self.valid[tr], -0.5 / self.bandwidth ** 2 * sq, -np.inf)
+            peak = a.max(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):  # rows with no valid point: -inf + inf
+                lse = np.log(np.exp(a - np.where(np.isfinite(peak), peak, 0.0)).sum(axis=1)) + peak[:, 0]
+                out[r0:r0 + rows] = np.where(np.isfinite(peak[:, 0]), lse + self._log_norm_t[tr], -np.inf)
+        return out
+
+
 # -- inputs and the reward ------------------------------------------------------------------------------
 class DensityReward(RewardFunction):
     """r(s, a, s') = max(log p_hat(x), floor): ``reward(obs (n, ...), acts (n, ...), next_obs (n, ...)) -> (n,)``
@@ -262,13 +323,41 @@ class DensityReward(RewardFunction):
         return np.concatenate([x, xn], axis=1)
 
     def batch(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None,
-              dones: np.ndarray | None) -> np.ndarray:
-        return np.maximum(self.kde.log_density(self.inputs(obs, acts, next_obs, dones), self.max_block), self.floor)
+              dones: np.ndarray | None, timesteps: np.ndarray | None = None) -> np.ndarray:
+        """Rewards (n,); timesteps (n,) ints, each row's step in its episode (steps past H score as H - 1): needed
+        by a per-time-step density (``Config.stationary=False``), ignored by a stationary one."""
+        x = self.inputs(obs, acts, next_obs, dones)
+        if not isinstance(self.kde, TimeKDE):
+            return np.maximum(self.kde.log_density(x, self.max_block), self.floor)
+        if timesteps is None:
+            raise ValidationError("reward: timesteps=None with a per-time-step density (stationary=False); expected "
+                                  "(n,) ints, each row's step in its episode")
+        t = np.minimum(np.asarray(timesteps), self.kde.horizon - 1)
+        return np.maximum(self.kde.log_density(x, t, self.max_block), self.floor)
 
     @property
     def absorbing_reward(self) -> float | None:
-        """max(log p_hat(s_a), floor): the reward of every step in the absorbing state (None without it)."""
-        return max(float(self.kde.log_density(self.absorbing_inputs(1))[0]), self.floor) if self.absorbing else None
+        """max(log p_hat(s_a), floor): the reward of every step in the absorbing state (per-time-step density: of
+        the last step, H - 1); None without it."""
+        if not self.absorbing:
+            return None
+        args = (np.array([self.kde.horizon - 1]),) if isinstance(self.kde, TimeKDE) else ()
+        return max(float(self.kde.log_density(self.absorbing_inputs(1), *args)[0]), self.floor)
+
+    def absorbing_values(self, gamma: float) -> np.ndarray | None:
+        """V(s_a, t) = sum_k gamma^k r_{t+k}(s_a), staying in s_a from step t on (steps past H score as H - 1):
+        (H,) for a per-time-step density, (1,) = r(s_a) / (1 - gamma) for a stationary one; None without s_a."""
+        if not self.absorbing:
+            return None
+        if not isinstance(self.kde, TimeKDE):
+            return np.array([self.absorbing_reward / (1.0 - gamma)])
+        horizon = self.kde.horizon
+        r = np.maximum(self.kde.log_density(self.absorbing_inputs(horizon), np.arange(horizon)), self.floor)
+        v = np.empty(horizon)
+        v[-1] = r[-1] / (1.0 - gamma)
+        for t in range(horizon - 2, -1, -1):
+            v[t] = r[t] + gamma * v[t + 1]
+        return v
 
 
 def fit_reward(source: Any, data: Any, config: Config | None = None) -> DensityReward:
@@ -285,6 +374,8 @@ def fit_reward(source: Any, data: Any, config: Config | None = None) -> DensityR
                            act_stats=obs_stats(demo["acts"], act_space, config.normalize_obs))
     x = reward.inputs(demo["obs"], demo["acts"], demo["next_obs"], demo["dones"])
     reward.n_demo_transitions = len(x)
+    if not config.stationary:
+        return _fit_per_time_step(reward, x, source, data, config)
     if config.max_points is not None and len(x) > config.max_points:
         keep = np.random.default_rng(config.seed).choice(len(x), config.max_points, replace=False)
         x = x[np.sort(keep)]
@@ -300,19 +391,51 @@ def fit_reward(source: Any, data: Any, config: Config | None = None) -> DensityR
     return reward
 
 
+def _fit_per_time_step(reward: DensityReward, x: np.ndarray, source: Any, data: Any, config: Config
+                       ) -> DensityReward:
+    """reward.kde = a TimeKDE over x (the demonstrations' rows, in order): demonstration i's row t at [t, i];
+    after a termination s_a (absorbing) or nothing, up to H; h by the rule for N (demonstrations) rows."""
+    what = "stationary=False"
+    trajectories, horizon = _episodes(data, what), _horizon(source, config, what)
+    points = np.zeros((horizon, len(trajectories), x.shape[1]))
+    valid = np.zeros((horizon, len(trajectories)), bool)
+    start = 0
+    for i, traj in enumerate(trajectories):
+        length = len(traj)
+        k = min(length, horizon)
+        points[:k, i], valid[:k, i] = x[start:start + k], True
+        if reward.absorbing and traj.terminal and length < horizon:
+            points[length:, i], valid[length:, i] = reward.absorbing_inputs(1)[0], True
+        start += length
+    h = config.bandwidth
+    reward.kde = TimeKDE(points, bandwidth_rule(len(trajectories), x.shape[1], h) if isinstance(h, str) else h, valid)
+    reward.floor = reward.kde.log_norm - config.floor_distance ** 2 / 2
+    return reward
+
+
+def _episodes(data: Any, what: str) -> list[Trajectory]:
+    trajectories = [data] if isinstance(data, Trajectory) else data
+    if not (isinstance(trajectories, Sequence) and all(isinstance(t, Trajectory) for t in trajectories)):
+        raise ValidationError(f"demos: {type(data).__name__}; {what} needs each episode's length, expected a list "
+                              "of Trajectory")
+    return list(trajectories)
+
+
+def _horizon(source: Any, config: Config, what: str) -> int:
+    horizon = config.horizon or episode_limit(source)
+    if horizon is None:
+        raise ValidationError(f"env={shown(source)} has no max_episode_steps; {what} expects Config.horizon (the "
+                              "time limit of the demonstrations' episodes)")
+    return int(horizon)
+
+
 def absorbing_mass(source: Any, data: Any, config: Config) -> float:
     """The absorbing state's weight in the KDE (rows): sum of H - T over the demonstrations that terminated
     after T steps ("horizon"; at least 1 each), or the number of terminations ("once")."""
     if config.absorbing_mass == "once":
         return float(np.sum(demo_arrays(data, ("dones",))[0]))
-    trajectories = [data] if isinstance(data, Trajectory) else data
-    if not (isinstance(trajectories, Sequence) and all(isinstance(t, Trajectory) for t in trajectories)):
-        raise ValidationError(f"demos: {type(data).__name__}; absorbing_mass='horizon' needs each episode's length, "
-                              "expected a list of Trajectory (or absorbing_mass='once')")
-    horizon = config.horizon or episode_limit(source)
-    if horizon is None:
-        raise ValidationError(f"env={shown(source)} has no max_episode_steps; expected Config.horizon (the time "
-                              "limit the demonstrations' episodes are padded to) or absorbing_mass='once'")
+    what = "absorbing_mass='horizon'"
+    trajectories, horizon = _episodes(data, what), _horizon(source, config, what)
     return float(sum(max(horizon - len(t), 1) for t in trajectories if t.terminal and len(t) > 0))
 
 
@@ -345,15 +468,15 @@ def train(source: str, data: Any, config: Config | None = None, *,
     reward = fit_reward(source, data, config)
     check_algo_space(config.algo, source, reward.action_space)
     model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
-    tail = model.gamma / (1.0 - model.gamma)
-    r_abs = reward.absorbing_reward
+    v_abs = reward.absorbing_values(model.gamma)  # V(s_a, t): the tail a terminal step at t earns, after gamma
     sums = {"reward": 0.0, "steps": 0}
 
     def policy_reward(obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        r = reward.batch(obs, acts, next_obs, dones)
+        t = venv.episode_steps
+        r = reward.batch(obs, acts, next_obs, dones, timesteps=t)
         sums["reward"] += float(r.sum())
         sums["steps"] += len(r)
-        return r + tail * r_abs * dones if r_abs is not None else r
+        return r if v_abs is None else r + model.gamma * v_abs[np.minimum(t + 1, len(v_abs) - 1)] * dones
 
     venv = RewardVecEnvWrapper(model.get_env(), policy_reward, with_dones=True)
     normalize = config.algo == "ppo" if config.normalize_reward is None else config.normalize_reward

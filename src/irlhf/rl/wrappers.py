@@ -71,6 +71,8 @@ class RewardVecEnvWrapper(VecEnvWrapper):
     keep_transitions: capacity of the transition ring buffer (0: none kept).
     with_dones: call ``reward_fn(obs, actions, next_obs, terminated)`` with a 4th (n,) bool array, True where
     the episode really ended (not a time-limit cut): rewards that bootstrap on s' (AIRL's h(s')) need it.
+    ``episode_steps``: (n,) ints, each env's step t in its episode of the transition being scored (0 after a
+    reset), for a reward_fn that depends on time.
     """
 
     def __init__(self, venv: VecEnv, reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], *,
@@ -91,11 +93,13 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self.with_dones = bool(with_dones)
         self._ring: dict[str, np.ndarray] | None = None
         self._ring_pos = 0  # transitions written so far (the slot is pos % capacity)
+        self.episode_steps = np.zeros(venv.num_envs, dtype=np.int64)
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
         self._obs = np.asarray(obs)
         self._buffers = [([], [], []) for _ in range(self.num_envs)]
+        self.episode_steps[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -121,6 +125,8 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         if self.keep_transitions:
             self._keep(self._obs, self._actions, next_obs, terminated)
         self._obs = obs
+        self.episode_steps += 1
+        self.episode_steps[np.asarray(dones, dtype=bool)] = 0  # the env auto-reset: obs starts a new episode
         return obs, rewards, dones, infos
 
     def _record(self, next_obs: np.ndarray, true_rewards: np.ndarray, dones: np.ndarray, infos: list) -> None:
