@@ -233,6 +233,18 @@ def test_tiny_per_time_step_run(gym_demos):
     assert result.history[0]["mean_log_density"] >= result.reward.floor
 
 
+def test_bc_warm_start_starts_ppo_from_behaviour_cloning(cartpole_demos):
+    from irlhf.rl.pretrain import warm_start_policy
+
+    config = density.Config(bc_warm_start=True, total_timesteps=256, log_every=256,
+                            rl_kwargs={"learning_rate": 0.0})  # no PPO update: the actor stays the BC one
+    result = density.train("CartPole-v1", cartpole_demos, config)
+    obs = np.concatenate([t.obs[:50] for t in cartpole_demos])
+    np.testing.assert_array_equal(result.policy(obs), warm_start_policy("CartPole-v1", cartpole_demos, 0)(obs))
+    with pytest.raises(ValidationError, match="bc_warm_start=True with algo='sac': expected algo='ppo'"):
+        density.Config(algo="sac", bc_warm_start=True)
+
+
 def test_box_actions_are_standardised(gym_demos):
     demos = gym_demos("Pendulum-v1", 1, 0)
     reward = density.fit_reward("Pendulum-v1", demos, density.Config(absorbing=False))

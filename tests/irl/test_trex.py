@@ -215,6 +215,17 @@ def test_drex_noise_rollouts_are_ranked_by_noise(cartpole_expert):
     assert all(a == b for a, b in zip(ranked.trajectories, again.trajectories))
 
 
+def test_drex_bc_warm_start_starts_ppo_from_its_bc_policy(gym_demos):
+    demos = gym_demos("CartPole-v1", 2, 0)
+    config = drex.Config(**{**SMALL, "n_pairs": 100, "epochs": 1, "total_timesteps": 256}, noise_levels=(1.0, 0.5),
+                         rollouts_per_level=1, bc_epochs=3, bc_warm_start=True, rl_kwargs={"learning_rate": 0.0})
+    result = drex.train("CartPole-v1", demos, config)  # lr 0: PPO's actor is still the BC one
+    obs = np.concatenate([t.obs[:100] for t in demos])
+    np.testing.assert_array_equal(result.policy(obs), result.bc_policy(obs))
+    with pytest.raises(ValidationError, match="bc_warm_start=True with algo='sac': expected algo='ppo'"):
+        drex.Config(algo="sac", bc_warm_start=True)
+
+
 @pytest.mark.usefixtures("torch_warns_every_time")  # read-only trajectory arrays must not warn
 def test_tiny_cartpole_runs_end_to_end(gym_demos):
     demos = gym_demos("CartPole-v1", 2, 0)

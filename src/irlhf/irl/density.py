@@ -76,8 +76,9 @@ from irlhf.core.newton import blas_threads_limited
 from irlhf.data.demos import demo_arrays, demo_transitions, obs_stats
 from irlhf.data.types import Trajectory
 from irlhf.envs.spaces import episode_limit, flat_dim, one_hot, resolve_spaces
+from irlhf.rl.pretrain import warm_start_policy
 from irlhf.rl.rewards import RewardFunction
-from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model,
+from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model, ppo_from_bc,
                           run_user_callback, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
@@ -126,6 +127,8 @@ class Config(BaseConfig):
     algo: the RL learner, "ppo" (default; any action space) or "sac" (Box actions).
     total_timesteps: environment steps of the RL learner (default 100_000).
     rl_kwargs: SB3 arguments over ``irlhf.rl.sb3.hyperparams(env, algo)`` (n_envs included); default none.
+    bc_warm_start: start PPO's actor from behaviour cloning on the demonstrations
+      (``irlhf.rl.pretrain.warm_start_policy``, as GAIL's default; PPO only); default False = a random start.
     normalize_reward: divide the policy's reward by SB3's running estimate of the discounted return's std
       (``VecNormalize(norm_reward=True)``, clipped to +-10; no shift, so ending an episode keeps its sign);
       None (default) = on for PPO, off for SAC.
@@ -147,9 +150,14 @@ class Config(BaseConfig):
     total_timesteps: PositiveInt = 100_000
     rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
     normalize_reward: bool | None = None
+    bc_warm_start: bool = False
     log_every: PositiveInt = 2048
     seed: Seed = 0
     progress: bool = False
+
+    def validate(self) -> None:
+        if self.bc_warm_start and self.algo != "ppo":
+            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
 
 
 # -- the density ----------------------------------------------------------------------------------------
@@ -467,7 +475,11 @@ def train(source: str, data: Any, config: Config | None = None, *,
         raise ValidationError(f"env={shown(source)}: expected a gymnasium environment id (the policy trains on it)")
     reward = fit_reward(source, data, config)
     check_algo_space(config.algo, source, reward.action_space)
-    model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
+    if config.bc_warm_start:
+        model = ppo_from_bc(source, warm_start_policy(source, data, config.seed), seed=config.seed,
+                            **config.rl_kwargs)
+    else:
+        model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
     v_abs = reward.absorbing_values(model.gamma)  # V(s_a, t): the tail a terminal step at t earns, after gamma
     sums = {"reward": 0.0, "steps": 0}
 

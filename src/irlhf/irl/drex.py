@@ -52,6 +52,8 @@ class Config(trex.Config):
     rollouts_per_level [5]: K episodes of the eps-greedy BC policy per level.
     include_demos [True]: rank the demonstrations above every noise level (they must then be Trajectory).
     bc_epochs [100] / bc_hidden_sizes [(64, 64)]: behaviour cloning (``fit_policy``, BC's other defaults).
+    bc_warm_start [False]: start PPO's actor from that BC policy (``irlhf.rl.sb3.ppo_from_bc``, as GAIL's warm
+      start; PPO only) instead of a random one.
     """
 
     noise_levels: Annotated[tuple, Check(_is_levels, "distinct numbers in [0, 1]")] = (1.0, 0.75, 0.5, 0.25, 0.02)
@@ -59,9 +61,12 @@ class Config(trex.Config):
     include_demos: bool = True
     bc_epochs: PositiveInt = 100
     bc_hidden_sizes: Widths = (64, 64)
+    bc_warm_start: bool = False
 
     def validate(self) -> None:
         super().validate()
+        if self.bc_warm_start and self.algo != "ppo":
+            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
         object.__setattr__(self, "noise_levels", tuple(float(v) for v in self.noise_levels))
         if len(self.noise_levels) < 2 and not self.include_demos:
             raise ValidationError(f"noise_levels={list(self.noise_levels)} with include_demos=False: one rank only; "
@@ -115,5 +120,6 @@ def train(source: str, data: Any, config: Config | None = None, *,
     pairs = list(zip(ranked.trajectories, ranked.ranks.tolist()))
     if config.include_demos:
         pairs += [(t, len(config.noise_levels)) for t in demos]
-    result = trex.train(source, pairs, config, callback=callback, name="d-rex")
+    result = trex.train(source, pairs, config, callback=callback, name="d-rex",
+                        warm_start=bc.policy if config.bc_warm_start else None)
     return dataclasses.replace(result, bc_policy=bc.policy)

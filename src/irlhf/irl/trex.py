@@ -70,7 +70,7 @@ from irlhf.nn.losses import bradley_terry_loss
 from irlhf.nn.mlp import ACTIVATIONS, mlp
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, env_spaces, episode_stats, hyperparams, make_model,
-                          timestep_bar)
+                          ppo_from_bc, timestep_bar)
 from irlhf.rl.wrappers import RewardVecEnvWrapper
 
 __all__ = ["Config", "RankedDemos", "Result", "RewardFit", "SnippetPairs", "StateReward", "StateRewardNet",
@@ -523,8 +523,11 @@ class Result:
 
 
 def train(source: str, data: Any, config: Config | None = None, *,
-          callback: Callable[[dict, Any], bool | None] | None = None, name: str = "t-rex") -> Result:
-    """T-REX on ``source`` (a gymnasium id) from ranked trajectories ``data`` (``read_ranked`` input).
+          callback: Callable[[dict, Any], bool | None] | None = None, name: str = "t-rex",
+          warm_start: Any = None) -> Result:
+    """T-REX on ``source`` (a gymnasium id) from ranked trajectories ``data`` (``read_ranked`` input);
+    ``warm_start``: a Policy PPO's actor starts from (``ppo_from_bc``; D-REX passes its BC policy), None = a
+    random start.
 
     callback(record, policy) is called with each history record (policy None while the reward is fitted);
     returning True ends that phase."""
@@ -554,7 +557,10 @@ def train(source: str, data: Any, config: Config | None = None, *,
     if total == 0:
         return Result(reward, rl_reward, fit.net, None, None, history, ranked, config)
 
-    model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
+    if warm_start is None:
+        model = make_model(config.algo, source, seed=config.seed, **config.rl_kwargs)
+    else:
+        model = ppo_from_bc(source, warm_start, seed=config.seed, **config.rl_kwargs)
     if fit.padded:
         rl_reward.tail = model.gamma / (1.0 - model.gamma)
     venv = RewardVecEnvWrapper(model.get_env(), rl_reward, with_dones=True)
