@@ -15,7 +15,9 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 * SQIL (``irlhf.imitation.sqil``: DQN, SAC on Pendulum-v1), density (``irlhf.irl.density``, state-action KDE
   reward, PPO / SAC) and D-REX (``irlhf.irl.drex``: BC, noise-ranked rollouts, T-REX, PPO / SAC), T steps each,
   library defaults otherwise (T-REX needs ranked demonstrations: ``benchmarks/trex_cartpole.py``);
-* on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md).
+* on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md);
+  ``AIRL+BC``, ``density+BC``, ``D-REX+BC``: ``bc_warm_start=True``; ``density-t+BC``: that and
+  ``stationary=False`` (one KDE per time step).
 
 T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
 is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return is
@@ -61,7 +63,9 @@ ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendul
 METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn", "SQIL", "density", "D-REX")
 # on request only (--methods): GAIL / AIRL with other settings than the library defaults
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
-                 "AIRL-raw": {"normalize_obs": False}}
+                 "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
+                 "density+BC": {"bc_warm_start": True}, "D-REX+BC": {"bc_warm_start": True},
+                 "density-t+BC": {"bc_warm_start": True, "stationary": False}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,
@@ -95,7 +99,7 @@ def run_job(job: dict) -> dict:
         from irlhf.imitation import bc
 
         policy = bc.train(env, demos, bc.Config(seed=seed)).policy
-    elif method in ("GAIL", "AIRL", *EXTRA_METHODS):
+    elif method.startswith(("GAIL", "AIRL")):
         from irlhf.irl import airl, gail
 
         module = airl if method.startswith("AIRL") else gail
@@ -109,12 +113,12 @@ def run_job(job: dict) -> dict:
         from irlhf.imitation import sqil
 
         policy = sqil.train(env, demos, sqil.Config(total_timesteps=steps, seed=seed)).policy
-    elif method in ("density", "D-REX"):
+    elif method.startswith(("density", "D-REX")):
         from irlhf.irl import density, drex
 
-        module = density if method == "density" else drex
+        module = density if method.startswith("density") else drex
         policy = module.train(env, demos, module.Config(algo="sac" if box else "ppo", total_timesteps=steps,
-                                                        seed=seed)).policy
+                                                        seed=seed, **EXTRA_METHODS.get(method, {}))).policy
     else:
         raise ValueError(f"method {method!r}")
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
