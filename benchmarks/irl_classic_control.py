@@ -13,11 +13,11 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 * IQ-Learn: online, ``iq_learn.Config(online=True, env_steps=T_iq, seed=seed)`` (soft Q on Discrete actions,
   soft actor-critic on Box), the library defaults otherwise;
 * SQIL (``irlhf.imitation.sqil``: DQN, SAC on Pendulum-v1), density (``irlhf.irl.density``, state-action KDE
-  reward, PPO / SAC) and D-REX (``irlhf.irl.drex``: BC, noise-ranked rollouts, T-REX, PPO / SAC), T steps each,
-  library defaults otherwise (T-REX needs ranked demonstrations: ``benchmarks/trex_cartpole.py``);
+  reward, PPO started from BC / SAC) and D-REX (``irlhf.irl.drex``: BC, noise-ranked rollouts, T-REX, PPO
+  started from BC / SAC), T steps each, library defaults otherwise (T-REX needs ranked demonstrations: ``benchmarks/trex_cartpole.py``);
 * on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md);
-  ``AIRL+BC``, ``density+BC``, ``D-REX+BC``: ``bc_warm_start=True``; ``density-t+BC``: that and
-  ``stationary=False`` (one KDE per time step).
+  ``AIRL+BC``: AIRL with ``bc_warm_start=True``; ``density-t``: density with ``stationary=False`` (one KDE per
+  time step).
 
 T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
 is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return is
@@ -64,8 +64,7 @@ METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn", "SQIL", "density", "D-REX")
 # on request only (--methods): GAIL / AIRL with other settings than the library defaults
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
                  "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
-                 "density+BC": {"bc_warm_start": True}, "D-REX+BC": {"bc_warm_start": True},
-                 "density-t+BC": {"bc_warm_start": True, "stationary": False}}
+                 "density-t": {"stationary": False}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,

@@ -243,6 +243,7 @@ def test_bc_warm_start_starts_ppo_from_behaviour_cloning(cartpole_demos):
     np.testing.assert_array_equal(result.policy(obs), warm_start_policy("CartPole-v1", cartpole_demos, 0)(obs))
     with pytest.raises(ValidationError, match="bc_warm_start=True with algo='sac': expected algo='ppo'"):
         density.Config(algo="sac", bc_warm_start=True)
+    assert density.Config().bc_warm_start and not density.Config(algo="sac").bc_warm_start
 
 
 def test_box_actions_are_standardised(gym_demos):

@@ -224,6 +224,7 @@ def test_drex_bc_warm_start_starts_ppo_from_its_bc_policy(gym_demos):
     np.testing.assert_array_equal(result.policy(obs), result.bc_policy(obs))
     with pytest.raises(ValidationError, match="bc_warm_start=True with algo='sac': expected algo='ppo'"):
         drex.Config(algo="sac", bc_warm_start=True)
+    assert drex.Config().bc_warm_start and not drex.Config(algo="sac").bc_warm_start
 
 
 @pytest.mark.usefixtures("torch_warns_every_time")  # read-only trajectory arrays must not warn

@@ -128,7 +128,8 @@ class Config(BaseConfig):
     total_timesteps: environment steps of the RL learner (default 100_000).
     rl_kwargs: SB3 arguments over ``irlhf.rl.sb3.hyperparams(env, algo)`` (n_envs included); default none.
     bc_warm_start: start PPO's actor from behaviour cloning on the demonstrations
-      (``irlhf.rl.pretrain.warm_start_policy``, as GAIL's default; PPO only); default False = a random start.
+      (``irlhf.rl.pretrain.warm_start_policy``, as GAIL's); None (default) = on for PPO, off for SAC. From a
+      random start PPO never reaches MountainCar's flag and decays on CartPole (docs/RESULTS.md, issue 24).
     normalize_reward: divide the policy's reward by SB3's running estimate of the discounted return's std
       (``VecNormalize(norm_reward=True)``, clipped to +-10; no shift, so ending an episode keeps its sign);
       None (default) = on for PPO, off for SAC.
@@ -150,12 +151,14 @@ class Config(BaseConfig):
     total_timesteps: PositiveInt = 100_000
     rl_kwargs: RlKwargs = dataclasses.field(default_factory=dict)
     normalize_reward: bool | None = None
-    bc_warm_start: bool = False
+    bc_warm_start: bool | None = None
     log_every: PositiveInt = 2048
     seed: Seed = 0
     progress: bool = False
 
     def validate(self) -> None:
+        if self.bc_warm_start is None:
+            object.__setattr__(self, "bc_warm_start", self.algo == "ppo")
         if self.bc_warm_start and self.algo != "ppo":
             raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
 

@@ -52,8 +52,9 @@ class Config(trex.Config):
     rollouts_per_level [5]: K episodes of the eps-greedy BC policy per level.
     include_demos [True]: rank the demonstrations above every noise level (they must then be Trajectory).
     bc_epochs [100] / bc_hidden_sizes [(64, 64)]: behaviour cloning (``fit_policy``, BC's other defaults).
-    bc_warm_start [False]: start PPO's actor from that BC policy (``irlhf.rl.sb3.ppo_from_bc``, as GAIL's warm
-      start; PPO only) instead of a random one.
+    bc_warm_start [None = on for PPO, off for SAC]: start PPO's actor from that BC policy
+      (``irlhf.rl.sb3.ppo_from_bc``, as GAIL's warm start) instead of a random one; from a random start PPO
+      never reaches MountainCar's flag (docs/RESULTS.md, issue 24).
     """
 
     noise_levels: Annotated[tuple, Check(_is_levels, "distinct numbers in [0, 1]")] = (1.0, 0.75, 0.5, 0.25, 0.02)
@@ -61,10 +62,12 @@ class Config(trex.Config):
     include_demos: bool = True
     bc_epochs: PositiveInt = 100
     bc_hidden_sizes: Widths = (64, 64)
-    bc_warm_start: bool = False
+    bc_warm_start: bool | None = None
 
     def validate(self) -> None:
         super().validate()
+        if self.bc_warm_start is None:
+            object.__setattr__(self, "bc_warm_start", self.algo == "ppo")
         if self.bc_warm_start and self.algo != "ppo":
             raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
         object.__setattr__(self, "noise_levels", tuple(float(v) for v in self.noise_levels))
