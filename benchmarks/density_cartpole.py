@@ -64,7 +64,7 @@ def run_job(job: dict) -> dict:
     demos = collect_demos(env, make_expert(env), n_episodes=n, seed=1000 * seed)
     bandwidth = job["bandwidth"]
     config = density.Config(density_type=job["density_type"], total_timesteps=job["timesteps"], seed=seed,
-                            algo="sac" if env == "Pendulum-v1" else "ppo",
+                            algo="sac" if env == "Pendulum-v1" else "ppo", bc_warm_start=False,  # as in RESULTS
                             bandwidth=bandwidth if bandwidth in density.BANDWIDTH_RULES else float(bandwidth))
     t0, c0 = time.perf_counter(), time.process_time()
     result = density.train(env, demos, config)

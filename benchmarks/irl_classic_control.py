@@ -14,7 +14,8 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
   soft actor-critic on Box), the library defaults otherwise;
 * SQIL (``irlhf.imitation.sqil``: DQN, SAC on Pendulum-v1), density (``irlhf.irl.density``, state-action KDE
   reward, PPO started from BC / SAC) and D-REX (``irlhf.irl.drex``: BC, noise-ranked rollouts, T-REX, PPO
-  started from BC / SAC), T steps each, library defaults otherwise (T-REX needs ranked demonstrations: ``benchmarks/trex_cartpole.py``);
+  started from BC / SAC), T steps each, library defaults otherwise (T-REX needs ranked demonstrations:
+  ``benchmarks/trex_cartpole.py``);
 * on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md);
   ``AIRL+BC``: AIRL with ``bc_warm_start=True``; ``density-t``: density with ``stationary=False`` (one KDE per
   time step).

@@ -181,7 +181,8 @@ def irlhf_run(method: str, demos: list, steps: int, seed: int, eval_every: int) 
         settings.update(time_limit_cut="not terminal (SB3 timeout handling)", train_env=ENV)
     else:
         log_every = 2048 if every is None or every % 2048 == 0 else every
-        config = density.Config(density_type="state_action", total_timesteps=steps, seed=seed, log_every=log_every)
+        config = density.Config(density_type="state_action", total_timesteps=steps, seed=seed, log_every=log_every,
+                                bc_warm_start=False)  # imitation's density starts PPO at random
         result = density.train(ENV, demos, config, callback=callback)
         extra = {"h": result.bandwidth, "kde_rows": len(result.reward.kde.points)}
         settings = settings_of(result.model, PPO_REPORTED)

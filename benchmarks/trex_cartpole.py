@@ -91,7 +91,7 @@ def run_job(job: dict) -> dict:
     if method == "T-REX":
         result = trex.train(ENV, ranked, trex.Config(**common))
     else:
-        result = drex.train(ENV, best, drex.Config(**common))
+        result = drex.train(ENV, best, drex.Config(**common, bc_warm_start=False))  # as measured in RESULTS
     seconds = time.perf_counter() - t0
     raw = trex.return_correlation(result.reward, held_out)
     paid = trex.return_correlation(result.rl_reward, held_out)
