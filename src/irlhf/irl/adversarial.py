@@ -57,7 +57,7 @@ from irlhf.envs.gym import make_env
 from irlhf.envs.spaces import act_dim
 from irlhf.nn.encoders import ObsEncoder, encode, to_tensor
 from irlhf.nn.mlp import ACTIVATIONS
-from irlhf.rl.pretrain import warm_start_policy
+from irlhf.rl.pretrain import resolve_bc_warm_start, warm_start_policy
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, episode_stats, make_model,
                           ppo_from_bc, relabel_replay_buffer, run_user_callback, timestep_bar)
@@ -128,8 +128,7 @@ class Config(BaseConfig):
         if self.normalize_reward and self.algo == "sac":
             raise ValidationError("normalize_reward=True with algo='sac': the relabelled replay buffer holds "
                                   "raw rewards; expected False or None for SAC")
-        if self.bc_warm_start and self.algo != "ppo":
-            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
+        object.__setattr__(self, "bc_warm_start", resolve_bc_warm_start(self.bc_warm_start, self.algo))
 
 
 # -- inputs ---------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ from irlhf.core.newton import blas_threads_limited
 from irlhf.data.demos import demo_arrays, demo_transitions, obs_stats
 from irlhf.data.types import Trajectory
 from irlhf.envs.spaces import episode_limit, flat_dim, one_hot, resolve_spaces
-from irlhf.rl.pretrain import warm_start_policy
+from irlhf.rl.pretrain import resolve_bc_warm_start, warm_start_policy
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, advance, check_algo_space, episode_stats, make_model, ppo_from_bc,
                           run_user_callback, timestep_bar)
@@ -157,10 +157,7 @@ class Config(BaseConfig):
     progress: bool = False
 
     def validate(self) -> None:
-        if self.bc_warm_start is None:
-            object.__setattr__(self, "bc_warm_start", self.algo == "ppo")
-        if self.bc_warm_start and self.algo != "ppo":
-            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
+        object.__setattr__(self, "bc_warm_start", resolve_bc_warm_start(self.bc_warm_start, self.algo))
 
 
 # -- the density ----------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from irlhf.data.types import Trajectory
 from irlhf.envs.gym import checked_actions, collect_demos
 from irlhf.envs.spaces import random_action
 from irlhf.irl import trex
-from irlhf.rl.pretrain import fit_policy
+from irlhf.rl.pretrain import fit_policy, resolve_bc_warm_start
 from irlhf.rl.sb3 import env_spaces
 
 __all__ = ["Config", "noise_ranks", "noise_rollouts", "train"]
@@ -66,10 +66,7 @@ class Config(trex.Config):
 
     def validate(self) -> None:
         super().validate()
-        if self.bc_warm_start is None:
-            object.__setattr__(self, "bc_warm_start", self.algo == "ppo")
-        if self.bc_warm_start and self.algo != "ppo":
-            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
+        object.__setattr__(self, "bc_warm_start", resolve_bc_warm_start(self.bc_warm_start, self.algo))
         object.__setattr__(self, "noise_levels", tuple(float(v) for v in self.noise_levels))
         if len(self.noise_levels) < 2 and not self.include_demos:
             raise ValidationError(f"noise_levels={list(self.noise_levels)} with include_demos=False: one rank only; "

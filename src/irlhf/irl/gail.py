@@ -52,11 +52,6 @@ class Config(adversarial.Config):
     reward_type: Literal["-log(1-D)", "log(D)", "logit"] = "-log(1-D)"
     bc_warm_start: bool | None = None
 
-    def validate(self) -> None:
-        if self.bc_warm_start is None:
-            object.__setattr__(self, "bc_warm_start", self.algo == "ppo")
-        super().validate()
-
 
 def reward_from_logit(logit: torch.Tensor, reward_type: str) -> torch.Tensor:
     """The generator's reward from logit = log D - log(1 - D), (N,) -> (N,)."""

@@ -68,7 +68,7 @@ from irlhf.envs.spaces import act_dim, episode_limit
 from irlhf.irl.gcl_background import PastPolicyMixture, make_sampler
 from irlhf.nn.encoders import ObsEncoder, encode
 from irlhf.nn.mlp import ACTIVATIONS, mlp
-from irlhf.rl.pretrain import warm_start_policy
+from irlhf.rl.pretrain import resolve_bc_warm_start, warm_start_policy
 from irlhf.rl.rewards import RewardFunction
 from irlhf.rl.sb3 import (RlKwargs, SB3Policy, action_log_prob, advance, check_algo_space, env_spaces, make_model,
                           one_thread, ppo_from_bc, relabel_replay_buffer, run_user_callback, timestep_bar)
@@ -148,8 +148,7 @@ class Config(BaseConfig):
 
     def validate(self) -> None:
         object.__setattr__(self, "algo", self.algo.lower())
-        if self.bc_warm_start and self.algo != "ppo":
-            raise ValidationError(f"bc_warm_start=True with algo={self.algo!r}: expected algo='ppo'")
+        object.__setattr__(self, "bc_warm_start", resolve_bc_warm_start(self.bc_warm_start, self.algo))
 
 
 # -- the objective ------------------------------------------------------------------------------
@@ -378,12 +377,11 @@ def _train(env_id: str, demos: Any, config: Config, callback: Any) -> Result:
     optimizer = torch.optim.Adam(cost_net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
 
-    warm_start = config.algo == "ppo" if config.bc_warm_start is None else config.bc_warm_start
     bc_module = None
-    if warm_start or config.demo_density == "bc":
+    if config.bc_warm_start or config.demo_density == "bc":
         bc_policy = warm_start_policy(env_id, demos, config.seed)
         bc_module = bc_policy.module.eval()
-    if warm_start:
+    if config.bc_warm_start:
         model = ppo_from_bc(env_id, bc_policy, seed=config.seed, **config.rl_kwargs)
     else:
         model = make_model(config.algo, env_id, seed=config.seed, **config.rl_kwargs)

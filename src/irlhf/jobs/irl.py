@@ -34,8 +34,8 @@ Sample-based: demonstrations from ``--demos PATH`` (``irlhf.data.load_demos``) o
 SB3 generator (PPO by default, ``--set algo=sac`` for Box actions) for ``total_timesteps`` steps; IQ-Learn is
 offline by default (``updates`` gradient steps), ``--set online=true`` makes it act for ``env_steps`` steps;
 SQIL trains SB3 DQN (Discrete actions) or SAC (Box) on reward 1 for demonstrated, 0 for own transitions; density
-runs PPO (or SAC) on the demonstrations' kernel log-density; D-REX clones the demonstrations, ranks noisy rollouts
-of the clone and runs T-REX on them. T-REX learns from ranked demonstrations: ``--ranked PATH``
+runs PPO, started from behaviour cloning (or SAC), on the demonstrations' kernel log-density; D-REX clones the
+demonstrations, ranks noisy rollouts of the clone and runs T-REX on them, its PPO started from the clone. T-REX learns from ranked demonstrations: ``--ranked PATH``
 (``irlhf.irl.trex.load_ranked``: a directory with a folder per rank, ``rank_0/``, ``rank_1/``, ... of
 demonstration files, or one .npz with a "ranks" array; a larger rank is better), else ``--episodes`` episodes of
 ``--expert`` per ``--noise-levels`` epsilon (with probability epsilon a uniformly random action; the noisiest

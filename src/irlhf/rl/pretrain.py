@@ -176,6 +176,16 @@ def fit_policy(obs_space: spaces.Space, act_space: spaces.Space, obs: np.ndarray
     return PolicyFit(policy=Policy(module), history=history, best_epoch=best_epoch, n_train=n_tr, n_val=n_val)
 
 
+def resolve_bc_warm_start(bc_warm_start: bool | None, algo: str) -> bool:
+    """A config's ``bc_warm_start``: None = on for PPO, off otherwise; True needs PPO (the warm start builds a
+    PPO actor, ``irlhf.rl.sb3.ppo_from_bc``)."""
+    if bc_warm_start is None:
+        return algo == "ppo"
+    if bc_warm_start and algo != "ppo":
+        raise ValidationError(f"bc_warm_start=True with algo={algo!r}: expected algo='ppo'")
+    return bool(bc_warm_start)
+
+
 def warm_start_policy(env: Any, demos: Any, seed: int = 0) -> Policy:
     """The behaviour-cloning policy adversarial and cost-learning IRL start their generator from (and GCL uses
     as its demo density): ``fit_policy`` with BC's defaults and tanh units (as SB3's PPO actor)."""
