@@ -29,7 +29,8 @@ tell a short trajectory from a long one, and a positive transform pays the agent
 every task where ending is the goal (Acrobot, MountainCar: D-REX sat at -500 on Acrobot). So a ranked trajectory
 that terminated after T steps continues, for the learning, in an absorbing state s_a to the time limit H
 (``horizon``, default the env's ``max_episode_steps``), every step of it paid r_abs, each member's reward of
-a flagged absorbing input (``StateRewardNet.absorbing_input``): snippets may reach into those steps, so the ranking decides whether ending is better or worse
+a flagged absorbing input (``StateRewardNet.absorbing_input``): snippets may reach into those steps, so the ranking
+decides whether ending is better or worse
 than the states before it. The agent's terminal step is then paid the discounted tail
 gamma / (1 - gamma) transform(r_abs) on top of its own reward.
 
