@@ -12,7 +12,7 @@ the discriminator settings from ``irlhf.irl.adversarial.Config``, ``bc`` from ``
 
     {"threads": 1, "n_envs": 1, "sac_kwargs": {"learning_starts": 10000},
      "sqil_sac_kwargs": {"learning_starts": 10000, "tau": 0.001, "learning_rate": 0.0003},
-     "bc": {"hidden_sizes": [64, 64], "activation": "relu", "batch_size": 64, "epochs": 100, "lr": 0.001,
+     "bc": {"hidden_sizes": [64, 64], "activation": "relu", "batch_size": 64, "epochs": 200, "lr": 0.001,
             "ent_weight": 0.001, "l2_weight": 0.0},
      "horizon": "absorb", "reward_output_norm": "running", "demo_batch_size": 256, "n_disc_updates_per_round": 32,
      "disc_lr": 0.003, "disc_hidden_sizes": [64, 64], "gen_train_timesteps": 1000,
@@ -40,8 +40,8 @@ Per job (irlhf's value wherever imitation has the knob):
 * ``bc``: ``imitation.algorithms.bc.BC`` with an SB3 ``ActorCriticPolicy(net_arch=hidden_sizes,
   activation_fn=<activation>)`` (Gaussian, state-independent log-std, orthogonal init, no observation
   normalisation), Adam(lr), ``ent_weight``, ``l2_weight``, batch size, ``train(n_epochs=epochs)`` on ALL the
-  demonstrations: imitation's BC has no validation split and no early stopping (irlhf holds out 10% and stops
-  after 10 epochs without improvement, keeping the best epoch). Export: ``imitation_bc_baseline.export`` (the
+  demonstrations, as irlhf's BC since session 39 (before, irlhf held out 10% and stopped after 10 epochs
+  without improvement, keeping the best epoch). Export: ``imitation_bc_baseline.export`` (the
   policy net's linear layers then ``action_net``: the deterministic action is the mean, clipped to the bounds).
 * ``gail`` / ``airl``: ``imitation_adversarial_baseline.run`` with ``algo="sac"`` (SB3 SAC with ``sac_kwargs``, its
   ``ReplayBufferRewardWrapper`` relabelling, rounds of ``gen_train_timesteps`` = irlhf's 1000 SAC steps, the
@@ -88,8 +88,6 @@ SAC_REPORTED = ("learning_rate", "batch_size", "buffer_size", "learning_starts",
                 "target_update_interval", "ent_coef", "target_entropy", "n_envs")
 UNMATCHED = {
     "bc": {
-        "early_stopping": "irlhf: 10% validation split, patience 10, best epoch kept; imitation: no validation, all "
-                          "epochs on all demonstrations",
         "obs_normalisation": "irlhf standardises observations with the demos' mean / std; imitation: none",
         "init": "irlhf: torch default init; imitation: SB3's orthogonal init (log-std 0)",
         "last_batch": "irlhf keeps an epoch's incomplete last batch; imitation's loader drops it",

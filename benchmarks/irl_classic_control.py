@@ -4,7 +4,7 @@ Protocol (the same demos, seeds and scoring as ``benchmarks/imitation_scores.py`
 controller ``irlhf.rl.experts.make_expert(env)``. For each env, N in (1, 4, 7, 10) expert trajectories and seed
 in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and every method trains on them:
 
-* BC: ``bc.train(env, demos, bc.Config(seed=seed))`` (defaults: MLP 64-64, at most 100 epochs, patience 10);
+* BC: ``bc.train(env, demos, bc.Config(seed=seed))`` (defaults: MLP 64-64, 200 epochs on all the demos);
 * GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
   rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
 * AIRL: ``airl.train`` likewise (state-only g);

@@ -28,7 +28,8 @@ def transitions(obs, acts) -> Transitions:
     return Transitions(obs=obs, acts=acts, next_obs=obs, dones=np.zeros(len(obs), dtype=bool))
 
 
-FAST = bc.Config(hidden_sizes=(), lr=0.05, batch_size=128, epochs=60, patience=10, entropy_coef=0.0)
+FAST = bc.Config(hidden_sizes=(), lr=0.05, batch_size=128, epochs=60, validation_fraction=0.1, patience=10,
+                 entropy_coef=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def test_continuous_mse_recovers_affine_expert():
     obs = rng.normal(size=(2000, 3)) * np.array([1.0, 10.0, 0.1]) + np.array([0.0, 5.0, -3.0])
     acts = obs @ A.T + b
     act_space = spaces.Box(-100.0, 100.0, shape=(2,), dtype=np.float32)
-    cfg = bc.Config(hidden_sizes=(), loss="mse", lr=0.02, batch_size=100, epochs=200, patience=20)
+    cfg = bc.Config(hidden_sizes=(), loss="mse", lr=0.02, batch_size=100, epochs=200, validation_fraction=0.1,
+                    patience=20)
     res = bc.train((spaces.Box(-np.inf, np.inf, shape=(3,)), act_space), transitions(obs, acts), cfg)
     lin = res.policy.module.net[0]
     mean, scale = res.policy.module.obs_mean.double().numpy(), res.policy.module.obs_scale.double().numpy()
@@ -151,7 +153,8 @@ def test_cartpole_spaces_by_id():
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(300, 4)).astype(np.float32)
     acts = (obs[:, 2] + obs[:, 3] > 0).astype(np.int64)
-    res = bc.train("CartPole-v1", transitions(obs, acts), bc.Config(epochs=30, hidden_sizes=(), lr=0.05))
+    res = bc.train("CartPole-v1", transitions(obs, acts), bc.Config(epochs=30, hidden_sizes=(), lr=0.05,
+                                                                          validation_fraction=0.1))
     assert isinstance(res.policy.action_space, spaces.Discrete)
     assert res.history[res.best_epoch - 1]["val_accuracy"] >= 0.9
 
@@ -194,9 +197,10 @@ def test_bad_config_raises(field, value):
         bc.Config(**{field: value})
 
 
-def test_no_validation_split_runs_all_epochs():
+def test_default_holds_nothing_out_and_runs_all_epochs():
+    assert (bc.Config().validation_fraction, bc.Config().epochs) == (0.0, 200)
     obs, acts = discrete_data(100, seed=8)
-    res = bc.train(DISCRETE, transitions(obs, acts), bc.Config(validation_fraction=0.0, epochs=4, hidden_sizes=()))
+    res = bc.train(DISCRETE, transitions(obs, acts), bc.Config(epochs=4, hidden_sizes=()))
     assert res.n_val == 0 and len(res.history) == 4 and res.best_epoch == 4
     assert res.history[-1]["val_loss"] is None
 

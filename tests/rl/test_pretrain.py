@@ -20,10 +20,11 @@ def test_fit_policy_learns_a_threshold_and_is_seeded():
         np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
-def test_warm_start_equals_bc_with_tanh_units(gym_demos):
+def test_warm_start_equals_early_stopped_bc_with_tanh_units(gym_demos):
     demos = gym_demos("CartPole-v1", 1, 0)
     warm = warm_start_policy("CartPole-v1", demos, seed=3).module
-    ref = bc.train("CartPole-v1", demos, bc.Config(activation="tanh", seed=3)).policy.module
+    early_stopped = bc.Config(activation="tanh", epochs=100, validation_fraction=0.1, patience=10, seed=3)
+    ref = bc.train("CartPole-v1", demos, early_stopped).policy.module
     assert warm.activation == "tanh"
     for (k, a), (_, b) in zip(warm.state_dict().items(), ref.state_dict().items()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)

@@ -90,8 +90,10 @@ def fit_policy(obs_space: spaces.Space, act_space: spaces.Space, obs: np.ndarray
                patience: int | None = 10, entropy_coef: float = 1e-3, l2: float = 0.0, loss: str = "gaussian",
                normalize_obs: bool = True, seed: int = 0, progress: bool = False, desc: str = "bc",
                callback: Callable[[dict, Policy], bool | None] | None = None) -> PolicyFit:
-    """Fit an ``MLPPolicy`` to checked demonstration arrays (module docstring); the defaults are
-    ``irlhf.imitation.bc.Config``'s. Same seed, same weights, with or without a callback.
+    """Fit an ``MLPPolicy`` to checked demonstration arrays (module docstring). The defaults are the early-stopped
+    fit (10% held out, patience 10, at most 100 epochs) the warm starts and D-REX were measured with;
+    ``irlhf.imitation.bc.Config`` passes its own (no split, 200 epochs). Same seed, same weights, with or without
+    a callback.
 
     callback(record, policy) is called after every epoch with its history record and the policy as it is after
     that epoch; returning True stops training. Its time is left out of the records' "seconds"."""
@@ -188,7 +190,8 @@ def resolve_bc_warm_start(bc_warm_start: bool | None, algo: str) -> bool:
 
 def warm_start_policy(env: Any, demos: Any, seed: int = 0) -> Policy:
     """The behaviour-cloning policy adversarial and cost-learning IRL start their generator from (and GCL uses
-    as its demo density): ``fit_policy`` with BC's defaults and tanh units (as SB3's PPO actor)."""
+    as its demo density): ``fit_policy``'s early-stopped defaults with tanh units (as SB3's PPO actor), not
+    BC's own defaults (no split): the warm-started methods' results were measured with this fit."""
     obs_space, act_space = resolve_spaces(env)
     obs, acts = demo_arrays(demos)
     acts = check_demos(obs, acts, obs_space, act_space)
