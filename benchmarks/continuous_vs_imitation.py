@@ -6,9 +6,10 @@ imitation's run with the same demonstrations and budget", and "SQIL with SAC sid
 the same demonstrations, budget and seeds" (Pendulum-v1).
 
 Protocol. ``--env Hopper-v5`` (methods bc gail airl sqil; N = 10 expert trajectories, T = 50_000 env steps) or
-``--env Pendulum-v1`` (method sqil, all four allowed; N = 4, T = 30_000). Expert: Hopper-v5 irlhf's cached SB3 SAC
-expert ``make_expert(env, kind="sac")`` (``$IRLHF_CACHE_DIR``; ``irlhf expert train --env Hopper-v5 --algo sac``),
-Pendulum-v1 the scripted ``make_expert(env)`` (as ``irl_classic_control.py``). Per seed s in 0..S-1 (default 3):
+``--env Pendulum-v1`` (method sqil, all four allowed; N = 4, T = 30_000). Expert: Hopper-v5 the SB3 SAC expert shipped
+beside this script, ``experts/Hopper-v5-sac-seed0.zip`` (``irlhf expert train --env Hopper-v5 --algo sac --timesteps
+300000``, docs/RESULTS.md; ``make_expert(env, kind=<that path>)``), Pendulum-v1 the scripted ``make_expert(env)``
+(as ``irl_classic_control.py``). Per seed s in 0..S-1 (default 3):
 ``collect_demos(env, expert, N, seed=1000 * s)``, flattened and written once to an .npz (obs, acts (n, act_dim)
 float32, next_obs, dones (real terminations only), ep_lens) under ``<out>/continuous_vs_imitation_<env>_demos/``
 that both libraries read (its sha256 is part of every run's key, so a changed expert means new runs).
@@ -19,7 +20,8 @@ that both libraries read (its sha256 is part of every run's key, so a changed ex
   ``hyperparams(env, "sac")``, the rl-zoo settings: Hopper learning_starts 10_000, Pendulum lr 1e-3; SQIL's
   ``SAC_DEFAULTS`` tau 1e-3, lr 3e-4 over them; adversarial: rounds of 1000 SAC steps, discriminator 64-64 ReLU, 32
   Adam steps at 3e-3 per round, demo batch 256, absorbing state; BC: 64-64 ReLU Gaussian policy, Adam 1e-3, batch
-  64, 200 epochs on all the demonstrations, no validation split). Timed: the whole train call (``perf_counter`` / ``process_time``),
+  64, 200 epochs on all the demonstrations, no validation split). Timed: the whole train call (``perf_counter`` /
+  ``process_time``),
   after an untimed warm-up run of the same method (1000 steps; BC one epoch).
 * imitation (own venv, ``setup_imitation_venv.sh``, with MuJoCo): ``benchmarks/imitation_continuous_baseline.py``,
   one subprocess per run (after its own untimed warm-up), SB3 SAC with the SAME effective settings (read here from
@@ -71,7 +73,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 IMITATION_PYTHON = HERE / ".venv-imitation" / "bin" / "python"
 IMITATION_SCRIPT = HERE / "imitation_continuous_baseline.py"
-ENVS = {"Hopper-v5": {"expert": "sac", "methods": ("bc", "gail", "airl", "sqil"), "demos": 10, "timesteps": 50_000},
+HOPPER_EXPERT = HERE / "experts" / "Hopper-v5-sac-seed0.zip"  # trained 300,000 steps: a 1M-step run outlasts a session
+ENVS = {"Hopper-v5": {"expert": str(HOPPER_EXPERT), "methods": ("bc", "gail", "airl", "sqil"), "demos": 10,
+                      "timesteps": 50_000},
         "Pendulum-v1": {"expert": "scripted", "methods": ("sqil",), "demos": 4, "timesteps": 30_000}}
 METHODS = ("bc", "gail", "airl", "sqil")
 QUICK = {"timesteps": 2000, "demos": 2, "seeds": 1}

@@ -180,3 +180,19 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint(cache, monkeypa
     assert fresh["resumed_from"] is None and fresh["trained_timesteps"] == 100 and not root.exists()
     with pytest.raises(ValidationError, match="checkpoint_every"):
         rl_experts.train_expert("CartPole-v1", "dqn", checkpoint_every=-1)
+
+
+def test_shipped_hopper_expert_loads_and_hops():
+    """benchmarks/experts/Hopper-v5-sac-seed0.zip (the Hopper benchmark's expert) loads through its sidecar and
+    still hops: 3128.5 +- 5.3 over 10 episodes when trained (docs/RESULTS.md)."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("imageio")  # gymnasium's MuJoCo envs import it
+    from pathlib import Path
+
+    from irlhf.envs.gym import evaluate
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "experts" / "Hopper-v5-sac-seed0.zip"
+    policy = make_expert("Hopper-v5", kind=str(path))
+    assert policy.algo == "sac"
+    mean, _ = evaluate("Hopper-v5", policy, 1, seed=10_000)
+    assert mean > 3000
