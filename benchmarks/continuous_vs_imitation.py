@@ -21,8 +21,7 @@ that both libraries read (its sha256 is part of every run's key, so a changed ex
   ``SAC_DEFAULTS`` tau 1e-3, lr 3e-4 over them; adversarial: rounds of 1000 SAC steps, discriminator 64-64 ReLU, 32
   Adam steps at 3e-3 per round, demo batch 256, absorbing state; BC: 64-64 ReLU Gaussian policy, Adam 1e-3, batch
   64, 200 epochs on all the demonstrations, no validation split). Timed: the whole train call (``perf_counter`` /
-  ``process_time``),
-  after an untimed warm-up run of the same method (1000 steps; BC one epoch).
+  ``process_time``), after an untimed warm-up run of the same method (1000 steps; BC one epoch).
 * imitation (own venv, ``setup_imitation_venv.sh``, with MuJoCo): ``benchmarks/imitation_continuous_baseline.py``,
   one subprocess per run (after its own untimed warm-up), SB3 SAC with the SAME effective settings (read here from
   ``hyperparams`` and the irlhf Configs' defaults and passed in the job file), BC with irlhf's BC settings where
