@@ -5,6 +5,10 @@ controller ``irlhf.rl.experts.make_expert(env)``. For each env, N in (1, 4, 7, 1
 in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and every method trains on them:
 
 * BC: ``bc.train(env, demos, bc.Config(seed=seed))`` (defaults: MLP 64-64, 200 epochs on all the demos);
+* DAgger: ``dagger.train(env, expert, dagger.Config(rounds=N, episodes_per_round=1, seed=seed))``: N episodes of
+  expert labels as the others get N expert trajectories (round 0 is the expert's own rollout, the later ones the
+  learner's states labelled by the expert; per-round BC ``dagger.DEFAULT_BC``); it does not use ``demos``;
+* GCL: ``gcl.train(env, demos, gcl.Config(total_timesteps=T, seed=seed))`` (library defaults: PPO from BC);
 * GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
   rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
 * AIRL: ``airl.train`` likewise (state-only g);
@@ -61,7 +65,7 @@ from irlhf.core.stats import t_half_width
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
-METHODS = ("BC", "GAIL", "AIRL", "IQ-Learn", "SQIL", "density", "D-REX")
+METHODS = ("BC", "DAgger", "GAIL", "AIRL", "IQ-Learn", "GCL", "SQIL", "density", "D-REX")
 # on request only (--methods): GAIL / AIRL with other settings than the library defaults
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
                  "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
@@ -76,8 +80,8 @@ HO_ERMON = {"CartPole-v1": "GAIL 200 (expert 200)", "Acrobot-v1": "GAIL -77 (exp
 
 
 def budget(env: str, method: str, quick: bool = False, timesteps: int | None = None) -> int:
-    """Training steps of one run: 0 for BC; ``timesteps`` (when given) replaces GAIL's and AIRL's."""
-    if method == "BC":
+    """Training steps of one run: 0 for BC and DAgger; ``timesteps`` (when given) replaces GAIL's and AIRL's."""
+    if method in ("BC", "DAgger"):
         return 0
     if quick:
         return QUICK_BUDGET
@@ -99,6 +103,15 @@ def run_job(job: dict) -> dict:
         from irlhf.imitation import bc
 
         policy = bc.train(env, demos, bc.Config(seed=seed)).policy
+    elif method == "DAgger":
+        from irlhf.imitation import dagger
+
+        policy = dagger.train(env, make_expert(env), dagger.Config(rounds=n, episodes_per_round=1, seed=seed)).policy
+    elif method == "GCL":
+        from irlhf.irl import gcl
+
+        policy = gcl.train(env, demos, gcl.Config(algo="sac" if box else "ppo", total_timesteps=steps,
+                                                  seed=seed)).policy
     elif method.startswith(("GAIL", "AIRL")):
         from irlhf.irl import airl, gail
 
@@ -157,7 +170,7 @@ def summarize(rows: list[dict], refs: dict, envs: list[str], methods: list[str],
                 cells.append(f"{ret.mean():.1f} / {score.mean():.2f} +- {half:.2f} ({len(sel)})")
                 secs += [r["seconds"] for r in sel]
                 steps |= {r["timesteps"] for r in sel}
-            budget = "-" if method == "BC" else ",".join(str(s) for s in sorted(steps))
+            budget = "-" if method in ("BC", "DAgger") else ",".join(str(s) for s in sorted(steps))
             lines.append(f"| {method} | {budget} | " + " | ".join(cells) + f" | {np.mean(secs) if secs else 0:.0f} |")
     return "\n".join(lines)
 
