@@ -21,8 +21,11 @@ over the last 10 rounds, beside the returns. Variants (everything else as in the
   log((1 - eps) / eps), so s_a and the policy's worst states get the same bounded reward, and the policy's
   entropy term, part of AIRL's reward f - log pi and absent at s_a, makes staying alive pay).
 
+``--env Acrobot-v1`` runs the same on Acrobot (100,000 steps, the table's budget), where ending the episode is
+the goal, so the comparison of r_T and r_step / (1 - gamma) reads the other way: failing means never ending.
+
     python benchmarks/airl_one_trajectory.py --seeds 5 --workers 2 [--variants ...] [--method airl|gail]
-        [--trajectories N]        # writes benchmarks/out/{method}_{N}_trajectory.json
+        [--trajectories N] [--env Acrobot-v1]  # writes benchmarks/out/{method}_{N}_trajectory[_{env}].json
 
 The runs go through ``irlhf.core.parallel.run_many`` (Ray tasks when ray is installed, locally or on
 ``--address``, else a process pool; one torch thread each); a failed run stops the script before it writes the
@@ -44,8 +47,8 @@ import numpy as np
 from irlhf.core.parallel import add_arguments, run_many
 
 OUT = Path(__file__).resolve().parent / "out"
-ENV = "CartPole-v1"
-STEPS = 50_000
+#: env -> (PPO steps, random return, expert return): the table's budget and normalisation (irl_classic_control.py)
+ENVS = {"CartPole-v1": (50_000, 21.8, 500.0), "Acrobot-v1": (100_000, -498.85, -81.6)}
 VARIANTS = {"defaults": {}, "grad_penalty=10": {"grad_penalty": 10.0}, "entropy_bonus=1e-3": {"entropy_bonus": 1e-3},
             "disc_updates=8, disc_lr=1e-3": {"disc_updates": 8, "disc_lr": 1e-3},
             "normalize_obs=False": {"normalize_obs": False},
@@ -53,7 +56,6 @@ VARIANTS = {"defaults": {}, "grad_penalty=10": {"grad_penalty": 10.0}, "entropy_
             "normalize_obs=False, label_smoothing=0.3": {"normalize_obs": False, "label_smoothing": 0.3},
             "bc_warm_start": {"bc_warm_start": True}, "grad_penalty=10, disc_updates=8": {"grad_penalty": 10.0,
                                                                                         "disc_updates": 8}}
-EXPERT, RANDOM = 500.0, 21.8  # the table's normalisation (irl_classic_control.py)
 
 
 def run_job(job: dict) -> dict:
@@ -62,13 +64,13 @@ def run_job(job: dict) -> dict:
     from irlhf.rl.experts import make_expert
     from irlhf.irl import airl, gail
 
-    seed, module = job["seed"], {"airl": airl, "gail": gail}[job["method"]]
-    demos = collect_demos(ENV, make_expert(ENV), n_episodes=job["trajectories"], seed=1000 * seed)  # as the table
+    seed, module, env = job["seed"], {"airl": airl, "gail": gail}[job["method"]], job["env"]
+    demos = collect_demos(env, make_expert(env), n_episodes=job["trajectories"], seed=1000 * seed)  # as the table
     t0 = time.perf_counter()
-    config = module.Config(total_timesteps=STEPS, seed=seed, **VARIANTS[job["variant"]])
-    result = module.train(ENV, demos, config)
+    config = module.Config(total_timesteps=ENVS[env][0], seed=seed, **VARIANTS[job["variant"]])
+    result = module.train(env, demos, config)
     seconds = time.perf_counter() - t0
-    ret = evaluate(ENV, result.policy, n_episodes=20, seed=10_000 + seed)[0]
+    ret = evaluate(env, result.policy, n_episodes=20, seed=10_000 + seed)[0]
     last = result.history[-10:]
     means = {key: float(np.mean([r[key] for r in last if r.get(key) is not None] or [np.nan]))
              for key in ("reward_step", "reward_terminal")}
@@ -82,8 +84,10 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--method", choices=("airl", "gail"), default="airl")
     parser.add_argument("--trajectories", type=int, default=1, help="expert trajectories (the table's N)")
+    parser.add_argument("--env", choices=list(ENVS), default="CartPole-v1")
     args = parser.parse_args()
-    jobs = [{"variant": v, "seed": s, "method": args.method, "trajectories": args.trajectories}
+    steps, random, expert = ENVS[args.env]
+    jobs = [{"variant": v, "seed": s, "method": args.method, "trajectories": args.trajectories, "env": args.env}
             for s in range(args.seeds) for v in args.variants]
     batch = run_many(run_job, jobs, backend=args.backend, workers=args.workers, address=args.address,
                      desc=f"{args.method}_{args.trajectories}_trajectory",
@@ -93,7 +97,7 @@ def main() -> None:
         sys.exit(f"{len(batch.failed)} of {len(jobs)} runs failed, nothing written; the first, "
                  f"{first['variant']} seed {first['seed']}: {first['error']}\n{first.get('traceback') or ''}")
     rows = batch.rows
-    print(f"\n{args.method.upper()} on {ENV} from {args.trajectories} trajectories, {STEPS} PPO steps; "
+    print(f"\n{args.method.upper()} on {args.env} from {args.trajectories} trajectories, {steps} PPO steps; "
           f"{platform.machine()}, {os.cpu_count()} cores")
     print("| variant | return per seed | mean | score | r_step | r_step / (1 - gamma) | r_T | s / run |\n"
           "|---|---|---|---|---|---|---|---|")
@@ -102,10 +106,11 @@ def main() -> None:
         rets = [r["return"] for r in sel]
         step, term = np.nanmean([r["reward_step"] for r in sel]), np.nanmean([r["reward_terminal"] for r in sel])
         print(f"| {variant} | {' / '.join(f'{x:.1f}' for x in rets)} | {np.mean(rets):.1f} | "
-              f"{(np.mean(rets) - RANDOM) / (EXPERT - RANDOM):.2f} | {step:.2f} | {step / (1 - sel[0]['gamma']):.1f} | "
+              f"{(np.mean(rets) - random) / (expert - random):.2f} | {step:.2f} | {step / (1 - sel[0]['gamma']):.1f} | "
               f"{term:.1f} | {np.mean([r['seconds'] for r in sel]):.0f} |")
     OUT.mkdir(exist_ok=True)
-    (OUT / f"{args.method}_{args.trajectories}_trajectory.json").write_text(json.dumps(rows, indent=2) + "\n")
+    stem = f"{args.method}_{args.trajectories}_trajectory" + ("" if args.env == "CartPole-v1" else f"_{args.env}")
+    (OUT / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

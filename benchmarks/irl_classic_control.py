@@ -5,9 +5,10 @@ controller ``irlhf.rl.experts.make_expert(env)``. For each env, N in (1, 4, 7, 1
 in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and every method trains on them:
 
 * BC: ``bc.train(env, demos, bc.Config(seed=seed))`` (defaults: MLP 64-64, 200 epochs on all the demos);
-* DAgger: ``dagger.train(env, expert, dagger.Config(rounds=N, episodes_per_round=1, seed=seed))``: N episodes of
-  expert labels as the others get N expert trajectories (round 0 is the expert's own rollout, the later ones the
-  learner's states labelled by the expert; per-round BC ``dagger.DEFAULT_BC``); it does not use ``demos``;
+* DAgger: ``dagger.train(env, expert, dagger.Config(rounds=N, episodes_per_round=1, bc=fit, seed=seed))``: N
+  episodes of expert labels as the others get N expert trajectories (round 0 is the expert's own rollout, the later
+  ones the learner's states labelled by the expert); it does not use ``demos``. ``fit`` is ``dagger.DEFAULT_BC``
+  with ``seed=seed``; on request (``--methods DAgger-bc``) BC's own default ``bc.Config(seed=seed)``;
 * GCL: ``gcl.train(env, demos, gcl.Config(total_timesteps=T, seed=seed))`` (library defaults: PPO from BC);
 * GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
   rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
@@ -51,6 +52,7 @@ The tables and plot (benchmarks/out/irl_classic_control.png) are made from that 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -69,7 +71,7 @@ METHODS = ("BC", "DAgger", "GAIL", "AIRL", "IQ-Learn", "GCL", "SQIL", "density",
 # on request only (--methods): GAIL / AIRL with other settings than the library defaults
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
                  "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
-                 "density-t": {"stationary": False}}
+                 "density-t": {"stationary": False}, "DAgger-bc": {}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,
@@ -81,7 +83,7 @@ HO_ERMON = {"CartPole-v1": "GAIL 200 (expert 200)", "Acrobot-v1": "GAIL -77 (exp
 
 def budget(env: str, method: str, quick: bool = False, timesteps: int | None = None) -> int:
     """Training steps of one run: 0 for BC and DAgger; ``timesteps`` (when given) replaces GAIL's and AIRL's."""
-    if method in ("BC", "DAgger"):
+    if method == "BC" or method.startswith("DAgger"):
         return 0
     if quick:
         return QUICK_BUDGET
@@ -103,10 +105,12 @@ def run_job(job: dict) -> dict:
         from irlhf.imitation import bc
 
         policy = bc.train(env, demos, bc.Config(seed=seed)).policy
-    elif method == "DAgger":
-        from irlhf.imitation import dagger
+    elif method.startswith("DAgger"):
+        from irlhf.imitation import bc, dagger
 
-        policy = dagger.train(env, make_expert(env), dagger.Config(rounds=n, episodes_per_round=1, seed=seed)).policy
+        fit = bc.Config(seed=seed) if method == "DAgger-bc" else dataclasses.replace(dagger.DEFAULT_BC, seed=seed)
+        policy = dagger.train(env, make_expert(env), dagger.Config(rounds=n, episodes_per_round=1, bc=fit,
+                                                                   seed=seed)).policy
     elif method == "GCL":
         from irlhf.irl import gcl
 
@@ -170,7 +174,7 @@ def summarize(rows: list[dict], refs: dict, envs: list[str], methods: list[str],
                 cells.append(f"{ret.mean():.1f} / {score.mean():.2f} +- {half:.2f} ({len(sel)})")
                 secs += [r["seconds"] for r in sel]
                 steps |= {r["timesteps"] for r in sel}
-            budget = "-" if method in ("BC", "DAgger") else ",".join(str(s) for s in sorted(steps))
+            budget = "-" if not any(steps) else ",".join(str(s) for s in sorted(steps))
             lines.append(f"| {method} | {budget} | " + " | ".join(cells) + f" | {np.mean(secs) if secs else 0:.0f} |")
     return "\n".join(lines)
 
