@@ -8,7 +8,8 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 * DAgger: ``dagger.train(env, expert, dagger.Config(rounds=N, episodes_per_round=1, bc=fit, seed=seed))``: N
   episodes of expert labels as the others get N expert trajectories (round 0 is the expert's own rollout, the later
   ones the learner's states labelled by the expert); it does not use ``demos``. ``fit`` is ``dagger.DEFAULT_BC``
-  with ``seed=seed``; on request (``--methods DAgger-bc``) BC's own default ``bc.Config(seed=seed)``;
+  with ``seed=seed``; on request (``--methods DAgger-bc`` / ``DAgger-e50``) BC's own default ``bc.Config(seed=seed)``
+  (200 epochs of batch 64 on all the data) / the same with 50 epochs;
 * GCL: ``gcl.train(env, demos, gcl.Config(total_timesteps=T, seed=seed))`` (library defaults: PPO from BC);
 * GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
   rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
@@ -22,7 +23,8 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
   started from BC / SAC), T steps each, library defaults otherwise (T-REX needs ranked demonstrations:
   ``benchmarks/trex_cartpole.py``);
 * on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md);
-  ``AIRL+BC``: AIRL with ``bc_warm_start=True``; ``density-t``: density with ``stationary=False`` (one KDE per
+  ``AIRL+BC``: AIRL with ``bc_warm_start=True``; ``AIRL-ls``: AIRL with
+  ``label_smoothing=0.3``; ``density-t``: density with ``stationary=False`` (one KDE per
   time step).
 
 T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
@@ -71,7 +73,8 @@ METHODS = ("BC", "DAgger", "GAIL", "AIRL", "IQ-Learn", "GCL", "SQIL", "density",
 # on request only (--methods): GAIL / AIRL with other settings than the library defaults
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
                  "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
-                 "density-t": {"stationary": False}, "DAgger-bc": {}}
+                 "AIRL-ls": {"label_smoothing": 0.3},
+                 "density-t": {"stationary": False}, "DAgger-bc": {}, "DAgger-e50": {"epochs": 50}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,
@@ -108,7 +111,8 @@ def run_job(job: dict) -> dict:
     elif method.startswith("DAgger"):
         from irlhf.imitation import bc, dagger
 
-        fit = bc.Config(seed=seed) if method == "DAgger-bc" else dataclasses.replace(dagger.DEFAULT_BC, seed=seed)
+        fit = (bc.Config(seed=seed, **EXTRA_METHODS[method]) if method in EXTRA_METHODS
+               else dataclasses.replace(dagger.DEFAULT_BC, seed=seed))
         policy = dagger.train(env, make_expert(env), dagger.Config(rounds=n, episodes_per_round=1, bc=fit,
                                                                    seed=seed)).policy
     elif method == "GCL":
