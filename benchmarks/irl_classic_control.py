@@ -8,8 +8,9 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
 * DAgger: ``dagger.train(env, expert, dagger.Config(rounds=N, episodes_per_round=1, bc=fit, seed=seed))``: N
   episodes of expert labels as the others get N expert trajectories (round 0 is the expert's own rollout, the later
   ones the learner's states labelled by the expert); it does not use ``demos``. ``fit`` is ``dagger.DEFAULT_BC``
-  with ``seed=seed``; on request (``--methods DAgger-bc`` / ``DAgger-e50``) BC's own default ``bc.Config(seed=seed)``
-  (200 epochs of batch 64 on all the data) / the same with 50 epochs;
+  (= BC's default: 200 epochs of batch 64 on all the data) with ``seed=seed``; on request (``--methods DAgger-e50``
+  / ``DAgger-fast``) the same with 50 epochs / DAgger's default fit before session 41 (30 epochs of batch 256,
+  early-stopped on a 10% split, patience 5);
 * GCL: ``gcl.train(env, demos, gcl.Config(total_timesteps=T, seed=seed))`` (library defaults: PPO from BC);
 * GAIL: ``gail.train(env, demos, gail.Config(total_timesteps=T, seed=seed))`` (PPO generator with the
   rl-zoo settings of ``irlhf.rl.sb3.hyperparams``, SAC on Pendulum-v1; the library defaults otherwise);
@@ -74,7 +75,8 @@ METHODS = ("BC", "DAgger", "GAIL", "AIRL", "IQ-Learn", "GCL", "SQIL", "density",
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
                  "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
                  "AIRL-ls": {"label_smoothing": 0.3},
-                 "density-t": {"stationary": False}, "DAgger-bc": {}, "DAgger-e50": {"epochs": 50}}
+                 "density-t": {"stationary": False}, "DAgger-e50": {"epochs": 50},
+                 "DAgger-fast": {"batch_size": 256, "epochs": 30, "validation_fraction": 0.1, "patience": 5}}
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 100_000, "LunarLander-v3": 300_000,
           "Pendulum-v1": 30_000}
 IQ_BUDGET = {"CartPole-v1": 20_000, "Acrobot-v1": 30_000, "MountainCar-v0": 30_000, "LunarLander-v3": 100_000,

@@ -82,7 +82,7 @@ def test_dagger_writes_its_artifacts(tmp_path):
     assert {"config.json", "metrics.jsonl", "policy.safetensors", "rounds.png", "summary.txt", "report.html"} <= names
     config = json.loads((run / "config.json").read_text())["dagger_config"]
     assert config["rounds"] == 2 and config["schedule"] == "exponential"
-    assert config["bc"]["epochs"] == 3 and config["bc"]["hidden_sizes"] == [16] and config["bc"]["batch_size"] == 256
+    assert config["bc"]["epochs"] == 3 and config["bc"]["hidden_sizes"] == [16] and config["bc"]["batch_size"] == 64
     lines = read_metrics(run)
     rounds = [m for m in lines if m["phase"] == "round"]
     assert [m["round"] for m in rounds] == [0, 1] and rounds[0]["beta"] == 1.0
