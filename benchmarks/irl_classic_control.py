@@ -24,9 +24,8 @@ in 0..4, the demos are ``collect_demos(env, expert, N, seed=1000 * seed)`` and e
   started from BC / SAC), T steps each, library defaults otherwise (T-REX needs ranked demonstrations:
   ``benchmarks/trex_cartpole.py``);
 * on request only: ``AIRL-raw``, AIRL with ``normalize_obs=False`` (the one-trajectory fix, RESULTS.md);
-  ``AIRL+BC``: AIRL with ``bc_warm_start=True``; ``AIRL-ls``: AIRL with
-  ``label_smoothing=0.3``; ``density-t``: density with ``stationary=False`` (one KDE per
-  time step).
+  ``AIRL+BC``: AIRL with ``bc_warm_start=True``; ``AIRL-ls``: AIRL with ``label_smoothing=0.3``; ``density-t``:
+  density with ``stationary=False`` (one KDE per time step).
 
 T (generator timesteps) per env is ``BUDGET`` below; IQ-Learn gets ``IQ_BUDGET`` environment steps. Each policy
 is scored with ``evaluate(env, policy, n_episodes=20, seed=10_000 + seed)``; the expert's return is
@@ -71,7 +70,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1")
 METHODS = ("BC", "DAgger", "GAIL", "AIRL", "IQ-Learn", "GCL", "SQIL", "density", "D-REX")
-# on request only (--methods): GAIL / AIRL with other settings than the library defaults
+# on request only (--methods): a method with settings other than the library defaults (DAgger-*: its per-round BC)
 EXTRA_METHODS = {"GAIL+BC": {"bc_warm_start": True}, "GAIL-logit": {"reward_type": "logit"},
                  "AIRL-raw": {"normalize_obs": False}, "AIRL+BC": {"bc_warm_start": True},
                  "AIRL-ls": {"label_smoothing": 0.3},
