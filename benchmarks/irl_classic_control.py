@@ -38,7 +38,7 @@ Reference (Ho & Ermon 2016, Table 1): GAIL reached the expert with one trajector
 Acrobot -77 vs expert -75, MountainCar -102 vs -99 (CartPole-v0 with 200 steps and TRPO experts there;
 CartPole-v1 with 500 steps and scripted experts here).
 
-    python benchmarks/irl_classic_control.py --envs CartPole-v1               # 4 methods x 4 N x 5 seeds
+    python benchmarks/irl_classic_control.py --envs CartPole-v1               # METHODS x 4 N x 5 seeds
     python benchmarks/irl_classic_control.py --envs CartPole-v1 --methods GAIL --demos 1 --seeds 2
     python benchmarks/irl_classic_control.py --envs CartPole-v1 --methods GAIL --demos 1 --timesteps 200000
     python benchmarks/irl_classic_control.py --quick                          # smoke run, not a result

@@ -49,7 +49,7 @@ __all__ = ["Config", "Result", "beta_schedule", "train"]
 
 #: The per-round behaviour-cloning settings DAgger uses by default: bc's own (200 epochs of batch 64 on all the
 #: data). The earlier 30 epochs of batch 256 early-stopped on a 10% split underfit the first rounds' few hundred
-#: states (docs/RESULTS.md, "DAgger in the classic-control table"); it is 10-20x cheaper on large aggregates.
+#: states (docs/RESULTS.md, "DAgger in the classic-control table"), though 10-20x cheaper on large aggregates.
 DEFAULT_BC = bc.Config()
 
 
